@@ -1,0 +1,153 @@
+//! DDL helpers shared by the migrations: namespaced table names, the per-model namespace
+//! (a PostgreSQL schema, or an attached SQLite database), and index statements.
+//!
+//! sea-query renders `CREATE INDEX "i" ON "saas"."users" (…)` on every backend, which SQLite
+//! rejects for an attached database: there the schema goes on the index name and the table
+//! stays unqualified (`CREATE INDEX "saas"."i" ON "users" (…)`). [`create_index_sql`]
+//! renders the right statement for each backend.
+
+use sea_orm_migration::prelude::*;
+use sea_orm_migration::sea_orm::{DbBackend, Statement};
+
+/// Longest identifier PostgreSQL keeps (longer ones are silently truncated).
+const MAX_IDENT_LEN: usize = 63;
+
+/// The namespaced name `"<model>"."<table>"` of a source table, for sea-query statements.
+pub fn table(model: &str, table: &str) -> (Alias, Alias) {
+    (Alias::new(model), Alias::new(table))
+}
+
+/// The name of the index of `table` on `cols`: `<table>_<col>[_<col>…]_idx`.
+pub fn index_name(table: &str, cols: &[&str]) -> String {
+    format!("{table}_{}_idx", cols.join("_"))
+}
+
+/// Quotes an identifier with double quotes (both backends accept them).
+fn quote(ident: &str) -> String {
+    format!("\"{}\"", ident.replace('"', "\"\""))
+}
+
+/// Renders `CREATE INDEX IF NOT EXISTS` for the index of `"<model>"."<table>"` on `cols`
+/// (named by [`index_name`]) in the dialect of `backend`:
+///
+/// - SQLite: `CREATE INDEX IF NOT EXISTS "<model>"."<name>" ON "<table>" (…)`;
+/// - PostgreSQL: `CREATE INDEX IF NOT EXISTS "<name>" ON "<model>"."<table>" (…)`.
+///
+/// Fails on other backends, for an empty column list, and for a name PostgreSQL would
+/// truncate.
+pub fn create_index_sql(
+    backend: DbBackend,
+    model: &str,
+    table: &str,
+    cols: &[&str],
+) -> Result<String, DbErr> {
+    if cols.is_empty() {
+        return Err(DbErr::Custom(format!(
+            "index on {model}.{table} needs at least one column"
+        )));
+    }
+    let name = index_name(table, cols);
+    if name.len() > MAX_IDENT_LEN {
+        return Err(DbErr::Custom(format!(
+            "index name {name} is longer than {MAX_IDENT_LEN} bytes"
+        )));
+    }
+    let cols = cols.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ");
+    let (model, table, name) = (quote(model), quote(table), quote(&name));
+    match backend {
+        DbBackend::Sqlite => Ok(format!(
+            "CREATE INDEX IF NOT EXISTS {model}.{name} ON {table} ({cols})"
+        )),
+        DbBackend::Postgres => Ok(format!(
+            "CREATE INDEX IF NOT EXISTS {name} ON {model}.{table} ({cols})"
+        )),
+        _ => Err(unsupported(backend)),
+    }
+}
+
+/// Creates the index of `"<model>"."<table>"` on `cols` (see [`create_index_sql`]).
+pub async fn create_index(
+    manager: &SchemaManager<'_>,
+    model: &str,
+    table: &str,
+    cols: &[&str],
+) -> Result<(), DbErr> {
+    let sql = create_index_sql(manager.get_database_backend(), model, table, cols)?;
+    manager.get_connection().execute_unprepared(&sql).await?;
+    Ok(())
+}
+
+/// Makes sure the namespace of `model` exists before its tables are created.
+///
+/// On PostgreSQL this runs `CREATE SCHEMA IF NOT EXISTS "<model>"`. On SQLite the namespace
+/// is a database file the connection layer attaches as `<model>` on every connection;
+/// nothing is created, but a missing attachment is reported clearly instead of as
+/// "unknown database".
+pub async fn create_namespace(manager: &SchemaManager<'_>, model: &str) -> Result<(), DbErr> {
+    let backend = manager.get_database_backend();
+    match backend {
+        DbBackend::Postgres => {
+            let sql = format!("CREATE SCHEMA IF NOT EXISTS {}", quote(model));
+            manager.get_connection().execute_unprepared(&sql).await?;
+            Ok(())
+        }
+        DbBackend::Sqlite => {
+            let stmt = Statement::from_sql_and_values(
+                backend,
+                "SELECT 1 FROM pragma_database_list WHERE name = ?",
+                [model.into()],
+            );
+            match manager.get_connection().query_one_raw(stmt).await? {
+                Some(_) => Ok(()),
+                None => Err(DbErr::Custom(format!(
+                    "SQLite database `{model}` is not attached to this connection; \
+                     attach the model databases (ATTACH DATABASE '<db>.{model}.db' AS {model}) \
+                     on every connection before migrating"
+                ))),
+            }
+        }
+        _ => Err(unsupported(backend)),
+    }
+}
+
+/// Drops the namespace of `model` after its tables were dropped: `DROP SCHEMA IF EXISTS
+/// "<model>" CASCADE` on PostgreSQL; nothing on SQLite (the attached file stays, empty).
+pub async fn drop_namespace(manager: &SchemaManager<'_>, model: &str) -> Result<(), DbErr> {
+    match manager.get_database_backend() {
+        DbBackend::Postgres => {
+            let sql = format!("DROP SCHEMA IF EXISTS {} CASCADE", quote(model));
+            manager.get_connection().execute_unprepared(&sql).await?;
+            Ok(())
+        }
+        DbBackend::Sqlite => Ok(()),
+        backend => Err(unsupported(backend)),
+    }
+}
+
+/// The error for a backend tally does not support.
+fn unsupported(backend: DbBackend) -> DbErr {
+    DbErr::Custom(format!(
+        "tally's migrations support PostgreSQL and SQLite, not {backend:?}"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_statements() {
+        assert_eq!(
+            create_index_sql(DbBackend::Sqlite, "saas", "users", &["user_id", "ts"]).unwrap(),
+            r#"CREATE INDEX IF NOT EXISTS "saas"."users_user_id_ts_idx" ON "users" ("user_id", "ts")"#
+        );
+        assert_eq!(
+            create_index_sql(DbBackend::Postgres, "saas", "users", &["user_id", "ts"]).unwrap(),
+            r#"CREATE INDEX IF NOT EXISTS "users_user_id_ts_idx" ON "saas"."users" ("user_id", "ts")"#
+        );
+        assert!(create_index_sql(DbBackend::Postgres, "saas", "users", &[]).is_err());
+        assert!(create_index_sql(DbBackend::MySql, "saas", "users", &["ts"]).is_err());
+        let long = "x".repeat(60);
+        assert!(create_index_sql(DbBackend::Postgres, "saas", &long, &["ts"]).is_err());
+    }
+}

@@ -1,0 +1,277 @@
+//! The `tally` command line: parse arguments, build settings, call into the library.
+
+use std::io::IsTerminal as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config::{DEFAULT_BIND, ServeConfig};
+use crate::db;
+use crate::error::Error;
+
+/// tally: a GraphQL semantic-layer server.
+#[derive(Debug, Parser)]
+#[command(name = "tally", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve GraphQL at /graphql and the explorer at / (migrates, and loads demo data into an empty database).
+    Serve {
+        /// Database URL: sqlite://FILE or postgres://USER@HOST/DB.
+        #[arg(long = "db", env = "DATABASE_URL", default_value = db::DEFAULT_URL)]
+        db: String,
+        /// Address to listen on.
+        #[arg(long, env = "TALLY_BIND", default_value = DEFAULT_BIND)]
+        bind: String,
+        /// Do not load demo data into an empty database.
+        #[arg(long)]
+        no_demo: bool,
+        /// Scale of the demo data loaded into an empty database.
+        #[arg(long, default_value_t = 1.0)]
+        demo_scale: f64,
+    },
+    /// Create or update the source tables of every model.
+    Migrate {
+        /// Database URL.
+        #[arg(long = "db", env = "DATABASE_URL", default_value = db::DEFAULT_URL)]
+        db: String,
+    },
+    /// Print the GraphQL schema (SDL) the server serves; schema.graphql is its output.
+    Schema,
+    /// Load one model's CSV files (one per table, `<table>.csv`, header = column names), all or nothing.
+    Load {
+        /// Database URL.
+        #[arg(long = "db", env = "DATABASE_URL", default_value = db::DEFAULT_URL)]
+        db: String,
+        /// The model the files belong to: saas, gym, shop, social or web.
+        #[arg(long)]
+        model: String,
+        /// The folder holding `<table>.csv` files.
+        #[arg(long)]
+        dir: PathBuf,
+        /// How many row errors to list before counting the rest.
+        #[arg(long, default_value_t = 20)]
+        max_errors: usize,
+    },
+    /// Generate deterministic demo data for all models (or one) and load it, or write it as CSV.
+    Demo {
+        /// Database URL.
+        #[arg(long = "db", env = "DATABASE_URL", default_value = db::DEFAULT_URL)]
+        db: String,
+        /// Size: 1 ≈ 10k users per model; 100 ≈ 1M users and 10M events.
+        #[arg(long, default_value_t = 1.0)]
+        scale: f64,
+        /// Random seed; the same seed and scale give the same data.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Only this model.
+        #[arg(long)]
+        model: Option<String>,
+        /// Write CSV files into this folder (`<out>/<model>/<table>.csv`) instead of loading.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Run a GraphQL document in-process and print the result (csv flattens the first list).
+    Query {
+        /// The document, or @FILE to read it from a file.
+        document: String,
+        /// Variables as a JSON object.
+        #[arg(long)]
+        vars: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Json)]
+        format: Format,
+        /// Database URL.
+        #[arg(long = "db", env = "DATABASE_URL", default_value = db::DEFAULT_URL)]
+        db: String,
+    },
+}
+
+/// Output formats of `tally query`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// The GraphQL response as pretty JSON.
+    Json,
+    /// The first list in the result, one row per element, nested fields as `a.b` columns.
+    Csv,
+}
+
+/// Parses the process arguments and runs the command; the exit code says how it went.
+pub async fn run() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    match execute(cli.command).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,sea_orm=warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+}
+
+fn check_model(model: &str) -> Result<(), Error> {
+    if db::MODELS.contains(&model) {
+        Ok(())
+    } else {
+        Err(Error::Input(format!(
+            "unknown model {model:?}; the models are {}",
+            db::MODELS.join(", ")
+        )))
+    }
+}
+
+async fn execute(command: Command) -> Result<ExitCode, Error> {
+    match command {
+        Command::Serve {
+            db,
+            bind,
+            no_demo,
+            demo_scale,
+        } => {
+            let config = ServeConfig::new(db, &bind, !no_demo, demo_scale)?;
+            crate::http::serve(config).await?;
+        }
+        Command::Migrate { db } => {
+            let conn = db::connect(&db).await?;
+            db::migrate(&conn).await?;
+            eprintln!("migrated {}", db::redact(&db));
+        }
+        Command::Schema => {
+            print!("{}", crate::graphql::sdl());
+        }
+        Command::Load {
+            db,
+            model,
+            dir,
+            max_errors,
+        } => {
+            check_model(&model)?;
+            let conn = db::connect(&db).await?;
+            db::migrate(&conn).await?;
+            let sources = crate::load::csv_sources(&model, &dir)?;
+            let opts = crate::load::LoadOptions {
+                max_errors,
+                progress: std::io::stderr().is_terminal(),
+                ..Default::default()
+            };
+            let started = Instant::now();
+            match crate::load::load(&conn, &model, sources, &opts).await {
+                Ok(report) => {
+                    print_report(&report, started);
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    return Ok(ExitCode::FAILURE);
+                }
+            }
+        }
+        Command::Demo {
+            db,
+            scale,
+            seed,
+            model,
+            out,
+        } => {
+            if let Some(m) = &model {
+                check_model(m)?;
+            }
+            let models: Vec<&str> = match &model {
+                Some(m) => vec![m.as_str()],
+                None => db::MODELS.to_vec(),
+            };
+            let opts = crate::demo::DemoOptions { scale, seed };
+            if let Some(out) = out {
+                for m in models {
+                    let rows = crate::demo::write_csv(m, &opts, &out)?;
+                    eprintln!("{m}: wrote {rows} rows under {}", out.join(m).display());
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            let conn = db::connect(&db).await?;
+            db::migrate(&conn).await?;
+            for m in models {
+                let started = Instant::now();
+                let report = load_demo(&conn, m, &opts, std::io::stderr().is_terminal()).await?;
+                print_report(&report, started);
+            }
+        }
+        Command::Query {
+            document,
+            vars,
+            format,
+            db,
+        } => {
+            let text = match document.strip_prefix('@') {
+                Some(path) => std::fs::read_to_string(path).map_err(|source| Error::Io {
+                    context: format!("cannot read the query file {path}"),
+                    source,
+                })?,
+                None => document,
+            };
+            let variables = match vars {
+                Some(v) => Some(serde_json::from_str::<serde_json::Value>(&v).map_err(|e| {
+                    Error::Input(format!("--vars is not a JSON object: {e}"))
+                })?),
+                None => None,
+            };
+            let conn = db::connect(&db).await?;
+            db::migrate(&conn).await?;
+            let code = crate::query::run(conn, &text, variables, format).await?;
+            return Ok(code);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Generates one model's demo data and loads it through the validating loader.
+pub async fn load_demo(
+    conn: &sea_orm::DatabaseConnection,
+    model: &str,
+    opts: &crate::demo::DemoOptions,
+    progress: bool,
+) -> Result<crate::load::LoadReport, Error> {
+    let sources = crate::demo::sources(model, opts)?;
+    let load_opts = crate::load::LoadOptions {
+        progress,
+        ..Default::default()
+    };
+    crate::load::load(conn, model, sources, &load_opts)
+        .await
+        .map_err(|e| Error::Input(format!("demo data for {model} was rejected: {e}")))
+}
+
+fn print_report(report: &crate::load::LoadReport, started: Instant) {
+    let mut read = 0;
+    let mut inserted = 0;
+    for t in &report.tables {
+        eprintln!(
+            "  {}.{}: {} rows read, {} inserted, {} already present",
+            report.model, t.table, t.rows_read, t.rows_inserted, t.rows_already_present
+        );
+        read += t.rows_read;
+        inserted += t.rows_inserted;
+    }
+    eprintln!(
+        "{}: {read} rows read, {inserted} inserted in {:.1}s",
+        report.model,
+        started.elapsed().as_secs_f64()
+    );
+}

@@ -1,0 +1,147 @@
+//! axum routes only: `POST /graphql`, the explorer at `/`, `/healthz`; and the server's life cycle.
+
+use std::time::Instant;
+
+use async_graphql_axum::GraphQL;
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+
+use crate::config::ServeConfig;
+use crate::db;
+use crate::error::Error;
+
+/// The application's routes over a connection pool.
+pub fn app(db: DatabaseConnection) -> Result<Router, Error> {
+    let schema = crate::graphql::build(Some(db.clone()))
+        .map_err(|e| Error::Config(format!("the GraphQL schema is broken: {e}")))?;
+    Ok(Router::new()
+        .route_service("/graphql", GraphQL::new(schema))
+        .route("/healthz", get(healthz))
+        .with_state(db)
+        .merge(crate::explorer::router())
+        .layer(middleware::from_fn(log_request)))
+}
+
+/// `GET /healthz`: 200 `ok` when the database answers, 503 with the reason otherwise.
+async fn healthz(State(db): State<DatabaseConnection>) -> Response {
+    let stmt = Statement::from_string(db.get_database_backend(), "SELECT 1");
+    match db.execute_raw(stmt).await {
+        Ok(_) => (StatusCode::OK, "ok\n").into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("database unavailable: {e}\n"),
+        )
+            .into_response(),
+    }
+}
+
+/// One structured log line per request: method, path, status, duration.
+async fn log_request(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let started = Instant::now();
+    let response = next.run(req).await;
+    tracing::info!(
+        %method,
+        path,
+        status = response.status().as_u16(),
+        micros = started.elapsed().as_micros() as u64,
+        "request"
+    );
+    response
+}
+
+/// Whether no model holds any row yet (then `serve` loads demo data).
+pub async fn database_is_empty(db: &DatabaseConnection) -> Result<bool, Error> {
+    for model in db::MODELS {
+        let tables = crate::graphql::tables_of(model);
+        for table in tables {
+            let sql = format!("SELECT 1 AS one FROM \"{model}\".\"{table}\" LIMIT 1");
+            let row = db
+                .query_one_raw(Statement::from_string(db.get_database_backend(), sql))
+                .await?;
+            if row.is_some() {
+                return Ok(false);
+            }
+        }
+    }
+    Ok(true)
+}
+
+/// Runs the server until SIGTERM or Ctrl-C: connects, migrates, loads demo data into an empty
+/// database, prints the URLs, serves, and drains in-flight requests on shutdown.
+pub async fn serve(config: ServeConfig) -> Result<(), Error> {
+    let conn = db::connect(&config.database_url).await?;
+    db::migrate(&conn).await?;
+    tracing::info!(db = %db::redact(&config.database_url), "database ready");
+    if config.demo_when_empty && database_is_empty(&conn).await? {
+        tracing::info!(scale = config.demo_scale, "database is empty: loading demo data");
+        let opts = crate::demo::DemoOptions {
+            scale: config.demo_scale,
+            seed: 42,
+        };
+        for model in db::MODELS {
+            let started = Instant::now();
+            let report = crate::cli::load_demo(&conn, model, &opts, false).await?;
+            let rows: u64 = report.tables.iter().map(|t| t.rows_inserted).sum();
+            tracing::info!(
+                model,
+                rows,
+                seconds = started.elapsed().as_secs_f64(),
+                "demo data loaded"
+            );
+        }
+    }
+    let app = app(conn)?;
+    let listener = tokio::net::TcpListener::bind(config.bind)
+        .await
+        .map_err(|source| Error::Io {
+            context: format!("cannot listen on {}", config.bind),
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| Error::Io {
+        context: "cannot read the listening address".to_owned(),
+        source,
+    })?;
+    println!("tally is serving {}", db::redact(&config.database_url));
+    println!("  explorer: http://{addr}/");
+    println!("  GraphQL:  http://{addr}/graphql");
+    println!("  health:   http://{addr}/healthz");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|source| Error::Io {
+            context: "the server stopped".to_owned(),
+            source,
+        })?;
+    tracing::info!("shut down");
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown signal received: draining requests");
+}

@@ -1,0 +1,30 @@
+//! # tally
+//!
+//! A GraphQL semantic-layer server. Source tables (five shipped models: `saas`, `gym`,
+//! `shop`, `social`, `web`) are modelled by the Sea-ORM entities of the `entity` crate and
+//! created by the `migration` crate; tally loads them from CSV files or synthesises demo data,
+//! and serves GraphQL over them, computed inside the database.
+//!
+//! A map of the modules, in the order a request flows through them:
+//!
+//! - [`cli`]: the `tally` command line (serve, migrate, load, demo, query, schema).
+//! - [`config`]: typed settings shared by the commands.
+//! - [`http`]: axum routes only: `POST /graphql`, the explorer at `/`, `/healthz`.
+//! - [`graphql`]: the GraphQL schema and its thin resolvers.
+//! - [`db`]: the only place that turns a URL into a connection pool (namespaces per model).
+//! - [`load`]: the streaming, validating, all-or-nothing CSV loader.
+//! - [`demo`]: deterministic synthetic data for every model, fed through the loader.
+//! - [`error`]: user errors vs internal errors.
+#![deny(clippy::unwrap_used)]
+#![warn(missing_docs)]
+
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod demo;
+pub mod error;
+pub mod explorer;
+pub mod graphql;
+pub mod http;
+pub mod load;
+pub mod query;

@@ -1,0 +1,662 @@
+//! `tally load`: the streaming, validating, all-or-nothing loader of a model's source tables.
+//!
+//! Rows come as [`source::TableSource`]s (CSV files via [`csv_sources`], or the demo
+//! generator) and go through [`load`], which
+//!
+//! - checks each header against the table's columns, which come from the sea-orm entities
+//!   (names, types, nullability, keys; see `schema.rs`), and each row against the column
+//!   types and the model's rules and references (`rules.rs`, from `docs/SOURCE-SCHEMA.md`);
+//! - inserts the rows in multi-row batches with `ON CONFLICT (key) DO NOTHING`, so that
+//!   loading the same rows twice changes nothing, all in one transaction that is committed
+//!   only when no row at all was rejected;
+//! - never holds a table's rows in memory: only the keys that references point at.
+
+mod csv_file;
+mod rules;
+mod schema;
+pub mod source;
+mod validate;
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::path::Path;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use sea_orm::sea_query::{Alias, Expr, OnConflict, Query};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, TransactionTrait, Value};
+
+use self::schema::TableSpec;
+use self::source::TableSource;
+use crate::error::Error;
+
+/// The most bound parameters one statement may carry on every backend (SQLite allows 32766,
+/// PostgreSQL 65535).
+const MAX_PARAMS: usize = 32766;
+
+/// How [`load`] behaves.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// How many row errors are reported in full (the others are only counted). At least one
+    /// is always kept.
+    pub max_errors: usize,
+    /// Whether to draw a progress bar on stderr.
+    pub progress: bool,
+    /// How many rows go into one `INSERT` (fewer when the table is wide, to stay under the
+    /// backends' limit of bound parameters).
+    pub batch_rows: usize,
+}
+
+impl Default for LoadOptions {
+    /// 20 errors, no progress bar, 1000 rows per `INSERT`.
+    fn default() -> Self {
+        LoadOptions {
+            max_errors: 20,
+            progress: false,
+            batch_rows: 1000,
+        }
+    }
+}
+
+/// What happened to one table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableReport {
+    /// The table's name.
+    pub table: String,
+    /// The rows read from its sources.
+    pub rows_read: u64,
+    /// The rows that were new and were inserted.
+    pub rows_inserted: u64,
+    /// The rows whose key was already stored (or appeared earlier in the same load).
+    pub rows_already_present: u64,
+}
+
+/// What a successful [`load`] did, table by table in load order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadReport {
+    /// The model loaded.
+    pub model: String,
+    /// One report per table that had a source.
+    pub tables: Vec<TableReport>,
+}
+
+/// One rejected row (or header, line 1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowError {
+    /// Where the row comes from: a file path or `demo`.
+    pub origin: String,
+    /// Its 1-based line in the origin (the header is line 1).
+    pub line: u64,
+    /// The column at fault, when there is one.
+    pub column: Option<String>,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl fmt::Display for RowError {
+    /// `origin:line: column x: reason` (or `origin:line: reason` when no column is at fault).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: ", self.origin, self.line)?;
+        if let Some(column) = &self.column {
+            write!(f, "column {column}: ")?;
+        }
+        f.write_str(&self.reason)
+    }
+}
+
+/// Why [`load`] loaded nothing.
+#[derive(Debug)]
+pub enum LoadError {
+    /// Some rows are invalid; the transaction was rolled back.
+    Rejected {
+        /// The model whose load was rejected.
+        model: String,
+        /// The first errors (at most `LoadOptions::max_errors`), in reading order.
+        errors: Vec<RowError>,
+        /// How many more errors there were.
+        more: u64,
+    },
+    /// The load could not run: unknown model or table, database or I/O failure.
+    Failed(Error),
+}
+
+impl fmt::Display for LoadError {
+    /// Every error on its own line, then `… and N more`, then `nothing was loaded`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoadError::Rejected {
+                model,
+                errors,
+                more,
+            } => {
+                for e in errors {
+                    writeln!(f, "{e}")?;
+                }
+                if *more > 0 {
+                    writeln!(f, "… and {more} more")?;
+                }
+                write!(f, "nothing was loaded into {model}")
+            }
+            LoadError::Failed(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for LoadError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            LoadError::Rejected { .. } => None,
+            LoadError::Failed(e) => Some(e),
+        }
+    }
+}
+
+impl From<Error> for LoadError {
+    fn from(e: Error) -> Self {
+        LoadError::Failed(e)
+    }
+}
+
+/// The tables of `model` in load order, or an input error naming the known models.
+fn tables_of(model: &str) -> Result<&'static [&'static str], Error> {
+    schema::tables_of(model).ok_or_else(|| {
+        Error::Input(format!(
+            "unknown model {model:?} (models: {})",
+            schema::model_list()
+        ))
+    })
+}
+
+/// One CSV per table in `dir`, named `<table>.csv`, in load order.
+///
+/// Every file whose extension is `csv` (in any case) must name a table of `model`, or this
+/// is an error naming it; other files are ignored. Missing tables are fine, but a directory
+/// without any table's CSV is an error. Each file's header is read here; its rows are read
+/// by [`load`].
+pub fn csv_sources(model: &str, dir: &Path) -> Result<Vec<TableSource>, Error> {
+    let tables = tables_of(model)?;
+    let entries = std::fs::read_dir(dir).map_err(|source| Error::Io {
+        context: format!("cannot read the directory {}", dir.display()),
+        source,
+    })?;
+    let mut files = Vec::new();
+    for entry in entries {
+        let path = entry
+            .map_err(|source| Error::Io {
+                context: format!("cannot read the directory {}", dir.display()),
+                source,
+            })?
+            .path();
+        let is_csv = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+        if !is_csv || !path.is_file() {
+            continue;
+        }
+        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+        let Some(index) = tables.iter().position(|t| *t == stem) else {
+            return Err(Error::Input(format!(
+                "{}: {stem:?} is not a table of model {model} (tables: {})",
+                path.display(),
+                tables.join(", ")
+            )));
+        };
+        files.push((index, path));
+    }
+    if files.is_empty() {
+        return Err(Error::Input(format!(
+            "{} holds no <table>.csv of model {model} (tables: {})",
+            dir.display(),
+            tables.join(", ")
+        )));
+    }
+    files.sort();
+    files
+        .into_iter()
+        .map(|(index, path)| csv_file::open(tables[index], &path))
+        .collect()
+}
+
+/// The row errors of a load: the first `max` in full, the others counted.
+struct Errors {
+    kept: Vec<RowError>,
+    more: u64,
+    max: usize,
+}
+
+impl Errors {
+    fn push(&mut self, origin: &str, line: u64, column: Option<&str>, reason: String) {
+        if self.kept.len() < self.max {
+            self.kept.push(RowError {
+                origin: origin.to_owned(),
+                line,
+                column: column.map(str::to_owned),
+                reason,
+            });
+        } else {
+            self.more += 1;
+        }
+    }
+
+    fn any(&self) -> bool {
+        !self.kept.is_empty()
+    }
+}
+
+/// A referenced column: `(table, column)`.
+type Target = (&'static str, &'static str);
+
+/// A reference not satisfied when its row was read; checked again once everything is read
+/// (the key may come later: a self-reference, or a table loaded later).
+struct Pending {
+    origin: usize,
+    line: u64,
+    column: &'static str,
+    value: String,
+    target: Target,
+}
+
+/// The state of one load between tables.
+struct Loader<'a> {
+    txn: &'a DatabaseTransaction,
+    opts: &'a LoadOptions,
+    errors: Errors,
+    /// The values of every referenced column: stored before this load, or loaded in it.
+    keys: HashMap<Target, HashSet<String>>,
+    /// References to check again at the end.
+    pending: Vec<Pending>,
+    /// The origins of the sources, indexed by `Pending::origin`.
+    origins: Vec<String>,
+    /// Tables whose header was rejected: their keys are unknown, so references to them
+    /// are not checked.
+    unreadable: HashSet<&'static str>,
+}
+
+/// Validates and inserts all `sources` of `model` in ONE transaction, committed only when
+/// no row at all was rejected.
+///
+/// Sources are loaded in the model's table order (`entity::<model>::TABLES`) whatever their
+/// order here; several sources may feed the same table. Rows whose key is already stored
+/// are skipped (and reported as already present), so loading the same data twice changes
+/// nothing. Row errors are collected (up to `opts.max_errors` in full, the rest counted)
+/// while every remaining row is still validated; then the transaction is rolled back and
+/// [`LoadError::Rejected`] lists them.
+pub async fn load(
+    db: &DatabaseConnection,
+    model: &str,
+    sources: Vec<TableSource>,
+    opts: &LoadOptions,
+) -> Result<LoadReport, LoadError> {
+    let tables = tables_of(model)?;
+    let mut sources = sources;
+    let mut specs: HashMap<&'static str, TableSpec> = HashMap::new();
+    for source in &sources {
+        let Some(&table) = tables.iter().find(|t| **t == source.table) else {
+            return Err(Error::Input(format!(
+                "{}: {:?} is not a table of model {model} (tables: {})",
+                source.origin,
+                source.table,
+                tables.join(", ")
+            ))
+            .into());
+        };
+        if !specs.contains_key(table) {
+            let spec = schema::describe_table(model, table)
+                .unwrap_or_else(|| Err(format!("no entity describes {model}.{table}")))
+                .map_err(Error::Config)?;
+            specs.insert(table, spec);
+        }
+    }
+    sources.sort_by_key(|s| tables.iter().position(|t| *t == s.table));
+
+    let txn = db
+        .begin()
+        .await
+        .map_err(|e| Error::Database(format!("cannot begin a transaction: {e}")))?;
+    let mut loader = Loader {
+        txn: &txn,
+        opts,
+        errors: Errors {
+            kept: Vec::new(),
+            more: 0,
+            max: opts.max_errors.max(1),
+        },
+        keys: HashMap::new(),
+        pending: Vec::new(),
+        origins: Vec::new(),
+        unreadable: HashSet::new(),
+    };
+    let outcome = loader.run(sources, &specs).await;
+    let Loader { errors, .. } = loader;
+    let rejected = errors.any();
+    match outcome {
+        Ok(tables) if !rejected => {
+            txn.commit()
+                .await
+                .map_err(|e| Error::Database(format!("cannot commit the load of {model}: {e}")))?;
+            Ok(LoadReport {
+                model: model.to_owned(),
+                tables,
+            })
+        }
+        Ok(_) => {
+            txn.rollback()
+                .await
+                .map_err(|e| Error::Database(format!("cannot roll back the load of {model}: {e}")))?;
+            Err(LoadError::Rejected {
+                model: model.to_owned(),
+                errors: errors.kept,
+                more: errors.more,
+            })
+        }
+        Err(e) => {
+            // the failure is what matters; the transaction is rolled back either way
+            let _ = txn.rollback().await;
+            Err(e.into())
+        }
+    }
+}
+
+impl Loader<'_> {
+    /// Loads every source (already in load order), then checks the pending references.
+    async fn run(
+        &mut self,
+        sources: Vec<TableSource>,
+        specs: &HashMap<&'static str, TableSpec>,
+    ) -> Result<Vec<TableReport>, Error> {
+        // the keys that the loaded tables reference, as stored before this load
+        for spec in specs.values() {
+            for r in &spec.references {
+                let target = (r.target_table, r.target_column);
+                if !self.keys.contains_key(&target) {
+                    let stored = self.stored_keys(spec.model, target).await?;
+                    self.keys.insert(target, stored);
+                }
+            }
+        }
+        let mut reports: Vec<TableReport> = Vec::new();
+        for source in sources {
+            let Some(spec) = specs.get(source.table.as_str()) else {
+                continue; // cannot happen: every source's spec was built
+            };
+            let (read, inserted) = self.load_table(spec, source).await?;
+            match reports.iter_mut().find(|r| r.table == spec.table) {
+                Some(report) => {
+                    report.rows_read += read;
+                    report.rows_inserted += inserted;
+                    report.rows_already_present += read - inserted;
+                }
+                None => reports.push(TableReport {
+                    table: spec.table.to_owned(),
+                    rows_read: read,
+                    rows_inserted: inserted,
+                    rows_already_present: read - inserted,
+                }),
+            }
+        }
+        for p in std::mem::take(&mut self.pending) {
+            let (table, column) = p.target;
+            if self.unreadable.contains(table)
+                || self.keys.get(&p.target).is_some_and(|k| k.contains(&p.value))
+            {
+                continue;
+            }
+            self.errors.push(
+                &self.origins[p.origin],
+                p.line,
+                Some(p.column),
+                format!(
+                    "{:?} is no {table}.{column} (neither in this load nor already stored)",
+                    p.value
+                ),
+            );
+        }
+        Ok(reports)
+    }
+
+    /// The distinct values of `target` already stored.
+    async fn stored_keys(
+        &self,
+        model: &'static str,
+        (table, column): Target,
+    ) -> Result<HashSet<String>, Error> {
+        let query = Query::select()
+            .distinct()
+            .column(Alias::new(column))
+            .from((Alias::new(model), Alias::new(table)))
+            .to_owned();
+        let rows = self
+            .txn
+            .query_all(&query)
+            .await
+            .map_err(|e| Error::Database(format!("cannot read {model}.{table}.{column}: {e}")))?;
+        let mut keys = HashSet::with_capacity(rows.len());
+        for row in rows {
+            let key: Option<String> = row.try_get_by_index(0).map_err(|e| {
+                Error::Database(format!("cannot read {model}.{table}.{column}: {e}"))
+            })?;
+            keys.extend(key);
+        }
+        Ok(keys)
+    }
+
+    /// Maps the header of `source` onto the columns of `spec`: for each column, the index of
+    /// its field in every record. `None` (and errors) when the header is not exactly the
+    /// table's columns.
+    fn map_header(&mut self, spec: &TableSpec, source: &TableSource) -> Option<Vec<usize>> {
+        let mut positions = vec![usize::MAX; spec.columns.len()];
+        let mut ok = true;
+        for (at, name) in source.columns.iter().enumerate() {
+            match spec.index_of(name) {
+                Some(i) if positions[i] == usize::MAX => positions[i] = at,
+                Some(_) => {
+                    ok = false;
+                    self.errors.push(
+                        &source.origin,
+                        1,
+                        Some(name),
+                        "appears twice in the header".to_owned(),
+                    );
+                }
+                None => {
+                    ok = false;
+                    self.errors.push(
+                        &source.origin,
+                        1,
+                        Some(name),
+                        format!(
+                            "unknown column in the header ({}.{} has columns {})",
+                            spec.model,
+                            spec.table,
+                            spec.column_list()
+                        ),
+                    );
+                }
+            }
+        }
+        for (i, column) in spec.columns.iter().enumerate() {
+            if positions[i] == usize::MAX {
+                ok = false;
+                self.errors.push(
+                    &source.origin,
+                    1,
+                    Some(column.name),
+                    "missing from the header".to_owned(),
+                );
+            }
+        }
+        ok.then_some(positions)
+    }
+
+    /// Validates and inserts one source; returns the rows read and inserted.
+    async fn load_table(
+        &mut self,
+        spec: &TableSpec,
+        source: TableSource,
+    ) -> Result<(u64, u64), Error> {
+        let Some(positions) = self.map_header(spec, &source) else {
+            self.unreadable.insert(spec.table);
+            return Ok((0, 0));
+        };
+        let origin_index = self.origins.len();
+        self.origins.push(source.origin.clone());
+        let origin = source.origin.as_str();
+        // (column index, referenced column) of this table's references
+        let references: Vec<(usize, Target, &'static str)> = spec
+            .references
+            .iter()
+            .filter_map(|r| {
+                let i = spec.index_of(r.column)?;
+                Some((i, (r.target_table, r.target_column), r.column))
+            })
+            .collect();
+        // (column index, target) of this table's columns that other tables reference
+        let tracked: Vec<(usize, Target)> = self
+            .keys
+            .keys()
+            .filter(|(table, _)| *table == spec.table)
+            .filter_map(|&target| Some((spec.index_of(target.1)?, target)))
+            .collect();
+        let batch_rows = self
+            .opts
+            .batch_rows
+            .min(MAX_PARAMS / spec.columns.len().max(1))
+            .max(1);
+        let bar = progress_bar(self.opts.progress, spec);
+        let mut batch: Vec<Vec<Value>> = Vec::with_capacity(batch_rows);
+        let (mut read, mut inserted) = (0u64, 0u64);
+
+        for item in source.rows {
+            read += 1;
+            bar.inc(1);
+            let (line, record) = match item {
+                Ok(row) => row,
+                Err(e) => {
+                    self.errors.push(origin, e.line, None, e.reason);
+                    continue;
+                }
+            };
+            if record.len() != positions.len() {
+                self.errors.push(
+                    origin,
+                    line,
+                    None,
+                    format!(
+                        "expected {} fields, found {}",
+                        positions.len(),
+                        record.len()
+                    ),
+                );
+                continue;
+            }
+            let field = |name: &str| spec.index_of(name).map(|i| record[positions[i]].as_str());
+            let mut values = Vec::with_capacity(spec.columns.len());
+            let mut row_ok = true;
+            for (i, column) in spec.columns.iter().enumerate() {
+                let text = record[positions[i]].as_str();
+                let checked = validate::parse_field(column, text).and_then(|value| {
+                    if let Some(variants) = &column.variants {
+                        if !text.is_empty() {
+                            validate::check_one_of(text, variants.iter().map(String::as_str))?;
+                        }
+                    }
+                    for rule in &column.rules {
+                        validate::check_rule(rule, text, &value, field)?;
+                    }
+                    Ok(value)
+                });
+                match checked {
+                    Ok(value) => values.push(value),
+                    Err(reason) => {
+                        row_ok = false;
+                        self.errors.push(origin, line, Some(column.name), reason);
+                    }
+                }
+            }
+            for &(i, target) in &tracked {
+                let text = &record[positions[i]];
+                if !text.is_empty() {
+                    if let Some(keys) = self.keys.get_mut(&target) {
+                        if !keys.contains(text.as_str()) {
+                            keys.insert(text.clone());
+                        }
+                    }
+                }
+            }
+            for &(i, target, column) in &references {
+                let text = &record[positions[i]];
+                if !text.is_empty() && !self.keys.get(&target).is_some_and(|k| k.contains(text)) {
+                    self.pending.push(Pending {
+                        origin: origin_index,
+                        line,
+                        column,
+                        value: text.clone(),
+                        target,
+                    });
+                }
+            }
+            if self.errors.any() {
+                batch.clear(); // nothing will be committed: stop inserting
+            } else if row_ok {
+                batch.push(values);
+                if batch.len() >= batch_rows {
+                    inserted += self.insert(spec, &mut batch).await?;
+                }
+            }
+        }
+        if !self.errors.any() {
+            inserted += self.insert(spec, &mut batch).await?;
+        }
+        bar.finish_with_message(format!(
+            "{}.{}: {read} rows read, {inserted} new",
+            spec.model, spec.table
+        ));
+        Ok((read, inserted))
+    }
+
+    /// Inserts (and empties) a batch of rows, skipping those whose key is already stored;
+    /// returns how many were inserted.
+    async fn insert(&self, spec: &TableSpec, batch: &mut Vec<Vec<Value>>) -> Result<u64, Error> {
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        let failed =
+            |e: String| Error::Database(format!("cannot insert into {}.{}: {e}", spec.model, spec.table));
+        let mut insert = Query::insert();
+        insert
+            .into_table((Alias::new(spec.model), Alias::new(spec.table)))
+            .columns(spec.columns.iter().map(|c| Alias::new(c.name)))
+            .on_conflict(
+                OnConflict::columns(spec.key.iter().map(|&i| Alias::new(spec.columns[i].name)))
+                    .do_nothing()
+                    .to_owned(),
+            );
+        for row in batch.drain(..) {
+            insert
+                .values(row.into_iter().map(Expr::Value))
+                .map_err(|e| failed(e.to_string()))?;
+        }
+        let statement = self.txn.get_database_backend().build(&insert);
+        let result = self
+            .txn
+            .execute_raw(statement)
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        Ok(result.rows_affected())
+    }
+}
+
+/// A spinner counting the rows of one table on stderr, or a hidden bar.
+fn progress_bar(visible: bool, spec: &TableSpec) -> ProgressBar {
+    if !visible {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new_spinner();
+    if let Ok(style) =
+        ProgressStyle::with_template("{spinner} {msg}: {human_pos} rows ({per_sec})")
+    {
+        bar.set_style(style);
+    }
+    bar.set_message(format!("{}.{}", spec.model, spec.table));
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    bar
+}

@@ -1,0 +1,109 @@
+//! Test support: a fresh, migrated database per test on every backend under test.
+//!
+//! SQLite always (a temporary folder per test); PostgreSQL too when `TEST_DATABASE_URL` is set
+//! (a database with a random name per test, created from that URL and dropped by `cleanup`).
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+
+/// A migrated database that belongs to one test.
+pub struct TestDb {
+    /// Its URL.
+    pub url: String,
+    /// An open pool on it.
+    pub conn: DatabaseConnection,
+    /// `sqlite` or `postgres`.
+    pub backend: &'static str,
+    _dir: Option<tempfile::TempDir>,
+    pg: Option<(String, String)>,
+}
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+fn unique_name() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "tally_test_{}_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst),
+        nanos
+    )
+}
+
+impl TestDb {
+    /// A fresh SQLite database in its own temporary folder.
+    pub async fn sqlite() -> TestDb {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("tally.db").display());
+        let conn = tally::db::connect(&url).await.expect("connect sqlite");
+        tally::db::migrate(&conn).await.expect("migrate sqlite");
+        TestDb {
+            url,
+            conn,
+            backend: "sqlite",
+            _dir: Some(dir),
+            pg: None,
+        }
+    }
+
+    /// A fresh PostgreSQL database, when `TEST_DATABASE_URL` is set.
+    pub async fn postgres() -> Option<TestDb> {
+        let admin_url = std::env::var("TEST_DATABASE_URL").ok()?;
+        let name = unique_name();
+        let admin = sea_orm::Database::connect(&admin_url)
+            .await
+            .expect("connect to TEST_DATABASE_URL");
+        admin
+            .execute_raw(Statement::from_string(
+                admin.get_database_backend(),
+                format!("CREATE DATABASE \"{name}\""),
+            ))
+            .await
+            .expect("create test database");
+        admin.close().await.ok();
+        let base = admin_url
+            .rsplit_once('/')
+            .map(|(b, _)| b.to_owned())
+            .expect("TEST_DATABASE_URL names a database");
+        let url = format!("{base}/{name}");
+        let conn = tally::db::connect(&url).await.expect("connect postgres");
+        tally::db::migrate(&conn).await.expect("migrate postgres");
+        Some(TestDb {
+            url,
+            conn,
+            backend: "postgres",
+            _dir: None,
+            pg: Some((admin_url, name)),
+        })
+    }
+
+    /// Every backend under test: SQLite, then PostgreSQL when configured.
+    pub async fn all() -> Vec<TestDb> {
+        let mut dbs = vec![TestDb::sqlite().await];
+        if let Some(pg) = TestDb::postgres().await {
+            dbs.push(pg);
+        }
+        dbs
+    }
+
+    /// Closes the pool and drops the PostgreSQL database.
+    pub async fn cleanup(self) {
+        self.conn.close().await.ok();
+        if let Some((admin_url, name)) = self.pg {
+            if let Ok(admin) = sea_orm::Database::connect(&admin_url).await {
+                let _ = admin
+                    .execute_raw(Statement::from_string(
+                        admin.get_database_backend(),
+                        format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"),
+                    ))
+                    .await;
+                admin.close().await.ok();
+            }
+        }
+    }
+}
