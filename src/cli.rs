@@ -234,7 +234,7 @@ async fn execute(command: Command) -> Result<ExitCode, Error> {
             };
             let conn = db::connect(&db).await?;
             db::migrate(&conn).await?;
-            let code = crate::query::run(conn, &text, variables, format).await?;
+            let code = crate::cli_query::run(conn, &text, variables, format).await?;
             return Ok(code);
         }
     }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use sea_orm::sqlx::{self, Executor as _};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection};
-use sea_orm_migration::MigratorTrait as _;
+use migration::MigratorTrait as _;
 
 use crate::error::Error;
 
@@ -113,10 +113,8 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, Error> {
                                 .bind(name)
                                 .execute(&mut *conn)
                                 .await?;
-                            conn.execute(
-                                format!("PRAGMA \"{name}\".journal_mode = WAL").as_str(),
-                            )
-                            .await?;
+                            let pragma = format!("PRAGMA \"{name}\".journal_mode = WAL");
+                            conn.execute(sqlx::AssertSqlSafe(pragma)).await?;
                         }
                         Ok(())
                     })

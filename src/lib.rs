@@ -10,11 +10,23 @@
 //! - [`cli`]: the `tally` command line (serve, migrate, load, demo, query, schema).
 //! - [`config`]: typed settings shared by the commands.
 //! - [`http`]: axum routes only: `POST /graphql`, the explorer at `/`, `/healthz`.
+//! - [`cli_query`]: `tally query`, a document run in-process and printed as JSON or CSV.
 //! - [`graphql`]: the GraphQL schema and its thin resolvers.
 //! - [`db`]: the only place that turns a URL into a connection pool (namespaces per model).
 //! - [`load`]: the streaming, validating, all-or-nothing CSV loader.
 //! - [`demo`]: deterministic synthetic data for every model, fed through the loader.
 //! - [`error`]: user errors vs internal errors.
+//!
+//! The semantic layer, in pipeline order (see `docs/SEMANTIC-LAYER.md`):
+//!
+//! - [`semantic`]: model files (TOML) → validated models (tables, joins, dimensions,
+//!   measures, metrics).
+//! - [`query`]: a request as a typed, validated `QuerySpec`.
+//! - [`plan`]: a `QuerySpec` → plan nodes (asOf cuts, per-table aggregates, output).
+//! - [`sql`]: a plan → one parameterised statement per dialect.
+//! - [`exec`]: the only place the semantic layer runs SQL.
+//! - [`gym`]: the gym lead-conversion models (SQL files under `sql/gym/`).
+//! - [`tz`]: UTC offsets of time zones as a table, for SQLite.
 #![deny(clippy::unwrap_used)]
 #![warn(missing_docs)]
 
@@ -25,6 +37,13 @@ pub mod demo;
 pub mod error;
 pub mod explorer;
 pub mod graphql;
+pub mod gym;
 pub mod http;
 pub mod load;
+pub mod cli_query;
+pub mod exec;
+pub mod plan;
 pub mod query;
+pub mod semantic;
+pub mod sql;
+pub mod tz;

@@ -88,7 +88,11 @@ mod tests {
 
     #[test]
     fn namespaced_entities() {
-        check::<super::saas::users::Entity>("saas", "users", &["ts", "user_id", "creation_timestamp"]);
+        check::<super::saas::users::Entity>(
+            "saas",
+            "users",
+            &["ts", "user_id", "creation_timestamp"],
+        );
         check::<super::web::users::Entity>(
             "web",
             "users",

@@ -10,6 +10,7 @@
 //! table lives in the connection's default namespace (`public` on PostgreSQL, the main
 //! database on SQLite).
 
+pub use sea_orm_migration;
 pub use sea_orm_migration::prelude::*;
 
 pub mod ddl;

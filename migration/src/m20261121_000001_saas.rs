@@ -48,7 +48,11 @@ impl MigrationTrait for Migration {
                     .if_not_exists()
                     .col(ColumnDef::new("ts").string().not_null())
                     .col(ColumnDef::new("event_id").string().not_null())
-                    .col(ColumnDef::new("event_time").timestamp_with_time_zone().not_null())
+                    .col(
+                        ColumnDef::new("event_time")
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
                     .col(ColumnDef::new("event_type").string().not_null())
                     .col(ColumnDef::new("metadata").json_binary().not_null())
                     .primary_key(Index::create().col("ts").col("event_id"))
@@ -56,7 +60,13 @@ impl MigrationTrait for Migration {
             )
             .await?;
         ddl::create_index(manager, MODEL, "global_events", &["event_time"]).await?;
-        ddl::create_index(manager, MODEL, "global_events", &["event_type", "event_time"]).await?;
+        ddl::create_index(
+            manager,
+            MODEL,
+            "global_events",
+            &["event_type", "event_time"],
+        )
+        .await?;
 
         // users: User snapshots: one row per user and hourly partition `ts` it was
         // (re)published in; as of T a user is the row from its latest partition with `ts <= T`.
@@ -67,7 +77,11 @@ impl MigrationTrait for Migration {
                     .if_not_exists()
                     .col(ColumnDef::new("ts").string().not_null())
                     .col(ColumnDef::new("user_id").string().not_null())
-                    .col(ColumnDef::new("creation_timestamp").timestamp_with_time_zone().not_null())
+                    .col(
+                        ColumnDef::new("creation_timestamp")
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
                     .primary_key(Index::create().col("ts").col("user_id"))
                     .to_owned(),
             )
@@ -83,7 +97,11 @@ impl MigrationTrait for Migration {
                     .if_not_exists()
                     .col(ColumnDef::new("ts").string().not_null())
                     .col(ColumnDef::new("shop_id").string().not_null())
-                    .col(ColumnDef::new("creation_timestamp").timestamp_with_time_zone().not_null())
+                    .col(
+                        ColumnDef::new("creation_timestamp")
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
                     .col(ColumnDef::new("owner_user_id").string().not_null())
                     .primary_key(Index::create().col("ts").col("shop_id"))
                     .to_owned(),
@@ -101,7 +119,11 @@ impl MigrationTrait for Migration {
                     .if_not_exists()
                     .col(ColumnDef::new("ts").string().not_null())
                     .col(ColumnDef::new("plan_id").string().not_null())
-                    .col(ColumnDef::new("invoice_amount").decimal_len(18, 2).not_null())
+                    .col(
+                        ColumnDef::new("invoice_amount")
+                            .decimal_len(18, 2)
+                            .not_null(),
+                    )
                     .primary_key(Index::create().col("ts").col("plan_id"))
                     .to_owned(),
             )
@@ -118,8 +140,16 @@ impl MigrationTrait for Migration {
                     .col(ColumnDef::new("invoice_id").string().not_null())
                     .col(ColumnDef::new("user_id").string().not_null())
                     .col(ColumnDef::new("shop_id").string().not_null())
-                    .col(ColumnDef::new("invoice_timestamp").timestamp_with_time_zone().not_null())
-                    .col(ColumnDef::new("invoice_amount").decimal_len(18, 2).not_null())
+                    .col(
+                        ColumnDef::new("invoice_timestamp")
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new("invoice_amount")
+                            .decimal_len(18, 2)
+                            .not_null(),
+                    )
                     .primary_key(Index::create().col("ds").col("invoice_id"))
                     .to_owned(),
             )

@@ -46,7 +46,11 @@ impl MigrationTrait for Migration {
                     .col(ColumnDef::new("city").string().not_null())
                     .col(ColumnDef::new("country").string().not_null())
                     .col(ColumnDef::new("timezone_id").string().not_null())
-                    .col(ColumnDef::new("created_at").timestamp_with_time_zone().not_null())
+                    .col(
+                        ColumnDef::new("created_at")
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
                     .primary_key(Index::create().col("branch_id"))
                     .to_owned(),
             )
@@ -64,7 +68,11 @@ impl MigrationTrait for Migration {
                     .col(ColumnDef::new("branch_id").string().not_null())
                     .col(ColumnDef::new("name").string().not_null())
                     .col(ColumnDef::new("email").string().not_null())
-                    .col(ColumnDef::new("created_at").timestamp_with_time_zone().not_null())
+                    .col(
+                        ColumnDef::new("created_at")
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
                     .primary_key(Index::create().col("user_id"))
                     .to_owned(),
             )
@@ -81,16 +89,40 @@ impl MigrationTrait for Migration {
                     .col(ColumnDef::new("user_id").string().not_null())
                     .col(ColumnDef::new("branch_id").string().not_null())
                     .col(ColumnDef::new("credit_pack_id").string().not_null())
-                    .col(ColumnDef::new("credit_pack_purchased_at").timestamp_with_time_zone().not_null())
-                    .col(ColumnDef::new("created_at").timestamp_with_time_zone().not_null())
-                    .col(ColumnDef::new("credit_pack_purchase_details").json_binary().not_null())
+                    .col(
+                        ColumnDef::new("credit_pack_purchased_at")
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new("created_at")
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new("credit_pack_purchase_details")
+                            .json_binary()
+                            .not_null(),
+                    )
                     .primary_key(Index::create().col("credit_pack_id"))
                     .to_owned(),
             )
             .await?;
-        ddl::create_index(manager, MODEL, "fct_credit_pack_purchases", &["user_id", "credit_pack_purchased_at"]).await?;
+        ddl::create_index(
+            manager,
+            MODEL,
+            "fct_credit_pack_purchases",
+            &["user_id", "credit_pack_purchased_at"],
+        )
+        .await?;
         ddl::create_index(manager, MODEL, "fct_credit_pack_purchases", &["branch_id"]).await?;
-        ddl::create_index(manager, MODEL, "fct_credit_pack_purchases", &["credit_pack_purchased_at"]).await?;
+        ddl::create_index(
+            manager,
+            MODEL,
+            "fct_credit_pack_purchases",
+            &["credit_pack_purchased_at"],
+        )
+        .await?;
         ddl::create_index(manager, MODEL, "fct_credit_pack_purchases", &["created_at"]).await?;
 
         // fct_membership_purchases: Membership purchases, one row per purchased user
@@ -103,16 +135,40 @@ impl MigrationTrait for Migration {
                     .col(ColumnDef::new("user_id").string().not_null())
                     .col(ColumnDef::new("branch_id").string().not_null())
                     .col(ColumnDef::new("user_membership_id").string().not_null())
-                    .col(ColumnDef::new("membership_purchased_at").timestamp_with_time_zone().not_null())
-                    .col(ColumnDef::new("created_at").timestamp_with_time_zone().not_null())
-                    .col(ColumnDef::new("membership_purchase_details").json_binary().not_null())
+                    .col(
+                        ColumnDef::new("membership_purchased_at")
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new("created_at")
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new("membership_purchase_details")
+                            .json_binary()
+                            .not_null(),
+                    )
                     .primary_key(Index::create().col("user_membership_id"))
                     .to_owned(),
             )
             .await?;
-        ddl::create_index(manager, MODEL, "fct_membership_purchases", &["user_id", "membership_purchased_at"]).await?;
+        ddl::create_index(
+            manager,
+            MODEL,
+            "fct_membership_purchases",
+            &["user_id", "membership_purchased_at"],
+        )
+        .await?;
         ddl::create_index(manager, MODEL, "fct_membership_purchases", &["branch_id"]).await?;
-        ddl::create_index(manager, MODEL, "fct_membership_purchases", &["membership_purchased_at"]).await?;
+        ddl::create_index(
+            manager,
+            MODEL,
+            "fct_membership_purchases",
+            &["membership_purchased_at"],
+        )
+        .await?;
         ddl::create_index(manager, MODEL, "fct_membership_purchases", &["created_at"]).await?;
         Ok(())
     }

@@ -55,7 +55,11 @@ impl MigrationTrait for Migration {
                     .col(ColumnDef::new("state").string().null())
                     .col(ColumnDef::new("country").string().not_null())
                     .col(ColumnDef::new("customer_age").integer().null())
-                    .col(ColumnDef::new("updated_at").timestamp_with_time_zone().not_null())
+                    .col(
+                        ColumnDef::new("updated_at")
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
                     .col(ColumnDef::new("is_current").boolean().not_null())
                     .primary_key(Index::create().col("customer_id").col("updated_at"))
                     .to_owned(),
@@ -92,8 +96,16 @@ impl MigrationTrait for Migration {
                     .col(ColumnDef::new("product_category_id").string().not_null())
                     .col(ColumnDef::new("unit_price").decimal_len(18, 2).not_null())
                     .col(ColumnDef::new("sku").string().not_null())
-                    .col(ColumnDef::new("created_at").timestamp_with_time_zone().not_null())
-                    .col(ColumnDef::new("updated_at").timestamp_with_time_zone().not_null())
+                    .col(
+                        ColumnDef::new("created_at")
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new("updated_at")
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
                     .col(ColumnDef::new("is_current").boolean().not_null())
                     .primary_key(Index::create().col("product_id").col("updated_at"))
                     .to_owned(),
@@ -111,8 +123,16 @@ impl MigrationTrait for Migration {
                     .if_not_exists()
                     .col(ColumnDef::new("campaign_id").string().not_null())
                     .col(ColumnDef::new("campaign_name").string().not_null())
-                    .col(ColumnDef::new("campaign_start_time").timestamp_with_time_zone().not_null())
-                    .col(ColumnDef::new("campaign_end_time").timestamp_with_time_zone().null())
+                    .col(
+                        ColumnDef::new("campaign_start_time")
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new("campaign_end_time")
+                            .timestamp_with_time_zone()
+                            .null(),
+                    )
                     .col(ColumnDef::new("campaign_description").string().null())
                     .primary_key(Index::create().col("campaign_id"))
                     .to_owned(),
@@ -128,7 +148,11 @@ impl MigrationTrait for Migration {
                     .if_not_exists()
                     .col(ColumnDef::new("line_item_id").string().not_null())
                     .col(ColumnDef::new("order_id").string().not_null())
-                    .col(ColumnDef::new("order_time").timestamp_with_time_zone().not_null())
+                    .col(
+                        ColumnDef::new("order_time")
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
                     .col(ColumnDef::new("customer_id").string().not_null())
                     .col(ColumnDef::new("campaign_id").string().null())
                     .col(ColumnDef::new("store_id").string().not_null())
@@ -137,7 +161,11 @@ impl MigrationTrait for Migration {
                     .col(ColumnDef::new("count").integer().not_null())
                     .col(ColumnDef::new("amt").decimal_len(18, 2).not_null())
                     .col(ColumnDef::new("discount").decimal_len(18, 2).not_null())
-                    .col(ColumnDef::new("unit_price_at_purchase").decimal_len(18, 2).not_null())
+                    .col(
+                        ColumnDef::new("unit_price_at_purchase")
+                            .decimal_len(18, 2)
+                            .not_null(),
+                    )
                     .col(ColumnDef::new("tax_amt").decimal_len(18, 2).not_null())
                     .col(ColumnDef::new("shipping_amt").decimal_len(18, 2).not_null())
                     .col(ColumnDef::new("line_number").integer().not_null())
@@ -161,7 +189,11 @@ impl MigrationTrait for Migration {
                     .if_not_exists()
                     .col(ColumnDef::new("inventory_event_id").string().not_null())
                     .col(ColumnDef::new("event_type").string().not_null())
-                    .col(ColumnDef::new("event_time").timestamp_with_time_zone().not_null())
+                    .col(
+                        ColumnDef::new("event_time")
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
                     .col(ColumnDef::new("store_id").string().not_null())
                     .col(ColumnDef::new("product_id").string().not_null())
                     .col(ColumnDef::new("quantity_change").integer().not_null())
@@ -171,7 +203,13 @@ impl MigrationTrait for Migration {
             )
             .await?;
         ddl::create_index(manager, MODEL, "inventory_event", &["event_time"]).await?;
-        ddl::create_index(manager, MODEL, "inventory_event", &["event_type", "event_time"]).await?;
+        ddl::create_index(
+            manager,
+            MODEL,
+            "inventory_event",
+            &["event_type", "event_time"],
+        )
+        .await?;
         ddl::create_index(manager, MODEL, "inventory_event", &["product_id"]).await?;
 
         // inventory_snapshot: Daily inventory snapshots: quantity on hand per store and
@@ -185,7 +223,12 @@ impl MigrationTrait for Migration {
                     .col(ColumnDef::new("store_id").string().not_null())
                     .col(ColumnDef::new("product_id").string().not_null())
                     .col(ColumnDef::new("quantity_on_hand").integer().not_null())
-                    .primary_key(Index::create().col("snapshot_date").col("store_id").col("product_id"))
+                    .primary_key(
+                        Index::create()
+                            .col("snapshot_date")
+                            .col("store_id")
+                            .col("product_id"),
+                    )
                     .to_owned(),
             )
             .await?;

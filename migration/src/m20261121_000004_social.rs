@@ -48,8 +48,16 @@ impl MigrationTrait for Migration {
                     .col(ColumnDef::new("name").string().not_null())
                     .col(ColumnDef::new("email").string().not_null())
                     .col(ColumnDef::new("phone").string().null())
-                    .col(ColumnDef::new("created_at").timestamp_with_time_zone().not_null())
-                    .col(ColumnDef::new("updated_at").timestamp_with_time_zone().not_null())
+                    .col(
+                        ColumnDef::new("created_at")
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new("updated_at")
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
                     .col(ColumnDef::new("is_current").boolean().not_null())
                     .col(ColumnDef::new("last_active_date").date().null())
                     .col(ColumnDef::new("churned_date").date().null())
@@ -73,8 +81,16 @@ impl MigrationTrait for Migration {
                     .col(ColumnDef::new("content_name").string().not_null())
                     .col(ColumnDef::new("content_desc").string().null())
                     .col(ColumnDef::new("creator_id").string().not_null())
-                    .col(ColumnDef::new("created_at").timestamp_with_time_zone().not_null())
-                    .col(ColumnDef::new("updated_at").timestamp_with_time_zone().not_null())
+                    .col(
+                        ColumnDef::new("created_at")
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new("updated_at")
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
                     .col(ColumnDef::new("is_current").boolean().not_null())
                     .primary_key(Index::create().col("content_id").col("updated_at"))
                     .to_owned(),
@@ -94,8 +110,16 @@ impl MigrationTrait for Migration {
                     .col(ColumnDef::new("campaign_type").string().not_null())
                     .col(ColumnDef::new("campaign_name").string().not_null())
                     .col(ColumnDef::new("campaign_desc").string().null())
-                    .col(ColumnDef::new("created_at").timestamp_with_time_zone().not_null())
-                    .col(ColumnDef::new("starttime").timestamp_with_time_zone().not_null())
+                    .col(
+                        ColumnDef::new("created_at")
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new("starttime")
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
                     .col(ColumnDef::new("endtime").timestamp_with_time_zone().null())
                     .primary_key(Index::create().col("campaign_id"))
                     .to_owned(),
@@ -125,7 +149,11 @@ impl MigrationTrait for Migration {
                     .table(ddl::table(MODEL, "content_event"))
                     .if_not_exists()
                     .col(ColumnDef::new("event_id").string().not_null())
-                    .col(ColumnDef::new("event_time").timestamp_with_time_zone().not_null())
+                    .col(
+                        ColumnDef::new("event_time")
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
                     .col(ColumnDef::new("event_type").string().not_null())
                     .col(ColumnDef::new("content_id").string().not_null())
                     .col(ColumnDef::new("creator_id").string().not_null())
@@ -137,7 +165,13 @@ impl MigrationTrait for Migration {
             )
             .await?;
         ddl::create_index(manager, MODEL, "content_event", &["event_time"]).await?;
-        ddl::create_index(manager, MODEL, "content_event", &["event_type", "event_time"]).await?;
+        ddl::create_index(
+            manager,
+            MODEL,
+            "content_event",
+            &["event_type", "event_time"],
+        )
+        .await?;
         ddl::create_index(manager, MODEL, "content_event", &["content_id"]).await?;
         ddl::create_index(manager, MODEL, "content_event", &["creator_id"]).await?;
         ddl::create_index(manager, MODEL, "content_event", &["viewer_id"]).await?;
@@ -151,7 +185,11 @@ impl MigrationTrait for Migration {
                     .table(ddl::table(MODEL, "ad_event"))
                     .if_not_exists()
                     .col(ColumnDef::new("event_id").string().not_null())
-                    .col(ColumnDef::new("event_time").timestamp_with_time_zone().not_null())
+                    .col(
+                        ColumnDef::new("event_time")
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
                     .col(ColumnDef::new("event_type").string().not_null())
                     .col(ColumnDef::new("campaign_id").string().not_null())
                     .col(ColumnDef::new("user_id").string().not_null())

@@ -65,8 +65,16 @@ impl MigrationTrait for Migration {
                     .col(ColumnDef::new("last_name").string().not_null())
                     .col(ColumnDef::new("email").string().not_null())
                     .col(ColumnDef::new("phone_number").string().null())
-                    .col(ColumnDef::new("created_at").timestamp_with_time_zone().not_null())
-                    .col(ColumnDef::new("updated_at").timestamp_with_time_zone().null())
+                    .col(
+                        ColumnDef::new("created_at")
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new("updated_at")
+                            .timestamp_with_time_zone()
+                            .null(),
+                    )
                     .col(ColumnDef::new("address_id").string().not_null())
                     .primary_key(Index::create().col("user_id"))
                     .to_owned(),
@@ -116,14 +124,30 @@ impl MigrationTrait for Migration {
                     .col(ColumnDef::new("user_id").string().not_null())
                     .col(ColumnDef::new("promo_id").string().null())
                     .col(ColumnDef::new("address_id").string().not_null())
-                    .col(ColumnDef::new("created_at").timestamp_with_time_zone().not_null())
+                    .col(
+                        ColumnDef::new("created_at")
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
                     .col(ColumnDef::new("order_cost").decimal_len(18, 2).not_null())
-                    .col(ColumnDef::new("shipping_cost").decimal_len(18, 2).not_null())
+                    .col(
+                        ColumnDef::new("shipping_cost")
+                            .decimal_len(18, 2)
+                            .not_null(),
+                    )
                     .col(ColumnDef::new("order_total").decimal_len(18, 2).not_null())
                     .col(ColumnDef::new("tracking_id").string().null())
                     .col(ColumnDef::new("shipping_service").string().null())
-                    .col(ColumnDef::new("estimated_delivery_at").timestamp_with_time_zone().null())
-                    .col(ColumnDef::new("delivered_at").timestamp_with_time_zone().null())
+                    .col(
+                        ColumnDef::new("estimated_delivery_at")
+                            .timestamp_with_time_zone()
+                            .null(),
+                    )
+                    .col(
+                        ColumnDef::new("delivered_at")
+                            .timestamp_with_time_zone()
+                            .null(),
+                    )
                     .col(ColumnDef::new("status").string().not_null())
                     .primary_key(Index::create().col("order_id"))
                     .to_owned(),
@@ -160,7 +184,11 @@ impl MigrationTrait for Migration {
                     .col(ColumnDef::new("session_id").string().not_null())
                     .col(ColumnDef::new("user_id").string().not_null())
                     .col(ColumnDef::new("page_url").string().not_null())
-                    .col(ColumnDef::new("created_at").timestamp_with_time_zone().not_null())
+                    .col(
+                        ColumnDef::new("created_at")
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
                     .col(ColumnDef::new("event_type").string().not_null())
                     .col(ColumnDef::new("order_id").string().null())
                     .col(ColumnDef::new("product_id").string().null())

@@ -59,18 +59,16 @@ pub fn ts(t: i64) -> String {
 /// The hourly partition of an instant: `2024-03-01 09:00:00`.
 pub fn hour_partition(t: i64) -> String {
     let (y, mo, d) = civil_from_days(t.div_euclid(DAY));
-    format!("{y:04}-{mo:02}-{d:02} {:02}:00:00", t.rem_euclid(DAY) / HOUR)
+    format!(
+        "{y:04}-{mo:02}-{d:02} {:02}:00:00",
+        t.rem_euclid(DAY) / HOUR
+    )
 }
 
 /// The UTC date of an instant: `2024-03-01`.
 pub fn date(t: i64) -> String {
     let (y, mo, d) = civil_from_days(t.div_euclid(DAY));
     format!("{y:04}-{mo:02}-{d:02}")
-}
-
-/// The start of the UTC day of an instant.
-pub fn day_start(t: i64) -> i64 {
-    t.div_euclid(DAY) * DAY
 }
 
 /// The start of the hour of an instant.
@@ -87,8 +85,8 @@ pub fn money(cents: i64) -> String {
 
 /// Relative activity of each UTC hour of the day (a daytime peak), used to place signups.
 const HOUR_WEIGHTS: [f64; 24] = [
-    0.6, 0.4, 0.3, 0.3, 0.3, 0.4, 0.7, 1.1, 1.6, 2.0, 2.2, 2.3, 2.3, 2.3, 2.3, 2.2, 2.1, 2.0,
-    1.9, 1.8, 1.7, 1.5, 1.2, 0.9,
+    0.6, 0.4, 0.3, 0.3, 0.3, 0.4, 0.7, 1.1, 1.6, 2.0, 2.2, 2.3, 2.3, 2.3, 2.3, 2.2, 2.1, 2.0, 1.9,
+    1.8, 1.7, 1.5, 1.2, 0.9,
 ];
 
 /// Maps a fraction of a day to a second of that day through the cumulative hourly activity
@@ -104,6 +102,11 @@ fn warp_day(frac: f64) -> i64 {
         x -= w;
     }
     DAY - 1
+}
+
+/// A second of the day with the daytime activity shape.
+pub fn time_of_day(rng: &mut Rng) -> i64 {
+    warp_day(rng.f64())
 }
 
 /// Growth of signups over the calendar: the density rises linearly by this factor's slope
@@ -127,14 +130,6 @@ pub fn ordered_time(i: u64, n: u64, jitter: f64, from: i64, to: i64) -> i64 {
     t.clamp(from, to)
 }
 
-/// An independent (not ordered) time in `[from, to]` with the same growth and daytime shape.
-pub fn random_time(rng: &mut Rng, from: i64, to: i64) -> i64 {
-    let span = ((to - from) / DAY).max(1) as u64;
-    let day = rng.below(span);
-    let j = rng.f64();
-    ordered_time(day, span, j, from, to)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,7 +138,10 @@ mod tests {
     fn formats() {
         assert_eq!(ts(START), "2024-01-01T00:00:00Z");
         assert_eq!(ts(END), "2025-12-31T23:59:59Z");
-        assert_eq!(hour_partition(START + 9 * HOUR + 1799), "2024-01-01 09:00:00");
+        assert_eq!(
+            hour_partition(START + 9 * HOUR + 1799),
+            "2024-01-01 09:00:00"
+        );
         assert_eq!(date(START + 59 * DAY), "2024-02-29");
         assert_eq!(days_from_civil(2024, 1, 1) * DAY, START);
         assert_eq!(DAYS, 731);

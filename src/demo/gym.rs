@@ -38,18 +38,138 @@ const SYD: &[i64] = &[1_712_419_200, 1_728_144_000, 1_743_868_800, 1_759_593_600
 const ADL: &[i64] = &[1_712_421_000, 1_728_145_800, 1_743_870_600, 1_759_595_400];
 
 const BRANCHES: &[Branch] = &[
-    Branch { id: "br_01", name: "Tally Fitness Soho", email: "soho@tallyfit.example", city: "London", country: "United Kingdom", zone: "Europe/London", opened: (2024, 1, 1, 0), weight: 1.3, dst: EU },
-    Branch { id: "br_02", name: "Tally Fitness Manchester", email: "manchester@tallyfit.example", city: "Manchester", country: "United Kingdom", zone: "Europe/London", opened: (2024, 1, 1, 0), weight: 0.9, dst: EU },
-    Branch { id: "br_03", name: "Tally Fitness Midtown", email: "midtown@tallyfit.example", city: "New York", country: "United States", zone: "America/New_York", opened: (2024, 1, 1, 0), weight: 1.4, dst: NY },
-    Branch { id: "br_04", name: "Tally Fitness Brooklyn", email: "brooklyn@tallyfit.example", city: "New York", country: "United States", zone: "America/New_York", opened: (2024, 5, 6, 13), weight: 1.0, dst: NY },
-    Branch { id: "br_05", name: "Tally Fitness Venice Beach", email: "venice@tallyfit.example", city: "Los Angeles", country: "United States", zone: "America/Los_Angeles", opened: (2024, 1, 1, 0), weight: 1.0, dst: LA },
-    Branch { id: "br_06", name: "Tally Fitness Sydney CBD", email: "sydney@tallyfit.example", city: "Sydney", country: "Australia", zone: "Australia/Sydney", opened: (2024, 1, 1, 0), weight: 1.1, dst: SYD },
-    Branch { id: "br_07", name: "Tally Fitness Melbourne", email: "melbourne@tallyfit.example", city: "Melbourne", country: "Australia", zone: "Australia/Melbourne", opened: (2024, 9, 2, 0), weight: 0.9, dst: SYD },
-    Branch { id: "br_08", name: "Tally Fitness Adelaide", email: "adelaide@tallyfit.example", city: "Adelaide", country: "Australia", zone: "Australia/Adelaide", opened: (2024, 1, 1, 0), weight: 0.7, dst: ADL },
-    Branch { id: "br_09", name: "Tally Fitness Bandra", email: "bandra@tallyfit.example", city: "Mumbai", country: "India", zone: "Asia/Kolkata", opened: (2024, 1, 1, 0), weight: 1.2, dst: &[] },
-    Branch { id: "br_10", name: "Tally Fitness Indiranagar", email: "indiranagar@tallyfit.example", city: "Bengaluru", country: "India", zone: "Asia/Kolkata", opened: (2025, 2, 3, 4), weight: 1.0, dst: &[] },
-    Branch { id: "br_11", name: "Tally Fitness Thamel", email: "thamel@tallyfit.example", city: "Kathmandu", country: "Nepal", zone: "Asia/Kathmandu", opened: (2024, 3, 1, 3), weight: 0.6, dst: &[] },
-    Branch { id: "br_12", name: "Tally Fitness Mitte", email: "mitte@tallyfit.example", city: "Berlin", country: "Germany", zone: "Europe/Berlin", opened: (2025, 6, 2, 7), weight: 1.0, dst: EU },
+    Branch {
+        id: "br_01",
+        name: "Tally Fitness Soho",
+        email: "soho@tallyfit.example",
+        city: "London",
+        country: "United Kingdom",
+        zone: "Europe/London",
+        opened: (2024, 1, 1, 0),
+        weight: 1.3,
+        dst: EU,
+    },
+    Branch {
+        id: "br_02",
+        name: "Tally Fitness Manchester",
+        email: "manchester@tallyfit.example",
+        city: "Manchester",
+        country: "United Kingdom",
+        zone: "Europe/London",
+        opened: (2024, 1, 1, 0),
+        weight: 0.9,
+        dst: EU,
+    },
+    Branch {
+        id: "br_03",
+        name: "Tally Fitness Midtown",
+        email: "midtown@tallyfit.example",
+        city: "New York",
+        country: "United States",
+        zone: "America/New_York",
+        opened: (2024, 1, 1, 0),
+        weight: 1.4,
+        dst: NY,
+    },
+    Branch {
+        id: "br_04",
+        name: "Tally Fitness Brooklyn",
+        email: "brooklyn@tallyfit.example",
+        city: "New York",
+        country: "United States",
+        zone: "America/New_York",
+        opened: (2024, 5, 6, 13),
+        weight: 1.0,
+        dst: NY,
+    },
+    Branch {
+        id: "br_05",
+        name: "Tally Fitness Venice Beach",
+        email: "venice@tallyfit.example",
+        city: "Los Angeles",
+        country: "United States",
+        zone: "America/Los_Angeles",
+        opened: (2024, 1, 1, 0),
+        weight: 1.0,
+        dst: LA,
+    },
+    Branch {
+        id: "br_06",
+        name: "Tally Fitness Sydney CBD",
+        email: "sydney@tallyfit.example",
+        city: "Sydney",
+        country: "Australia",
+        zone: "Australia/Sydney",
+        opened: (2024, 1, 1, 0),
+        weight: 1.1,
+        dst: SYD,
+    },
+    Branch {
+        id: "br_07",
+        name: "Tally Fitness Melbourne",
+        email: "melbourne@tallyfit.example",
+        city: "Melbourne",
+        country: "Australia",
+        zone: "Australia/Melbourne",
+        opened: (2024, 9, 2, 0),
+        weight: 0.9,
+        dst: SYD,
+    },
+    Branch {
+        id: "br_08",
+        name: "Tally Fitness Adelaide",
+        email: "adelaide@tallyfit.example",
+        city: "Adelaide",
+        country: "Australia",
+        zone: "Australia/Adelaide",
+        opened: (2024, 1, 1, 0),
+        weight: 0.7,
+        dst: ADL,
+    },
+    Branch {
+        id: "br_09",
+        name: "Tally Fitness Bandra",
+        email: "bandra@tallyfit.example",
+        city: "Mumbai",
+        country: "India",
+        zone: "Asia/Kolkata",
+        opened: (2024, 1, 1, 0),
+        weight: 1.2,
+        dst: &[],
+    },
+    Branch {
+        id: "br_10",
+        name: "Tally Fitness Indiranagar",
+        email: "indiranagar@tallyfit.example",
+        city: "Bengaluru",
+        country: "India",
+        zone: "Asia/Kolkata",
+        opened: (2025, 2, 3, 4),
+        weight: 1.0,
+        dst: &[],
+    },
+    Branch {
+        id: "br_11",
+        name: "Tally Fitness Thamel",
+        email: "thamel@tallyfit.example",
+        city: "Kathmandu",
+        country: "Nepal",
+        zone: "Asia/Kathmandu",
+        opened: (2024, 3, 1, 3),
+        weight: 0.6,
+        dst: &[],
+    },
+    Branch {
+        id: "br_12",
+        name: "Tally Fitness Mitte",
+        email: "mitte@tallyfit.example",
+        city: "Berlin",
+        country: "Germany",
+        zone: "Europe/Berlin",
+        opened: (2025, 6, 2, 7),
+        weight: 1.0,
+        dst: EU,
+    },
 ];
 
 const MEMBERSHIPS: &[&str] = &[
@@ -73,8 +193,8 @@ const SOURCE_WEIGHTS: &[f64] = &[0.35, 0.3, 0.25, 0.1];
 
 /// Relative busyness of the local hours of a gym day (06:00–21:59).
 const LOCAL_HOURS: [f64; 24] = [
-    0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.2, 2.0, 1.6, 1.0, 0.9, 1.0, 1.4, 1.1, 0.9, 1.0, 1.3, 2.0,
-    2.4, 2.0, 1.4, 0.8, 0.0, 0.0,
+    0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.2, 2.0, 1.6, 1.0, 0.9, 1.0, 1.4, 1.1, 0.9, 1.0, 1.3, 2.0, 2.4,
+    2.0, 1.4, 0.8, 0.0, 0.0,
 ];
 
 fn opened(b: &Branch) -> i64 {
@@ -85,7 +205,11 @@ fn opened(b: &Branch) -> i64 {
 /// UTC offset (seconds) of a zone at instant `t`.
 fn offset_at(tz: Tz, t: i64) -> i64 {
     match DateTime::from_timestamp(t, 0) {
-        Some(dt) => i64::from(tz.offset_from_utc_datetime(&dt.naive_utc()).fix().local_minus_utc()),
+        Some(dt) => i64::from(
+            tz.offset_from_utc_datetime(&dt.naive_utc())
+                .fix()
+                .local_minus_utc(),
+        ),
         None => 0,
     }
 }
@@ -140,7 +264,7 @@ fn purchases(
     let mut out: Vec<Purchase> = Vec::new();
     let mut day = first;
     for k in 0..n {
-        let tie = k > 0 && rng.chance(0.12);
+        let tie = k > 0 && rng.chance(0.06);
         let at = if tie {
             out[k - 1].at
         } else if k == 0 && rng.chance(0.03) {
@@ -217,8 +341,16 @@ fn user(seed: u64, i: u64, n: u64, zones: &[Tz]) -> User {
     };
     if rng.chance(0.6) {
         let kind = rng.weighted(&[0.45, 0.3, 0.25]);
-        let n_m = if kind != 1 { rng.weighted(&[0.72, 0.2, 0.08]) + 1 } else { 0 };
-        let n_c = if kind != 0 { rng.weighted(&[0.6, 0.25, 0.15]) + 1 } else { 0 };
+        let n_m = if kind != 1 {
+            rng.weighted(&[0.72, 0.2, 0.08]) + 1
+        } else {
+            0
+        };
+        let n_c = if kind != 0 {
+            rng.weighted(&[0.6, 0.25, 0.15]) + 1
+        } else {
+            0
+        };
         let first_m = created + rng.exp_secs(12.0 * DAY as f64);
         let first_c = created + rng.exp_secs(20.0 * DAY as f64);
         u.memberships = purchases(
@@ -265,14 +397,30 @@ pub fn sources(opts: &DemoOptions) -> Vec<TableSource> {
     let branches = BRANCHES
         .iter()
         .map(|b| {
-            rec![b.id, b.name, b.email, b.city, b.country, b.zone, cal::ts(opened(b))]
+            rec![
+                b.id,
+                b.name,
+                b.email,
+                b.city,
+                b.country,
+                b.zone,
+                cal::ts(opened(b))
+            ]
         })
         .collect::<Vec<_>>();
     vec![
         table(
             MODEL,
             "dim_branch",
-            &["branch_id", "name", "email", "city", "country", "timezone_id", "created_at"],
+            &[
+                "branch_id",
+                "name",
+                "email",
+                "city",
+                "country",
+                "timezone_id",
+                "created_at",
+            ],
             branches.into_iter(),
         ),
         table(

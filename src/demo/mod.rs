@@ -104,10 +104,7 @@ pub fn write_csv(model: &str, opts: &DemoOptions, dir: &Path) -> Result<u64, Err
         w.write_record(&table.columns).map_err(csv_err)?;
         for row in table.rows {
             let (line, record) = row.map_err(|e| {
-                Error::Input(format!(
-                    "{} line {}: {}",
-                    table.origin, e.line, e.reason
-                ))
+                Error::Input(format!("{} line {}: {}", table.origin, e.line, e.reason))
             })?;
             debug_assert!(line >= 2);
             w.write_record(&record).map_err(csv_err)?;
@@ -139,10 +136,7 @@ fn table(
         table: name.to_owned(),
         origin: format!("demo:{model}"),
         columns: columns.iter().map(|c| (*c).to_owned()).collect(),
-        rows: Box::new(
-            rows.enumerate()
-                .map(|(i, r)| Ok((i as u64 + 2, r))),
-        ),
+        rows: Box::new(rows.enumerate().map(|(i, r)| Ok((i as u64 + 2, r)))),
     }
 }
 

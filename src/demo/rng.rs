@@ -118,24 +118,32 @@ impl Rng {
     /// A number of seconds, exponentially distributed with a mean of `mean` seconds.
     pub fn exp_secs(&mut self, mean: f64) -> i64 {
         let v = self.exp(mean);
-        if v > 1.0e12 { 1_000_000_000_000 } else { v as i64 }
+        if v > 1.0e12 {
+            1_000_000_000_000
+        } else {
+            v as i64
+        }
     }
 
-    /// A UUID-shaped string (version 4 layout) from 128 random bits.
-    pub fn uuid(&mut self) -> String {
-        let a = self.next_u64();
-        let b = self.next_u64();
-        let a = (a & 0xFFFF_FFFF_FFFF_0FFF) | 0x0000_0000_0000_4000;
-        let b = (b & 0x3FFF_FFFF_FFFF_FFFF) | 0x8000_0000_0000_0000;
-        format!(
-            "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-            a >> 32,
-            (a >> 16) & 0xFFFF,
-            a & 0xFFFF,
-            b >> 48,
-            b & 0xFFFF_FFFF_FFFF
-        )
+    /// 128 random bits, to be shown as a UUID with [`uuid`].
+    pub fn uuid_bits(&mut self) -> (u64, u64) {
+        (self.next_u64(), self.next_u64())
     }
+}
+
+/// A UUID-shaped string (version 4 layout) from 128 bits.
+pub fn uuid(bits: (u64, u64)) -> String {
+    let (a, b) = bits;
+    let a = (a & 0xFFFF_FFFF_FFFF_0FFF) | 0x0000_0000_0000_4000;
+    let b = (b & 0x3FFF_FFFF_FFFF_FFFF) | 0x8000_0000_0000_0000;
+    format!(
+        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xFFFF,
+        a & 0xFFFF,
+        b >> 48,
+        b & 0xFFFF_FFFF_FFFF
+    )
 }
 
 /// Natural logarithm from basic operations only (deterministic on every machine).
@@ -179,9 +187,16 @@ mod tests {
 
     #[test]
     fn ln_matches_std() {
-        for &x in &[1e-300, 1e-10, 0.001, 0.1, 0.5, 0.7, 1.0, 1.5, 2.0, 10.0, 12345.678] {
+        for &x in &[
+            1e-300, 1e-10, 0.001, 0.1, 0.5, 0.7, 1.0, 1.5, 2.0, 10.0, 12345.678,
+        ] {
             let d = (ln(x) - x.ln()).abs();
-            assert!(d < 1e-12 * (1.0 + x.ln().abs()), "{x}: {} vs {}", ln(x), x.ln());
+            assert!(
+                d < 1e-12 * (1.0 + x.ln().abs()),
+                "{x}: {} vs {}",
+                ln(x),
+                x.ln()
+            );
         }
     }
 
@@ -195,7 +210,7 @@ mod tests {
         let z: Vec<u64> = (0..4).map(|_| c.next_u64()).collect();
         assert_eq!(x, y);
         assert_ne!(x, z);
-        let u = Rng::new(1).uuid();
+        let u = uuid(Rng::new(1).uuid_bits());
         assert_eq!(u.len(), 36);
         assert_eq!(&u[14..15], "4");
     }

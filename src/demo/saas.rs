@@ -9,7 +9,7 @@
 //! in the partition of their creation hour and a few are re-stated in a later partition.
 
 use super::cal::{self, DAY, END, HOUR, MINUTE, START};
-use super::rng::Rng;
+use super::rng::{Rng, uuid as uuid_of};
 use super::{DemoOptions, Record, TableSource, count, json_object, per_entity, rec, table};
 
 const MODEL: &str = "saas";
@@ -91,24 +91,6 @@ fn user_id(i: u64) -> String {
     format!("usr_{:07}", i + 1)
 }
 
-fn uuid_of(bits: (u64, u64)) -> String {
-    let (a, b) = bits;
-    let a = (a & 0xFFFF_FFFF_FFFF_0FFF) | 0x0000_0000_0000_4000;
-    let b = (b & 0x3FFF_FFFF_FFFF_FFFF) | 0x8000_0000_0000_0000;
-    format!(
-        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-        a >> 32,
-        (a >> 16) & 0xFFFF,
-        a & 0xFFFF,
-        b >> 48,
-        b & 0xFFFF_FFFF_FFFF
-    )
-}
-
-fn uuid_bits(rng: &mut Rng) -> (u64, u64) {
-    (rng.next_u64(), rng.next_u64())
-}
-
 /// The amount of a plan's invoice at time `t`.
 fn price(plan: usize, t: i64) -> i64 {
     let (_, before, after) = PLANS[plan];
@@ -145,7 +127,7 @@ fn user(seed: u64, i: u64, n: u64) -> User {
     let mut events = vec![Event {
         time: created,
         ts: partition(&mut rng, created),
-        id: uuid_bits(&mut rng),
+        id: rng.uuid_bits(),
         kind: Kind::AccountCreation,
     }];
     let mut u = User {
@@ -159,7 +141,7 @@ fn user(seed: u64, i: u64, n: u64) -> User {
     };
 
     let makes_shops = rng.chance(0.55);
-    let payer = match rng.weighted(&[0.66, 0.12, 0.12, 0.10]) {
+    let payer = match rng.weighted(&[0.55, 0.12, 0.2, 0.13]) {
         0 => Payer::Prompt,
         1 => Payer::Late,
         2 => Payer::Flaky,
@@ -219,7 +201,7 @@ fn user(seed: u64, i: u64, n: u64) -> User {
     // back to pay everything owed.
     let first_shop = u.shops.first().map(|s| s.created).unwrap_or(created);
     let stop = match payer {
-        Payer::Flaky => Some(first_shop + DAY + rng.exp_secs(120.0 * DAY as f64)),
+        Payer::Flaky => Some(first_shop + DAY + rng.exp_secs(75.0 * DAY as f64)),
         Payer::Never => Some(first_shop),
         _ => None,
     };
@@ -245,13 +227,13 @@ fn user(seed: u64, i: u64, n: u64) -> User {
                 break;
             }
             let in_stop = stop.is_some_and(|s| t >= s) && comeback.is_none_or(|c| t < c);
-            if in_stop && unpaid_in_stop >= 3 {
+            if in_stop && unpaid_in_stop >= 6 {
                 // Suspended until the comeback (if any): no invoice this cycle.
                 continue;
             }
-            let ds = t.div_euclid(DAY) + i64::from(rng.chance(0.03));
+            let ds = (t.div_euclid(DAY) + i64::from(rng.chance(0.03))).min(END.div_euclid(DAY));
             let mut inv = Invoice {
-                id: uuid_bits(&mut rng),
+                id: rng.uuid_bits(),
                 shop: k,
                 time: t,
                 ds,
@@ -264,17 +246,20 @@ fn user(seed: u64, i: u64, n: u64) -> User {
             } else {
                 match payer {
                     Payer::Late => Some(t + 3 * DAY + rng.exp_secs(20.0 * DAY as f64)),
-                    _ if rng.chance(0.015) => Some(t + 40 * DAY + rng.exp_secs(30.0 * DAY as f64)),
+                    // A missed invoice: usually paid much later, sometimes never.
+                    _ if rng.chance(0.02) => rng
+                        .chance(0.7)
+                        .then(|| t + 40 * DAY + rng.exp_secs(30.0 * DAY as f64)),
                     _ => Some(t + MINUTE + rng.exp_secs(1.5 * DAY as f64)),
                 }
             };
             if let Some(p) = paid_at.filter(|p| *p <= END) {
                 let day = p.div_euclid(DAY).max(ds);
-                inv.payments.push((uuid_bits(&mut rng), day));
+                inv.payments.push((rng.uuid_bits(), day));
                 if rng.chance(0.01) {
                     // A duplicate payment (a retried charge) the same or the next day.
                     let d2 = (day + rng.range(0, 1)).min(END.div_euclid(DAY));
-                    inv.payments.push((uuid_bits(&mut rng), d2));
+                    inv.payments.push((rng.uuid_bits(), d2));
                 }
             }
             u.invoices.push(inv);
@@ -286,14 +271,14 @@ fn user(seed: u64, i: u64, n: u64) -> User {
         events.push(Event {
             time: shop.created,
             ts: partition(&mut rng, shop.created),
-            id: uuid_bits(&mut rng),
+            id: rng.uuid_bits(),
             kind: Kind::ShopCreate(k),
         });
         if let Some(d) = shop.deleted {
             events.push(Event {
                 time: d,
                 ts: partition(&mut rng, d),
-                id: uuid_bits(&mut rng),
+                id: rng.uuid_bits(),
                 kind: Kind::ShopDelete(k),
             });
         }
@@ -302,7 +287,7 @@ fn user(seed: u64, i: u64, n: u64) -> User {
         events.push(Event {
             time: a,
             ts: partition(&mut rng, a),
-            id: uuid_bits(&mut rng),
+            id: rng.uuid_bits(),
             kind: Kind::AccountDeletion,
         });
     }
@@ -322,7 +307,11 @@ pub fn sources(opts: &DemoOptions) -> Vec<TableSource> {
             rows.push(rec![cal::hour_partition(START), id, cal::money(*before)]);
         }
         for (id, _, after) in PLANS {
-            rows.push(rec![cal::hour_partition(PRICE_CHANGE), id, cal::money(*after)]);
+            rows.push(rec![
+                cal::hour_partition(PRICE_CHANGE),
+                id,
+                cal::money(*after)
+            ]);
         }
         rows
     };

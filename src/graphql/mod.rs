@@ -2,27 +2,79 @@
 //!
 //! The schema does not depend on the web framework: [`build`] returns an
 //! [`async_graphql::dynamic::Schema`] that `http` serves and `tally query` runs in-process.
+//!
+//! The semantic layer contributes one field per model (`Query.<model>`, an object assembled
+//! from the model's `metrics` field and any fields other modules add to that model), the
+//! `catalog`, and the `extensions.explain` of every response that ran metrics.
 
+mod catalog;
+mod common;
+mod explain;
+mod gym;
+mod metrics;
 mod sources;
 
+use std::sync::Arc;
+
+pub use explain::{Explain, ExplainLog};
+pub use metrics::{PlanCache, needs_tz_offsets, pascal, type_names};
 pub use sources::tables_of;
 
-use async_graphql::dynamic::{Schema, SchemaError};
+use async_graphql::dynamic::{Field, Object, Schema, SchemaError};
 use sea_orm::DatabaseConnection;
+
+use crate::semantic::Model;
 
 /// Depth and complexity limits that keep a request from asking for unbounded work.
 const MAX_DEPTH: usize = 32;
 
-/// Builds the schema; `db` is attached as request data when given (the SDL needs none).
+/// Builds the schema over the models of [`crate::semantic::load_default`] (`$TALLY_MODELS`,
+/// `./models`, or the embedded copy); `db` is attached as request data when given (the SDL
+/// needs none).
 pub fn build(db: Option<DatabaseConnection>) -> Result<Schema, SchemaError> {
+    let models = crate::semantic::load_default(None).map_err(|e| SchemaError(e.to_string()))?;
+    build_with(db, models)
+}
+
+/// Query fields other modules own, by name: a model of that name cannot take the field, so
+/// its `<Model>Model` object is added to theirs only when they hand over their fields.
+fn taken_fields() -> Vec<&'static str> {
+    vec!["sources", "catalog", "gym"]
+}
+
+/// Fields other modules contribute to a model's object (next to `metrics`).
+fn extra_fields(_model: &str) -> Vec<Field> {
+    Vec::new()
+}
+
+/// Builds the schema over the given (validated) models.
+pub fn build_with(db: Option<DatabaseConnection>, models: Vec<Model>) -> Result<Schema, SchemaError> {
+    let models: Vec<Arc<Model>> = models.into_iter().map(Arc::new).collect();
     let mut builder = Schema::build("Query", None, None)
         .limit_depth(MAX_DEPTH)
-        .enable_suggestions();
+        .extension(explain::Explain);
     builder = sources::register(builder);
-    let query = async_graphql::dynamic::Object::new("Query")
+    builder = gym::register(builder);
+    builder = metrics::register_shared(builder);
+    builder = catalog::register(builder);
+    let mut query = Object::new("Query")
         .description("The root of every tally query.")
-        .field(sources::root_field());
-    builder = builder.register(query);
+        .field(sources::root_field())
+        .field(gym::root_field())
+        .field(catalog::root_field());
+    let taken = taken_fields();
+    for m in &models {
+        if taken.contains(&m.name.as_str()) {
+            continue;
+        }
+        builder = metrics::register_model(builder, m);
+        builder = builder.register(metrics::model_object(m, extra_fields(&m.name)));
+        query = query.field(metrics::root_field(m));
+    }
+    builder = builder
+        .register(query)
+        .data(Arc::new(PlanCache::default()))
+        .data(catalog::CatalogModels(Arc::new(models)));
     if let Some(db) = db {
         builder = builder.data(db);
     }

@@ -134,7 +134,7 @@ async fn row_counts(
     let sql = tables
         .iter()
         .enumerate()
-        .map(|(i, t)| format!("SELECT {i} AS idx, COUNT(*) AS n FROM \"{model}\".\"{t}\""))
+        .map(|(i, t)| format!("SELECT CAST({i} AS BIGINT) AS idx, COUNT(*) AS n FROM \"{model}\".\"{t}\""))
         .collect::<Vec<_>>()
         .join(" UNION ALL ");
     let rows = db

@@ -23,9 +23,7 @@ impl Iterator for CsvRows {
         }
         let item = match self.records.next()? {
             Ok(record) => {
-                let line = record
-                    .position()
-                    .map_or(self.last_line + 1, |p| p.line());
+                let line = record.position().map_or(self.last_line + 1, |p| p.line());
                 self.last_line = line;
                 Ok((line, record.iter().map(str::to_owned).collect()))
             }

@@ -339,9 +339,9 @@ pub async fn load(
             })
         }
         Ok(_) => {
-            txn.rollback()
-                .await
-                .map_err(|e| Error::Database(format!("cannot roll back the load of {model}: {e}")))?;
+            txn.rollback().await.map_err(|e| {
+                Error::Database(format!("cannot roll back the load of {model}: {e}"))
+            })?;
             Err(LoadError::Rejected {
                 model: model.to_owned(),
                 errors: errors.kept,
@@ -383,20 +383,23 @@ impl Loader<'_> {
                 Some(report) => {
                     report.rows_read += read;
                     report.rows_inserted += inserted;
-                    report.rows_already_present += read - inserted;
+                    report.rows_already_present += read.saturating_sub(inserted);
                 }
                 None => reports.push(TableReport {
                     table: spec.table.to_owned(),
                     rows_read: read,
                     rows_inserted: inserted,
-                    rows_already_present: read - inserted,
+                    rows_already_present: read.saturating_sub(inserted),
                 }),
             }
         }
         for p in std::mem::take(&mut self.pending) {
             let (table, column) = p.target;
             if self.unreadable.contains(table)
-                || self.keys.get(&p.target).is_some_and(|k| k.contains(&p.value))
+                || self
+                    .keys
+                    .get(&p.target)
+                    .is_some_and(|k| k.contains(&p.value))
             {
                 continue;
             }
@@ -424,11 +427,10 @@ impl Loader<'_> {
             .column(Alias::new(column))
             .from((Alias::new(model), Alias::new(table)))
             .to_owned();
-        let rows = self
-            .txn
-            .query_all(&query)
-            .await
-            .map_err(|e| Error::Database(format!("cannot read {model}.{table}.{column}: {e}")))?;
+        let rows =
+            self.txn.query_all(&query).await.map_err(|e| {
+                Error::Database(format!("cannot read {model}.{table}.{column}: {e}"))
+            })?;
         let mut keys = HashSet::with_capacity(rows.len());
         for row in rows {
             let key: Option<String> = row.try_get_by_index(0).map_err(|e| {
@@ -554,10 +556,10 @@ impl Loader<'_> {
             for (i, column) in spec.columns.iter().enumerate() {
                 let text = record[positions[i]].as_str();
                 let checked = validate::parse_field(column, text).and_then(|value| {
-                    if let Some(variants) = &column.variants {
-                        if !text.is_empty() {
-                            validate::check_one_of(text, variants.iter().map(String::as_str))?;
-                        }
+                    if let Some(variants) = &column.variants
+                        && !text.is_empty()
+                    {
+                        validate::check_one_of(text, variants.iter().map(String::as_str))?;
                     }
                     for rule in &column.rules {
                         validate::check_rule(rule, text, &value, field)?;
@@ -574,12 +576,11 @@ impl Loader<'_> {
             }
             for &(i, target) in &tracked {
                 let text = &record[positions[i]];
-                if !text.is_empty() {
-                    if let Some(keys) = self.keys.get_mut(&target) {
-                        if !keys.contains(text.as_str()) {
-                            keys.insert(text.clone());
-                        }
-                    }
+                if !text.is_empty()
+                    && let Some(keys) = self.keys.get_mut(&target)
+                    && !keys.contains(text.as_str())
+                {
+                    keys.insert(text.clone());
                 }
             }
             for &(i, target, column) in &references {
@@ -619,8 +620,12 @@ impl Loader<'_> {
         if batch.is_empty() {
             return Ok(0);
         }
-        let failed =
-            |e: String| Error::Database(format!("cannot insert into {}.{}: {e}", spec.model, spec.table));
+        let failed = |e: String| {
+            Error::Database(format!(
+                "cannot insert into {}.{}: {e}",
+                spec.model, spec.table
+            ))
+        };
         let mut insert = Query::insert();
         insert
             .into_table((Alias::new(spec.model), Alias::new(spec.table)))
@@ -651,8 +656,7 @@ fn progress_bar(visible: bool, spec: &TableSpec) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::new_spinner();
-    if let Ok(style) =
-        ProgressStyle::with_template("{spinner} {msg}: {human_pos} rows ({per_sec})")
+    if let Ok(style) = ProgressStyle::with_template("{spinner} {msg}: {human_pos} rows ({per_sec})")
     {
         bar.set_style(style);
     }

@@ -3,7 +3,7 @@
 //! `(model, table)` names to entities.
 
 use sea_orm::sea_query::ColumnType;
-use sea_orm::{ColumnTrait, EntityName, EntityTrait, IdenStatic, Iterable, PrimaryKeyToColumn};
+use sea_orm::{ColumnTrait, EntityTrait, IdenStatic, Iterable, PrimaryKeyToColumn};
 
 use super::rules::{self, Reference, Rule};
 
@@ -190,6 +190,7 @@ pub(crate) fn model_list() -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -211,9 +212,12 @@ mod tests {
             let spec = describe_table(r.model, r.table)
                 .unwrap_or_else(|| panic!("rule on unknown table {}.{}", r.model, r.table))
                 .unwrap();
-            let column = spec
-                .index_of(r.column)
-                .unwrap_or_else(|| panic!("rule on unknown column {}.{}.{}", r.model, r.table, r.column));
+            let column = spec.index_of(r.column).unwrap_or_else(|| {
+                panic!(
+                    "rule on unknown column {}.{}.{}",
+                    r.model, r.table, r.column
+                )
+            });
             if let Rule::JsonShapeBy { column, .. } = r.rule {
                 assert!(spec.index_of(column).is_some(), "{column} selects no shape");
             }

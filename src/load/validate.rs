@@ -34,10 +34,11 @@ pub(crate) fn parse_timestamp(s: &str) -> Result<DateTime<Utc>, String> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Ok(t.with_timezone(&Utc));
     }
-    if s.len() >= 19 && s.as_bytes().get(10) == Some(&b' ') {
-        if let Ok(t) = NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f") {
-            return Ok(t.and_utc());
-        }
+    if s.len() >= 19
+        && s.as_bytes().get(10) == Some(&b' ')
+        && let Ok(t) = NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f")
+    {
+        return Ok(t.and_utc());
     }
     Err(format!(
         "{s:?} is not a timestamp (RFC 3339 such as 2024-03-01T09:30:00Z, or YYYY-MM-DD HH:MM:SS[.ffffff] in UTC)"
@@ -47,9 +48,13 @@ pub(crate) fn parse_timestamp(s: &str) -> Result<DateTime<Utc>, String> {
 /// Parses a date `YYYY-MM-DD`.
 fn parse_date(s: &str) -> Result<NaiveDate, String> {
     let shaped = s.len() == 10
-        && s.bytes()
-            .enumerate()
-            .all(|(i, b)| if i == 4 || i == 7 { b == b'-' } else { b.is_ascii_digit() });
+        && s.bytes().enumerate().all(|(i, b)| {
+            if i == 4 || i == 7 {
+                b == b'-'
+            } else {
+                b.is_ascii_digit()
+            }
+        });
     shaped
         .then(|| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
         .flatten()
@@ -75,12 +80,12 @@ fn parse_decimal(s: &str, int_digits: Option<u32>, scale: u32) -> Result<Decimal
         ));
     }
     let significant = int.trim_start_matches('0').len();
-    if let Some(max) = int_digits {
-        if significant > max as usize {
-            return Err(format!(
-                "{s:?} is too large (at most {max} digits before the decimal point)"
-            ));
-        }
+    if let Some(max) = int_digits
+        && significant > max as usize
+    {
+        return Err(format!(
+            "{s:?} is too large (at most {max} digits before the decimal point)"
+        ));
     }
     Decimal::from_str(s).map_err(|e| format!("{s:?} is not a decimal: {e}"))
 }
@@ -118,9 +123,10 @@ pub(crate) fn parse_field(column: &ColumnSpec, s: &str) -> Result<Value, String>
             if !is_integer(s) {
                 return Err(format!("{s:?} is not an integer"));
             }
-            Value::BigInt(Some(s.parse::<i64>().map_err(|_| {
-                format!("{s:?} is out of range for a 64-bit integer")
-            })?))
+            Value::BigInt(Some(
+                s.parse::<i64>()
+                    .map_err(|_| format!("{s:?} is out of range for a 64-bit integer"))?,
+            ))
         }
         Kind::Decimal { int_digits, scale } => {
             Value::Decimal(Some(parse_decimal(s, int_digits, scale)?))
@@ -233,6 +239,7 @@ pub(crate) fn check_one_of<'v>(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -299,15 +306,35 @@ mod tests {
     #[test]
     fn rules() {
         let none = |_: &str| None;
-        assert!(check_rule(&Rule::PartitionHour, "2024-03-01 09:00:00", &Value::Bool(None), none).is_ok());
-        assert!(check_rule(&Rule::PartitionHour, "2024-03-01 09:30:00", &Value::Bool(None), none).is_err());
+        assert!(
+            check_rule(
+                &Rule::PartitionHour,
+                "2024-03-01 09:00:00",
+                &Value::Bool(None),
+                none
+            )
+            .is_ok()
+        );
+        assert!(
+            check_rule(
+                &Rule::PartitionHour,
+                "2024-03-01 09:30:00",
+                &Value::Bool(None),
+                none
+            )
+            .is_err()
+        );
         assert!(check_rule(&Rule::TimeZone, "Europe/Paris", &Value::Bool(None), none).is_ok());
         assert!(check_rule(&Rule::TimeZone, "Mars/Olympus", &Value::Bool(None), none).is_err());
         let json = |s: &str| Value::Json(Some(Box::new(serde_json::from_str(s).unwrap())));
         let shape = Rule::JsonShape(&["name", "source"]);
         let ok = r#"{"name":"a","source":"b"}"#;
         assert!(check_rule(&shape, ok, &json(ok), none).is_ok());
-        for bad in [r#"{"name":"a"}"#, r#"{"name":"a","source":1}"#, r#"{"name":"a","source":"b","x":"c"}"#] {
+        for bad in [
+            r#"{"name":"a"}"#,
+            r#"{"name":"a","source":1}"#,
+            r#"{"name":"a","source":"b","x":"c"}"#,
+        ] {
             assert!(check_rule(&shape, bad, &json(bad), none).is_err(), "{bad}");
         }
     }

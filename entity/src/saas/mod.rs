@@ -10,19 +10,19 @@
 /// `user_shop_delete`), one row per event in the hourly partition `ts` it arrived in; the event
 /// details are in `metadata`.
 pub mod global_events;
-/// User snapshots: one row per user and hourly partition `ts` it was (re)published in; as of T
-/// a user is the row from its latest partition with `ts <= T`.
-pub mod users;
-/// Shop snapshots: one row per shop and hourly partition `ts`, with the shop's owner.
-pub mod shops;
-/// Plan dimension snapshots: one row per plan and hourly partition `ts`, with the amount a shop
-/// on the plan is invoiced.
-pub mod plans;
 /// Invoices, one row per invoice in the daily partition `ds` it arrived in.
 pub mod invoices;
 /// Payments of invoices, one row per payment in the daily partition `ds` it arrived in; a
 /// payment carries no amount (it pays its invoice).
 pub mod payments;
+/// Plan dimension snapshots: one row per plan and hourly partition `ts`, with the amount a shop
+/// on the plan is invoiced.
+pub mod plans;
+/// Shop snapshots: one row per shop and hourly partition `ts`, with the shop's owner.
+pub mod shops;
+/// User snapshots: one row per user and hourly partition `ts` it was (re)published in; as of T
+/// a user is the row from its latest partition with `ts <= T`.
+pub mod users;
 
 /// The model's name: its PostgreSQL schema and its attached SQLite database.
 pub const NAME: &str = "saas";

@@ -26,7 +26,6 @@ pub struct Model {
 /// `shop.inventory_snapshot` has no relations (references into type-2 dimensions are not relations:
 /// their business key is not unique).
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {
-}
+pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}

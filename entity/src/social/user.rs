@@ -37,7 +37,6 @@ pub struct Model {
 /// `social.user` has no relations (references into type-2 dimensions are not relations:
 /// their business key is not unique).
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {
-}
+pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}

@@ -6,18 +6,18 @@
 
 /// Postal addresses of users and orders.
 pub mod addresses;
-/// Users of the web shop.
-pub mod users;
+/// Web events (`page_view`, `add_to_cart`, `checkout`, `package_shipped`) of a user's session.
+pub mod events;
+/// Items of orders: quantity of a product in an order.
+pub mod order_items;
+/// Orders (`preparing`, `shipped`, `delivered`), with costs, promo and shipping details.
+pub mod orders;
 /// Products of the web shop, with price and units in stock.
 pub mod products;
 /// Promo codes (`active` or `inactive`) and their discounts.
 pub mod promos;
-/// Orders (`preparing`, `shipped`, `delivered`), with costs, promo and shipping details.
-pub mod orders;
-/// Items of orders: quantity of a product in an order.
-pub mod order_items;
-/// Web events (`page_view`, `add_to_cart`, `checkout`, `package_shipped`) of a user's session.
-pub mod events;
+/// Users of the web shop.
+pub mod users;
 
 /// The model's name: its PostgreSQL schema and its attached SQLite database.
 pub const NAME: &str = "web";

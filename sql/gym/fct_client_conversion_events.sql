@@ -1,0 +1,182 @@
+-- fct_client_conversion_events (model `gym`, figure 1.4.1 of the task; PostgreSQL 16, also 15)
+--
+-- One row per user that exists as of the instant T: the user's first membership purchase,
+-- first credit-pack purchase, and the client conversion event (whichever of the two came
+-- first), with local times in the time zone of the user's own branch.
+--
+-- Parameter: $1 = T, the as-of instant (timestamptz). Nothing else is spliced into the text;
+-- tally runs this file as `SELECT * FROM (<this file>) t WHERE … ORDER BY … LIMIT … OFFSET …`
+-- with every value bound, so the file is ONE query without a trailing semicolon.
+--
+-- Run it by hand in psql (from the repository root):
+--
+--   \set q `cat sql/gym/fct_client_conversion_events.sql`
+--   PREPARE fct_client_conversion_events(timestamptz) AS :q ;
+--   EXECUTE fct_client_conversion_events('2024-10-27T01:00:00Z');
+--   DEALLOCATE fct_client_conversion_events;
+--
+-- Rules (docs: /work/shared/spec/SEMANTICS.md §1 and §3):
+--   * a user exists as of T when dim_user.created_at <= T;
+--   * a purchase counts as of T when BOTH its purchase time and its record created_at are
+--     <= T (§1: rows with a record created_at next to a business time); a purchase made
+--     before the user's created_at still counts, and so does one made at another branch;
+--   * first purchase of a type: smallest purchase time, ties by created_at, then by id in
+--     byte order (COLLATE "C": 'B' < 'a'), the same order SQLite's BINARY collation gives;
+--   * conversion event: the earlier of the two firsts by purchase time only; a tie goes to
+--     MEMBERSHIP; lead_status is CLIENT when there is one, else LEAD;
+--   * local times: (ts AT TIME ZONE <timezone_id of the USER's branch>), daylight saving
+--     applied, written as text YYYY-MM-DDTHH:MI:SS (fractions of a second truncated).
+--
+-- The SQLite twin of this file is fct_client_conversion_events.sqlite.sql (same CTEs).
+WITH
+-- Step 1 (§1 asOf): the as-of instant T, bound once.
+as_of AS (
+    SELECT CAST($1 AS timestamptz) AS t
+),
+-- Step 2 (§3 "one row per user existing at T"): users created at or before T, with the
+-- IANA zone of their own branch (LEFT JOIN: a user is never dropped for a missing branch;
+-- its local times would then be null).
+users AS (
+    SELECT
+        u.user_id,
+        u.branch_id,
+        u.created_at,
+        b.timezone_id
+    FROM "gym"."dim_user" AS u
+    CROSS JOIN as_of
+    LEFT JOIN "gym"."dim_branch" AS b ON b.branch_id = u.branch_id
+    WHERE u.created_at <= as_of.t
+),
+-- Step 3 (§3 first membership, §1 both cuts): membership purchases known as of T (purchase
+-- time AND record created_at <= T), numbered per user by purchase time, then created_at,
+-- then user_membership_id in byte order. No condition on the user's created_at or on the
+-- purchase's branch.
+ranked_memberships AS (
+    SELECT
+        m.user_id,
+        m.user_membership_id,
+        m.membership_purchased_at AS purchased_at,
+        m.created_at,
+        m.membership_purchase_details ->> 'name' AS name,
+        m.membership_purchase_details ->> 'source' AS source,
+        ROW_NUMBER() OVER (
+            PARTITION BY m.user_id
+            ORDER BY
+                m.membership_purchased_at,
+                m.created_at,
+                m.user_membership_id COLLATE "C"
+        ) AS rn
+    FROM "gym"."fct_membership_purchases" AS m
+    CROSS JOIN as_of
+    WHERE m.membership_purchased_at <= as_of.t
+      AND m.created_at <= as_of.t
+),
+-- Step 4: the first membership of each user (at most one row per user).
+first_membership AS (
+    SELECT user_id, user_membership_id, purchased_at, created_at, name, source
+    FROM ranked_memberships
+    WHERE rn = 1
+),
+-- Step 5 (§3 first credit pack, §1 both cuts): the same for credit packs, ordered by
+-- credit_pack_purchased_at, created_at, then credit_pack_id in byte order.
+ranked_credit_packs AS (
+    SELECT
+        c.user_id,
+        c.credit_pack_id,
+        c.credit_pack_purchased_at AS purchased_at,
+        c.created_at,
+        c.credit_pack_purchase_details ->> 'name' AS name,
+        c.credit_pack_purchase_details ->> 'source' AS source,
+        ROW_NUMBER() OVER (
+            PARTITION BY c.user_id
+            ORDER BY
+                c.credit_pack_purchased_at,
+                c.created_at,
+                c.credit_pack_id COLLATE "C"
+        ) AS rn
+    FROM "gym"."fct_credit_pack_purchases" AS c
+    CROSS JOIN as_of
+    WHERE c.credit_pack_purchased_at <= as_of.t
+      AND c.created_at <= as_of.t
+),
+-- Step 6: the first credit pack of each user (at most one row per user).
+first_credit_pack AS (
+    SELECT user_id, credit_pack_id, purchased_at, created_at, name, source
+    FROM ranked_credit_packs
+    WHERE rn = 1
+),
+-- Step 7 (§3 conversion event, ALL): each user with both firsts side by side and the type
+-- of the conversion event: the earlier first by purchase time; equal purchase times go to
+-- MEMBERSHIP; no purchase at all gives null (the user is still a LEAD).
+conversions AS (
+    SELECT
+        u.user_id,
+        u.branch_id,
+        u.created_at,
+        u.timezone_id,
+        fm.user_membership_id AS m_id,
+        fm.purchased_at AS m_purchased_at,
+        fm.created_at AS m_created_at,
+        fm.name AS m_name,
+        fm.source AS m_source,
+        fc.credit_pack_id AS c_id,
+        fc.purchased_at AS c_purchased_at,
+        fc.created_at AS c_created_at,
+        fc.name AS c_name,
+        fc.source AS c_source,
+        CASE
+            WHEN fm.user_id IS NOT NULL
+                 AND (fc.user_id IS NULL OR fm.purchased_at <= fc.purchased_at)
+                THEN 'MEMBERSHIP'
+            WHEN fc.user_id IS NOT NULL
+                THEN 'USER_CREDIT'
+        END AS event_type
+    FROM users AS u
+    LEFT JOIN first_membership AS fm ON fm.user_id = u.user_id
+    LEFT JOIN first_credit_pack AS fc ON fc.user_id = u.user_id
+),
+-- Step 8 (§3 event columns): the details of the chosen conversion event, taken from the
+-- first membership or the first credit pack (all null for a LEAD). The event's created_at is
+-- that of the purchase RECORD (its local time is client_conversion_event_local_created_at).
+events AS (
+    SELECT
+        c.*,
+        CASE c.event_type WHEN 'MEMBERSHIP' THEN c.m_id WHEN 'USER_CREDIT' THEN c.c_id END
+            AS event_id,
+        CASE c.event_type WHEN 'MEMBERSHIP' THEN c.m_created_at WHEN 'USER_CREDIT' THEN c.c_created_at END
+            AS event_created_at,
+        CASE c.event_type WHEN 'MEMBERSHIP' THEN c.m_name WHEN 'USER_CREDIT' THEN c.c_name END
+            AS event_name,
+        CASE c.event_type WHEN 'MEMBERSHIP' THEN c.m_source WHEN 'USER_CREDIT' THEN c.c_source END
+            AS event_source
+    FROM conversions AS c
+)
+-- Step 9 (figure 1.4.1): the output columns. Every local time is the UTC instant seen in the
+-- zone of the USER's branch (timezone_id), also for purchases made at another branch:
+-- (ts AT TIME ZONE zone) is the local wall-clock time, daylight saving applied, formatted
+-- as text YYYY-MM-DDTHH:MI:SS ("T" quoted: TH would be an ordinal suffix in to_char).
+SELECT
+    user_id,
+    branch_id,
+    to_char(created_at AT TIME ZONE timezone_id, 'YYYY-MM-DD"T"HH24:MI:SS')
+        AS local_user_created_at,
+    CASE WHEN event_type IS NULL THEN 'LEAD' ELSE 'CLIENT' END AS lead_status,
+    event_type AS client_conversion_event_type,
+    event_id AS client_conversion_event_id,
+    to_char(event_created_at AT TIME ZONE timezone_id, 'YYYY-MM-DD"T"HH24:MI:SS')
+        AS client_conversion_event_local_created_at,
+    event_name AS client_conversion_event_name,
+    event_source AS client_conversion_event_source,
+    m_id AS first_user_membership_id,
+    to_char(m_purchased_at AT TIME ZONE timezone_id, 'YYYY-MM-DD"T"HH24:MI:SS')
+        AS first_local_membership_purchased_at,
+    m_name AS first_membership_name,
+    m_source AS first_membership_source,
+    c_id AS first_credit_pack_id,
+    to_char(c_purchased_at AT TIME ZONE timezone_id, 'YYYY-MM-DD"T"HH24:MI:SS')
+        AS first_local_credit_pack_purchase_at,
+    c_name AS first_credit_pack_name,
+    c_source AS first_credit_pack_source
+FROM events AS e
+-- Step 10: a stable order for direct runs (user id in byte order); tally re-orders outside.
+ORDER BY user_id COLLATE "C"

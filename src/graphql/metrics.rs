@@ -1,0 +1,573 @@
+//! `<model> { metrics(…) { … } }`: the GraphQL API generated from each semantic model.
+//!
+//! Per model `M` (PascalCase of its name): `MModel` (the model's object, extensible with other
+//! modules' fields), `MMetricsRow` (one field per dimension and metric), `MWhere` (one typed
+//! filter per dimension, and/or/not), `MOrderBy` (one `SortDirection` per dimension and
+//! metric) and `MConversionFilter` when the model has conversion variants. Shared types:
+//! `Granularity`, `StringFilter`, `NumberFilter`, `TimeFilter`, `BooleanFilter`, `Decimal`.
+//!
+//! The selection set is the query: the resolver reads it (aliases included), builds a
+//! [`QuerySpec`], and runs the planned statement (cached by normalised request).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use async_graphql::dynamic::{
+    Enum, EnumItem, Field, FieldFuture, FieldValue, InputObject, InputValue, Object,
+    ObjectAccessor, ResolverContext, Scalar, SchemaBuilder, TypeRef, ValueAccessor,
+};
+use async_graphql::{Error, Value};
+use chrono::{DateTime, Utc};
+use sea_orm::DatabaseConnection;
+
+use super::common;
+use super::explain::ExplainLog;
+use crate::query::{Filter, FilterOp, Item, OrderItem, QueryError, QuerySpec, ReqValue, Selected};
+use crate::semantic::{DimType, Granularity, Model, Unit};
+use crate::sql::{Dialect, Postgres, Rendered, Sqlite};
+
+/// The name of the money scalar.
+pub const DECIMAL: &str = "Decimal";
+
+/// Rendered statements by normalised request (see [`QuerySpec::cache_key`]).
+#[derive(Debug, Default)]
+pub struct PlanCache {
+    entries: Mutex<HashMap<String, Arc<Rendered>>>,
+}
+
+/// Most entries kept before the cache starts over.
+const CACHE_CAPACITY: usize = 1024;
+
+impl PlanCache {
+    /// The statement for `spec` on `dialect`, planned and rendered on a miss.
+    pub fn get_or_render(&self, model: &Model, spec: &QuerySpec, dialect: &dyn Dialect) -> (Arc<Rendered>, bool) {
+        let key = format!("{}|{}", dialect.name(), spec.cache_key());
+        if let Ok(map) = self.entries.lock()
+            && let Some(r) = map.get(&key)
+        {
+            return (r.clone(), true);
+        }
+        let plan = crate::plan::plan(model, spec, dialect.percentile_cont());
+        let rendered = Arc::new(crate::sql::render(model, spec, &plan, dialect));
+        if let Ok(mut map) = self.entries.lock() {
+            if map.len() >= CACHE_CAPACITY {
+                map.clear();
+            }
+            map.insert(key, rendered.clone());
+        }
+        (rendered, false)
+    }
+}
+
+/// `shop` → `Shop`, `lead_funnel` → `LeadFunnel`.
+pub fn pascal(name: &str) -> String {
+    name.split('_')
+        .map(|p| {
+            let mut c = p.chars();
+            match c.next() {
+                Some(f) => f.to_ascii_uppercase().to_string() + c.as_str(),
+                None => String::new(),
+            }
+        })
+        .collect()
+}
+
+/// The GraphQL type names of a model.
+pub struct TypeNames {
+    /// `MModel`
+    pub model: String,
+    /// `MMetricsRow`
+    pub row: String,
+    /// `MWhere`
+    pub where_input: String,
+    /// `MOrderBy`
+    pub order: String,
+    /// `MConversionFilter`
+    pub conversion: String,
+}
+
+/// The type names of `model`.
+pub fn type_names(model: &Model) -> TypeNames {
+    let p = pascal(&model.name);
+    TypeNames {
+        model: format!("{p}Model"),
+        row: format!("{p}MetricsRow"),
+        where_input: format!("{p}Where"),
+        order: format!("{p}OrderBy"),
+        conversion: format!("{p}ConversionFilter"),
+    }
+}
+
+fn unit_text(u: Unit) -> &'static str {
+    match u {
+        Unit::Count => "Unit: count (Int).",
+        Unit::Currency => "Unit: currency (Decimal string with 2 places).",
+        Unit::Percent => "Unit: percent, as a fraction 0..1 (Float, 6 decimals).",
+        Unit::Ratio => "Unit: ratio (Float, 6 decimals).",
+        Unit::DurationDays => "Unit: duration in days (Float, 4 decimals).",
+        Unit::DurationSeconds => "Unit: duration in seconds (Float, 4 decimals).",
+        Unit::Number => "Unit: number (Float, 6 decimals).",
+    }
+}
+
+fn metric_type(u: Unit) -> &'static str {
+    match u {
+        Unit::Count => TypeRef::INT,
+        Unit::Currency => DECIMAL,
+        _ => TypeRef::FLOAT,
+    }
+}
+
+fn dim_type(t: DimType) -> &'static str {
+    match t {
+        DimType::String | DimType::Time => TypeRef::STRING,
+        DimType::Number => TypeRef::FLOAT,
+        DimType::Boolean => TypeRef::BOOLEAN,
+    }
+}
+
+fn filter_type(t: DimType) -> &'static str {
+    match t {
+        DimType::String => "StringFilter",
+        DimType::Number => "NumberFilter",
+        DimType::Boolean => "BooleanFilter",
+        DimType::Time => "TimeFilter",
+    }
+}
+
+/// Registers the types shared by every model.
+pub(crate) fn register_shared(builder: SchemaBuilder) -> SchemaBuilder {
+    let granularity = Enum::new("Granularity")
+        .description("The size of a time bucket. Weeks start on Monday (ISO); buckets are half-open [start, end) and named by their start.")
+        .items(Granularity::ALL.iter().map(|g| EnumItem::new(g.as_str().to_uppercase())));
+    let s = || TypeRef::named(TypeRef::STRING);
+    let sl = || TypeRef::named_nn_list(TypeRef::STRING);
+    let f = || TypeRef::named(TypeRef::FLOAT);
+    let string_filter = InputObject::new("StringFilter")
+        .description("Conditions on a text dimension (all given ones must hold). Comparisons are case-sensitive.")
+        .field(InputValue::new("equals", s()).description("Equal to."))
+        .field(InputValue::new("notEquals", s()).description("Not equal to (nulls never match)."))
+        .field(InputValue::new("in", sl()).description("One of."))
+        .field(InputValue::new("notIn", sl()).description("None of (nulls never match)."))
+        .field(InputValue::new("contains", s()).description("Contains this text."))
+        .field(InputValue::new("startsWith", s()).description("Starts with this text."))
+        .field(InputValue::new("gt", s()).description("After, in byte order."))
+        .field(InputValue::new("lt", s()).description("Before, in byte order."))
+        .field(InputValue::new("isNull", TypeRef::named(TypeRef::BOOLEAN)).description("true: is null; false: is not null."));
+    let number_filter = InputObject::new("NumberFilter")
+        .description("Conditions on a number dimension (all given ones must hold).")
+        .field(InputValue::new("equals", f()).description("Equal to."))
+        .field(InputValue::new("notEquals", f()).description("Not equal to."))
+        .field(InputValue::new("in", TypeRef::named_nn_list(TypeRef::FLOAT)).description("One of."))
+        .field(InputValue::new("gt", f()).description("Greater than."))
+        .field(InputValue::new("gte", f()).description("Greater than or equal to."))
+        .field(InputValue::new("lt", f()).description("Less than."))
+        .field(InputValue::new("lte", f()).description("Less than or equal to."))
+        .field(InputValue::new("between", TypeRef::named_nn_list(TypeRef::FLOAT)).description("[low, high], both included."))
+        .field(InputValue::new("isNull", TypeRef::named(TypeRef::BOOLEAN)).description("true: is null; false: is not null."));
+    let time_filter = InputObject::new("TimeFilter")
+        .description("Conditions on a time dimension's raw (unbucketed) value, with RFC 3339 instants (e.g. 2024-01-01T00:00:00Z). For local-time dimensions the instant's UTC wall-clock digits are compared.")
+        .field(InputValue::new("equals", s()).description("At this instant."))
+        .field(InputValue::new("gt", s()).description("After."))
+        .field(InputValue::new("gte", s()).description("At or after."))
+        .field(InputValue::new("lt", s()).description("Before."))
+        .field(InputValue::new("lte", s()).description("At or before."))
+        .field(InputValue::new("between", sl()).description("[from, to], both included."))
+        .field(InputValue::new("isNull", TypeRef::named(TypeRef::BOOLEAN)).description("true: is null; false: is not null."));
+    let boolean_filter = InputObject::new("BooleanFilter")
+        .description("Conditions on a boolean dimension.")
+        .field(InputValue::new("equals", TypeRef::named(TypeRef::BOOLEAN)).description("Equal to."))
+        .field(InputValue::new("isNull", TypeRef::named(TypeRef::BOOLEAN)).description("true: is null; false: is not null."));
+    let decimal = Scalar::new(DECIMAL)
+        .description("Money: an exact decimal number written as a string with two decimal places, e.g. \"1234.50\". Parse it with a decimal type, not a float.")
+        .validator(|v| matches!(v, Value::String(_)));
+    common::register(builder)
+        .register(granularity)
+        .register(string_filter)
+        .register(number_filter)
+        .register(time_filter)
+        .register(boolean_filter)
+        .register(decimal)
+}
+
+/// Registers a model's row, where, order and conversion types (not its model object).
+pub(crate) fn register_model(mut builder: SchemaBuilder, model: &Arc<Model>) -> SchemaBuilder {
+    let n = type_names(model);
+    let mut row = Object::new(&n.row).description(format!(
+        "One row of {} metrics: one field per dimension (selecting it groups by it) and per metric.",
+        model.name
+    ));
+    for d in &model.dimensions {
+        let desc = match d.dim_type {
+            DimType::Time => format!(
+                "{} Time dimension: the start of its bucket as RFC 3339{} (granularities: {}).",
+                d.description,
+                if d.time_storage == crate::semantic::TimeStorage::Local { " local time, no zone" } else { " in UTC" },
+                d.granularities.iter().map(|g| g.as_str().to_uppercase()).collect::<Vec<_>>().join(", ")
+            ),
+            t => format!("{} Dimension ({}).", d.description, t.as_str()),
+        };
+        let mut field = Field::new(d.name.clone(), TypeRef::named(dim_type(d.dim_type)), row_value).description(desc);
+        if d.dim_type == DimType::Time {
+            let default = if d.granularities.contains(&Granularity::Day) {
+                Granularity::Day
+            } else {
+                d.granularities.first().copied().unwrap_or(Granularity::Day)
+            };
+            field = field.argument(
+                InputValue::new("granularity", TypeRef::named("Granularity"))
+                    .default_value(Value::Enum(async_graphql::Name::new(default.as_str().to_uppercase())))
+                    .description("The bucket size."),
+            );
+        }
+        row = row.field(field);
+    }
+    for m in &model.metrics {
+        row = row.field(
+            Field::new(m.name.clone(), TypeRef::named(metric_type(m.unit)), row_value)
+                .description(format!("{} {} Kind: {}.", m.description, unit_text(m.unit), m.kind.as_str())),
+        );
+    }
+    let mut where_input = InputObject::new(&n.where_input)
+        .description(format!("Filters of {} metrics: one per dimension (conditions on the raw value), combined with and/or/not. All given fields must hold.", model.name));
+    for d in &model.dimensions {
+        where_input = where_input.field(
+            InputValue::new(d.name.clone(), TypeRef::named(filter_type(d.dim_type))).description(d.description.clone()),
+        );
+    }
+    where_input = where_input
+        .field(InputValue::new("and", TypeRef::named_nn_list(&n.where_input)).description("All of these hold."))
+        .field(InputValue::new("or", TypeRef::named_nn_list(&n.where_input)).description("At least one of these holds."))
+        .field(InputValue::new("not", TypeRef::named(&n.where_input)).description("This does not hold."));
+    let mut order = InputObject::new(&n.order).description(format!(
+        "A sort key of {} metrics: set one field (a selected dimension or metric) per list element.",
+        model.name
+    ));
+    for d in &model.dimensions {
+        order = order.field(InputValue::new(d.name.clone(), TypeRef::named(common::SORT_DIRECTION)));
+    }
+    for m in &model.metrics {
+        order = order.field(InputValue::new(m.name.clone(), TypeRef::named(common::SORT_DIRECTION)));
+    }
+    builder = builder.register(row).register(where_input).register(order);
+    if !model.conversion_variants.is_empty() {
+        builder = builder.register(
+            Enum::new(&n.conversion)
+                .description(format!("The named conversion variants of {}: which events convert.", model.name))
+                .items(model.conversion_variants.iter().map(EnumItem::new)),
+        );
+    }
+    builder
+}
+
+/// A model's object type, with the `metrics` field and any `extra` fields of other modules.
+pub(crate) fn model_object(model: &Arc<Model>, extra: Vec<Field>) -> Object {
+    let n = type_names(model);
+    let mut obj = Object::new(&n.model)
+        .description(model.description.clone())
+        .field(metrics_field(model.clone()));
+    for f in extra {
+        obj = obj.field(f);
+    }
+    obj
+}
+
+/// The `Query.<model>` field.
+pub(crate) fn root_field(model: &Arc<Model>) -> Field {
+    let n = type_names(model);
+    Field::new(model.name.clone(), TypeRef::named_nn(&n.model), |_| {
+        FieldFuture::new(async move { Ok(Some(FieldValue::owned_any(()))) })
+    })
+    .description(model.description.clone())
+}
+
+/// A row of the response: values by response key.
+struct Row {
+    index: Arc<HashMap<String, usize>>,
+    values: Vec<Value>,
+}
+
+fn row_value(ctx: ResolverContext<'_>) -> FieldFuture<'_> {
+    FieldFuture::new(async move {
+        let row = ctx.parent_value.try_downcast_ref::<Row>()?;
+        let f = ctx.ctx.field();
+        let key = f.alias().unwrap_or(f.name());
+        Ok(row.index.get(key).and_then(|i| row.values.get(*i)).cloned())
+    })
+}
+
+fn metrics_field(model: Arc<Model>) -> Field {
+    let n = type_names(&model);
+    let m2 = model.clone();
+    let mut field = Field::new("metrics", TypeRef::named_nn_list_nn(&n.row), move |ctx| {
+        let model = m2.clone();
+        FieldFuture::new(async move {
+            let rows = resolve(&ctx, &model).await?;
+            Ok(Some(FieldValue::list(rows.into_iter().map(FieldValue::owned_any))))
+        })
+    })
+    .description(format!(
+        "Metrics of {}: select metrics and dimensions; selecting a dimension groups by it. One SQL statement per field.",
+        model.name
+    ))
+    .argument(common::as_of_argument())
+    .argument(InputValue::new("where", TypeRef::named(&n.where_input)).description("Only rows whose dimensions match."))
+    .argument(InputValue::new("orderBy", TypeRef::named_nn_list(&n.order)).description("Sort keys, in order (default: by the selected dimensions)."))
+    .argument(InputValue::new("limit", TypeRef::named(TypeRef::INT)).description(format!("At most this many rows, 1 to {} (default: all).", common::MAX_LIMIT)))
+    .argument(common::offset_argument())
+    .argument(
+        InputValue::new("timezone", TypeRef::named(TypeRef::STRING))
+            .description("The IANA time zone time buckets are computed in (default UTC), e.g. Europe/London. Buckets are returned as their start in UTC."),
+    );
+    if !model.conversion_variants.is_empty() {
+        let default = model
+            .tables
+            .iter()
+            .find_map(|t| t.conversion_filter.as_ref().map(|c| c.default.clone()))
+            .unwrap_or_default();
+        field = field.argument(
+            InputValue::new("conversionFilter", TypeRef::named(&n.conversion))
+                .description(format!("Which events convert (default {default})."))
+        );
+    }
+    field
+}
+
+fn coded(e: QueryError) -> Error {
+    common::coded_error(e.code, e.message)
+}
+
+async fn resolve(ctx: &ResolverContext<'_>, model: &Arc<Model>) -> Result<Vec<Row>, Error> {
+    let started = Instant::now();
+    let as_of = common::as_of_arg(&ctx.args)?;
+    let mut spec = QuerySpec::new(model.name.clone(), as_of);
+    for f in ctx.ctx.field().selection_set() {
+        let name = f.name();
+        if name.starts_with("__") {
+            continue;
+        }
+        let key = f.alias().unwrap_or(name).to_owned();
+        let item = if let Some(d) = model.dimension(name) {
+            let granularity = if d.dim_type == DimType::Time {
+                let mut g = if d.granularities.contains(&Granularity::Day) {
+                    Granularity::Day
+                } else {
+                    d.granularities.first().copied().unwrap_or(Granularity::Day)
+                };
+                for (arg, v) in f.arguments()? {
+                    if arg.as_str() == "granularity"
+                        && let Value::Enum(e) = v
+                    {
+                        g = Granularity::parse(e.as_str()).unwrap_or(g);
+                    }
+                }
+                Some(g)
+            } else {
+                None
+            };
+            Item::Dimension { name: name.to_owned(), granularity }
+        } else {
+            Item::Metric { name: name.to_owned() }
+        };
+        let sel = Selected { key, item };
+        if !spec.fields.contains(&sel) {
+            spec.fields.push(sel);
+        }
+    }
+    if let Some(w) = ctx.args.get("where")
+        && !w.is_null()
+    {
+        let obj = w.object()?;
+        spec.filter = Some(read_where(model, &obj, &mut spec.values, 0)?);
+    }
+    if let Some(o) = ctx.args.get("orderBy")
+        && !o.is_null()
+    {
+        for item in o.list()?.iter() {
+            for (k, v) in item.object()?.iter() {
+                if v.is_null() {
+                    continue;
+                }
+                spec.order.push(OrderItem { target: k.to_string(), descending: common::is_descending(Some(v))? });
+            }
+        }
+    }
+    if let Some(l) = ctx.args.get("limit")
+        && !l.is_null()
+    {
+        spec.limit = Some(common::page(Some(l.i64()?), None)?.limit);
+    }
+    if let Some(o) = ctx.args.get("offset")
+        && !o.is_null()
+    {
+        let off = common::page(None, Some(o.i64()?))?.offset;
+        if off > 0 {
+            spec.offset = Some(off);
+        }
+    }
+    if let Some(tz) = ctx.args.get("timezone")
+        && !tz.is_null()
+    {
+        let tz = tz.string()?;
+        if !is_utc(tz) {
+            spec.timezone = Some(tz.to_owned());
+        }
+    }
+    if let Some(cf) = ctx.args.get("conversionFilter")
+        && !cf.is_null()
+    {
+        spec.conversion_filter = Some(cf.enum_name()?.to_owned());
+    }
+    spec.check(model).map_err(coded)?;
+    let db = ctx.ctx.data::<DatabaseConnection>()?;
+    let dialect: &dyn Dialect = match db.get_database_backend() {
+        sea_orm::DatabaseBackend::Postgres => &Postgres,
+        _ => &Sqlite,
+    };
+    if spec.timezone.is_some() && !dialect.time_zones() {
+        return Err(common::coded_error(
+            "TIMEZONE_UNSUPPORTED",
+            "time buckets in a zone other than UTC need PostgreSQL; on SQLite leave timezone out (UTC)",
+        ));
+    }
+    if dialect.name() == "sqlite" && needs_tz_offsets(model) {
+        crate::tz::ensure_offsets(db).await.map_err(|e| {
+            tracing::error!(error = %e, "time-zone offsets");
+            common::coded_error("INTERNAL", "the time-zone offsets could not be prepared (logged)")
+        })?;
+    }
+    let cache = ctx.ctx.data::<Arc<PlanCache>>()?;
+    let (rendered, _hit) = cache.get_or_render(model, &spec, dialect);
+    let plan_micros = started.elapsed().as_micros() as u64;
+    let rows = crate::exec::run(db, &rendered, &spec).await.map_err(|e| {
+        tracing::error!(error = %e, sql = %rendered.sql, "metrics query failed");
+        common::coded_error("INTERNAL", "the database could not answer this request (logged)")
+    })?;
+    if let Ok(log) = ctx.ctx.data::<ExplainLog>() {
+        let path = ctx
+            .ctx
+            .path_node
+            .map(|p| p.to_string_vec().join("."))
+            .unwrap_or_else(|| format!("{}.metrics", model.name));
+        log.push(serde_json::json!({
+            "path": path,
+            "sql": rendered.sql,
+            "params": rows.params.iter().map(crate::sql::value_json).collect::<Vec<_>>(),
+            "joinPath": rendered.join_path,
+            "planMicros": plan_micros,
+            "dbMillis": (rows.elapsed.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
+        }));
+    }
+    let index: Arc<HashMap<String, usize>> =
+        Arc::new(rendered.columns.iter().enumerate().map(|(i, (k, _))| (k.clone(), i)).collect());
+    Ok(rows
+        .rows
+        .into_iter()
+        .map(|r| Row {
+            index: index.clone(),
+            values: r.into_iter().map(|v| Value::from_json(v).unwrap_or(Value::Null)).collect(),
+        })
+        .collect())
+}
+
+/// Whether a model's SQLite SQL tables read `tally_tz_offsets` (filled on demand).
+pub fn needs_tz_offsets(model: &Model) -> bool {
+    model.tables.iter().any(|t| match &t.source {
+        crate::semantic::TableSource::Sql { sqlite, .. } => sqlite.contains(crate::tz::TABLE),
+        crate::semantic::TableSource::Physical(_) => false,
+    })
+}
+
+fn is_utc(tz: &str) -> bool {
+    matches!(tz, "UTC" | "Etc/UTC" | "Etc/UCT" | "UCT" | "Etc/Zulu" | "Zulu" | "Etc/GMT" | "GMT" | "Universal" | "Etc/Universal")
+}
+
+fn parse_time(s: &str) -> Result<DateTime<Utc>, Error> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| common::bad_argument(format!("{s:?} is not an RFC 3339 instant (e.g. 2024-01-01T00:00:00Z)")))
+}
+
+fn read_value(t: DimType, v: &ValueAccessor<'_>) -> Result<ReqValue, Error> {
+    Ok(match t {
+        DimType::String => ReqValue::Str(v.string()?.to_owned()),
+        DimType::Number => ReqValue::Num(v.f64()?),
+        DimType::Boolean => ReqValue::Bool(v.boolean()?),
+        DimType::Time => ReqValue::Time(parse_time(v.string()?)?),
+    })
+}
+
+fn read_where(model: &Model, obj: &ObjectAccessor<'_>, values: &mut Vec<ReqValue>, depth: usize) -> Result<Filter, Error> {
+    if depth > 16 {
+        return Err(common::bad_argument("where nests too deeply (16 levels at most)"));
+    }
+    let mut all = Vec::new();
+    for (k, v) in obj.iter() {
+        if v.is_null() {
+            continue;
+        }
+        match k.as_str() {
+            "and" | "or" => {
+                let mut xs = Vec::new();
+                for item in v.list()?.iter() {
+                    xs.push(read_where(model, &item.object()?, values, depth + 1)?);
+                }
+                all.push(if k.as_str() == "and" { Filter::And(xs) } else { Filter::Or(xs) });
+            }
+            "not" => all.push(Filter::Not(Box::new(read_where(model, &v.object()?, values, depth + 1)?))),
+            dim => {
+                let Some(d) = model.dimension(dim) else {
+                    return Err(common::bad_argument(format!("unknown dimension {dim:?}")));
+                };
+                for (op, arg) in v.object()?.iter() {
+                    if arg.is_null() {
+                        continue;
+                    }
+                    let mut push = |x: ReqValue| {
+                        values.push(x);
+                        values.len() - 1
+                    };
+                    let (fop, args) = match op.as_str() {
+                        "isNull" => {
+                            let yes = arg.boolean()?;
+                            (if yes { FilterOp::IsNull } else { FilterOp::IsNotNull }, Vec::new())
+                        }
+                        "in" | "notIn" | "between" => {
+                            let list = arg.list()?;
+                            let mut idx = Vec::new();
+                            for x in list.iter() {
+                                idx.push(push(read_value(d.dim_type, &x)?));
+                            }
+                            if op.as_str() == "between" && idx.len() != 2 {
+                                return Err(common::bad_argument(format!("{dim}.between takes [low, high]")));
+                            }
+                            let fop = match op.as_str() {
+                                "in" => FilterOp::In,
+                                "notIn" => FilterOp::NotIn,
+                                _ => FilterOp::Between,
+                            };
+                            (fop, idx)
+                        }
+                        other => {
+                            let fop = match other {
+                                "equals" => FilterOp::Equals,
+                                "notEquals" => FilterOp::NotEquals,
+                                "contains" => FilterOp::Contains,
+                                "startsWith" => FilterOp::StartsWith,
+                                "gt" => FilterOp::Gt,
+                                "gte" => FilterOp::Gte,
+                                "lt" => FilterOp::Lt,
+                                "lte" => FilterOp::Lte,
+                                _ => return Err(common::bad_argument(format!("unknown condition {other:?} on {dim}"))),
+                            };
+                            (fop, vec![push(read_value(d.dim_type, &arg)?)])
+                        }
+                    };
+                    all.push(Filter::Cond { dimension: dim.to_owned(), op: fop, args });
+                }
+            }
+        }
+    }
+    Ok(if all.len() == 1 { all.remove(0) } else { Filter::And(all) })
+}

@@ -1,0 +1,452 @@
+//! A request as a typed [`QuerySpec`] (no GraphQL types), and its validation against a model.
+//!
+//! The GraphQL layer turns a `metrics` field (its selection set and arguments) into a
+//! `QuerySpec`; [`QuerySpec::check`] validates it against the [`Model`] with user errors that
+//! carry a code and, for unknown names, the nearest valid name.
+
+use chrono::{DateTime, Utc};
+
+use crate::semantic::{DimType, Granularity, MetricKind, Model};
+
+/// A validated request for metrics of one model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuerySpec {
+    /// The model asked.
+    pub model: String,
+    /// What is selected, in selection order (response key and what it is).
+    pub fields: Vec<Selected>,
+    /// The `where` filter over dimensions.
+    pub filter: Option<Filter>,
+    /// Sort keys, in order.
+    pub order: Vec<OrderItem>,
+    /// At most this many rows.
+    pub limit: Option<u64>,
+    /// Skip this many rows first.
+    pub offset: Option<u64>,
+    /// The instant whose knowledge the answer uses.
+    pub as_of: DateTime<Utc>,
+    /// The IANA time zone time buckets are computed in (`None`: UTC).
+    pub timezone: Option<String>,
+    /// The named conversion variant (`None`: the model's default).
+    pub conversion_filter: Option<String>,
+    /// The values the filter compares with, referenced by index from [`Filter::Cond`].
+    pub values: Vec<ReqValue>,
+}
+
+/// One selected field.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Selected {
+    /// The response key (the alias, or the field name).
+    pub key: String,
+    /// The dimension or metric.
+    pub item: Item,
+}
+
+/// A selected dimension or metric.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Item {
+    /// A dimension; time dimensions carry a granularity.
+    Dimension {
+        /// Its name.
+        name: String,
+        /// Its granularity (time dimensions only).
+        granularity: Option<Granularity>,
+    },
+    /// A metric.
+    Metric {
+        /// Its name.
+        name: String,
+    },
+}
+
+/// A filter over dimensions (their raw values: time dimensions are compared unbucketed).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Filter {
+    /// All hold.
+    And(Vec<Filter>),
+    /// One holds.
+    Or(Vec<Filter>),
+    /// Does not hold.
+    Not(Box<Filter>),
+    /// A comparison of one dimension.
+    Cond {
+        /// The dimension.
+        dimension: String,
+        /// The comparison.
+        op: FilterOp,
+        /// Indexes into [`QuerySpec::values`].
+        args: Vec<usize>,
+    },
+}
+
+/// A comparison of a dimension with values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FilterOp {
+    /// `= v`
+    Equals,
+    /// `<> v`
+    NotEquals,
+    /// `IN (v, …)`
+    In,
+    /// `NOT IN (v, …)`
+    NotIn,
+    /// Contains the text `v` (case-sensitive).
+    Contains,
+    /// Starts with the text `v`.
+    StartsWith,
+    /// `IS NULL`
+    IsNull,
+    /// `IS NOT NULL`
+    IsNotNull,
+    /// `> v`
+    Gt,
+    /// `>= v`
+    Gte,
+    /// `< v`
+    Lt,
+    /// `<= v`
+    Lte,
+    /// `>= a AND <= b`
+    Between,
+}
+
+/// A value from the request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReqValue {
+    /// Text.
+    Str(String),
+    /// A number.
+    Num(f64),
+    /// A boolean.
+    Bool(bool),
+    /// An instant.
+    Time(DateTime<Utc>),
+}
+
+/// One sort key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct OrderItem {
+    /// A selected dimension or metric name.
+    pub target: String,
+    /// Descending instead of ascending.
+    pub descending: bool,
+}
+
+/// A user error in a request: a SHOUTY_SNAKE code and a message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct QueryError {
+    /// The code clients match on (`UNKNOWN_NAME`, `UNREACHABLE_DIMENSION`, …).
+    pub code: &'static str,
+    /// What is wrong, with the nearest valid name when there is one.
+    pub message: String,
+}
+
+impl QueryError {
+    /// A new error.
+    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+        QueryError {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// The candidate nearest to `name`, when it is close enough to be a likely typo.
+pub fn suggest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let lower = name.to_ascii_lowercase();
+    candidates
+        .into_iter()
+        .map(|c| (c, strsim::jaro_winkler(&lower, &c.to_ascii_lowercase())))
+        .filter(|(_, s)| *s >= 0.8)
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(c, _)| c)
+}
+
+fn did_you_mean(name: &str, candidates: Vec<&str>) -> String {
+    match suggest(name, candidates) {
+        Some(s) => format!(" Did you mean \"{s}\"?"),
+        None => String::new(),
+    }
+}
+
+impl QuerySpec {
+    /// A spec with nothing selected, for `model` as of `as_of`.
+    pub fn new(model: impl Into<String>, as_of: DateTime<Utc>) -> Self {
+        QuerySpec {
+            model: model.into(),
+            fields: Vec::new(),
+            filter: None,
+            order: Vec::new(),
+            limit: None,
+            offset: None,
+            as_of,
+            timezone: None,
+            conversion_filter: None,
+            values: Vec::new(),
+        }
+    }
+
+    /// Adds a value and returns its index (for [`Filter::Cond`]).
+    pub fn value(&mut self, v: ReqValue) -> usize {
+        self.values.push(v);
+        self.values.len() - 1
+    }
+
+    /// The selected metric names, without duplicates.
+    pub fn metric_names(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for f in &self.fields {
+            if let Item::Metric { name } = &f.item
+                && !out.contains(&name.as_str())
+            {
+                out.push(name);
+            }
+        }
+        out
+    }
+
+    /// The distinct (dimension, granularity) pairs selected, in order.
+    pub fn dimension_slots(&self) -> Vec<(&str, Option<Granularity>)> {
+        let mut out: Vec<(&str, Option<Granularity>)> = Vec::new();
+        for f in &self.fields {
+            if let Item::Dimension { name, granularity } = &f.item
+                && !out.contains(&(name.as_str(), *granularity))
+            {
+                out.push((name, *granularity));
+            }
+        }
+        out
+    }
+
+    /// Dimension names the filter uses.
+    pub fn filter_dimensions(&self) -> Vec<&str> {
+        fn walk<'a>(f: &'a Filter, out: &mut Vec<&'a str>) {
+            match f {
+                Filter::And(xs) | Filter::Or(xs) => xs.iter().for_each(|x| walk(x, out)),
+                Filter::Not(x) => walk(x, out),
+                Filter::Cond { dimension, .. } => {
+                    if !out.contains(&dimension.as_str()) {
+                        out.push(dimension);
+                    }
+                }
+            }
+        }
+        let mut out = Vec::new();
+        if let Some(f) = &self.filter {
+            walk(f, &mut out);
+        }
+        out
+    }
+
+    /// The normalised request: everything that shapes the SQL, without the bound values and
+    /// the as-of instant. Two requests with the same key share a plan.
+    pub fn cache_key(&self) -> String {
+        let kinds: Vec<&str> = self
+            .values
+            .iter()
+            .map(|v| match v {
+                ReqValue::Str(_) => "s",
+                ReqValue::Num(_) => "n",
+                ReqValue::Bool(_) => "b",
+                ReqValue::Time(_) => "t",
+            })
+            .collect();
+        format!(
+            "{}|{:?}|{:?}|{:?}|{}|{}|{}|{}|{}",
+            self.model,
+            self.fields,
+            self.filter,
+            self.order,
+            self.limit.is_some(),
+            self.offset.is_some(),
+            self.timezone.is_some(),
+            self.conversion_filter.is_some(),
+            kinds.join(",")
+        )
+    }
+
+    /// Checks every name and combination against `model`.
+    pub fn check(&self, model: &Model) -> Result<(), QueryError> {
+        let dim_names = || model.dimensions.iter().map(|d| d.name.as_str()).collect::<Vec<_>>();
+        let metrics = self.metric_names();
+        if metrics.is_empty() {
+            return Err(QueryError::new(
+                "NO_METRIC",
+                format!(
+                    "select at least one metric of {} (dimensions group metrics; the metrics are {})",
+                    model.name,
+                    model.metrics.iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+        for m in &metrics {
+            if model.metric(m).is_none() {
+                let candidates = model.metrics.iter().map(|m| m.name.as_str()).collect();
+                return Err(QueryError::new(
+                    "UNKNOWN_METRIC",
+                    format!("unknown metric \"{m}\" of {}.{}", model.name, did_you_mean(m, candidates)),
+                ));
+            }
+        }
+        for (d, g) in self.dimension_slots() {
+            let Some(dim) = model.dimension(d) else {
+                return Err(QueryError::new(
+                    "UNKNOWN_DIMENSION",
+                    format!("unknown dimension \"{d}\" of {}.{}", model.name, did_you_mean(d, dim_names())),
+                ));
+            };
+            match (dim.dim_type, g) {
+                (DimType::Time, Some(g)) if !dim.granularities.contains(&g) => {
+                    return Err(QueryError::new(
+                        "BAD_GRANULARITY",
+                        format!(
+                            "{d} has no {} granularity (it has {})",
+                            g.as_str().to_uppercase(),
+                            dim.granularities.iter().map(|g| g.as_str().to_uppercase()).collect::<Vec<_>>().join(", ")
+                        ),
+                    ));
+                }
+                (DimType::Time, None) => {
+                    return Err(QueryError::new("BAD_GRANULARITY", format!("{d} needs a granularity")));
+                }
+                (t, Some(_)) if t != DimType::Time => {
+                    return Err(QueryError::new("BAD_GRANULARITY", format!("{d} is not a time dimension: it takes no granularity")));
+                }
+                _ => {}
+            }
+        }
+        for d in self.filter_dimensions() {
+            if model.dimension(d).is_none() {
+                return Err(QueryError::new(
+                    "UNKNOWN_DIMENSION",
+                    format!("where: unknown dimension \"{d}\" of {}.{}", model.name, did_you_mean(d, dim_names())),
+                ));
+            }
+        }
+        // Every measure's table reaches every dimension used.
+        let mut used_dims: Vec<&str> = self.dimension_slots().into_iter().map(|(d, _)| d).collect();
+        for d in self.filter_dimensions() {
+            if !used_dims.contains(&d) {
+                used_dims.push(d);
+            }
+        }
+        for m in &metrics {
+            for measure in model.metric_measures(m) {
+                let Some(ms) = model.measure(&measure) else { continue };
+                for d in &used_dims {
+                    let Some(dim) = model.dimension(d) else { continue };
+                    if model.join_path(&ms.table, &dim.table).is_none() {
+                        return Err(QueryError::new(
+                            "UNREACHABLE_DIMENSION",
+                            format!(
+                                "metric {m} cannot be grouped or filtered by {d}: its measure {measure} counts rows of table {}, and no many-to-one join path leads from {} to {} (the table of {d})",
+                                ms.table, ms.table, dim.table
+                            ),
+                        ));
+                    }
+                }
+            }
+            // cumulative metrics need their time dimension
+            self.check_cumulative(model, m)?;
+        }
+        for o in &self.order {
+            let selected = self.fields.iter().any(|f| match &f.item {
+                Item::Dimension { name, .. } | Item::Metric { name } => *name == o.target,
+            });
+            if !selected {
+                return Err(QueryError::new(
+                    "BAD_ORDER_BY",
+                    format!("orderBy {}: select it to order by it", o.target),
+                ));
+            }
+        }
+        if let Some(tz) = &self.timezone
+            && tz.parse::<chrono_tz::Tz>().is_err()
+        {
+            return Err(QueryError::new(
+                "BAD_TIMEZONE",
+                format!("timezone {tz:?} is not an IANA time zone (e.g. Europe/London)"),
+            ));
+        }
+        if let Some(cf) = &self.conversion_filter
+            && !model.conversion_variants.contains(cf)
+        {
+            return Err(QueryError::new(
+                "BAD_CONVERSION_FILTER",
+                format!("{} has no conversion variant {cf:?}", model.name),
+            ));
+        }
+        Ok(())
+    }
+
+    fn check_cumulative(&self, model: &Model, metric: &str) -> Result<(), QueryError> {
+        let mut stack = vec![metric.to_owned()];
+        let mut seen = Vec::new();
+        while let Some(m) = stack.pop() {
+            if seen.contains(&m) {
+                continue;
+            }
+            seen.push(m.clone());
+            let Some(x) = model.metric(&m) else { continue };
+            match &x.kind {
+                MetricKind::Cumulative {
+                    time_dimension,
+                    window_seconds,
+                    ..
+                } => {
+                    let grains: Vec<Option<Granularity>> = self
+                        .dimension_slots()
+                        .into_iter()
+                        .filter(|(d, _)| d == time_dimension)
+                        .map(|(_, g)| g)
+                        .collect();
+                    if grains.len() != 1 {
+                        return Err(QueryError::new(
+                            "MISSING_TIME_DIMENSION",
+                            format!(
+                                "metric {metric} accumulates along {time_dimension}: select {time_dimension} once, with a granularity"
+                            ),
+                        ));
+                    }
+                    if let (Some(w), Some(Some(g))) = (window_seconds, grains.first()) {
+                        match g.fixed_seconds() {
+                            Some(s) if s <= *w => {}
+                            _ => {
+                                return Err(QueryError::new(
+                                    "BAD_GRANULARITY",
+                                    format!(
+                                        "metric {metric} sums a trailing window of {} hours: group {time_dimension} by HOUR, DAY or WEEK no longer than the window",
+                                        w / 3600
+                                    ),
+                                ));
+                            }
+                        }
+                    }
+                }
+                MetricKind::Ratio {
+                    numerator,
+                    denominator,
+                } => {
+                    stack.push(numerator.clone());
+                    stack.push(denominator.clone());
+                }
+                MetricKind::Derived { expr } => stack.extend(expr.identifiers()),
+                MetricKind::Simple { .. } => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggests_near_names() {
+        assert_eq!(suggest("convRate", ["conversionRate", "leads"]), Some("conversionRate"));
+        assert_eq!(suggest("netsales", ["netSales", "orders"]), Some("netSales"));
+        assert_eq!(suggest("zzz", ["netSales", "orders"]), None);
+    }
+}

@@ -1,0 +1,310 @@
+//! Reading model files: TOML with spans, from a folder or from the copy embedded in the binary.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::{ModelErrors, Problem};
+
+/// One model file's text and the name it is reported under.
+#[derive(Debug, Clone)]
+pub struct SourceFile {
+    /// The path shown in messages (`models/shop/model.toml`).
+    pub path: String,
+    /// The file's text.
+    pub text: String,
+}
+
+/// The files of one model folder, and where its SQL files are read from.
+#[derive(Debug, Clone)]
+pub struct ModelSource {
+    /// The folder's name.
+    pub folder: String,
+    /// Its `*.toml` files, merged.
+    pub files: Vec<SourceFile>,
+    /// Folders that relative SQL paths are resolved against, in order (empty: embedded only).
+    pub sql_roots: Vec<PathBuf>,
+}
+
+impl ModelSource {
+    /// The text of a SQL file named in a model file.
+    pub(crate) fn read_sql(&self, rel: &str) -> Result<String, String> {
+        for root in &self.sql_roots {
+            let p = root.join(rel);
+            if p.is_file() {
+                return std::fs::read_to_string(&p)
+                    .map_err(|e| format!("cannot read {}: {e}", p.display()));
+            }
+        }
+        if self.sql_roots.is_empty()
+            && let Some((_, text)) = EMBEDDED_SQL.iter().find(|(p, _)| *p == rel)
+        {
+            return Ok((*text).to_owned());
+        }
+        Err(format!("SQL file {rel:?} not found"))
+    }
+}
+
+/// The shipped model files, embedded in the binary: (model folder, path, text).
+pub const EMBEDDED_MODELS: &[(&str, &str, &str)] = &[
+    (
+        "saas",
+        "models/saas/model.toml",
+        include_str!("../../models/saas/model.toml"),
+    ),
+    (
+        "gym",
+        "models/gym/model.toml",
+        include_str!("../../models/gym/model.toml"),
+    ),
+    (
+        "shop",
+        "models/shop/model.toml",
+        include_str!("../../models/shop/model.toml"),
+    ),
+    (
+        "social",
+        "models/social/model.toml",
+        include_str!("../../models/social/model.toml"),
+    ),
+    (
+        "web",
+        "models/web/model.toml",
+        include_str!("../../models/web/model.toml"),
+    ),
+];
+
+/// The SQL files the shipped models name, embedded: (path as written in the model file, text).
+const EMBEDDED_SQL: &[(&str, &str)] = &[
+    (
+        "sql/gym/fct_lead_conversions.sql",
+        include_str!("../../sql/gym/fct_lead_conversions.sql"),
+    ),
+    (
+        "sql/gym/fct_lead_conversions.sqlite.sql",
+        include_str!("../../sql/gym/fct_lead_conversions.sqlite.sql"),
+    ),
+    (
+        "social/activity.sql",
+        include_str!("../../models/social/activity.sql"),
+    ),
+    (
+        "web/order_items.sql",
+        include_str!("../../models/web/order_items.sql"),
+    ),
+];
+
+/// The embedded models as sources.
+pub(crate) fn embedded() -> Vec<ModelSource> {
+    let mut out: Vec<ModelSource> = Vec::new();
+    for (folder, path, text) in EMBEDDED_MODELS {
+        let file = SourceFile {
+            path: (*path).to_owned(),
+            text: (*text).to_owned(),
+        };
+        match out.iter_mut().find(|s| s.folder == *folder) {
+            Some(s) => s.files.push(file),
+            None => out.push(ModelSource {
+                folder: (*folder).to_owned(),
+                files: vec![file],
+                sql_roots: Vec::new(),
+            }),
+        }
+    }
+    out
+}
+
+/// Reads every `<dir>/<model>/*.toml`, folders and files in name order.
+pub(crate) fn read_dir(dir: &Path) -> Result<Vec<ModelSource>, ModelErrors> {
+    let fail = |message: String| ModelErrors {
+        problems: vec![Problem {
+            file: dir.display().to_string(),
+            line: 1,
+            message,
+        }],
+    };
+    let mut folders: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| fail(format!("cannot read the models folder: {e}")))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .collect();
+    // The shipped models first, in their documented order, then the others by name.
+    folders.sort_by_key(|p| {
+        let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let rank = entity::MODELS.iter().position(|m| *m == name).unwrap_or(usize::MAX);
+        (rank, name)
+    });
+    let mut roots = Vec::new();
+    if let Some(parent) = dir.parent() {
+        roots.push(if parent.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            parent.to_path_buf()
+        });
+    }
+    roots.push(dir.to_path_buf());
+    let mut out = Vec::new();
+    for folder in folders {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&folder)
+            .map_err(|e| fail(format!("cannot read {}: {e}", folder.display())))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        files.sort();
+        if files.is_empty() {
+            continue;
+        }
+        let mut sources = Vec::new();
+        for f in files {
+            let text = std::fs::read_to_string(&f)
+                .map_err(|e| fail(format!("cannot read {}: {e}", f.display())))?;
+            sources.push(SourceFile {
+                path: f.display().to_string(),
+                text,
+            });
+        }
+        out.push(ModelSource {
+            folder: folder
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            files: sources,
+            sql_roots: roots.clone(),
+        });
+    }
+    Ok(out)
+}
+
+/// The 1-based line of byte `offset` in `text`.
+pub(crate) fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()
+        .iter()
+        .take(offset.min(text.len()))
+        .filter(|b| **b == b'\n')
+        .count()
+        + 1
+}
+
+/// A model file as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawFile {
+    pub model: Option<Spanned<RawModel>>,
+    #[serde(default)]
+    pub table: Vec<Spanned<RawTable>>,
+    #[serde(default)]
+    pub join: Vec<Spanned<RawJoin>>,
+    #[serde(default)]
+    pub dimension: Vec<Spanned<RawDimension>>,
+    #[serde(default)]
+    pub measure: Vec<Spanned<RawMeasure>>,
+    #[serde(default)]
+    pub metric: Vec<Spanned<RawMetric>>,
+}
+
+/// `[model]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawModel {
+    pub name: Spanned<String>,
+    pub description: Option<String>,
+    pub namespace: Option<Spanned<String>>,
+}
+
+/// `[[table]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTable {
+    pub name: Spanned<String>,
+    pub physical: Option<Spanned<String>>,
+    pub sql: Option<Spanned<RawSql>>,
+    #[serde(default)]
+    pub key: Vec<String>,
+    pub as_of: Option<Spanned<RawAsOf>>,
+    pub description: Option<String>,
+    pub columns: Option<Spanned<BTreeMap<String, String>>>,
+    pub conversion_filter: Option<Spanned<RawConversionFilter>>,
+}
+
+/// `sql = { postgres = "…", sqlite = "…" }`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSql {
+    pub postgres: String,
+    pub sqlite: String,
+}
+
+/// `as_of = { kind = "…", … }`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAsOf {
+    pub kind: String,
+    pub time: Option<String>,
+    pub key: Option<Vec<String>>,
+    pub ts: Option<String>,
+    pub ds: Option<String>,
+    pub created: Option<String>,
+    pub updated: Option<String>,
+}
+
+/// `conversion_filter = { column = "…", variants = […], default = "…" }`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawConversionFilter {
+    pub column: String,
+    pub variants: Vec<String>,
+    pub default: String,
+}
+
+/// `[[join]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawJoin {
+    pub from: Spanned<String>,
+    pub to: Spanned<String>,
+    pub on: Vec<(String, String)>,
+    pub cardinality: Spanned<String>,
+}
+
+/// `[[dimension]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDimension {
+    pub name: Spanned<String>,
+    pub table: Spanned<String>,
+    pub expr: Option<Spanned<String>>,
+    #[serde(rename = "type")]
+    pub dim_type: Spanned<String>,
+    pub granularities: Option<Spanned<Vec<String>>>,
+    pub description: Option<String>,
+}
+
+/// `[[measure]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMeasure {
+    pub name: Spanned<String>,
+    pub table: Spanned<String>,
+    pub agg: Spanned<String>,
+    pub expr: Option<Spanned<String>>,
+    pub filter: Option<Spanned<String>>,
+    pub description: Option<String>,
+}
+
+/// `[[metric]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMetric {
+    pub name: Spanned<String>,
+    pub kind: Option<Spanned<String>>,
+    pub measure: Option<Spanned<String>>,
+    pub numerator: Option<Spanned<String>>,
+    pub denominator: Option<Spanned<String>>,
+    pub expr: Option<Spanned<String>>,
+    pub window: Option<Spanned<String>>,
+    pub time_dimension: Option<Spanned<String>>,
+    pub unit: Spanned<String>,
+    pub description: Option<String>,
+}

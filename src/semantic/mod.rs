@@ -1,0 +1,653 @@
+//! The semantic model: model files (TOML) → a validated [`Model`] per model folder.
+//!
+//! A model names logical tables over the physical source tables (or over SQL files), the joins
+//! between them, dimensions, measures and metrics. Everything is checked when the files are
+//! loaded ([`load_dir`], [`load_embedded`], [`load_default`]); a broken model is reported as
+//! one [`ModelErrors`] listing every problem with `file:line`. The format is documented in
+//! `docs/SEMANTIC-LAYER.md`.
+
+mod columns;
+pub mod expr;
+mod file;
+mod validate;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use columns::{ColType, physical_columns};
+pub use expr::{Expr, ExprType};
+pub use file::{EMBEDDED_MODELS, ModelSource, SourceFile};
+
+/// A validated model: what the planner and the GraphQL layer read.
+#[derive(Debug, Clone)]
+pub struct Model {
+    /// The model's name (`shop`), also its GraphQL field and, by default, its namespace.
+    pub name: String,
+    /// What the model is about.
+    pub description: String,
+    /// The database namespace of its physical tables (`"<namespace>"."<table>"`).
+    pub namespace: String,
+    /// Logical tables.
+    pub tables: Vec<Table>,
+    /// Joins between logical tables.
+    pub joins: Vec<Join>,
+    /// Dimensions, in file order.
+    pub dimensions: Vec<Dimension>,
+    /// Measures, in file order.
+    pub measures: Vec<Measure>,
+    /// Metrics, in file order.
+    pub metrics: Vec<Metric>,
+    /// The named conversion variants (`conversionFilter`), when a table declares them.
+    pub conversion_variants: Vec<String>,
+}
+
+/// A logical table.
+#[derive(Debug, Clone)]
+pub struct Table {
+    /// Logical name, unique in the model.
+    pub name: String,
+    /// Where its rows come from.
+    pub source: TableSource,
+    /// Its key columns.
+    pub key: Vec<String>,
+    /// How `asOf` cuts it.
+    pub as_of: AsOf,
+    /// What one row is.
+    pub description: String,
+    /// Its columns and their types.
+    pub columns: Vec<(String, ColType)>,
+    /// A column whose value selects a named conversion variant (`conversionFilter`).
+    pub conversion_filter: Option<ConversionFilter>,
+}
+
+impl Table {
+    /// The type of a column, when the table has it.
+    pub fn column_type(&self, name: &str) -> Option<ColType> {
+        self.columns.iter().find(|(c, _)| c == name).map(|(_, t)| *t)
+    }
+}
+
+/// Where a logical table's rows come from.
+#[derive(Debug, Clone)]
+pub enum TableSource {
+    /// A physical table in the model's namespace.
+    Physical(String),
+    /// A query per dialect whose only parameter, `$1`, is the as-of instant.
+    Sql {
+        /// The PostgreSQL text (comments removed).
+        postgres: Arc<str>,
+        /// The SQLite text (comments removed).
+        sqlite: Arc<str>,
+    },
+}
+
+/// A table's conversion-variant column.
+#[derive(Debug, Clone)]
+pub struct ConversionFilter {
+    /// The column holding the variant's name.
+    pub column: String,
+    /// The variant used when a request names none.
+    pub default: String,
+}
+
+/// How `asOf: T` cuts a table (SEMANTICS.md §1).
+#[derive(Debug, Clone, PartialEq)]
+pub enum AsOf {
+    /// A row counts when `time <= T`.
+    Event {
+        /// The event-time column.
+        time: String,
+    },
+    /// Hourly partitions: `ts <= T`, plus `time <= T` when given; with `key`, the row of a key
+    /// is the one of its latest partition `<= T`.
+    PartitionTs {
+        /// The partition column (`ts`).
+        ts: String,
+        /// An optional business-time column.
+        time: Option<String>,
+        /// The business key of keyed rows.
+        key: Vec<String>,
+    },
+    /// Daily partitions: `ds <= date(T)` (UTC), plus `time <= T` when given.
+    PartitionDs {
+        /// The partition column (`ds`).
+        ds: String,
+        /// An optional business-time column.
+        time: Option<String>,
+    },
+    /// A business time and a record creation time, both `<= T`.
+    Record {
+        /// The business-time column.
+        time: String,
+        /// The record-creation column.
+        created: String,
+    },
+    /// Type-2 versions: per key the version with the greatest `updated <= T`.
+    Type2 {
+        /// The business key.
+        key: Vec<String>,
+        /// The version column.
+        updated: String,
+    },
+    /// Not time-dependent.
+    Static,
+    /// A SQL table: its text receives T as `$1`.
+    Sql,
+}
+
+impl AsOf {
+    /// The kind's name as written in model files.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            AsOf::Event { .. } => "event",
+            AsOf::PartitionTs { .. } => "partition_ts",
+            AsOf::PartitionDs { .. } => "partition_ds",
+            AsOf::Record { .. } => "record",
+            AsOf::Type2 { .. } => "type2",
+            AsOf::Static => "static",
+            AsOf::Sql => "sql",
+        }
+    }
+}
+
+/// A join between two logical tables; followed from `from` to `to`.
+#[derive(Debug, Clone)]
+pub struct Join {
+    /// The referencing table (many side).
+    pub from: String,
+    /// The referenced table (one side).
+    pub to: String,
+    /// Column pairs `(from column, to column)`.
+    pub on: Vec<(String, String)>,
+    /// `many_to_one` or `one_to_one` (followed both ways).
+    pub cardinality: Cardinality,
+}
+
+/// The cardinality of a join.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cardinality {
+    /// Many rows of `from` per row of `to`.
+    ManyToOne,
+    /// At most one row on either side.
+    OneToOne,
+}
+
+/// The value type of a dimension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DimType {
+    /// Text.
+    String,
+    /// A number (returned as Float).
+    Number,
+    /// A boolean.
+    Boolean,
+    /// An instant, bucketed by a granularity and returned as RFC 3339 UTC.
+    Time,
+}
+
+impl DimType {
+    /// The name as written in model files and in the catalog.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DimType::String => "string",
+            DimType::Number => "number",
+            DimType::Boolean => "boolean",
+            DimType::Time => "time",
+        }
+    }
+}
+
+/// A time granularity (weeks start on Monday).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Granularity {
+    /// An hour.
+    Hour,
+    /// A day.
+    Day,
+    /// An ISO week, starting on Monday.
+    Week,
+    /// A calendar month.
+    Month,
+    /// A calendar quarter.
+    Quarter,
+    /// A calendar year.
+    Year,
+}
+
+impl Granularity {
+    /// Every granularity, finest first.
+    pub const ALL: [Granularity; 6] = [
+        Granularity::Hour,
+        Granularity::Day,
+        Granularity::Week,
+        Granularity::Month,
+        Granularity::Quarter,
+        Granularity::Year,
+    ];
+
+    /// The lower-case name (`month`), also PostgreSQL's `date_trunc` unit.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Granularity::Hour => "hour",
+            Granularity::Day => "day",
+            Granularity::Week => "week",
+            Granularity::Month => "month",
+            Granularity::Quarter => "quarter",
+            Granularity::Year => "year",
+        }
+    }
+
+    /// Parses a lower- or upper-case name.
+    pub fn parse(s: &str) -> Option<Granularity> {
+        Granularity::ALL
+            .into_iter()
+            .find(|g| g.as_str().eq_ignore_ascii_case(s))
+    }
+
+    /// The fixed length in seconds (hour, day, week), `None` for calendar periods.
+    pub fn fixed_seconds(self) -> Option<i64> {
+        match self {
+            Granularity::Hour => Some(3600),
+            Granularity::Day => Some(86_400),
+            Granularity::Week => Some(7 * 86_400),
+            _ => None,
+        }
+    }
+}
+
+/// How a time dimension's values are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeStorage {
+    /// An instant (`timestamptz`; RFC 3339 text in UTC on SQLite).
+    Instant,
+    /// A calendar date.
+    Date,
+    /// A local wall-clock time written as text `YYYY-MM-DDTHH:MM:SS` (no zone).
+    Local,
+}
+
+/// A dimension: a column or expression of one table, to group and filter by.
+#[derive(Debug, Clone)]
+pub struct Dimension {
+    /// GraphQL field name (camelCase), unique among dimensions and metrics.
+    pub name: String,
+    /// The logical table it belongs to.
+    pub table: String,
+    /// Its expression over the table's columns.
+    pub expr: Expr,
+    /// Its type.
+    pub dim_type: DimType,
+    /// For time dimensions: the granularities offered.
+    pub granularities: Vec<Granularity>,
+    /// For time dimensions: how values are stored.
+    pub time_storage: TimeStorage,
+    /// What it is.
+    pub description: String,
+}
+
+/// An aggregation function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Agg {
+    /// `COUNT(*)`, or `COUNT(expr)` with an expression.
+    Count,
+    /// `COUNT(DISTINCT expr)`.
+    CountDistinct,
+    /// `SUM(expr)`.
+    Sum,
+    /// `AVG(expr)`.
+    Avg,
+    /// `MIN(expr)`.
+    Min,
+    /// `MAX(expr)`.
+    Max,
+    /// The median (PostgreSQL `percentile_cont(0.5)`; SQLite: the same number by window functions).
+    Median,
+}
+
+impl Agg {
+    /// The name as written in model files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Agg::Count => "count",
+            Agg::CountDistinct => "count_distinct",
+            Agg::Sum => "sum",
+            Agg::Avg => "avg",
+            Agg::Min => "min",
+            Agg::Max => "max",
+            Agg::Median => "median",
+        }
+    }
+
+    /// Whether sums over a partition of the rows add up to the total.
+    pub fn is_additive(self) -> bool {
+        matches!(self, Agg::Count | Agg::Sum)
+    }
+}
+
+/// A measure: an aggregation over one table's rows.
+#[derive(Debug, Clone)]
+pub struct Measure {
+    /// Name (snake_case), referenced by metrics.
+    pub name: String,
+    /// The logical table aggregated.
+    pub table: String,
+    /// The aggregation.
+    pub agg: Agg,
+    /// The aggregated expression (`None`: `COUNT(*)`).
+    pub expr: Option<Expr>,
+    /// Only rows where this holds are aggregated.
+    pub filter: Option<Expr>,
+    /// What it is.
+    pub description: String,
+}
+
+/// The unit (format) of a metric's values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    /// A count (Int).
+    Count,
+    /// A fraction 0..1 shown as a percentage by clients (Float, 6 decimals).
+    Percent,
+    /// A ratio (Float, 6 decimals).
+    Ratio,
+    /// Money (Decimal, 2 decimals).
+    Currency,
+    /// A duration in days (Float, 4 decimals).
+    DurationDays,
+    /// A duration in seconds (Float, 4 decimals).
+    DurationSeconds,
+    /// Any other number (Float, 6 decimals).
+    Number,
+}
+
+impl Unit {
+    /// The name as written in model files and in the catalog.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unit::Count => "count",
+            Unit::Percent => "percent",
+            Unit::Ratio => "ratio",
+            Unit::Currency => "currency",
+            Unit::DurationDays => "duration_days",
+            Unit::DurationSeconds => "duration_seconds",
+            Unit::Number => "number",
+        }
+    }
+
+    /// Decimal places the value is rounded to in SQL (`None`: an integer).
+    pub fn decimals(self) -> Option<u32> {
+        match self {
+            Unit::Count => None,
+            Unit::Currency => Some(2),
+            Unit::DurationDays | Unit::DurationSeconds => Some(4),
+            Unit::Percent | Unit::Ratio | Unit::Number => Some(6),
+        }
+    }
+}
+
+/// A metric's kind and inputs.
+#[derive(Debug, Clone)]
+pub enum MetricKind {
+    /// One measure.
+    Simple {
+        /// The measure's name.
+        measure: String,
+    },
+    /// `numerator / denominator` (null when the denominator is 0).
+    Ratio {
+        /// The numerator metric.
+        numerator: String,
+        /// The denominator metric.
+        denominator: String,
+    },
+    /// Arithmetic over other metrics.
+    Derived {
+        /// The expression; its identifiers are metric names.
+        expr: Expr,
+    },
+    /// A running total (or trailing window) of an additive measure along a time dimension.
+    Cumulative {
+        /// The measure accumulated.
+        measure: String,
+        /// The time dimension it accumulates along (must be selected).
+        time_dimension: String,
+        /// The trailing window in seconds (`None`: since the beginning).
+        window_seconds: Option<i64>,
+    },
+}
+
+impl MetricKind {
+    /// The kind's name as written in model files.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            MetricKind::Simple { .. } => "simple",
+            MetricKind::Ratio { .. } => "ratio",
+            MetricKind::Derived { .. } => "derived",
+            MetricKind::Cumulative { .. } => "cumulative",
+        }
+    }
+}
+
+/// A metric: a named number the API exposes.
+#[derive(Debug, Clone)]
+pub struct Metric {
+    /// GraphQL field name (camelCase).
+    pub name: String,
+    /// Kind and inputs.
+    pub kind: MetricKind,
+    /// Unit of its values.
+    pub unit: Unit,
+    /// What it means.
+    pub description: String,
+}
+
+impl Model {
+    /// The logical table named `name`.
+    pub fn table(&self, name: &str) -> Option<&Table> {
+        self.tables.iter().find(|t| t.name == name)
+    }
+    /// The dimension named `name`.
+    pub fn dimension(&self, name: &str) -> Option<&Dimension> {
+        self.dimensions.iter().find(|d| d.name == name)
+    }
+    /// The measure named `name`.
+    pub fn measure(&self, name: &str) -> Option<&Measure> {
+        self.measures.iter().find(|m| m.name == name)
+    }
+    /// The metric named `name`.
+    pub fn metric(&self, name: &str) -> Option<&Metric> {
+        self.metrics.iter().find(|m| m.name == name)
+    }
+
+    /// The join paths (as lists of join indexes) from table `from` to table `to`, following
+    /// joins towards their `to` side (and `one_to_one` joins both ways), without revisiting a
+    /// table. The empty path when `from == to`.
+    pub fn join_paths(&self, from: &str, to: &str) -> Vec<Vec<JoinStep>> {
+        let mut out = Vec::new();
+        let mut seen = vec![from.to_owned()];
+        let mut path = Vec::new();
+        self.walk(from, to, &mut seen, &mut path, &mut out);
+        out
+    }
+
+    fn walk(
+        &self,
+        at: &str,
+        to: &str,
+        seen: &mut Vec<String>,
+        path: &mut Vec<JoinStep>,
+        out: &mut Vec<Vec<JoinStep>>,
+    ) {
+        if at == to {
+            out.push(path.clone());
+            return;
+        }
+        if out.len() > 16 {
+            return;
+        }
+        for (i, j) in self.joins.iter().enumerate() {
+            let next = if j.from == at {
+                Some((j.to.as_str(), false))
+            } else if j.to == at && j.cardinality == Cardinality::OneToOne {
+                Some((j.from.as_str(), true))
+            } else {
+                None
+            };
+            if let Some((next, reversed)) = next
+                && !seen.iter().any(|s| s == next)
+            {
+                seen.push(next.to_owned());
+                path.push(JoinStep { join: i, reversed });
+                self.walk(next, to, seen, path, out);
+                path.pop();
+                seen.pop();
+            }
+        }
+    }
+
+    /// The one join path from `from` to `to` (validation guarantees at most one), if any.
+    pub fn join_path(&self, from: &str, to: &str) -> Option<Vec<JoinStep>> {
+        self.join_paths(from, to).into_iter().next()
+    }
+
+    /// The tables a path visits after `from`, in order.
+    pub fn path_tables(&self, from: &str, path: &[JoinStep]) -> Vec<String> {
+        let _ = from;
+        let mut out = Vec::new();
+        for step in path {
+            if let Some(j) = self.joins.get(step.join) {
+                out.push(if step.reversed {
+                    j.from.clone()
+                } else {
+                    j.to.clone()
+                });
+            }
+        }
+        out
+    }
+
+    /// The measures a metric reads, transitively, without duplicates.
+    pub fn metric_measures(&self, metric: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        self.collect_measures(metric, &mut out, 0);
+        out
+    }
+
+    fn collect_measures(&self, metric: &str, out: &mut Vec<String>, depth: usize) {
+        if depth > 64 {
+            return;
+        }
+        let Some(m) = self.metric(metric) else {
+            return;
+        };
+        match &m.kind {
+            MetricKind::Simple { measure } | MetricKind::Cumulative { measure, .. } => {
+                if !out.contains(measure) {
+                    out.push(measure.clone());
+                }
+            }
+            MetricKind::Ratio {
+                numerator,
+                denominator,
+            } => {
+                self.collect_measures(numerator, out, depth + 1);
+                self.collect_measures(denominator, out, depth + 1);
+            }
+            MetricKind::Derived { expr } => {
+                for name in expr.identifiers() {
+                    self.collect_measures(&name, out, depth + 1);
+                }
+            }
+        }
+    }
+
+    /// The dimensions every measure of `metric` can reach (the valid combinations).
+    pub fn reachable_dimensions(&self, metric: &str) -> Vec<&Dimension> {
+        let tables: Vec<String> = self
+            .metric_measures(metric)
+            .iter()
+            .filter_map(|m| self.measure(m).map(|m| m.table.clone()))
+            .collect();
+        self.dimensions
+            .iter()
+            .filter(|d| tables.iter().all(|t| self.join_path(t, &d.table).is_some()))
+            .collect()
+    }
+}
+
+/// One step of a join path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct JoinStep {
+    /// Index into [`Model::joins`].
+    pub join: usize,
+    /// Whether the join is followed from its `to` side (one-to-one joins only).
+    pub reversed: bool,
+}
+
+/// Every problem found in a set of model files, each with `file:line`.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the model files have {} problem(s):\n{}", .problems.len(), .problems.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
+pub struct ModelErrors {
+    /// The problems, in file order.
+    pub problems: Vec<Problem>,
+}
+
+/// One problem in a model file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The file (as given to the loader).
+    pub file: String,
+    /// The 1-based line.
+    pub line: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}: {}", self.file, self.line, self.message)
+    }
+}
+
+/// The environment variable that names the models folder.
+pub const MODELS_ENV: &str = "TALLY_MODELS";
+
+/// Loads and validates every model folder under `dir` (`dir/<model>/*.toml`).
+///
+/// SQL files named by `sql = { … }` are read relative to `dir`'s parent (the repository) or,
+/// failing that, to `dir`.
+pub fn load_dir(dir: &Path) -> Result<Vec<Model>, ModelErrors> {
+    let sources = file::read_dir(dir)?;
+    validate::build_all(&sources)
+}
+
+/// Loads and validates the models embedded in the binary (the shipped `models/` folder).
+pub fn load_embedded() -> Result<Vec<Model>, ModelErrors> {
+    validate::build_all(&file::embedded())
+}
+
+/// Loads and validates models from given sources (tests, tools).
+pub fn load_sources(sources: &[ModelSource]) -> Result<Vec<Model>, ModelErrors> {
+    validate::build_all(sources)
+}
+
+/// The models folder to use: `explicit`, else `$TALLY_MODELS`, else `./models` when it exists;
+/// `None` means the embedded copy.
+pub fn models_dir(explicit: Option<&Path>) -> Option<PathBuf> {
+    if let Some(p) = explicit {
+        return Some(p.to_path_buf());
+    }
+    if let Some(p) = std::env::var_os(MODELS_ENV) {
+        return Some(PathBuf::from(p));
+    }
+    let local = PathBuf::from("models");
+    local.is_dir().then_some(local)
+}
+
+/// Loads the models from [`models_dir`] (a folder on disk wins over the embedded copy).
+pub fn load_default(explicit: Option<&Path>) -> Result<Vec<Model>, ModelErrors> {
+    match models_dir(explicit) {
+        Some(dir) => load_dir(&dir),
+        None => load_embedded(),
+    }
+}

@@ -1,0 +1,1090 @@
+//! From parsed model files to validated [`Model`]s, collecting every problem with `file:line`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use toml::Spanned;
+
+use super::columns::{ColType, is_shipped_namespace, physical_columns};
+use super::expr::{Expr, ExprType};
+use super::file::{RawFile, line_of};
+use super::{
+    Agg, AsOf, Cardinality, ConversionFilter, DimType, Dimension, Granularity, Join, Measure,
+    Metric, MetricKind, Model, ModelErrors, ModelSource, Problem, Table, TableSource, TimeStorage,
+    Unit,
+};
+
+/// Problems found so far, and where to report them.
+struct Report {
+    problems: Vec<Problem>,
+}
+
+impl Report {
+    fn at(&mut self, file: &str, text: &str, offset: usize, message: impl Into<String>) {
+        self.problems.push(Problem {
+            file: file.to_owned(),
+            line: line_of(text, offset),
+            message: message.into(),
+        });
+    }
+}
+
+/// A parsed file and its text.
+struct Parsed<'a> {
+    path: &'a str,
+    text: &'a str,
+    raw: RawFile,
+}
+
+/// A place in a file, for reporting later.
+#[derive(Clone, Copy)]
+struct Loc<'a> {
+    path: &'a str,
+    text: &'a str,
+    offset: usize,
+}
+
+impl<'a> Loc<'a> {
+    fn of<T>(p: &Parsed<'a>, s: &Spanned<T>) -> Loc<'a> {
+        Loc {
+            path: p.path,
+            text: p.text,
+            offset: s.span().start,
+        }
+    }
+    fn report(&self, r: &mut Report, message: impl Into<String>) {
+        r.at(self.path, self.text, self.offset, message);
+    }
+}
+
+/// Validates every model source; all problems of all models are returned together.
+pub(crate) fn build_all(sources: &[ModelSource]) -> Result<Vec<Model>, ModelErrors> {
+    let mut report = Report {
+        problems: Vec::new(),
+    };
+    let mut models = Vec::new();
+    for source in sources {
+        if let Some(m) = build_one(source, &mut report) {
+            if models.iter().any(|x: &Model| x.name == m.name) {
+                report.problems.push(Problem {
+                    file: source
+                        .files
+                        .first()
+                        .map(|f| f.path.clone())
+                        .unwrap_or_default(),
+                    line: 1,
+                    message: format!("model {:?} is defined twice", m.name),
+                });
+            } else {
+                models.push(m);
+            }
+        }
+    }
+    if report.problems.is_empty() {
+        Ok(models)
+    } else {
+        Err(ModelErrors {
+            problems: report.problems,
+        })
+    }
+}
+
+fn is_ident(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn is_field_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_alphanumeric())
+        && !matches!(s, "and" | "or" | "not")
+}
+
+fn build_one(source: &ModelSource, r: &mut Report) -> Option<Model> {
+    let before = r.problems.len();
+    let mut parsed = Vec::new();
+    for f in &source.files {
+        match toml::from_str::<RawFile>(&f.text) {
+            Ok(raw) => parsed.push(Parsed {
+                path: &f.path,
+                text: &f.text,
+                raw,
+            }),
+            Err(e) => {
+                let offset = e.span().map(|s| s.start).unwrap_or(0);
+                r.at(&f.path, &f.text, offset, e.message().to_owned());
+            }
+        }
+    }
+    // [model]
+    let mut header = None;
+    for p in &parsed {
+        if let Some(m) = &p.raw.model {
+            if header.is_some() {
+                Loc::of(p, m).report(r, "a second [model] section (one per model folder)");
+            } else {
+                header = Some((p, m));
+            }
+        }
+    }
+    let Some((hp, hm)) = header else {
+        let file = source.files.first();
+        r.problems.push(Problem {
+            file: file.map(|f| f.path.clone()).unwrap_or_else(|| source.folder.clone()),
+            line: 1,
+            message: "no [model] section with the model's name and description".to_owned(),
+        });
+        return None;
+    };
+    let m = hm.get_ref();
+    let name = m.name.get_ref().clone();
+    if !is_ident(&name) {
+        Loc::of(hp, &m.name).report(r, format!("model name {name:?} is not a lower-case identifier"));
+    }
+    let description = m.description.clone().unwrap_or_default();
+    if description.trim().is_empty() {
+        Loc::of(hp, hm).report(r, "the model needs a description");
+    }
+    let namespace = m
+        .namespace
+        .as_ref()
+        .map(|n| n.get_ref().clone())
+        .unwrap_or_else(|| name.clone());
+    if !is_ident(&namespace) {
+        Loc::of(hp, hm).report(r, format!("namespace {namespace:?} is not an identifier"));
+    }
+
+    let tables = build_tables(source, &parsed, &namespace, r);
+    let joins = build_joins(&parsed, &tables, r);
+    let mut model = Model {
+        name,
+        description,
+        namespace,
+        tables,
+        joins,
+        dimensions: Vec::new(),
+        measures: Vec::new(),
+        metrics: Vec::new(),
+        conversion_variants: Vec::new(),
+    };
+    let dim_locs = build_dimensions(&parsed, &mut model, r);
+    build_measures(&parsed, &mut model, r);
+    build_metrics(&parsed, &mut model, r);
+    check_paths(&model, &dim_locs, r);
+    // conversion variants: every table that declares them declares the same list
+    let mut variants: Option<Vec<String>> = None;
+    for p in &parsed {
+        for t in &p.raw.table {
+            if let Some(cf) = &t.get_ref().conversion_filter {
+                let v = cf.get_ref().variants.clone();
+                match &variants {
+                    None => variants = Some(v),
+                    Some(prev) if *prev != v => Loc::of(p, cf).report(
+                        r,
+                        "every conversion_filter of a model lists the same variants",
+                    ),
+                    _ => {}
+                }
+            }
+        }
+    }
+    model.conversion_variants = variants.unwrap_or_default();
+    (r.problems.len() == before).then_some(model)
+}
+
+fn build_tables(
+    source: &ModelSource,
+    parsed: &[Parsed<'_>],
+    namespace: &str,
+    r: &mut Report,
+) -> Vec<Table> {
+    let mut out: Vec<Table> = Vec::new();
+    for p in parsed {
+        for st in &p.raw.table {
+            let t = st.get_ref();
+            let loc = Loc::of(p, st);
+            let name = t.name.get_ref().clone();
+            if !is_ident(&name) {
+                Loc::of(p, &t.name).report(r, format!("table name {name:?} is not a lower-case identifier"));
+                continue;
+            }
+            if out.iter().any(|x| x.name == name) {
+                Loc::of(p, &t.name).report(r, format!("table {name:?} is defined twice"));
+                continue;
+            }
+            let description = t.description.clone().unwrap_or_default();
+            if description.trim().is_empty() {
+                loc.report(r, format!("table {name:?} needs a description"));
+            }
+            let (tsource, columns) = match (&t.physical, &t.sql) {
+                (Some(_), Some(_)) => {
+                    loc.report(r, format!("table {name:?} has both `physical` and `sql`: choose one"));
+                    continue;
+                }
+                (None, Some(sql)) => {
+                    let s = sql.get_ref();
+                    let sloc = Loc::of(p, sql);
+                    let pg = read_sql(source, &s.postgres, sloc, r);
+                    let lite = read_sql(source, &s.sqlite, sloc, r);
+                    let Some(cols) = &t.columns else {
+                        loc.report(r, format!("sql table {name:?} needs `columns = {{ name = \"type\", … }}`"));
+                        continue;
+                    };
+                    let mut columns = Vec::new();
+                    for (c, ty) in cols.get_ref() {
+                        match ColType::parse(ty) {
+                            Some(ct) if is_ident(c) => columns.push((c.clone(), ct)),
+                            Some(_) => Loc::of(p, cols).report(r, format!("column name {c:?} is not an identifier")),
+                            None => Loc::of(p, cols).report(
+                                r,
+                                format!("column {c:?}: unknown type {ty:?} (string, int, decimal, float, bool, time, date, local_time, json)"),
+                            ),
+                        }
+                    }
+                    match (pg, lite) {
+                        (Some(postgres), Some(sqlite)) => (
+                            TableSource::Sql {
+                                postgres: Arc::from(postgres),
+                                sqlite: Arc::from(sqlite),
+                            },
+                            columns,
+                        ),
+                        _ => continue,
+                    }
+                }
+                (phys, None) => {
+                    let physical = phys
+                        .as_ref()
+                        .map(|x| x.get_ref().clone())
+                        .unwrap_or_else(|| name.clone());
+                    let ploc = phys.as_ref().map(|x| Loc::of(p, x)).unwrap_or(loc);
+                    if !is_ident(&physical) {
+                        ploc.report(r, format!("physical table {physical:?} is not an identifier"));
+                        continue;
+                    }
+                    let columns = match physical_columns(namespace, &physical) {
+                        Some(c) => c,
+                        None if is_shipped_namespace(namespace) => {
+                            ploc.report(r, format!("unknown table {namespace}.{physical}"));
+                            continue;
+                        }
+                        None => match &t.columns {
+                            Some(cols) => cols
+                                .get_ref()
+                                .iter()
+                                .filter_map(|(c, ty)| ColType::parse(ty).map(|t| (c.clone(), t)))
+                                .collect(),
+                            None => {
+                                ploc.report(r, format!("table {namespace}.{physical} is not a shipped table: list its `columns`"));
+                                continue;
+                            }
+                        },
+                    };
+                    if t.columns.is_some() && is_shipped_namespace(namespace) {
+                        loc.report(r, "`columns` is only for sql tables and tables tally does not ship");
+                    }
+                    (TableSource::Physical(physical), columns)
+                }
+            };
+            let has = |c: &str| columns.iter().any(|(x, _)| x == c);
+            let col_type = |c: &str| columns.iter().find(|(x, _)| x == c).map(|(_, t)| *t);
+            for k in &t.key {
+                if !has(k) {
+                    loc.report(r, format!("key column {k:?} is not a column of {name:?}"));
+                }
+            }
+            let is_sql = matches!(tsource, TableSource::Sql { .. });
+            let as_of = match (&t.as_of, is_sql) {
+                (None, true) => AsOf::Sql,
+                (None, false) => {
+                    loc.report(r, format!("table {name:?} needs `as_of = {{ kind = … }}` (event, partition_ts, partition_ds, record, type2, static)"));
+                    continue;
+                }
+                (Some(a), true) => {
+                    if a.get_ref().kind != "sql" {
+                        Loc::of(p, a).report(r, "a sql table receives asOf as $1: its as_of kind is \"sql\" (or leave it out)");
+                    }
+                    AsOf::Sql
+                }
+                (Some(a), false) => {
+                    let aloc = Loc::of(p, a);
+                    match parse_as_of(a.get_ref(), &col_type) {
+                        Ok(x) => x,
+                        Err(e) => {
+                            aloc.report(r, format!("table {name:?}: {e}"));
+                            continue;
+                        }
+                    }
+                }
+            };
+            let conversion_filter = match &t.conversion_filter {
+                None => None,
+                Some(cf) => {
+                    let c = cf.get_ref();
+                    let cloc = Loc::of(p, cf);
+                    if col_type(&c.column) != Some(ColType::String) {
+                        cloc.report(r, format!("conversion_filter column {:?} is not a text column of {name:?}", c.column));
+                    }
+                    if c.variants.is_empty() || !c.variants.contains(&c.default) {
+                        cloc.report(r, "conversion_filter: `default` must be one of `variants`");
+                    }
+                    for v in &c.variants {
+                        let ok = v.chars().next().is_some_and(|ch| ch.is_ascii_uppercase())
+                            && v.chars().all(|ch| ch.is_ascii_uppercase() || ch.is_ascii_digit() || ch == '_');
+                        if !ok {
+                            cloc.report(r, format!("conversion variant {v:?} is not SHOUTY_SNAKE"));
+                        }
+                    }
+                    Some(ConversionFilter {
+                        column: c.column.clone(),
+                        default: c.default.clone(),
+                    })
+                }
+            };
+            out.push(Table {
+                name,
+                source: tsource,
+                key: t.key.clone(),
+                as_of,
+                description,
+                columns,
+                conversion_filter,
+            });
+        }
+    }
+    out
+}
+
+fn parse_as_of(a: &super::file::RawAsOf, col: &dyn Fn(&str) -> Option<ColType>) -> Result<AsOf, String> {
+    let need = |what: &str, v: &Option<String>, types: &[ColType]| -> Result<String, String> {
+        let c = v.clone().ok_or_else(|| format!("as_of kind {:?} needs `{what}`", a.kind))?;
+        match col(&c) {
+            None => Err(format!("as_of {what}: {c:?} is not a column")),
+            Some(t) if !types.contains(&t) => Err(format!("as_of {what}: column {c:?} has the wrong type ({t:?})")),
+            Some(_) => Ok(c),
+        }
+    };
+    let opt = |what: &str, v: &Option<String>, types: &[ColType]| -> Result<Option<String>, String> {
+        match v {
+            None => Ok(None),
+            Some(_) => need(what, v, types).map(Some),
+        }
+    };
+    let keys = |v: &Option<Vec<String>>| -> Result<Vec<String>, String> {
+        let k = v.clone().unwrap_or_default();
+        for c in &k {
+            if col(c).is_none() {
+                return Err(format!("as_of key: {c:?} is not a column"));
+            }
+        }
+        Ok(k)
+    };
+    let unused = |fields: &[(&str, bool)]| -> Result<(), String> {
+        for (f, present) in fields {
+            if *present {
+                return Err(format!("as_of kind {:?} takes no `{f}`", a.kind));
+            }
+        }
+        Ok(())
+    };
+    let time_types = [ColType::Time];
+    Ok(match a.kind.as_str() {
+        "event" => {
+            unused(&[("key", a.key.is_some()), ("ts", a.ts.is_some()), ("ds", a.ds.is_some()), ("created", a.created.is_some()), ("updated", a.updated.is_some())])?;
+            AsOf::Event { time: need("time", &a.time, &time_types)? }
+        }
+        "partition_ts" => {
+            unused(&[("ds", a.ds.is_some()), ("created", a.created.is_some()), ("updated", a.updated.is_some())])?;
+            AsOf::PartitionTs {
+                ts: need("ts", &Some(a.ts.clone().unwrap_or_else(|| "ts".to_owned())), &[ColType::String])?,
+                time: opt("time", &a.time, &time_types)?,
+                key: keys(&a.key)?,
+            }
+        }
+        "partition_ds" => {
+            unused(&[("key", a.key.is_some()), ("ts", a.ts.is_some()), ("created", a.created.is_some()), ("updated", a.updated.is_some())])?;
+            AsOf::PartitionDs {
+                ds: need("ds", &Some(a.ds.clone().unwrap_or_else(|| "ds".to_owned())), &[ColType::Date])?,
+                time: opt("time", &a.time, &time_types)?,
+            }
+        }
+        "record" => {
+            unused(&[("key", a.key.is_some()), ("ts", a.ts.is_some()), ("ds", a.ds.is_some()), ("updated", a.updated.is_some())])?;
+            AsOf::Record {
+                time: need("time", &a.time, &time_types)?,
+                created: need("created", &a.created, &time_types)?,
+            }
+        }
+        "type2" => {
+            unused(&[("time", a.time.is_some()), ("ts", a.ts.is_some()), ("ds", a.ds.is_some()), ("created", a.created.is_some())])?;
+            let key = keys(&a.key)?;
+            if key.is_empty() {
+                return Err("as_of kind \"type2\" needs `key` (the business key)".to_owned());
+            }
+            AsOf::Type2 { key, updated: need("updated", &a.updated, &time_types)? }
+        }
+        "static" => {
+            unused(&[("time", a.time.is_some()), ("key", a.key.is_some()), ("ts", a.ts.is_some()), ("ds", a.ds.is_some()), ("created", a.created.is_some()), ("updated", a.updated.is_some())])?;
+            AsOf::Static
+        }
+        other => {
+            return Err(format!(
+                "unknown as_of kind {other:?} (event, partition_ts, partition_ds, record, type2, static)"
+            ));
+        }
+    })
+}
+
+/// Reads a SQL file, strips its comments and checks that `$1` is its only parameter.
+fn read_sql(source: &ModelSource, rel: &str, loc: Loc<'_>, r: &mut Report) -> Option<String> {
+    match source.read_sql(rel) {
+        Err(e) => {
+            loc.report(r, e);
+            None
+        }
+        Ok(text) => {
+            let stripped = strip_sql_comments(&text);
+            let mut ok = true;
+            let bytes = stripped.as_bytes();
+            for (i, b) in bytes.iter().enumerate() {
+                if *b == b'$' {
+                    let digits: String = stripped[i + 1..]
+                        .chars()
+                        .take_while(char::is_ascii_digit)
+                        .collect();
+                    if digits != "1" {
+                        ok = false;
+                    }
+                }
+            }
+            if !ok {
+                loc.report(r, format!("SQL file {rel:?}: its only parameter must be $1 (the as-of instant)"));
+                return None;
+            }
+            if !stripped.contains("$1") {
+                loc.report(r, format!("SQL file {rel:?} never reads $1 (the as-of instant)"));
+                return None;
+            }
+            Some(stripped)
+        }
+    }
+}
+
+/// Removes `-- …` and `/* … */` comments outside string literals and quoted identifiers;
+/// trims a trailing semicolon.
+pub(crate) fn strip_sql_comments(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        match c {
+            '\'' | '"' => {
+                out.push(c);
+                i += 1;
+                while i < chars.len() {
+                    out.push(chars[i]);
+                    i += 1;
+                    if chars[i - 1] == c {
+                        break;
+                    }
+                }
+            }
+            '-' if chars.get(i + 1) == Some(&'-') => {
+                while i < chars.len() && chars[i] != '\n' {
+                    i += 1;
+                }
+            }
+            '/' if chars.get(i + 1) == Some(&'*') => {
+                i += 2;
+                while i < chars.len() && !(chars[i] == '*' && chars.get(i + 1) == Some(&'/')) {
+                    i += 1;
+                }
+                i += 2;
+            }
+            _ => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    let lines: Vec<&str> = out
+        .lines()
+        .map(str::trim_end)
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    let mut s = lines.join("\n");
+    while s.ends_with(';') {
+        s.pop();
+    }
+    s
+}
+
+fn build_joins(parsed: &[Parsed<'_>], tables: &[Table], r: &mut Report) -> Vec<Join> {
+    let mut out = Vec::new();
+    for p in parsed {
+        for sj in &p.raw.join {
+            let j = sj.get_ref();
+            let loc = Loc::of(p, sj);
+            let from = tables.iter().find(|t| t.name == *j.from.get_ref());
+            let to = tables.iter().find(|t| t.name == *j.to.get_ref());
+            if from.is_none() {
+                Loc::of(p, &j.from).report(r, format!("join from unknown table {:?}", j.from.get_ref()));
+            }
+            if to.is_none() {
+                Loc::of(p, &j.to).report(r, format!("join to unknown table {:?}", j.to.get_ref()));
+            }
+            let cardinality = match j.cardinality.get_ref().as_str() {
+                "many_to_one" => Cardinality::ManyToOne,
+                "one_to_one" => Cardinality::OneToOne,
+                "one_to_many" => {
+                    Loc::of(p, &j.cardinality).report(r, "one_to_many joins fan out: declare the join from the many side as many_to_one");
+                    continue;
+                }
+                other => {
+                    Loc::of(p, &j.cardinality).report(r, format!("unknown cardinality {other:?} (many_to_one, one_to_one)"));
+                    continue;
+                }
+            };
+            let (Some(from), Some(to)) = (from, to) else {
+                continue;
+            };
+            if j.on.is_empty() {
+                loc.report(r, "a join needs `on = [[\"from column\", \"to column\"]]`");
+            }
+            for (a, b) in &j.on {
+                if from.column_type(a).is_none() {
+                    loc.report(r, format!("join on: {a:?} is not a column of {:?}", from.name));
+                }
+                if to.column_type(b).is_none() {
+                    loc.report(r, format!("join on: {b:?} is not a column of {:?}", to.name));
+                }
+            }
+            if cardinality == Cardinality::ManyToOne {
+                let covers_key = !to.key.is_empty()
+                    && to.key.iter().all(|k| j.on.iter().any(|(_, b)| b == k));
+                let versioned = match &to.as_of {
+                    AsOf::Type2 { key, .. } | AsOf::PartitionTs { key, .. } if !key.is_empty() => {
+                        key.iter().all(|k| j.on.iter().any(|(_, b)| b == k))
+                    }
+                    _ => false,
+                };
+                if !covers_key && !versioned {
+                    loc.report(
+                        r,
+                        format!(
+                            "many_to_one join to {:?} does not cover its key {:?}: it could fan out",
+                            to.name, to.key
+                        ),
+                    );
+                }
+            }
+            out.push(Join {
+                from: from.name.clone(),
+                to: to.name.clone(),
+                on: j.on.clone(),
+                cardinality,
+            });
+        }
+    }
+    out
+}
+
+fn col_types(t: &Table) -> impl Fn(&str) -> Option<ExprType> + '_ {
+    move |c| t.column_type(c).map(ExprType::of_col)
+}
+
+fn parse_expr(text: &Spanned<String>, loc: Loc<'_>, r: &mut Report, what: &str) -> Option<Expr> {
+    match Expr::parse(text.get_ref()) {
+        Ok(e) => Some(e),
+        Err(e) => {
+            loc.report(r, format!("{what}: {e}"));
+            None
+        }
+    }
+}
+
+fn build_dimensions<'a>(parsed: &'a [Parsed<'a>], model: &mut Model, r: &mut Report) -> HashMap<String, Loc<'a>> {
+    let mut locs = HashMap::new();
+    for p in parsed {
+        for sd in &p.raw.dimension {
+            let d = sd.get_ref();
+            let loc = Loc::of(p, sd);
+            let name = d.name.get_ref().clone();
+            if !is_field_name(&name) {
+                Loc::of(p, &d.name).report(r, format!("dimension name {name:?} is not a camelCase GraphQL field name"));
+                continue;
+            }
+            if model.dimensions.iter().any(|x| x.name == name) {
+                Loc::of(p, &d.name).report(r, format!("dimension {name:?} is defined twice"));
+                continue;
+            }
+            let description = d.description.clone().unwrap_or_default();
+            if description.trim().is_empty() {
+                loc.report(r, format!("dimension {name:?} needs a description"));
+            }
+            let Some(table) = model.table(d.table.get_ref()) else {
+                Loc::of(p, &d.table).report(r, format!("dimension {name:?}: unknown table {:?}", d.table.get_ref()));
+                continue;
+            };
+            let expr = match &d.expr {
+                Some(e) => match parse_expr(e, Loc::of(p, e), r, &format!("dimension {name:?}")) {
+                    Some(x) => x,
+                    None => continue,
+                },
+                None => Expr::Column(name.clone()),
+            };
+            let eloc = d.expr.as_ref().map(|e| Loc::of(p, e)).unwrap_or(loc);
+            let inferred = match expr.infer(&col_types(table)) {
+                Ok(t) => t,
+                Err(e) => {
+                    eloc.report(r, format!("dimension {name:?} on table {:?}: {e}", table.name));
+                    continue;
+                }
+            };
+            let tloc = Loc::of(p, &d.dim_type);
+            let dim_type = match d.dim_type.get_ref().as_str() {
+                "string" => DimType::String,
+                "number" => DimType::Number,
+                "boolean" => DimType::Boolean,
+                "time" => DimType::Time,
+                other => {
+                    tloc.report(r, format!("dimension {name:?}: unknown type {other:?} (string, number, boolean, time)"));
+                    continue;
+                }
+            };
+            let fits = match dim_type {
+                DimType::String => inferred == ExprType::String,
+                DimType::Number => inferred == ExprType::Number,
+                DimType::Boolean => inferred == ExprType::Bool,
+                DimType::Time => inferred.is_time(),
+            };
+            if !fits {
+                tloc.report(r, format!("dimension {name:?} is declared {} but its expression is a {inferred:?}", dim_type.as_str()));
+                continue;
+            }
+            let time_storage = match inferred {
+                ExprType::Date => TimeStorage::Date,
+                ExprType::LocalTime => TimeStorage::Local,
+                _ => TimeStorage::Instant,
+            };
+            let granularities = match (&d.granularities, dim_type) {
+                (None, DimType::Time) => Granularity::ALL.to_vec(),
+                (None, _) => Vec::new(),
+                (Some(g), DimType::Time) => {
+                    let mut out = Vec::new();
+                    for s in g.get_ref() {
+                        match Granularity::parse(s) {
+                            Some(x) => out.push(x),
+                            None => Loc::of(p, g).report(r, format!("dimension {name:?}: unknown granularity {s:?} (hour, day, week, month, quarter, year)")),
+                        }
+                    }
+                    if out.is_empty() {
+                        Loc::of(p, g).report(r, format!("dimension {name:?}: no granularity"));
+                    }
+                    out.sort();
+                    out
+                }
+                (Some(g), _) => {
+                    Loc::of(p, g).report(r, format!("dimension {name:?} is not a time dimension: it takes no granularities"));
+                    Vec::new()
+                }
+            };
+            if dim_type == DimType::Time
+                && time_storage == TimeStorage::Date
+                && granularities.contains(&Granularity::Hour)
+                && d.granularities.is_some()
+            {
+                loc.report(r, format!("dimension {name:?} is a date: it has no hour granularity"));
+            }
+            let granularities = if time_storage == TimeStorage::Date {
+                granularities.into_iter().filter(|g| *g != Granularity::Hour).collect()
+            } else {
+                granularities
+            };
+            locs.insert(name.clone(), loc);
+            model.dimensions.push(Dimension {
+                name,
+                table: table.name.clone(),
+                expr,
+                dim_type,
+                granularities,
+                time_storage,
+                description,
+            });
+        }
+    }
+    locs
+}
+
+fn build_measures(parsed: &[Parsed<'_>], model: &mut Model, r: &mut Report) {
+    for p in parsed {
+        for sm in &p.raw.measure {
+            let m = sm.get_ref();
+            let loc = Loc::of(p, sm);
+            let name = m.name.get_ref().clone();
+            if !is_ident(&name) {
+                Loc::of(p, &m.name).report(r, format!("measure name {name:?} is not a snake_case identifier"));
+                continue;
+            }
+            if model.measures.iter().any(|x| x.name == name) {
+                Loc::of(p, &m.name).report(r, format!("measure {name:?} is defined twice"));
+                continue;
+            }
+            let description = m.description.clone().unwrap_or_default();
+            if description.trim().is_empty() {
+                loc.report(r, format!("measure {name:?} needs a description"));
+            }
+            let Some(table) = model.table(m.table.get_ref()).cloned() else {
+                Loc::of(p, &m.table).report(r, format!("measure {name:?}: unknown table {:?}", m.table.get_ref()));
+                continue;
+            };
+            let table = &table;
+            let agg = match m.agg.get_ref().as_str() {
+                "count" => Agg::Count,
+                "count_distinct" => Agg::CountDistinct,
+                "sum" => Agg::Sum,
+                "avg" => Agg::Avg,
+                "min" => Agg::Min,
+                "max" => Agg::Max,
+                "median" => Agg::Median,
+                other => {
+                    Loc::of(p, &m.agg).report(r, format!("measure {name:?}: unknown agg {other:?} (count, count_distinct, sum, avg, min, max, median)"));
+                    continue;
+                }
+            };
+            let cols = col_types(table);
+            let expr = match &m.expr {
+                None if agg == Agg::Count => None,
+                None => {
+                    loc.report(r, format!("measure {name:?}: {} needs an `expr`", agg.as_str()));
+                    continue;
+                }
+                Some(e) => {
+                    let eloc = Loc::of(p, e);
+                    let Some(x) = parse_expr(e, eloc, r, &format!("measure {name:?}")) else {
+                        continue;
+                    };
+                    match x.infer(&cols) {
+                        Err(err) => {
+                            eloc.report(r, format!("measure {name:?} on table {:?}: {err}", table.name));
+                            continue;
+                        }
+                        Ok(t) => {
+                            let numeric = matches!(agg, Agg::Sum | Agg::Avg | Agg::Median);
+                            if numeric && t != ExprType::Number {
+                                eloc.report(r, format!("measure {name:?}: {} over a {t:?} expression (it needs a number)", agg.as_str()));
+                                continue;
+                            }
+                            if matches!(agg, Agg::Min | Agg::Max) && t != ExprType::Number {
+                                eloc.report(r, format!("measure {name:?}: {} is offered over numbers only", agg.as_str()));
+                                continue;
+                            }
+                        }
+                    }
+                    Some(x)
+                }
+            };
+            let filter = match &m.filter {
+                None => None,
+                Some(f) => {
+                    let floc = Loc::of(p, f);
+                    let Some(x) = parse_expr(f, floc, r, &format!("measure {name:?} filter")) else {
+                        continue;
+                    };
+                    match x.infer(&cols) {
+                        Ok(ExprType::Bool) => Some(x),
+                        Ok(t) => {
+                            floc.report(r, format!("measure {name:?}: the filter is a {t:?}, not a condition"));
+                            continue;
+                        }
+                        Err(err) => {
+                            floc.report(r, format!("measure {name:?} filter on table {:?}: {err}", table.name));
+                            continue;
+                        }
+                    }
+                }
+            };
+            model.measures.push(Measure {
+                name,
+                table: table.name.clone(),
+                agg,
+                expr,
+                filter,
+                description,
+            });
+        }
+    }
+}
+
+fn parse_window(s: &str) -> Option<i64> {
+    let mut parts = s.split_whitespace();
+    let n: i64 = parts.next()?.parse().ok()?;
+    let unit = parts.next()?;
+    if parts.next().is_some() || n <= 0 {
+        return None;
+    }
+    let secs = match unit.trim_end_matches('s') {
+        "hour" => 3600,
+        "day" => 86_400,
+        "week" => 7 * 86_400,
+        _ => return None,
+    };
+    Some(n * secs)
+}
+
+fn build_metrics(parsed: &[Parsed<'_>], model: &mut Model, r: &mut Report) {
+    // First pass: names, so that metrics can reference later ones.
+    let mut names: BTreeMap<String, ()> = BTreeMap::new();
+    for p in parsed {
+        for sm in &p.raw.metric {
+            names.insert(sm.get_ref().name.get_ref().clone(), ());
+        }
+    }
+    let mut locs: HashMap<String, Loc<'_>> = HashMap::new();
+    for p in parsed {
+        for sm in &p.raw.metric {
+            let m = sm.get_ref();
+            let loc = Loc::of(p, sm);
+            let name = m.name.get_ref().clone();
+            let nloc = Loc::of(p, &m.name);
+            if !is_field_name(&name) {
+                nloc.report(r, format!("metric name {name:?} is not a camelCase GraphQL field name"));
+                continue;
+            }
+            if model.metrics.iter().any(|x| x.name == name) || locs.contains_key(&name) {
+                nloc.report(r, format!("metric {name:?} is defined twice"));
+                continue;
+            }
+            if model.dimension(&name).is_some() {
+                nloc.report(r, format!("metric {name:?} clashes with the dimension of the same name"));
+                continue;
+            }
+            let description = m.description.clone().unwrap_or_default();
+            if description.trim().is_empty() {
+                loc.report(r, format!("metric {name:?} needs a description"));
+            }
+            let unit = match m.unit.get_ref().as_str() {
+                "count" => Unit::Count,
+                "percent" => Unit::Percent,
+                "ratio" => Unit::Ratio,
+                "currency" => Unit::Currency,
+                "duration_days" => Unit::DurationDays,
+                "duration_seconds" => Unit::DurationSeconds,
+                "number" => Unit::Number,
+                other => {
+                    Loc::of(p, &m.unit).report(r, format!("metric {name:?}: unknown unit {other:?} (count, percent, ratio, currency, duration_days, duration_seconds, number)"));
+                    continue;
+                }
+            };
+            let kind_name = m.kind.as_ref().map(|k| k.get_ref().as_str()).unwrap_or("simple");
+            let measure_ref = |r: &mut Report| -> Option<String> {
+                let Some(ms) = &m.measure else {
+                    loc.report(r, format!("metric {name:?} ({kind_name}) needs `measure`"));
+                    return None;
+                };
+                if model.measure(ms.get_ref()).is_none() {
+                    Loc::of(p, ms).report(r, format!("metric {name:?}: unknown measure {:?}", ms.get_ref()));
+                    return None;
+                }
+                Some(ms.get_ref().clone())
+            };
+            let metric_ref = |r: &mut Report, field: &Option<Spanned<String>>, what: &str| -> Option<String> {
+                let Some(x) = field else {
+                    loc.report(r, format!("metric {name:?} needs `{what}`"));
+                    return None;
+                };
+                if !names.contains_key(x.get_ref()) {
+                    Loc::of(p, x).report(r, format!("metric {name:?}: unknown metric {:?} as {what}", x.get_ref()));
+                    return None;
+                }
+                Some(x.get_ref().clone())
+            };
+            let kind = match kind_name {
+                "simple" => match measure_ref(r) {
+                    Some(measure) => {
+                        if unit == Unit::Count
+                            && model.measure(&measure).is_some_and(|x| !matches!(x.agg, Agg::Count | Agg::CountDistinct | Agg::Sum))
+                        {
+                            loc.report(r, format!("metric {name:?}: unit count needs a count or sum measure"));
+                        }
+                        MetricKind::Simple { measure }
+                    }
+                    None => continue,
+                },
+                "ratio" => {
+                    let n = metric_ref(r, &m.numerator, "numerator");
+                    let d = metric_ref(r, &m.denominator, "denominator");
+                    match (n, d) {
+                        (Some(numerator), Some(denominator)) => MetricKind::Ratio { numerator, denominator },
+                        _ => continue,
+                    }
+                }
+                "derived" => {
+                    let Some(e) = &m.expr else {
+                        loc.report(r, format!("metric {name:?} (derived) needs `expr`"));
+                        continue;
+                    };
+                    let eloc = Loc::of(p, e);
+                    let Some(x) = parse_expr(e, eloc, r, &format!("metric {name:?}")) else {
+                        continue;
+                    };
+                    if !x.is_arithmetic() {
+                        eloc.report(r, format!("metric {name:?}: a derived expression is arithmetic (+ - * /) over metric names and numbers"));
+                        continue;
+                    }
+                    let mut bad = false;
+                    for id in x.identifiers() {
+                        if !names.contains_key(&id) {
+                            eloc.report(r, format!("metric {name:?}: unknown metric {id:?}"));
+                            bad = true;
+                        }
+                    }
+                    if bad {
+                        continue;
+                    }
+                    MetricKind::Derived { expr: x }
+                }
+                "cumulative" => {
+                    let Some(measure) = measure_ref(r) else { continue };
+                    if model.measure(&measure).is_some_and(|x| !x.agg.is_additive()) {
+                        loc.report(r, format!("metric {name:?}: a cumulative metric needs an additive measure (count or sum)"));
+                        continue;
+                    }
+                    let Some(td) = &m.time_dimension else {
+                        loc.report(r, format!("metric {name:?} (cumulative) needs `time_dimension`"));
+                        continue;
+                    };
+                    match model.dimension(td.get_ref()) {
+                        Some(d) if d.dim_type == DimType::Time => {}
+                        _ => {
+                            Loc::of(p, td).report(r, format!("metric {name:?}: {:?} is not a time dimension", td.get_ref()));
+                            continue;
+                        }
+                    }
+                    let window_seconds = match &m.window {
+                        None => None,
+                        Some(w) if w.get_ref() == "none" => None,
+                        Some(w) => match parse_window(w.get_ref()) {
+                            Some(s) => Some(s),
+                            None => {
+                                Loc::of(p, w).report(r, format!("metric {name:?}: window {:?} is not like \"7 days\" (hours, days, weeks) or \"none\"", w.get_ref()));
+                                continue;
+                            }
+                        },
+                    };
+                    MetricKind::Cumulative { measure, time_dimension: td.get_ref().clone(), window_seconds }
+                }
+                other => {
+                    let kloc = m.kind.as_ref().map(|k| Loc::of(p, k)).unwrap_or(loc);
+                    kloc.report(r, format!("metric {name:?}: unknown kind {other:?} (simple, ratio, derived, cumulative)"));
+                    continue;
+                }
+            };
+            locs.insert(name.clone(), loc);
+            model.metrics.push(Metric { name, kind, unit, description });
+        }
+    }
+    // Cycles among ratio/derived metrics.
+    let refs = |m: &Metric| -> Vec<String> {
+        match &m.kind {
+            MetricKind::Ratio { numerator, denominator } => vec![numerator.clone(), denominator.clone()],
+            MetricKind::Derived { expr } => expr.identifiers(),
+            _ => Vec::new(),
+        }
+    };
+    for m in &model.metrics {
+        let mut stack: Vec<(String, Vec<String>)> = vec![(m.name.clone(), vec![m.name.clone()])];
+        let mut found = None;
+        let mut steps = 0;
+        while let Some((at, path)) = stack.pop() {
+            steps += 1;
+            if steps > 10_000 {
+                break;
+            }
+            if let Some(x) = model.metric(&at) {
+                for next in refs(x) {
+                    if next == m.name {
+                        let mut cycle = path.clone();
+                        cycle.push(next);
+                        found = Some(cycle);
+                        break;
+                    }
+                    if !path.contains(&next) {
+                        let mut p2 = path.clone();
+                        p2.push(next.clone());
+                        stack.push((next, p2));
+                    }
+                }
+            }
+            if found.is_some() {
+                break;
+            }
+        }
+        if let Some(cycle) = found
+            && let Some(loc) = locs.get(&m.name)
+        {
+            loc.report(r, format!("metric {:?} depends on itself: {}", m.name, cycle.join(" → ")));
+        }
+    }
+}
+
+/// Every measure table must reach every dimension table along at most one join path.
+fn check_paths(model: &Model, dim_locs: &HashMap<String, Loc<'_>>, r: &mut Report) {
+    let mut measure_tables: Vec<&str> = model.measures.iter().map(|m| m.table.as_str()).collect();
+    measure_tables.sort_unstable();
+    measure_tables.dedup();
+    let mut reported: Vec<(String, String)> = Vec::new();
+    for d in &model.dimensions {
+        for t in &measure_tables {
+            if reported.iter().any(|(a, b)| a == t && *b == d.table) {
+                continue;
+            }
+            let paths = model.join_paths(t, &d.table);
+            if paths.len() > 1 {
+                reported.push(((*t).to_owned(), d.table.clone()));
+                let shown: Vec<String> = paths
+                    .iter()
+                    .map(|p| {
+                        let mut names = vec![(*t).to_owned()];
+                        names.extend(model.path_tables(t, p));
+                        names.join(" → ")
+                    })
+                    .collect();
+                if let Some(loc) = dim_locs.get(&d.name) {
+                    loc.report(
+                        r,
+                        format!(
+                            "dimension {:?}: the join path from {t:?} to {:?} is ambiguous: {} (declare a separate logical table for each role)",
+                            d.name,
+                            d.table,
+                            shown.join(" | ")
+                        ),
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_comments_but_not_strings() {
+        let s = strip_sql_comments("-- a $2\nSELECT '--x' AS \"a--b\", $1 /* $3 */ FROM t;\n");
+        assert_eq!(s, "SELECT '--x' AS \"a--b\", $1  FROM t");
+    }
+
+    #[test]
+    fn windows() {
+        assert_eq!(parse_window("7 days"), Some(7 * 86_400));
+        assert_eq!(parse_window("1 week"), Some(7 * 86_400));
+        assert_eq!(parse_window("3 months"), None);
+    }
+}

@@ -1,0 +1,274 @@
+//! The SQL dialects: one trait of capability methods, a default spelling in its provided
+//! methods, and each backend overriding only where it differs.
+
+use super::{Param, Sql};
+use crate::semantic::{Granularity, TimeStorage};
+
+/// What differs between the databases tally renders for.
+pub trait Dialect: Sync + Send {
+    /// `postgres` or `sqlite` (also the snapshot suffix).
+    fn name(&self) -> &'static str;
+
+    /// The placeholder of the `n`-th (1-based) parameter.
+    fn placeholder(&self, n: usize) -> String;
+
+    /// Whether `percentile_cont(0.5) WITHIN GROUP (ORDER BY x)` exists.
+    fn percentile_cont(&self) -> bool;
+
+    /// Whether time buckets can be computed in a zone other than UTC.
+    fn time_zones(&self) -> bool;
+
+    /// Equality that holds for two NULLs.
+    fn null_safe_eq(&self) -> &'static str {
+        "IS NOT DISTINCT FROM"
+    }
+
+    /// The collation that orders text by bytes, as SQLite's default does.
+    fn byte_collation(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// `LIMIT` that does not limit (for an `OFFSET` alone).
+    fn limit_all(&self) -> &'static str {
+        "LIMIT ALL"
+    }
+
+    /// `x` as a 64-bit integer.
+    fn int(&self, x: Sql) -> Sql {
+        Sql::wrap("CAST(", x, " AS BIGINT)")
+    }
+
+    /// `x` as a double.
+    fn float(&self, x: Sql) -> Sql {
+        Sql::wrap("CAST(", x, " AS DOUBLE PRECISION)")
+    }
+
+    /// A boolean `x` as a 64-bit 0/1 integer.
+    fn bool_int(&self, x: Sql) -> Sql {
+        Sql::wrap("CAST(CAST(", x, " AS INTEGER) AS BIGINT)")
+    }
+
+    /// `x` rounded to `decimals`, as a double.
+    fn round(&self, x: Sql, decimals: u32) -> Sql {
+        Sql::wrap(
+            "CAST(ROUND(CAST(",
+            x,
+            &format!(" AS NUMERIC), {decimals}) AS DOUBLE PRECISION)"),
+        )
+    }
+
+    /// The median aggregate of `x`, when the backend has one.
+    fn median(&self, x: Sql) -> Option<Sql> {
+        Some(Sql::wrap(
+            "percentile_cont(0.5) WITHIN GROUP (ORDER BY ",
+            x,
+            ")",
+        ))
+    }
+
+    /// Whether text `x` contains text `v`.
+    fn contains(&self, x: Sql, v: Sql) -> Sql {
+        let mut s = Sql::raw("strpos(");
+        s.append(x);
+        s.push(", ");
+        s.append(v);
+        s.push(") > 0");
+        s
+    }
+
+    /// The text of top-level key `key` of JSON `x`.
+    fn json_text(&self, x: Sql, key: &str) -> Sql {
+        let mut s = Sql::raw("(");
+        s.append(x);
+        s.push(" ->> ");
+        s.param(Param::Value(sea_orm::Value::String(Some(key.to_owned()))));
+        s.push(")");
+        s
+    }
+
+    /// Whole seconds from `a` to `b` (both of storage `st`).
+    fn seconds_between(&self, a: Sql, b: Sql, st: TimeStorage) -> Sql {
+        match st {
+            TimeStorage::Date => {
+                let mut s = Sql::raw("((");
+                s.append(b);
+                s.push(" - ");
+                s.append(a);
+                s.push(") * 86400)");
+                s
+            }
+            TimeStorage::Local => {
+                let mut s = Sql::raw("EXTRACT(EPOCH FROM (date_trunc('second', CAST(");
+                s.append(b);
+                s.push(" AS TIMESTAMP)) - date_trunc('second', CAST(");
+                s.append(a);
+                s.push(" AS TIMESTAMP))))");
+                s
+            }
+            TimeStorage::Instant => {
+                let mut s = Sql::raw("EXTRACT(EPOCH FROM (date_trunc('second', ");
+                s.append(b);
+                s.push(") - date_trunc('second', ");
+                s.append(a);
+                s.push(")))");
+                s
+            }
+        }
+    }
+
+    /// The start of `x`'s bucket as text: RFC 3339 UTC (`…Z`) for instants and dates, a
+    /// local `YYYY-MM-DDTHH:MM:SS` for local times. `tz`: bucket instants in the request's
+    /// time zone (bound as [`Param::TimeZone`]).
+    fn time_bucket(&self, x: Sql, st: TimeStorage, g: Granularity, tz: bool) -> Sql {
+        let unit = g.as_str();
+        let (inner, fmt) = match st {
+            TimeStorage::Instant if tz => {
+                let mut s = Sql::raw(&format!("date_trunc('{unit}', "));
+                s.append(x);
+                s.push(" AT TIME ZONE ");
+                s.param(Param::TimeZone);
+                s.push(") AT TIME ZONE ");
+                s.param(Param::TimeZone);
+                s.push(" AT TIME ZONE 'UTC'");
+                (s, "YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"")
+            }
+            TimeStorage::Instant => (
+                Sql::wrap(&format!("date_trunc('{unit}', "), x, " AT TIME ZONE 'UTC')"),
+                "YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"",
+            ),
+            TimeStorage::Date => (
+                Sql::wrap(&format!("date_trunc('{unit}', CAST("), x, " AS TIMESTAMP))"),
+                "YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"",
+            ),
+            TimeStorage::Local => (
+                Sql::wrap(&format!("date_trunc('{unit}', CAST("), x, " AS TIMESTAMP))"),
+                "YYYY-MM-DD\"T\"HH24:MI:SS",
+            ),
+        };
+        Sql::wrap("to_char(", inner, &format!(", '{fmt}')"))
+    }
+
+    /// Seconds since 1970 of a bucket's text (as returned by [`Dialect::time_bucket`]).
+    fn bucket_epoch(&self, x: Sql) -> Sql {
+        Sql::wrap(
+            "CAST(EXTRACT(EPOCH FROM CAST(",
+            x,
+            " AS TIMESTAMP)) AS BIGINT)",
+        )
+    }
+}
+
+/// PostgreSQL (and compatible engines).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Postgres;
+
+impl Dialect for Postgres {
+    fn name(&self) -> &'static str {
+        "postgres"
+    }
+    fn placeholder(&self, n: usize) -> String {
+        format!("${n}")
+    }
+    fn percentile_cont(&self) -> bool {
+        true
+    }
+    fn time_zones(&self) -> bool {
+        true
+    }
+    fn byte_collation(&self) -> Option<&'static str> {
+        Some("\"C\"")
+    }
+}
+
+/// SQLite.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Sqlite;
+
+impl Dialect for Sqlite {
+    fn name(&self) -> &'static str {
+        "sqlite"
+    }
+    fn placeholder(&self, _n: usize) -> String {
+        "?".to_owned()
+    }
+    fn percentile_cont(&self) -> bool {
+        false
+    }
+    fn time_zones(&self) -> bool {
+        false
+    }
+    fn null_safe_eq(&self) -> &'static str {
+        "IS"
+    }
+    fn limit_all(&self) -> &'static str {
+        "LIMIT -1"
+    }
+    fn int(&self, x: Sql) -> Sql {
+        Sql::wrap("CAST(", x, " AS INTEGER)")
+    }
+    fn float(&self, x: Sql) -> Sql {
+        Sql::wrap("CAST(", x, " AS REAL)")
+    }
+    fn bool_int(&self, x: Sql) -> Sql {
+        Sql::wrap("CAST(", x, " AS INTEGER)")
+    }
+    fn round(&self, x: Sql, decimals: u32) -> Sql {
+        Sql::wrap("ROUND(", x, &format!(", {decimals})"))
+    }
+    fn median(&self, _x: Sql) -> Option<Sql> {
+        None
+    }
+    fn contains(&self, x: Sql, v: Sql) -> Sql {
+        let mut s = Sql::raw("instr(");
+        s.append(x);
+        s.push(", ");
+        s.append(v);
+        s.push(") > 0");
+        s
+    }
+    fn json_text(&self, x: Sql, key: &str) -> Sql {
+        let mut s = Sql::raw("json_extract(");
+        s.append(x);
+        s.push(", ");
+        let path = format!("$.\"{}\"", key.replace('"', "\\\""));
+        s.param(Param::Value(sea_orm::Value::String(Some(path))));
+        s.push(")");
+        s
+    }
+    fn seconds_between(&self, a: Sql, b: Sql, _st: TimeStorage) -> Sql {
+        let mut s = Sql::raw("(unixepoch(");
+        s.append(b);
+        s.push(") - unixepoch(");
+        s.append(a);
+        s.push("))");
+        s
+    }
+    fn time_bucket(&self, x: Sql, st: TimeStorage, g: Granularity, _tz: bool) -> Sql {
+        let z = if st == TimeStorage::Local { "" } else { "Z" };
+        let strftime = |fmt: &str, x: Sql| Sql::wrap(&format!("strftime('{fmt}{z}', "), x, ")");
+        match g {
+            Granularity::Hour => strftime("%Y-%m-%dT%H:00:00", x),
+            Granularity::Day => strftime("%Y-%m-%dT00:00:00", x),
+            Granularity::Week => {
+                let mut s = Sql::raw(&format!("strftime('%Y-%m-%dT00:00:00{z}', "));
+                s.append(x);
+                s.push(", 'weekday 0', '-6 days')");
+                s
+            }
+            Granularity::Month => strftime("%Y-%m-01T00:00:00", x),
+            Granularity::Quarter => {
+                let mut s = Sql::raw(&format!("printf('%s-%02d-01T00:00:00{z}', strftime('%Y', "));
+                s.append(x.clone());
+                s.push("), ((CAST(strftime('%m', ");
+                s.append(x);
+                s.push(") AS INTEGER) - 1) / 3) * 3 + 1)");
+                s
+            }
+            Granularity::Year => strftime("%Y-01-01T00:00:00", x),
+        }
+    }
+    fn bucket_epoch(&self, x: Sql) -> Sql {
+        Sql::wrap("unixepoch(", x, ")")
+    }
+}
+
