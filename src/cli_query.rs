@@ -73,41 +73,60 @@ pub fn first_list(value: &Value) -> Option<&Vec<Value>> {
     }
 }
 
-/// Flattens an object into `a.b` columns; lists inside it are written as JSON text.
-fn flatten(prefix: &str, value: &Value, out: &mut Vec<(String, String)>) {
-    match value {
-        Value::Object(map) => {
-            for (k, v) in map {
-                let key = if prefix.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{prefix}.{k}")
-                };
-                flatten(&key, v, out);
-            }
-        }
-        Value::Null => out.push((prefix.to_owned(), String::new())),
-        Value::String(s) => out.push((prefix.to_owned(), s.clone())),
-        Value::Array(_) => out.push((prefix.to_owned(), value.to_string())),
-        other => out.push((prefix.to_owned(), other.to_string())),
+/// One CSV row: `(column, text)` cells in order.
+type Cells = Vec<(String, String)>;
+
+fn key(prefix: &str, k: &str) -> String {
+    if prefix.is_empty() {
+        k.to_owned()
+    } else {
+        format!("{prefix}.{k}")
     }
 }
 
-/// Writes a list of objects as CSV: the header is the union of the flattened keys, in order of
-/// first appearance.
-pub fn write_csv<W: std::io::Write>(
-    out: &mut csv::Writer<W>,
-    list: &[Value],
-) -> Result<(), Error> {
-    let rows: Vec<Vec<(String, String)>> = list
-        .iter()
-        .map(|item| {
-            let mut cells = Vec::new();
-            match item {
-                Value::Object(_) => flatten("", item, &mut cells),
-                other => flatten("value", other, &mut cells),
+/// Flattens a value into rows: object fields become `a.b` columns; a nested list of objects
+/// becomes one row per element, with the parent's columns repeated (sibling lists multiply);
+/// an empty one leaves its columns blank; a list of scalars is written as JSON text.
+fn flatten_rows(prefix: &str, value: &Value) -> Vec<Cells> {
+    match value {
+        Value::Object(map) => {
+            let mut rows: Vec<Cells> = vec![Vec::new()];
+            for (k, v) in map {
+                let child = flatten_rows(&key(prefix, k), v);
+                if child.is_empty() {
+                    continue;
+                }
+                rows = rows
+                    .iter()
+                    .flat_map(|r| {
+                        child.iter().map(move |c| {
+                            let mut row = r.clone();
+                            row.extend(c.iter().cloned());
+                            row
+                        })
+                    })
+                    .collect();
             }
-            cells
+            rows
+        }
+        Value::Array(items) if items.iter().all(Value::is_object) => {
+            items.iter().flat_map(|i| flatten_rows(prefix, i)).collect()
+        }
+        Value::Array(_) => vec![vec![(prefix.to_owned(), value.to_string())]],
+        Value::Null => vec![vec![(prefix.to_owned(), String::new())]],
+        Value::String(s) => vec![vec![(prefix.to_owned(), s.clone())]],
+        other => vec![vec![(prefix.to_owned(), other.to_string())]],
+    }
+}
+
+/// Writes a list of objects as CSV, nested lists exploded into rows (see `flatten_rows`): the
+/// header is the union of the flattened keys, in order of first appearance.
+pub fn write_csv<W: std::io::Write>(out: &mut csv::Writer<W>, list: &[Value]) -> Result<(), Error> {
+    let rows: Vec<Cells> = list
+        .iter()
+        .flat_map(|item| match item {
+            Value::Object(_) => flatten_rows("", item),
+            other => flatten_rows("value", other),
         })
         .collect();
     let mut header: Vec<String> = Vec::new();
@@ -132,4 +151,40 @@ pub fn write_csv<W: std::io::Write>(
         out.write_record(&record).map_err(csv_err)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn csv_of(value: &Value) -> String {
+        let list = first_list(value).expect("a list");
+        let mut out = csv::Writer::from_writer(Vec::new());
+        write_csv(&mut out, list).expect("csv");
+        String::from_utf8(out.into_inner().expect("flush")).expect("utf-8")
+    }
+
+    #[test]
+    fn nested_lists_become_rows_with_parent_columns() {
+        let data = serde_json::json!({ "sources": [
+            { "name": "a", "tables": [ { "name": "x", "rowCount": 1 }, { "name": "y", "rowCount": 2 } ] },
+            { "name": "b", "tables": [ { "name": "z", "rowCount": null } ] },
+        ]});
+        assert_eq!(
+            csv_of(&data),
+            "name,tables.name,tables.rowCount\na,x,1\na,y,2\nb,z,\n"
+        );
+    }
+
+    #[test]
+    fn objects_flatten_to_dotted_columns_and_scalar_lists_to_json() {
+        let data = serde_json::json!({ "rows": [
+            { "id": 1, "plan": { "planId": "p1" }, "tags": ["a", "b"] },
+            { "id": 2, "plan": null, "tags": [] },
+        ]});
+        assert_eq!(
+            csv_of(&data),
+            "id,plan.planId,tags,plan\n1,p1,\"[\"\"a\"\",\"\"b\"\"]\",\n2,,,\n"
+        );
+    }
 }

@@ -6,9 +6,9 @@
 
 use std::time::{Duration, Instant};
 
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, QueryResult, Statement};
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::{Decimal, RoundingStrategy};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, QueryResult, Statement};
 use serde_json::Value;
 
 use crate::plan::OutType;
@@ -27,9 +27,17 @@ pub struct Rows {
 }
 
 /// Runs a rendered statement for `spec`.
-pub async fn run(db: &DatabaseConnection, rendered: &Rendered, spec: &QuerySpec) -> Result<Rows, DbErr> {
+pub async fn run(
+    db: &DatabaseConnection,
+    rendered: &Rendered,
+    spec: &QuerySpec,
+) -> Result<Rows, DbErr> {
     let params = rendered.bind(spec);
-    let stmt = Statement::from_sql_and_values(db.get_database_backend(), rendered.sql.clone(), params.clone());
+    let stmt = Statement::from_sql_and_values(
+        db.get_database_backend(),
+        rendered.sql.clone(),
+        params.clone(),
+    );
     let started = Instant::now();
     let result = db.query_all_raw(stmt).await?;
     let elapsed = started.elapsed();
@@ -41,12 +49,19 @@ pub async fn run(db: &DatabaseConnection, rendered: &Rendered, spec: &QuerySpec)
         }
         rows.push(row);
     }
-    Ok(Rows { rows, elapsed, params })
+    Ok(Rows {
+        rows,
+        elapsed,
+        params,
+    })
 }
 
 fn read(r: &QueryResult, i: usize, ty: OutType) -> Result<Value, DbErr> {
     Ok(match ty {
-        OutType::Int => r.try_get_by_index::<Option<i64>>(i)?.map(Value::from).unwrap_or(Value::Null),
+        OutType::Int => r
+            .try_get_by_index::<Option<i64>>(i)?
+            .map(Value::from)
+            .unwrap_or(Value::Null),
         OutType::Bool => r
             .try_get_by_index::<Option<i64>>(i)?
             .map(|v| Value::Bool(v != 0))
@@ -58,7 +73,9 @@ fn read(r: &QueryResult, i: usize, ty: OutType) -> Result<Value, DbErr> {
                     Some(dp) => round_half_away(v, dp).and_then(|d| d.to_f64()).unwrap_or(v),
                     None => v,
                 };
-                serde_json::Number::from_f64(v).map(Value::Number).unwrap_or(Value::Null)
+                serde_json::Number::from_f64(v)
+                    .map(Value::Number)
+                    .unwrap_or(Value::Null)
             })
             .unwrap_or(Value::Null),
         OutType::Decimal => r
@@ -95,6 +112,7 @@ pub fn round_half_away(v: f64, dp: u32) -> Option<Decimal> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -106,7 +124,10 @@ mod tests {
         assert_eq!(format_money(0.1 + 0.2), "0.30");
         assert_eq!(format_money(-0.001), "0.00");
         assert_eq!(format_money(-2.675), "-2.68");
-        assert_eq!(round_half_away(1.0 / 3.0, 6).map(|d| d.to_string()), Some("0.333333".into()));
+        assert_eq!(
+            round_half_away(1.0 / 3.0, 6).map(|d| d.to_string()),
+            Some("0.333333".into())
+        );
     }
 }
 

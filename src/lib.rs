@@ -26,6 +26,8 @@
 //! - [`sql`]: a plan → one parameterised statement per dialect.
 //! - [`exec`]: the only place the semantic layer runs SQL.
 //! - [`gym`]: the gym lead-conversion models (SQL files under `sql/gym/`).
+//! - [`saas`]: the SaaS lifecycle: stages at any instant, journey, transitions, drill-down
+//!   (SQL files under `sql/saas/`).
 //! - [`tz`]: UTC offsets of time zones as a table, for SQLite.
 #![deny(clippy::unwrap_used)]
 #![warn(missing_docs)]
@@ -44,6 +46,7 @@ pub mod cli_query;
 pub mod exec;
 pub mod plan;
 pub mod query;
+pub mod saas;
 pub mod semantic;
 pub mod sql;
 pub mod tz;

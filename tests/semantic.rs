@@ -246,25 +246,47 @@ fn a_bad_model_file_lists_every_problem_with_file_and_line() {
         (line_of("no_such_table"), "unknown table shop.no_such_table"),
         (line_of("one_to_many"), "fan out"),
         (line_of("store_idd"), "unknown column \"store_idd\""),
-        (line_of("granularities = [\"day\"]"), "takes no granularities"),
+        (
+            line_of("granularities = [\"day\"]"),
+            "takes no granularities",
+        ),
         (line_of("name = \"store_sum\"") + 3, "sum over a String"),
-        (BAD.lines().enumerate().filter(|(_, l)| l.contains("name = \"lines\"")).nth(2).unwrap().0 + 1, "metric \"lines\" is defined twice"),
+        (
+            BAD.lines()
+                .enumerate()
+                .filter(|(_, l)| l.contains("name = \"lines\""))
+                .nth(2)
+                .unwrap()
+                .0
+                + 1,
+            "metric \"lines\" is defined twice",
+        ),
         (line_of("no_measure"), "unknown measure \"no_measure\""),
         (line_of("name = \"categoryName\"") - 1, "ambiguous"),
     ];
     for (line, msg) in expect {
         assert!(
-            err.problems.iter().any(|p| p.file == "models/bad/model.toml" && p.line == line && p.message.contains(msg)),
+            err.problems
+                .iter()
+                .any(|p| p.file == "models/bad/model.toml"
+                    && p.line == line
+                    && p.message.contains(msg)),
             "expected {msg:?} at line {line} in:\n{text}"
         );
     }
     assert!(text.contains("depends on itself"), "{text}");
-    assert!(text.contains("order_line → category_again | order_line → category_again"), "{text}");
+    assert!(
+        text.contains("order_line → category_again | order_line → category_again"),
+        "{text}"
+    );
     assert!(text.starts_with("the model files have"), "{text}");
     // a TOML syntax error is reported with its line too
     let src = ModelSource {
         folder: "bad".into(),
-        files: vec![SourceFile { path: "x.toml".into(), text: "[model]\nname = \"x\"\ndescription = \"d\"\n[[table]\n".into() }],
+        files: vec![SourceFile {
+            path: "x.toml".into(),
+            text: "[model]\nname = \"x\"\ndescription = \"d\"\n[[table]\n".into(),
+        }],
         sql_roots: vec![],
     };
     let err = tally::semantic::load_sources(&[src]).unwrap_err();
@@ -275,55 +297,113 @@ fn a_bad_model_file_lists_every_problem_with_file_and_line() {
 // ------------------------------------------------------------------ SQL snapshots
 
 fn shop() -> Model {
-    tally::semantic::load_embedded().unwrap().into_iter().find(|m| m.name == "shop").unwrap()
+    tally::semantic::load_embedded()
+        .unwrap()
+        .into_iter()
+        .find(|m| m.name == "shop")
+        .unwrap()
 }
 
 fn model(name: &str) -> Model {
-    tally::semantic::load_embedded().unwrap().into_iter().find(|m| m.name == name).unwrap()
+    tally::semantic::load_embedded()
+        .unwrap()
+        .into_iter()
+        .find(|m| m.name == name)
+        .unwrap()
 }
 
 fn dim(key: &str, name: &str, g: Option<Granularity>) -> Selected {
-    Selected { key: key.into(), item: Item::Dimension { name: name.into(), granularity: g } }
+    Selected {
+        key: key.into(),
+        item: Item::Dimension {
+            name: name.into(),
+            granularity: g,
+        },
+    }
 }
 
 fn met(name: &str) -> Selected {
-    Selected { key: name.into(), item: Item::Metric { name: name.into() } }
+    Selected {
+        key: name.into(),
+        item: Item::Metric { name: name.into() },
+    }
 }
 
 fn snapshot_cases() -> Vec<(&'static str, Model, QuerySpec)> {
     let at = t("2024-03-31T00:00:00Z");
     let mut out = Vec::new();
     let mut s = QuerySpec::new("shop", at);
-    s.fields = vec![dim("categoryName", "categoryName", None), met("netSales"), met("orders"), met("aov")];
-    s.order = vec![OrderItem { target: "netSales".into(), descending: true }];
+    s.fields = vec![
+        dim("categoryName", "categoryName", None),
+        met("netSales"),
+        met("orders"),
+        met("aov"),
+    ];
+    s.order = vec![OrderItem {
+        target: "netSales".into(),
+        descending: true,
+    }];
     s.limit = Some(10);
     out.push(("shop_aov_by_category", shop(), s));
 
     let mut s = QuerySpec::new("shop", at);
-    s.fields = vec![dim("week", "orderTime", Some(Granularity::Week)), dim("customerCountry", "customerCountry", None), met("netSales"), met("netSalesRunningTotal"), met("medianLineNetSales")];
+    s.fields = vec![
+        dim("week", "orderTime", Some(Granularity::Week)),
+        dim("customerCountry", "customerCountry", None),
+        met("netSales"),
+        met("netSalesRunningTotal"),
+        met("medianLineNetSales"),
+    ];
     let a = s.value(ReqValue::Str("Books".into()));
     let b = s.value(ReqValue::Time(t("2024-03-01T00:00:00Z")));
     s.filter = Some(Filter::And(vec![
-        Filter::Cond { dimension: "categoryName".into(), op: FilterOp::NotEquals, args: vec![a] },
-        Filter::Cond { dimension: "orderTime".into(), op: FilterOp::Gte, args: vec![b] },
+        Filter::Cond {
+            dimension: "categoryName".into(),
+            op: FilterOp::NotEquals,
+            args: vec![a],
+        },
+        Filter::Cond {
+            dimension: "orderTime".into(),
+            op: FilterOp::Gte,
+            args: vec![b],
+        },
     ]));
     out.push(("shop_weekly_by_country_type2", shop(), s));
 
     let mut s = QuerySpec::new("shop", at);
-    s.fields = vec![dim("productBrand", "productBrand", None), met("netSales"), met("inventoryChange")];
+    s.fields = vec![
+        dim("productBrand", "productBrand", None),
+        met("netSales"),
+        met("inventoryChange"),
+    ];
     out.push(("shop_two_tables", shop(), s));
 
     let mut s = QuerySpec::new("saas", at);
-    s.fields = vec![dim("month", "signupTime", Some(Granularity::Month)), met("users"), met("invoicedAmount"), met("payments")];
+    s.fields = vec![
+        dim("month", "signupTime", Some(Granularity::Month)),
+        met("users"),
+        met("invoicedAmount"),
+        met("payments"),
+    ];
     out.push(("saas_partitions", model("saas"), s));
 
     let mut s = QuerySpec::new("gym", at);
-    s.fields = vec![dim("branchCountry", "branchCountry", None), met("leads"), met("clients"), met("conversionRate"), met("medianDaysToConvert")];
+    s.fields = vec![
+        dim("branchCountry", "branchCountry", None),
+        met("leads"),
+        met("clients"),
+        met("conversionRate"),
+        met("medianDaysToConvert"),
+    ];
     s.conversion_filter = Some("MEMBERSHIP".into());
     out.push(("gym_conversion", model("gym"), s));
 
     let mut s = QuerySpec::new("social", at);
-    s.fields = vec![dim("day", "adEventTime", Some(Granularity::Day)), met("ctr"), met("roas")];
+    s.fields = vec![
+        dim("day", "adEventTime", Some(Granularity::Day)),
+        met("ctr"),
+        met("roas"),
+    ];
     s.timezone = Some("Europe/London".into());
     out.push(("social_ads_local_days", model("social"), s));
     out
@@ -356,7 +436,8 @@ async fn shop_metrics_on_a_fixture() {
         assert_eq!(
             data(&v, "shop.metrics"),
             json!([{ "netSales": "93.50", "orders": 3, "aov": "31.17", "medianLineNetSales": "24.25", "discountRate": 0.065, "grossSales": "100.00", "unitsSold": 7 }]),
-            "{}", db.backend
+            "{}",
+            db.backend
         );
         let v = gql(&db, r#"{ shop { metrics(asOf: "2024-03-31T00:00:00Z") { categoryName netSales orders aov medianLineNetSales } } }"#).await;
         assert_eq!(
@@ -365,7 +446,8 @@ async fn shop_metrics_on_a_fixture() {
                 { "categoryName": "Apparel", "netSales": "55.00", "orders": 2, "aov": "27.50", "medianLineNetSales": "27.50" },
                 { "categoryName": "Books", "netSales": "38.50", "orders": 2, "aov": "19.25", "medianLineNetSales": "19.25" }
             ]),
-            "{}", db.backend
+            "{}",
+            db.backend
         );
         // type-2 customers: the country as known at asOf
         let v = gql(&db, r#"{ a: shop { metrics(asOf: "2024-03-31T00:00:00Z") { customerCountry netSales } } b: shop { metrics(asOf: "2024-03-10T00:00:00Z") { customerCountry netSales } } }"#).await;
@@ -405,9 +487,17 @@ async fn shop_metrics_on_a_fixture() {
         let v = gql(&db, r#"{ shop { metrics(asOf: "2024-03-31T00:00:00Z", where: { categoryName: { equals: "Books" } }) { netSales } } }"#).await;
         assert_eq!(data(&v, "shop.metrics"), json!([{ "netSales": "38.50" }]));
         let v = gql(&db, r#"{ shop { metrics(asOf: "2024-04-30T00:00:00Z", where: { or: [{ orderTime: { gte: "2024-03-20T00:00:00Z" } }, { customerCountry: { in: ["France"] } }] }) { netSales orders } } }"#).await;
-        assert_eq!(data(&v, "shop.metrics"), json!([{ "netSales": "46.50", "orders": 2 }]), "{}", db.backend);
+        assert_eq!(
+            data(&v, "shop.metrics"),
+            json!([{ "netSales": "46.50", "orders": 2 }]),
+            "{}",
+            db.backend
+        );
         let v = gql(&db, r#"{ shop { metrics(asOf: "2024-03-31T00:00:00Z", orderBy: [{ netSales: ASC }], limit: 1, offset: 1) { storeId netSales } } }"#).await;
-        assert_eq!(data(&v, "shop.metrics"), json!([{ "storeId": "s1", "netSales": "65.00" }]));
+        assert_eq!(
+            data(&v, "shop.metrics"),
+            json!([{ "storeId": "s1", "netSales": "65.00" }])
+        );
         // explain
         let ex = &v["extensions"]["explain"][0];
         assert_eq!(ex["path"], "shop.metrics");
@@ -438,7 +528,11 @@ async fn as_of_answers_never_change_when_later_rows_arrive() {
             assert_eq!(&data(&gql(&db, q).await, "shop.metrics"), b, "{q}");
         }
         // and the new rows do count later
-        let v = gql(&db, r#"{ shop { metrics(asOf: "2024-06-01T00:00:00Z") { netSales } } }"#).await;
+        let v = gql(
+            &db,
+            r#"{ shop { metrics(asOf: "2024-06-01T00:00:00Z") { netSales } } }"#,
+        )
+        .await;
         assert_eq!(data(&v, "shop.metrics"), json!([{ "netSales": "220.50" }]));
         db.cleanup().await;
     }
@@ -450,23 +544,56 @@ async fn errors_carry_codes_and_suggestions() {
     let v = gql(&db, r#"{ shop { metrics { netSale } } }"#).await;
     let msg = v["errors"][0]["message"].as_str().unwrap();
     assert!(msg.contains("Did you mean \"netSales\""), "{msg}");
-    let v = gql(&db, r#"{ shop { metrics(asOf: "2024-13-01") { netSales } } }"#).await;
+    let v = gql(
+        &db,
+        r#"{ shop { metrics(asOf: "2024-13-01") { netSales } } }"#,
+    )
+    .await;
     assert_eq!(v["errors"][0]["extensions"]["code"], "BAD_AS_OF");
     let v = gql(&db, r#"{ shop { metrics { orderTime inventoryChange } } }"#).await;
-    assert_eq!(v["errors"][0]["extensions"]["code"], "UNREACHABLE_DIMENSION", "{v}");
-    assert!(v["errors"][0]["message"].as_str().unwrap().contains("inventory_event"));
+    assert_eq!(
+        v["errors"][0]["extensions"]["code"], "UNREACHABLE_DIMENSION",
+        "{v}"
+    );
+    assert!(
+        v["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("inventory_event")
+    );
     let v = gql(&db, r#"{ shop { metrics { categoryName } } }"#).await;
     assert_eq!(v["errors"][0]["extensions"]["code"], "NO_METRIC");
-    let v = gql(&db, r#"{ shop { metrics(orderBy: [{ orders: DESC }]) { netSales } } }"#).await;
+    let v = gql(
+        &db,
+        r#"{ shop { metrics(orderBy: [{ orders: DESC }]) { netSales } } }"#,
+    )
+    .await;
     assert_eq!(v["errors"][0]["extensions"]["code"], "BAD_ORDER_BY");
-    let v = gql(&db, r#"{ shop { metrics(timezone: "Mars/Base") { netSales } } }"#).await;
+    let v = gql(
+        &db,
+        r#"{ shop { metrics(timezone: "Mars/Base") { netSales } } }"#,
+    )
+    .await;
     assert_eq!(v["errors"][0]["extensions"]["code"], "BAD_TIMEZONE");
     let v = gql(&db, r#"{ shop { metrics { netSalesRunningTotal } } }"#).await;
-    assert_eq!(v["errors"][0]["extensions"]["code"], "MISSING_TIME_DIMENSION");
+    assert_eq!(
+        v["errors"][0]["extensions"]["code"],
+        "MISSING_TIME_DIMENSION"
+    );
     let v = gql(&db, r#"{ shop { metrics(limit: 0) { netSales } } }"#).await;
     assert_eq!(v["errors"][0]["extensions"]["code"], "BAD_ARGUMENT");
-    let v = gql(&db, r#"{ shop { metrics(where: { categoryNam: { equals: "x" } }) { netSales } } }"#).await;
-    assert!(v["errors"][0]["message"].as_str().unwrap().contains("categoryNam"), "{v}");
+    let v = gql(
+        &db,
+        r#"{ shop { metrics(where: { categoryNam: { equals: "x" } }) { netSales } } }"#,
+    )
+    .await;
+    assert!(
+        v["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("categoryNam"),
+        "{v}"
+    );
     db.cleanup().await;
 }
 
@@ -475,17 +602,45 @@ async fn catalog_lists_models_metrics_and_dimensions() {
     let db = TestDb::sqlite().await;
     let v = gql(&db, r#"{ catalog { models { name description metrics { name description unit kind dimensions } dimensions { name description type granularities } } } }"#).await;
     let models = data(&v, "catalog.models");
-    let names: Vec<&str> = models.as_array().unwrap().iter().map(|m| m["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = models
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["saas", "gym", "shop", "social", "web"]);
     let shop = &models[2];
-    let aov = shop["metrics"].as_array().unwrap().iter().find(|m| m["name"] == "aov").unwrap();
+    let aov = shop["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "aov")
+        .unwrap();
     assert_eq!(aov["unit"], "currency");
     assert_eq!(aov["kind"], "ratio");
-    assert!(aov["dimensions"].as_array().unwrap().contains(&json!("categoryName")));
-    assert!(!aov["dimensions"].as_array().unwrap().contains(&json!("inventoryEventType")));
-    let ot = shop["dimensions"].as_array().unwrap().iter().find(|d| d["name"] == "orderTime").unwrap();
+    assert!(
+        aov["dimensions"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("categoryName"))
+    );
+    assert!(
+        !aov["dimensions"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("inventoryEventType"))
+    );
+    let ot = shop["dimensions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "orderTime")
+        .unwrap();
     assert_eq!(ot["type"], "time");
-    assert_eq!(ot["granularities"], json!(["HOUR", "DAY", "WEEK", "MONTH", "QUARTER", "YEAR"]));
+    assert_eq!(
+        ot["granularities"],
+        json!(["HOUR", "DAY", "WEEK", "MONTH", "QUARTER", "YEAR"])
+    );
     db.cleanup().await;
 }
 
@@ -505,7 +660,12 @@ fn demo_specs(model: &Model, at: DateTime<Utc>) -> Vec<(String, QuerySpec)> {
         let metrics: Vec<&str> = simple
             .iter()
             .copied()
-            .filter(|m| model.reachable_dimensions(m).iter().any(|x| x.name == d.name))
+            .filter(|m| {
+                model
+                    .reachable_dimensions(m)
+                    .iter()
+                    .any(|x| x.name == d.name)
+            })
             .collect();
         if metrics.is_empty() {
             continue;
@@ -537,9 +697,14 @@ async fn demo_data_additivity_and_identical_backends() {
     let models = tally::semantic::load_embedded().unwrap();
     let mut results: Vec<Vec<(String, Vec<Vec<Value>>)>> = Vec::new();
     for db in TestDb::all().await {
-        let opts = tally::demo::DemoOptions { scale: 0.02, seed: 11 };
+        let opts = tally::demo::DemoOptions {
+            scale: 0.02,
+            seed: 11,
+        };
         for m in &models {
-            tally::cli::load_demo(&db.conn, &m.name, &opts, false).await.unwrap();
+            tally::cli::load_demo(&db.conn, &m.name, &opts, false)
+                .await
+                .unwrap();
         }
         let mut mine = Vec::new();
         for model in &models {
@@ -564,15 +729,25 @@ async fn demo_data_additivity_and_identical_backends() {
                     continue;
                 }
                 for (ci, f) in spec.fields.iter().enumerate().skip(1) {
-                    let Item::Metric { name } = &f.item else { continue };
+                    let Item::Metric { name } = &f.item else {
+                        continue;
+                    };
                     let metric = model.metric(name).unwrap();
-                    let MetricKind::Simple { measure } = &metric.kind else { continue };
+                    let MetricKind::Simple { measure } = &metric.kind else {
+                        continue;
+                    };
                     if !model.measure(measure).unwrap().agg.is_additive() {
                         continue;
                     }
                     let sum: rust_decimal::Decimal = rows.iter().map(|r| as_decimal(&r[ci])).sum();
                     let ti = tspec.fields.iter().position(|x| x.key == *name).unwrap();
-                    assert_eq!(sum, as_decimal(&trow[ti]), "{}: {name} by {dname} on {}", model.name, db.backend);
+                    assert_eq!(
+                        sum,
+                        as_decimal(&trow[ti]),
+                        "{}: {name} by {dname} on {}",
+                        model.name,
+                        db.backend
+                    );
                 }
             }
         }
@@ -592,14 +767,29 @@ async fn gym_conversion_filters_on_demo_data() {
     let at = t("2024-10-27T01:00:00Z");
     let mut results = Vec::new();
     for db in TestDb::all().await {
-        let opts = tally::demo::DemoOptions { scale: 0.02, seed: 5 };
-        tally::cli::load_demo(&db.conn, "gym", &opts, false).await.unwrap();
+        let opts = tally::demo::DemoOptions {
+            scale: 0.02,
+            seed: 5,
+        };
+        tally::cli::load_demo(&db.conn, "gym", &opts, false)
+            .await
+            .unwrap();
         let mut mine = Vec::new();
         for cf in ["ALL", "MEMBERSHIP", "USER_CREDIT"] {
             let mut s = QuerySpec::new("gym", at);
-            s.fields = vec![dim("branchCountry", "branchCountry", None), dim("branchName", "branchName", None), met("leads"), met("clients"), met("conversionRate"), met("avgDaysToConvert"), met("medianDaysToConvert")];
+            s.fields = vec![
+                dim("branchCountry", "branchCountry", None),
+                dim("branchName", "branchName", None),
+                met("leads"),
+                met("clients"),
+                met("conversionRate"),
+                met("avgDaysToConvert"),
+                met("medianDaysToConvert"),
+            ];
             s.conversion_filter = Some(cf.into());
-            let (_, rows) = tally::exec::query(&db.conn, &model, &s).await.unwrap_or_else(|e| panic!("{e}"));
+            let (_, rows) = tally::exec::query(&db.conn, &model, &s)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
             assert!(!rows.rows.is_empty());
             for r in &rows.rows {
                 let (leads, clients) = (r[2].as_i64().unwrap(), r[3].as_i64().unwrap());

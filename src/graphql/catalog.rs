@@ -41,7 +41,11 @@ pub(crate) fn register(builder: SchemaBuilder) -> SchemaBuilder {
             Field::new("models", TypeRef::named_nn_list_nn("CatalogModel"), |ctx| {
                 FieldFuture::new(async move {
                     let models = ctx.data::<CatalogModels>()?;
-                    let wanted = ctx.args.get("name").map(|v| v.string().map(str::to_owned)).transpose()?;
+                    let wanted = ctx
+                        .args
+                        .get("name")
+                        .map(|v| v.string().map(str::to_owned))
+                        .transpose()?;
                     Ok(Some(FieldValue::list(
                         models
                             .0
@@ -51,47 +55,77 @@ pub(crate) fn register(builder: SchemaBuilder) -> SchemaBuilder {
                     )))
                 })
             })
-            .argument(InputValue::new("name", TypeRef::named(TypeRef::STRING)).description("Only this model."))
+            .argument(
+                InputValue::new("name", TypeRef::named(TypeRef::STRING))
+                    .description("Only this model."),
+            )
             .description("The models, in the order they are served."),
         );
     let model = Object::new("CatalogModel")
         .description("A model: a group of source tables and the metrics defined over them.")
-        .field(string_field("name", "The model's name: its field on Query.", |v| {
-            v.downcast_ref::<Arc<Model>>().map(|m| m.name.clone())
-        }))
-        .field(string_field("description", "What the model is about.", |v| {
-            v.downcast_ref::<Arc<Model>>().map(|m| m.description.clone())
-        }))
+        .field(string_field(
+            "name",
+            "The model's name: its field on Query.",
+            |v| v.downcast_ref::<Arc<Model>>().map(|m| m.name.clone()),
+        ))
+        .field(string_field(
+            "description",
+            "What the model is about.",
+            |v| {
+                v.downcast_ref::<Arc<Model>>()
+                    .map(|m| m.description.clone())
+            },
+        ))
         .field(
-            Field::new("metrics", TypeRef::named_nn_list_nn("CatalogMetric"), |ctx| {
-                FieldFuture::new(async move {
-                    let m = ctx.parent_value.try_downcast_ref::<Arc<Model>>()?;
-                    Ok(Some(FieldValue::list(
-                        (0..m.metrics.len()).map(|i| FieldValue::owned_any(MetricRef(m.clone(), i))),
-                    )))
-                })
-            })
+            Field::new(
+                "metrics",
+                TypeRef::named_nn_list_nn("CatalogMetric"),
+                |ctx| {
+                    FieldFuture::new(async move {
+                        let m = ctx.parent_value.try_downcast_ref::<Arc<Model>>()?;
+                        Ok(Some(FieldValue::list(
+                            (0..m.metrics.len())
+                                .map(|i| FieldValue::owned_any(MetricRef(m.clone(), i))),
+                        )))
+                    })
+                },
+            )
             .description("The model's metrics."),
         )
         .field(
-            Field::new("dimensions", TypeRef::named_nn_list_nn("CatalogDimension"), |ctx| {
-                FieldFuture::new(async move {
-                    let m = ctx.parent_value.try_downcast_ref::<Arc<Model>>()?;
-                    Ok(Some(FieldValue::list(
-                        (0..m.dimensions.len()).map(|i| FieldValue::owned_any(DimensionRef(m.clone(), i))),
-                    )))
-                })
-            })
+            Field::new(
+                "dimensions",
+                TypeRef::named_nn_list_nn("CatalogDimension"),
+                |ctx| {
+                    FieldFuture::new(async move {
+                        let m = ctx.parent_value.try_downcast_ref::<Arc<Model>>()?;
+                        Ok(Some(FieldValue::list((0..m.dimensions.len()).map(|i| {
+                            FieldValue::owned_any(DimensionRef(m.clone(), i))
+                        }))))
+                    })
+                },
+            )
             .description("The model's dimensions."),
         )
         .field(
-            Field::new("conversionVariants", TypeRef::named_nn_list_nn(TypeRef::STRING), |ctx| {
-                FieldFuture::new(async move {
-                    let m = ctx.parent_value.try_downcast_ref::<Arc<Model>>()?;
-                    Ok(Some(Value::List(m.conversion_variants.iter().map(|v| Value::from(v.as_str())).collect())))
-                })
-            })
-            .description("The values of the model's conversionFilter argument (empty: it has none)."),
+            Field::new(
+                "conversionVariants",
+                TypeRef::named_nn_list_nn(TypeRef::STRING),
+                |ctx| {
+                    FieldFuture::new(async move {
+                        let m = ctx.parent_value.try_downcast_ref::<Arc<Model>>()?;
+                        Ok(Some(Value::List(
+                            m.conversion_variants
+                                .iter()
+                                .map(|v| Value::from(v.as_str()))
+                                .collect(),
+                        )))
+                    })
+                },
+            )
+            .description(
+                "The values of the model's conversionFilter argument (empty: it has none).",
+            ),
         );
     let metric = Object::new("CatalogMetric")
         .description("A metric: a named number, with its unit and kind.")
@@ -122,28 +156,49 @@ pub(crate) fn register(builder: SchemaBuilder) -> SchemaBuilder {
         );
     let dimension = Object::new("CatalogDimension")
         .description("A dimension: something to group and filter metrics by.")
-        .field(string_field("name", "The dimension's field name.", |v| dimension_of(v).map(|(_, d)| d.name.clone())))
-        .field(string_field("description", "What it is.", |v| dimension_of(v).map(|(_, d)| d.description.clone())))
-        .field(string_field("type", "Its type: string, number, boolean or time.", |v| {
-            dimension_of(v).map(|(_, d)| d.dim_type.as_str().to_owned())
+        .field(string_field("name", "The dimension's field name.", |v| {
+            dimension_of(v).map(|(_, d)| d.name.clone())
         }))
-        .field(string_field("table", "The logical table it is read from.", |v| {
-            dimension_of(v).map(|(_, d)| d.table.clone())
+        .field(string_field("description", "What it is.", |v| {
+            dimension_of(v).map(|(_, d)| d.description.clone())
         }))
+        .field(string_field(
+            "type",
+            "Its type: string, number, boolean or time.",
+            |v| dimension_of(v).map(|(_, d)| d.dim_type.as_str().to_owned()),
+        ))
+        .field(string_field(
+            "table",
+            "The logical table it is read from.",
+            |v| dimension_of(v).map(|(_, d)| d.table.clone()),
+        ))
         .field(
-            Field::new("granularities", TypeRef::named_nn_list_nn("Granularity"), |ctx| {
-                FieldFuture::new(async move {
-                    let Some((_, d)) = dimension_of(ctx.parent_value) else {
-                        return Ok(None);
-                    };
-                    Ok(Some(Value::List(
-                        d.granularities.iter().map(|g| Value::Enum(async_graphql::Name::new(g.as_str().to_uppercase()))).collect(),
-                    )))
-                })
-            })
+            Field::new(
+                "granularities",
+                TypeRef::named_nn_list_nn("Granularity"),
+                |ctx| {
+                    FieldFuture::new(async move {
+                        let Some((_, d)) = dimension_of(ctx.parent_value) else {
+                            return Ok(None);
+                        };
+                        Ok(Some(Value::List(
+                            d.granularities
+                                .iter()
+                                .map(|g| {
+                                    Value::Enum(async_graphql::Name::new(g.as_str().to_uppercase()))
+                                })
+                                .collect(),
+                        )))
+                    })
+                },
+            )
             .description("For time dimensions, the granularities offered (empty otherwise)."),
         );
-    builder.register(catalog).register(model).register(metric).register(dimension)
+    builder
+        .register(catalog)
+        .register(model)
+        .register(metric)
+        .register(dimension)
 }
 
 /// The models as request data for the catalog.

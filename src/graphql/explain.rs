@@ -21,7 +21,10 @@ impl ExplainLog {
     }
 
     fn take(&self) -> Vec<serde_json::Value> {
-        self.0.lock().map(|mut v| std::mem::take(&mut *v)).unwrap_or_default()
+        self.0
+            .lock()
+            .map(|mut v| std::mem::take(&mut *v))
+            .unwrap_or_default()
     }
 }
 

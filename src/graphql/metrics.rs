@@ -41,7 +41,12 @@ const CACHE_CAPACITY: usize = 1024;
 
 impl PlanCache {
     /// The statement for `spec` on `dialect`, planned and rendered on a miss.
-    pub fn get_or_render(&self, model: &Model, spec: &QuerySpec, dialect: &dyn Dialect) -> (Arc<Rendered>, bool) {
+    pub fn get_or_render(
+        &self,
+        model: &Model,
+        spec: &QuerySpec,
+        dialect: &dyn Dialect,
+    ) -> (Arc<Rendered>, bool) {
         let key = format!("{}|{}", dialect.name(), spec.cache_key());
         if let Ok(map) = self.entries.lock()
             && let Some(r) = map.get(&key)
@@ -164,8 +169,14 @@ pub(crate) fn register_shared(builder: SchemaBuilder) -> SchemaBuilder {
         .field(InputValue::new("gte", f()).description("Greater than or equal to."))
         .field(InputValue::new("lt", f()).description("Less than."))
         .field(InputValue::new("lte", f()).description("Less than or equal to."))
-        .field(InputValue::new("between", TypeRef::named_nn_list(TypeRef::FLOAT)).description("[low, high], both included."))
-        .field(InputValue::new("isNull", TypeRef::named(TypeRef::BOOLEAN)).description("true: is null; false: is not null."));
+        .field(
+            InputValue::new("between", TypeRef::named_nn_list(TypeRef::FLOAT))
+                .description("[low, high], both included."),
+        )
+        .field(
+            InputValue::new("isNull", TypeRef::named(TypeRef::BOOLEAN))
+                .description("true: is null; false: is not null."),
+        );
     let time_filter = InputObject::new("TimeFilter")
         .description("Conditions on a time dimension's raw (unbucketed) value, with RFC 3339 instants (e.g. 2024-01-01T00:00:00Z). For local-time dimensions the instant's UTC wall-clock digits are compared.")
         .field(InputValue::new("equals", s()).description("At this instant."))
@@ -178,7 +189,10 @@ pub(crate) fn register_shared(builder: SchemaBuilder) -> SchemaBuilder {
     let boolean_filter = InputObject::new("BooleanFilter")
         .description("Conditions on a boolean dimension.")
         .field(InputValue::new("equals", TypeRef::named(TypeRef::BOOLEAN)).description("Equal to."))
-        .field(InputValue::new("isNull", TypeRef::named(TypeRef::BOOLEAN)).description("true: is null; false: is not null."));
+        .field(
+            InputValue::new("isNull", TypeRef::named(TypeRef::BOOLEAN))
+                .description("true: is null; false: is not null."),
+        );
     let decimal = Scalar::new(DECIMAL)
         .description("Money: an exact decimal number written as a string with two decimal places, e.g. \"1234.50\". Parse it with a decimal type, not a float.")
         .validator(|v| matches!(v, Value::String(_)));
@@ -203,12 +217,25 @@ pub(crate) fn register_model(mut builder: SchemaBuilder, model: &Arc<Model>) -> 
             DimType::Time => format!(
                 "{} Time dimension: the start of its bucket as RFC 3339{} (granularities: {}).",
                 d.description,
-                if d.time_storage == crate::semantic::TimeStorage::Local { " local time, no zone" } else { " in UTC" },
-                d.granularities.iter().map(|g| g.as_str().to_uppercase()).collect::<Vec<_>>().join(", ")
+                if d.time_storage == crate::semantic::TimeStorage::Local {
+                    " local time, no zone"
+                } else {
+                    " in UTC"
+                },
+                d.granularities
+                    .iter()
+                    .map(|g| g.as_str().to_uppercase())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
             t => format!("{} Dimension ({}).", d.description, t.as_str()),
         };
-        let mut field = Field::new(d.name.clone(), TypeRef::named(dim_type(d.dim_type)), row_value).description(desc);
+        let mut field = Field::new(
+            d.name.clone(),
+            TypeRef::named(dim_type(d.dim_type)),
+            row_value,
+        )
+        .description(desc);
         if d.dim_type == DimType::Time {
             let default = if d.granularities.contains(&Granularity::Day) {
                 Granularity::Day
@@ -217,7 +244,9 @@ pub(crate) fn register_model(mut builder: SchemaBuilder, model: &Arc<Model>) -> 
             };
             field = field.argument(
                 InputValue::new("granularity", TypeRef::named("Granularity"))
-                    .default_value(Value::Enum(async_graphql::Name::new(default.as_str().to_uppercase())))
+                    .default_value(Value::Enum(async_graphql::Name::new(
+                        default.as_str().to_uppercase(),
+                    )))
                     .description("The bucket size."),
             );
         }
@@ -225,36 +254,64 @@ pub(crate) fn register_model(mut builder: SchemaBuilder, model: &Arc<Model>) -> 
     }
     for m in &model.metrics {
         row = row.field(
-            Field::new(m.name.clone(), TypeRef::named(metric_type(m.unit)), row_value)
-                .description(format!("{} {} Kind: {}.", m.description, unit_text(m.unit), m.kind.as_str())),
+            Field::new(
+                m.name.clone(),
+                TypeRef::named(metric_type(m.unit)),
+                row_value,
+            )
+            .description(format!(
+                "{} {} Kind: {}.",
+                m.description,
+                unit_text(m.unit),
+                m.kind.as_str()
+            )),
         );
     }
     let mut where_input = InputObject::new(&n.where_input)
         .description(format!("Filters of {} metrics: one per dimension (conditions on the raw value), combined with and/or/not. All given fields must hold.", model.name));
     for d in &model.dimensions {
         where_input = where_input.field(
-            InputValue::new(d.name.clone(), TypeRef::named(filter_type(d.dim_type))).description(d.description.clone()),
+            InputValue::new(d.name.clone(), TypeRef::named(filter_type(d.dim_type)))
+                .description(d.description.clone()),
         );
     }
     where_input = where_input
-        .field(InputValue::new("and", TypeRef::named_nn_list(&n.where_input)).description("All of these hold."))
-        .field(InputValue::new("or", TypeRef::named_nn_list(&n.where_input)).description("At least one of these holds."))
-        .field(InputValue::new("not", TypeRef::named(&n.where_input)).description("This does not hold."));
+        .field(
+            InputValue::new("and", TypeRef::named_nn_list(&n.where_input))
+                .description("All of these hold."),
+        )
+        .field(
+            InputValue::new("or", TypeRef::named_nn_list(&n.where_input))
+                .description("At least one of these holds."),
+        )
+        .field(
+            InputValue::new("not", TypeRef::named(&n.where_input))
+                .description("This does not hold."),
+        );
     let mut order = InputObject::new(&n.order).description(format!(
         "A sort key of {} metrics: set one field (a selected dimension or metric) per list element.",
         model.name
     ));
     for d in &model.dimensions {
-        order = order.field(InputValue::new(d.name.clone(), TypeRef::named(common::SORT_DIRECTION)));
+        order = order.field(InputValue::new(
+            d.name.clone(),
+            TypeRef::named(common::SORT_DIRECTION),
+        ));
     }
     for m in &model.metrics {
-        order = order.field(InputValue::new(m.name.clone(), TypeRef::named(common::SORT_DIRECTION)));
+        order = order.field(InputValue::new(
+            m.name.clone(),
+            TypeRef::named(common::SORT_DIRECTION),
+        ));
     }
     builder = builder.register(row).register(where_input).register(order);
     if !model.conversion_variants.is_empty() {
         builder = builder.register(
             Enum::new(&n.conversion)
-                .description(format!("The named conversion variants of {}: which events convert.", model.name))
+                .description(format!(
+                    "The named conversion variants of {}: which events convert.",
+                    model.name
+                ))
                 .items(model.conversion_variants.iter().map(EnumItem::new)),
         );
     }
@@ -328,7 +385,7 @@ fn metrics_field(model: Arc<Model>) -> Field {
             .unwrap_or_default();
         field = field.argument(
             InputValue::new("conversionFilter", TypeRef::named(&n.conversion))
-                .description(format!("Which events convert (default {default})."))
+                .description(format!("Which events convert (default {default}).")),
         );
     }
     field
@@ -366,9 +423,14 @@ async fn resolve(ctx: &ResolverContext<'_>, model: &Arc<Model>) -> Result<Vec<Ro
             } else {
                 None
             };
-            Item::Dimension { name: name.to_owned(), granularity }
+            Item::Dimension {
+                name: name.to_owned(),
+                granularity,
+            }
         } else {
-            Item::Metric { name: name.to_owned() }
+            Item::Metric {
+                name: name.to_owned(),
+            }
         };
         let sel = Selected { key, item };
         if !spec.fields.contains(&sel) {
@@ -389,7 +451,10 @@ async fn resolve(ctx: &ResolverContext<'_>, model: &Arc<Model>) -> Result<Vec<Ro
                 if v.is_null() {
                     continue;
                 }
-                spec.order.push(OrderItem { target: k.to_string(), descending: common::is_descending(Some(v))? });
+                spec.order.push(OrderItem {
+                    target: k.to_string(),
+                    descending: common::is_descending(Some(v))?,
+                });
             }
         }
     }
@@ -434,7 +499,10 @@ async fn resolve(ctx: &ResolverContext<'_>, model: &Arc<Model>) -> Result<Vec<Ro
     if dialect.name() == "sqlite" && needs_tz_offsets(model) {
         crate::tz::ensure_offsets(db).await.map_err(|e| {
             tracing::error!(error = %e, "time-zone offsets");
-            common::coded_error("INTERNAL", "the time-zone offsets could not be prepared (logged)")
+            common::coded_error(
+                "INTERNAL",
+                "the time-zone offsets could not be prepared (logged)",
+            )
         })?;
     }
     let cache = ctx.ctx.data::<Arc<PlanCache>>()?;
@@ -442,7 +510,10 @@ async fn resolve(ctx: &ResolverContext<'_>, model: &Arc<Model>) -> Result<Vec<Ro
     let plan_micros = started.elapsed().as_micros() as u64;
     let rows = crate::exec::run(db, &rendered, &spec).await.map_err(|e| {
         tracing::error!(error = %e, sql = %rendered.sql, "metrics query failed");
-        common::coded_error("INTERNAL", "the database could not answer this request (logged)")
+        common::coded_error(
+            "INTERNAL",
+            "the database could not answer this request (logged)",
+        )
     })?;
     if let Ok(log) = ctx.ctx.data::<ExplainLog>() {
         let path = ctx
@@ -459,14 +530,23 @@ async fn resolve(ctx: &ResolverContext<'_>, model: &Arc<Model>) -> Result<Vec<Ro
             "dbMillis": (rows.elapsed.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
         }));
     }
-    let index: Arc<HashMap<String, usize>> =
-        Arc::new(rendered.columns.iter().enumerate().map(|(i, (k, _))| (k.clone(), i)).collect());
+    let index: Arc<HashMap<String, usize>> = Arc::new(
+        rendered
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(i, (k, _))| (k.clone(), i))
+            .collect(),
+    );
     Ok(rows
         .rows
         .into_iter()
         .map(|r| Row {
             index: index.clone(),
-            values: r.into_iter().map(|v| Value::from_json(v).unwrap_or(Value::Null)).collect(),
+            values: r
+                .into_iter()
+                .map(|v| Value::from_json(v).unwrap_or(Value::Null))
+                .collect(),
         })
         .collect())
 }
@@ -480,13 +560,29 @@ pub fn needs_tz_offsets(model: &Model) -> bool {
 }
 
 fn is_utc(tz: &str) -> bool {
-    matches!(tz, "UTC" | "Etc/UTC" | "Etc/UCT" | "UCT" | "Etc/Zulu" | "Zulu" | "Etc/GMT" | "GMT" | "Universal" | "Etc/Universal")
+    matches!(
+        tz,
+        "UTC"
+            | "Etc/UTC"
+            | "Etc/UCT"
+            | "UCT"
+            | "Etc/Zulu"
+            | "Zulu"
+            | "Etc/GMT"
+            | "GMT"
+            | "Universal"
+            | "Etc/Universal"
+    )
 }
 
 fn parse_time(s: &str) -> Result<DateTime<Utc>, Error> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|_| common::bad_argument(format!("{s:?} is not an RFC 3339 instant (e.g. 2024-01-01T00:00:00Z)")))
+        .map_err(|_| {
+            common::bad_argument(format!(
+                "{s:?} is not an RFC 3339 instant (e.g. 2024-01-01T00:00:00Z)"
+            ))
+        })
 }
 
 fn read_value(t: DimType, v: &ValueAccessor<'_>) -> Result<ReqValue, Error> {
@@ -498,9 +594,16 @@ fn read_value(t: DimType, v: &ValueAccessor<'_>) -> Result<ReqValue, Error> {
     })
 }
 
-fn read_where(model: &Model, obj: &ObjectAccessor<'_>, values: &mut Vec<ReqValue>, depth: usize) -> Result<Filter, Error> {
+fn read_where(
+    model: &Model,
+    obj: &ObjectAccessor<'_>,
+    values: &mut Vec<ReqValue>,
+    depth: usize,
+) -> Result<Filter, Error> {
     if depth > 16 {
-        return Err(common::bad_argument("where nests too deeply (16 levels at most)"));
+        return Err(common::bad_argument(
+            "where nests too deeply (16 levels at most)",
+        ));
     }
     let mut all = Vec::new();
     for (k, v) in obj.iter() {
@@ -513,9 +616,18 @@ fn read_where(model: &Model, obj: &ObjectAccessor<'_>, values: &mut Vec<ReqValue
                 for item in v.list()?.iter() {
                     xs.push(read_where(model, &item.object()?, values, depth + 1)?);
                 }
-                all.push(if k.as_str() == "and" { Filter::And(xs) } else { Filter::Or(xs) });
+                all.push(if k.as_str() == "and" {
+                    Filter::And(xs)
+                } else {
+                    Filter::Or(xs)
+                });
             }
-            "not" => all.push(Filter::Not(Box::new(read_where(model, &v.object()?, values, depth + 1)?))),
+            "not" => all.push(Filter::Not(Box::new(read_where(
+                model,
+                &v.object()?,
+                values,
+                depth + 1,
+            )?))),
             dim => {
                 let Some(d) = model.dimension(dim) else {
                     return Err(common::bad_argument(format!("unknown dimension {dim:?}")));
@@ -531,7 +643,14 @@ fn read_where(model: &Model, obj: &ObjectAccessor<'_>, values: &mut Vec<ReqValue
                     let (fop, args) = match op.as_str() {
                         "isNull" => {
                             let yes = arg.boolean()?;
-                            (if yes { FilterOp::IsNull } else { FilterOp::IsNotNull }, Vec::new())
+                            (
+                                if yes {
+                                    FilterOp::IsNull
+                                } else {
+                                    FilterOp::IsNotNull
+                                },
+                                Vec::new(),
+                            )
                         }
                         "in" | "notIn" | "between" => {
                             let list = arg.list()?;
@@ -540,7 +659,9 @@ fn read_where(model: &Model, obj: &ObjectAccessor<'_>, values: &mut Vec<ReqValue
                                 idx.push(push(read_value(d.dim_type, &x)?));
                             }
                             if op.as_str() == "between" && idx.len() != 2 {
-                                return Err(common::bad_argument(format!("{dim}.between takes [low, high]")));
+                                return Err(common::bad_argument(format!(
+                                    "{dim}.between takes [low, high]"
+                                )));
                             }
                             let fop = match op.as_str() {
                                 "in" => FilterOp::In,
@@ -559,15 +680,27 @@ fn read_where(model: &Model, obj: &ObjectAccessor<'_>, values: &mut Vec<ReqValue
                                 "gte" => FilterOp::Gte,
                                 "lt" => FilterOp::Lt,
                                 "lte" => FilterOp::Lte,
-                                _ => return Err(common::bad_argument(format!("unknown condition {other:?} on {dim}"))),
+                                _ => {
+                                    return Err(common::bad_argument(format!(
+                                        "unknown condition {other:?} on {dim}"
+                                    )));
+                                }
                             };
                             (fop, vec![push(read_value(d.dim_type, &arg)?)])
                         }
                     };
-                    all.push(Filter::Cond { dimension: dim.to_owned(), op: fop, args });
+                    all.push(Filter::Cond {
+                        dimension: dim.to_owned(),
+                        op: fop,
+                        args,
+                    });
                 }
             }
         }
     }
-    Ok(if all.len() == 1 { all.remove(0) } else { Filter::And(all) })
+    Ok(if all.len() == 1 {
+        all.remove(0)
+    } else {
+        Filter::And(all)
+    })
 }

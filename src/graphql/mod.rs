@@ -12,6 +12,7 @@ mod common;
 mod explain;
 mod gym;
 mod metrics;
+mod saas;
 mod sources;
 
 use std::sync::Arc;
@@ -43,18 +44,26 @@ fn taken_fields() -> Vec<&'static str> {
 }
 
 /// Fields other modules contribute to a model's object (next to `metrics`).
-fn extra_fields(_model: &str) -> Vec<Field> {
-    Vec::new()
+fn extra_fields(model: &str) -> Vec<Field> {
+    match model {
+        // stageCounts, journey, transitions, users (src/graphql/saas.rs)
+        "saas" => saas::fields(),
+        _ => Vec::new(),
+    }
 }
 
 /// Builds the schema over the given (validated) models.
-pub fn build_with(db: Option<DatabaseConnection>, models: Vec<Model>) -> Result<Schema, SchemaError> {
+pub fn build_with(
+    db: Option<DatabaseConnection>,
+    models: Vec<Model>,
+) -> Result<Schema, SchemaError> {
     let models: Vec<Arc<Model>> = models.into_iter().map(Arc::new).collect();
     let mut builder = Schema::build("Query", None, None)
         .limit_depth(MAX_DEPTH)
         .extension(explain::Explain);
     builder = sources::register(builder);
     builder = gym::register(builder);
+    builder = saas::register(builder);
     builder = metrics::register_shared(builder);
     builder = catalog::register(builder);
     let mut query = Object::new("Query")

@@ -134,7 +134,9 @@ async fn row_counts(
     let sql = tables
         .iter()
         .enumerate()
-        .map(|(i, t)| format!("SELECT CAST({i} AS BIGINT) AS idx, COUNT(*) AS n FROM \"{model}\".\"{t}\""))
+        .map(|(i, t)| {
+            format!("SELECT CAST({i} AS BIGINT) AS idx, COUNT(*) AS n FROM \"{model}\".\"{t}\"")
+        })
         .collect::<Vec<_>>()
         .join(" UNION ALL ");
     let rows = db
@@ -143,8 +145,12 @@ async fn row_counts(
         .map_err(|e| async_graphql::Error::new(format!("counting rows of {model}: {e}")))?;
     let mut counts = vec![0i64; tables.len()];
     for row in rows {
-        let idx: i64 = row.try_get("", "idx").map_err(|e| async_graphql::Error::new(e.to_string()))?;
-        let n: i64 = row.try_get("", "n").map_err(|e| async_graphql::Error::new(e.to_string()))?;
+        let idx: i64 = row
+            .try_get("", "idx")
+            .map_err(|e| async_graphql::Error::new(e.to_string()))?;
+        let n: i64 = row
+            .try_get("", "n")
+            .map_err(|e| async_graphql::Error::new(e.to_string()))?;
         if let Some(slot) = usize::try_from(idx).ok().and_then(|i| counts.get_mut(i)) {
             *slot = n;
         }

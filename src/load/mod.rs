@@ -333,6 +333,10 @@ pub async fn load(
             txn.commit()
                 .await
                 .map_err(|e| Error::Database(format!("cannot commit the load of {model}: {e}")))?;
+            if model == "gym" {
+                // Local times of the gym models need the offsets of every branch's zone.
+                crate::tz::refresh_offsets(db).await?;
+            }
             Ok(LoadReport {
                 model: model.to_owned(),
                 tables,

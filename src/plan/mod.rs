@@ -162,7 +162,9 @@ pub fn plan(model: &Model, spec: &QuerySpec, percentile_cont: bool) -> Plan {
     let mut by_table: Vec<(String, Vec<String>)> = Vec::new();
     for m in spec.metric_names() {
         for measure in model.metric_measures(m) {
-            let Some(ms) = model.measure(&measure) else { continue };
+            let Some(ms) = model.measure(&measure) else {
+                continue;
+            };
             match by_table.iter_mut().find(|(t, _)| *t == ms.table) {
                 Some((_, list)) => {
                     if !list.contains(&measure) {
@@ -199,11 +201,19 @@ pub fn plan(model: &Model, spec: &QuerySpec, percentile_cont: bool) -> Plan {
         touch(&table, &mut touched);
         let mut joins: Vec<PlannedJoin> = Vec::new();
         for dt in &dim_tables {
-            let Some(path) = model.join_path(&table, dt) else { continue };
+            let Some(path) = model.join_path(&table, dt) else {
+                continue;
+            };
             let mut at = table.clone();
             for step in path {
-                let Some(j) = model.joins.get(step.join) else { continue };
-                let next = if step.reversed { j.from.clone() } else { j.to.clone() };
+                let Some(j) = model.joins.get(step.join) else {
+                    continue;
+                };
+                let next = if step.reversed {
+                    j.from.clone()
+                } else {
+                    j.to.clone()
+                };
                 if !joins.iter().any(|x| x.to == next) {
                     joins.push(PlannedJoin {
                         step,
@@ -229,7 +239,11 @@ pub fn plan(model: &Model, spec: &QuerySpec, percentile_cont: bool) -> Plan {
         if !joins.is_empty() {
             description.push_str(&format!(
                 "; joined to {}",
-                joins.iter().map(|j| j.to.as_str()).collect::<Vec<_>>().join(", ")
+                joins
+                    .iter()
+                    .map(|j| j.to.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
         }
         aggregates.push(AggregateNode {
@@ -314,7 +328,10 @@ fn cut_description(t: &crate::semantic::Table) -> String {
                 s.push_str(&format!(" and {time} <= asOf"));
             }
             if !key.is_empty() {
-                s.push_str(&format!("; per {} the row of the latest partition", key.join(", ")));
+                s.push_str(&format!(
+                    "; per {} the row of the latest partition",
+                    key.join(", ")
+                ));
             }
             s
         }
@@ -326,7 +343,10 @@ fn cut_description(t: &crate::semantic::Table) -> String {
             s
         }
         AsOf::Record { time, created } => {
-            format!("asOf cut of {}: {time} <= asOf and {created} <= asOf", t.name)
+            format!(
+                "asOf cut of {}: {time} <= asOf and {created} <= asOf",
+                t.name
+            )
         }
         AsOf::Type2 { key, updated } => format!(
             "asOf cut of {}: per {} the version with the greatest {updated} <= asOf",

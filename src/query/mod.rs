@@ -268,7 +268,13 @@ impl QuerySpec {
 
     /// Checks every name and combination against `model`.
     pub fn check(&self, model: &Model) -> Result<(), QueryError> {
-        let dim_names = || model.dimensions.iter().map(|d| d.name.as_str()).collect::<Vec<_>>();
+        let dim_names = || {
+            model
+                .dimensions
+                .iter()
+                .map(|d| d.name.as_str())
+                .collect::<Vec<_>>()
+        };
         let metrics = self.metric_names();
         if metrics.is_empty() {
             return Err(QueryError::new(
@@ -276,7 +282,12 @@ impl QuerySpec {
                 format!(
                     "select at least one metric of {} (dimensions group metrics; the metrics are {})",
                     model.name,
-                    model.metrics.iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(", ")
+                    model
+                        .metrics
+                        .iter()
+                        .map(|m| m.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             ));
         }
@@ -285,7 +296,11 @@ impl QuerySpec {
                 let candidates = model.metrics.iter().map(|m| m.name.as_str()).collect();
                 return Err(QueryError::new(
                     "UNKNOWN_METRIC",
-                    format!("unknown metric \"{m}\" of {}.{}", model.name, did_you_mean(m, candidates)),
+                    format!(
+                        "unknown metric \"{m}\" of {}.{}",
+                        model.name,
+                        did_you_mean(m, candidates)
+                    ),
                 ));
             }
         }
@@ -293,7 +308,11 @@ impl QuerySpec {
             let Some(dim) = model.dimension(d) else {
                 return Err(QueryError::new(
                     "UNKNOWN_DIMENSION",
-                    format!("unknown dimension \"{d}\" of {}.{}", model.name, did_you_mean(d, dim_names())),
+                    format!(
+                        "unknown dimension \"{d}\" of {}.{}",
+                        model.name,
+                        did_you_mean(d, dim_names())
+                    ),
                 ));
             };
             match (dim.dim_type, g) {
@@ -303,15 +322,25 @@ impl QuerySpec {
                         format!(
                             "{d} has no {} granularity (it has {})",
                             g.as_str().to_uppercase(),
-                            dim.granularities.iter().map(|g| g.as_str().to_uppercase()).collect::<Vec<_>>().join(", ")
+                            dim.granularities
+                                .iter()
+                                .map(|g| g.as_str().to_uppercase())
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         ),
                     ));
                 }
                 (DimType::Time, None) => {
-                    return Err(QueryError::new("BAD_GRANULARITY", format!("{d} needs a granularity")));
+                    return Err(QueryError::new(
+                        "BAD_GRANULARITY",
+                        format!("{d} needs a granularity"),
+                    ));
                 }
                 (t, Some(_)) if t != DimType::Time => {
-                    return Err(QueryError::new("BAD_GRANULARITY", format!("{d} is not a time dimension: it takes no granularity")));
+                    return Err(QueryError::new(
+                        "BAD_GRANULARITY",
+                        format!("{d} is not a time dimension: it takes no granularity"),
+                    ));
                 }
                 _ => {}
             }
@@ -320,7 +349,11 @@ impl QuerySpec {
             if model.dimension(d).is_none() {
                 return Err(QueryError::new(
                     "UNKNOWN_DIMENSION",
-                    format!("where: unknown dimension \"{d}\" of {}.{}", model.name, did_you_mean(d, dim_names())),
+                    format!(
+                        "where: unknown dimension \"{d}\" of {}.{}",
+                        model.name,
+                        did_you_mean(d, dim_names())
+                    ),
                 ));
             }
         }
@@ -333,9 +366,13 @@ impl QuerySpec {
         }
         for m in &metrics {
             for measure in model.metric_measures(m) {
-                let Some(ms) = model.measure(&measure) else { continue };
+                let Some(ms) = model.measure(&measure) else {
+                    continue;
+                };
                 for d in &used_dims {
-                    let Some(dim) = model.dimension(d) else { continue };
+                    let Some(dim) = model.dimension(d) else {
+                        continue;
+                    };
                     if model.join_path(&ms.table, &dim.table).is_none() {
                         return Err(QueryError::new(
                             "UNREACHABLE_DIMENSION",
@@ -440,13 +477,20 @@ impl QuerySpec {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
     #[test]
     fn suggests_near_names() {
-        assert_eq!(suggest("convRate", ["conversionRate", "leads"]), Some("conversionRate"));
-        assert_eq!(suggest("netsales", ["netSales", "orders"]), Some("netSales"));
+        assert_eq!(
+            suggest("convRate", ["conversionRate", "leads"]),
+            Some("conversionRate")
+        );
+        assert_eq!(
+            suggest("netsales", ["netSales", "orders"]),
+            Some("netSales")
+        );
         assert_eq!(suggest("zzz", ["netSales", "orders"]), None);
     }
 }

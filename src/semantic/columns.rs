@@ -64,7 +64,12 @@ impl ColType {
 
 fn cols<E: EntityTrait>() -> Vec<(String, ColType)> {
     E::Column::iter()
-        .map(|c| (c.as_str().to_owned(), ColType::of(c.def().get_column_type())))
+        .map(|c| {
+            (
+                c.as_str().to_owned(),
+                ColType::of(c.def().get_column_type()),
+            )
+        })
         .collect()
 }
 

@@ -302,7 +302,11 @@ impl Expr {
                 for x in list {
                     let tx = x.infer(col)?;
                     if !ta.fits(tx) {
-                        return Err(format!("IN list: a {} among {} values", tx.name(), ta.name()));
+                        return Err(format!(
+                            "IN list: a {} among {} values",
+                            tx.name(),
+                            ta.name()
+                        ));
                     }
                 }
                 T::Bool
@@ -368,7 +372,10 @@ impl Expr {
                             }
                         }
                         if types[0] != types[1] {
-                            return Err("days_between/seconds_between take two times of the same kind".to_owned());
+                            return Err(
+                                "days_between/seconds_between take two times of the same kind"
+                                    .to_owned(),
+                            );
                         }
                         T::Number
                     }
@@ -382,7 +389,11 @@ fn expect(t: ExprType, want: ExprType, what: &str) -> Result<ExprType, String> {
     if t.fits(want) {
         Ok(want)
     } else {
-        Err(format!("{what} needs a {}, not a {}", want.name(), t.name()))
+        Err(format!(
+            "{what} needs a {}, not a {}",
+            want.name(),
+            t.name()
+        ))
     }
 }
 
@@ -449,7 +460,9 @@ fn tokenize(text: &str) -> Result<Vec<Tok>, String> {
                     s.parse().map_err(|_| format!("bad number {s:?}"))?,
                 ));
             } else {
-                out.push(Tok::Int(s.parse().map_err(|_| format!("bad number {s:?}"))?));
+                out.push(Tok::Int(
+                    s.parse().map_err(|_| format!("bad number {s:?}"))?,
+                ));
             }
         } else if c == '\'' {
             let mut s = String::new();
@@ -524,7 +537,9 @@ impl Parser {
         } else {
             Err(format!(
                 "expected {s:?}, found {}",
-                self.peek().map(Tok::describe).unwrap_or_else(|| "the end".to_owned())
+                self.peek()
+                    .map(Tok::describe)
+                    .unwrap_or_else(|| "the end".to_owned())
             ))
         }
     }
@@ -534,7 +549,9 @@ impl Parser {
         } else {
             Err(format!(
                 "expected {kw}, found {}",
-                self.peek().map(Tok::describe).unwrap_or_else(|| "the end".to_owned())
+                self.peek()
+                    .map(Tok::describe)
+                    .unwrap_or_else(|| "the end".to_owned())
             ))
         }
     }
@@ -696,6 +713,7 @@ fn sym_static(s: &str) -> &'static str {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -730,9 +748,15 @@ mod tests {
             "name" => Some(ExprType::String),
             _ => None,
         };
-        assert_eq!(Expr::parse("amt * 2").unwrap().infer(&col), Ok(ExprType::Number));
+        assert_eq!(
+            Expr::parse("amt * 2").unwrap().infer(&col),
+            Ok(ExprType::Number)
+        );
         assert!(Expr::parse("name + 1").unwrap().infer(&col).is_err());
         assert!(Expr::parse("nope").unwrap().infer(&col).is_err());
-        assert_eq!(Expr::parse("name = 'x'").unwrap().infer(&col), Ok(ExprType::Bool));
+        assert_eq!(
+            Expr::parse("name = 'x'").unwrap().infer(&col),
+            Ok(ExprType::Bool)
+        );
     }
 }

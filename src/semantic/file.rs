@@ -132,8 +132,14 @@ pub(crate) fn read_dir(dir: &Path) -> Result<Vec<ModelSource>, ModelErrors> {
         .collect();
     // The shipped models first, in their documented order, then the others by name.
     folders.sort_by_key(|p| {
-        let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let rank = entity::MODELS.iter().position(|m| *m == name).unwrap_or(usize::MAX);
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let rank = entity::MODELS
+            .iter()
+            .position(|m| *m == name)
+            .unwrap_or(usize::MAX);
         (rank, name)
     });
     let mut roots = Vec::new();

@@ -63,7 +63,10 @@ pub struct Table {
 impl Table {
     /// The type of a column, when the table has it.
     pub fn column_type(&self, name: &str) -> Option<ColType> {
-        self.columns.iter().find(|(c, _)| c == name).map(|(_, t)| *t)
+        self.columns
+            .iter()
+            .find(|(c, _)| c == name)
+            .map(|(_, t)| *t)
     }
 }
 

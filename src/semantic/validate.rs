@@ -134,7 +134,9 @@ fn build_one(source: &ModelSource, r: &mut Report) -> Option<Model> {
     let Some((hp, hm)) = header else {
         let file = source.files.first();
         r.problems.push(Problem {
-            file: file.map(|f| f.path.clone()).unwrap_or_else(|| source.folder.clone()),
+            file: file
+                .map(|f| f.path.clone())
+                .unwrap_or_else(|| source.folder.clone()),
             line: 1,
             message: "no [model] section with the model's name and description".to_owned(),
         });
@@ -143,7 +145,10 @@ fn build_one(source: &ModelSource, r: &mut Report) -> Option<Model> {
     let m = hm.get_ref();
     let name = m.name.get_ref().clone();
     if !is_ident(&name) {
-        Loc::of(hp, &m.name).report(r, format!("model name {name:?} is not a lower-case identifier"));
+        Loc::of(hp, &m.name).report(
+            r,
+            format!("model name {name:?} is not a lower-case identifier"),
+        );
     }
     let description = m.description.clone().unwrap_or_default();
     if description.trim().is_empty() {
@@ -209,7 +214,10 @@ fn build_tables(
             let loc = Loc::of(p, st);
             let name = t.name.get_ref().clone();
             if !is_ident(&name) {
-                Loc::of(p, &t.name).report(r, format!("table name {name:?} is not a lower-case identifier"));
+                Loc::of(p, &t.name).report(
+                    r,
+                    format!("table name {name:?} is not a lower-case identifier"),
+                );
                 continue;
             }
             if out.iter().any(|x| x.name == name) {
@@ -222,7 +230,10 @@ fn build_tables(
             }
             let (tsource, columns) = match (&t.physical, &t.sql) {
                 (Some(_), Some(_)) => {
-                    loc.report(r, format!("table {name:?} has both `physical` and `sql`: choose one"));
+                    loc.report(
+                        r,
+                        format!("table {name:?} has both `physical` and `sql`: choose one"),
+                    );
                     continue;
                 }
                 (None, Some(sql)) => {
@@ -231,7 +242,12 @@ fn build_tables(
                     let pg = read_sql(source, &s.postgres, sloc, r);
                     let lite = read_sql(source, &s.sqlite, sloc, r);
                     let Some(cols) = &t.columns else {
-                        loc.report(r, format!("sql table {name:?} needs `columns = {{ name = \"type\", … }}`"));
+                        loc.report(
+                            r,
+                            format!(
+                                "sql table {name:?} needs `columns = {{ name = \"type\", … }}`"
+                            ),
+                        );
                         continue;
                     };
                     let mut columns = Vec::new();
@@ -263,7 +279,10 @@ fn build_tables(
                         .unwrap_or_else(|| name.clone());
                     let ploc = phys.as_ref().map(|x| Loc::of(p, x)).unwrap_or(loc);
                     if !is_ident(&physical) {
-                        ploc.report(r, format!("physical table {physical:?} is not an identifier"));
+                        ploc.report(
+                            r,
+                            format!("physical table {physical:?} is not an identifier"),
+                        );
                         continue;
                     }
                     let columns = match physical_columns(namespace, &physical) {
@@ -285,7 +304,10 @@ fn build_tables(
                         },
                     };
                     if t.columns.is_some() && is_shipped_namespace(namespace) {
-                        loc.report(r, "`columns` is only for sql tables and tables tally does not ship");
+                        loc.report(
+                            r,
+                            "`columns` is only for sql tables and tables tally does not ship",
+                        );
                     }
                     (TableSource::Physical(physical), columns)
                 }
@@ -327,14 +349,22 @@ fn build_tables(
                     let c = cf.get_ref();
                     let cloc = Loc::of(p, cf);
                     if col_type(&c.column) != Some(ColType::String) {
-                        cloc.report(r, format!("conversion_filter column {:?} is not a text column of {name:?}", c.column));
+                        cloc.report(
+                            r,
+                            format!(
+                                "conversion_filter column {:?} is not a text column of {name:?}",
+                                c.column
+                            ),
+                        );
                     }
                     if c.variants.is_empty() || !c.variants.contains(&c.default) {
                         cloc.report(r, "conversion_filter: `default` must be one of `variants`");
                     }
                     for v in &c.variants {
                         let ok = v.chars().next().is_some_and(|ch| ch.is_ascii_uppercase())
-                            && v.chars().all(|ch| ch.is_ascii_uppercase() || ch.is_ascii_digit() || ch == '_');
+                            && v.chars().all(|ch| {
+                                ch.is_ascii_uppercase() || ch.is_ascii_digit() || ch == '_'
+                            });
                         if !ok {
                             cloc.report(r, format!("conversion variant {v:?} is not SHOUTY_SNAKE"));
                         }
@@ -359,21 +389,29 @@ fn build_tables(
     out
 }
 
-fn parse_as_of(a: &super::file::RawAsOf, col: &dyn Fn(&str) -> Option<ColType>) -> Result<AsOf, String> {
+fn parse_as_of(
+    a: &super::file::RawAsOf,
+    col: &dyn Fn(&str) -> Option<ColType>,
+) -> Result<AsOf, String> {
     let need = |what: &str, v: &Option<String>, types: &[ColType]| -> Result<String, String> {
-        let c = v.clone().ok_or_else(|| format!("as_of kind {:?} needs `{what}`", a.kind))?;
+        let c = v
+            .clone()
+            .ok_or_else(|| format!("as_of kind {:?} needs `{what}`", a.kind))?;
         match col(&c) {
             None => Err(format!("as_of {what}: {c:?} is not a column")),
-            Some(t) if !types.contains(&t) => Err(format!("as_of {what}: column {c:?} has the wrong type ({t:?})")),
+            Some(t) if !types.contains(&t) => Err(format!(
+                "as_of {what}: column {c:?} has the wrong type ({t:?})"
+            )),
             Some(_) => Ok(c),
         }
     };
-    let opt = |what: &str, v: &Option<String>, types: &[ColType]| -> Result<Option<String>, String> {
-        match v {
-            None => Ok(None),
-            Some(_) => need(what, v, types).map(Some),
-        }
-    };
+    let opt =
+        |what: &str, v: &Option<String>, types: &[ColType]| -> Result<Option<String>, String> {
+            match v {
+                None => Ok(None),
+                Some(_) => need(what, v, types).map(Some),
+            }
+        };
     let keys = |v: &Option<Vec<String>>| -> Result<Vec<String>, String> {
         let k = v.clone().unwrap_or_default();
         for c in &k {
@@ -394,41 +432,86 @@ fn parse_as_of(a: &super::file::RawAsOf, col: &dyn Fn(&str) -> Option<ColType>) 
     let time_types = [ColType::Time];
     Ok(match a.kind.as_str() {
         "event" => {
-            unused(&[("key", a.key.is_some()), ("ts", a.ts.is_some()), ("ds", a.ds.is_some()), ("created", a.created.is_some()), ("updated", a.updated.is_some())])?;
-            AsOf::Event { time: need("time", &a.time, &time_types)? }
+            unused(&[
+                ("key", a.key.is_some()),
+                ("ts", a.ts.is_some()),
+                ("ds", a.ds.is_some()),
+                ("created", a.created.is_some()),
+                ("updated", a.updated.is_some()),
+            ])?;
+            AsOf::Event {
+                time: need("time", &a.time, &time_types)?,
+            }
         }
         "partition_ts" => {
-            unused(&[("ds", a.ds.is_some()), ("created", a.created.is_some()), ("updated", a.updated.is_some())])?;
+            unused(&[
+                ("ds", a.ds.is_some()),
+                ("created", a.created.is_some()),
+                ("updated", a.updated.is_some()),
+            ])?;
             AsOf::PartitionTs {
-                ts: need("ts", &Some(a.ts.clone().unwrap_or_else(|| "ts".to_owned())), &[ColType::String])?,
+                ts: need(
+                    "ts",
+                    &Some(a.ts.clone().unwrap_or_else(|| "ts".to_owned())),
+                    &[ColType::String],
+                )?,
                 time: opt("time", &a.time, &time_types)?,
                 key: keys(&a.key)?,
             }
         }
         "partition_ds" => {
-            unused(&[("key", a.key.is_some()), ("ts", a.ts.is_some()), ("created", a.created.is_some()), ("updated", a.updated.is_some())])?;
+            unused(&[
+                ("key", a.key.is_some()),
+                ("ts", a.ts.is_some()),
+                ("created", a.created.is_some()),
+                ("updated", a.updated.is_some()),
+            ])?;
             AsOf::PartitionDs {
-                ds: need("ds", &Some(a.ds.clone().unwrap_or_else(|| "ds".to_owned())), &[ColType::Date])?,
+                ds: need(
+                    "ds",
+                    &Some(a.ds.clone().unwrap_or_else(|| "ds".to_owned())),
+                    &[ColType::Date],
+                )?,
                 time: opt("time", &a.time, &time_types)?,
             }
         }
         "record" => {
-            unused(&[("key", a.key.is_some()), ("ts", a.ts.is_some()), ("ds", a.ds.is_some()), ("updated", a.updated.is_some())])?;
+            unused(&[
+                ("key", a.key.is_some()),
+                ("ts", a.ts.is_some()),
+                ("ds", a.ds.is_some()),
+                ("updated", a.updated.is_some()),
+            ])?;
             AsOf::Record {
                 time: need("time", &a.time, &time_types)?,
                 created: need("created", &a.created, &time_types)?,
             }
         }
         "type2" => {
-            unused(&[("time", a.time.is_some()), ("ts", a.ts.is_some()), ("ds", a.ds.is_some()), ("created", a.created.is_some())])?;
+            unused(&[
+                ("time", a.time.is_some()),
+                ("ts", a.ts.is_some()),
+                ("ds", a.ds.is_some()),
+                ("created", a.created.is_some()),
+            ])?;
             let key = keys(&a.key)?;
             if key.is_empty() {
                 return Err("as_of kind \"type2\" needs `key` (the business key)".to_owned());
             }
-            AsOf::Type2 { key, updated: need("updated", &a.updated, &time_types)? }
+            AsOf::Type2 {
+                key,
+                updated: need("updated", &a.updated, &time_types)?,
+            }
         }
         "static" => {
-            unused(&[("time", a.time.is_some()), ("key", a.key.is_some()), ("ts", a.ts.is_some()), ("ds", a.ds.is_some()), ("created", a.created.is_some()), ("updated", a.updated.is_some())])?;
+            unused(&[
+                ("time", a.time.is_some()),
+                ("key", a.key.is_some()),
+                ("ts", a.ts.is_some()),
+                ("ds", a.ds.is_some()),
+                ("created", a.created.is_some()),
+                ("updated", a.updated.is_some()),
+            ])?;
             AsOf::Static
         }
         other => {
@@ -462,11 +545,17 @@ fn read_sql(source: &ModelSource, rel: &str, loc: Loc<'_>, r: &mut Report) -> Op
                 }
             }
             if !ok {
-                loc.report(r, format!("SQL file {rel:?}: its only parameter must be $1 (the as-of instant)"));
+                loc.report(
+                    r,
+                    format!("SQL file {rel:?}: its only parameter must be $1 (the as-of instant)"),
+                );
                 return None;
             }
             if !stripped.contains("$1") {
-                loc.report(r, format!("SQL file {rel:?} never reads $1 (the as-of instant)"));
+                loc.report(
+                    r,
+                    format!("SQL file {rel:?} never reads $1 (the as-of instant)"),
+                );
                 return None;
             }
             Some(stripped)
@@ -533,7 +622,8 @@ fn build_joins(parsed: &[Parsed<'_>], tables: &[Table], r: &mut Report) -> Vec<J
             let from = tables.iter().find(|t| t.name == *j.from.get_ref());
             let to = tables.iter().find(|t| t.name == *j.to.get_ref());
             if from.is_none() {
-                Loc::of(p, &j.from).report(r, format!("join from unknown table {:?}", j.from.get_ref()));
+                Loc::of(p, &j.from)
+                    .report(r, format!("join from unknown table {:?}", j.from.get_ref()));
             }
             if to.is_none() {
                 Loc::of(p, &j.to).report(r, format!("join to unknown table {:?}", j.to.get_ref()));
@@ -546,7 +636,10 @@ fn build_joins(parsed: &[Parsed<'_>], tables: &[Table], r: &mut Report) -> Vec<J
                     continue;
                 }
                 other => {
-                    Loc::of(p, &j.cardinality).report(r, format!("unknown cardinality {other:?} (many_to_one, one_to_one)"));
+                    Loc::of(p, &j.cardinality).report(
+                        r,
+                        format!("unknown cardinality {other:?} (many_to_one, one_to_one)"),
+                    );
                     continue;
                 }
             };
@@ -558,15 +651,21 @@ fn build_joins(parsed: &[Parsed<'_>], tables: &[Table], r: &mut Report) -> Vec<J
             }
             for (a, b) in &j.on {
                 if from.column_type(a).is_none() {
-                    loc.report(r, format!("join on: {a:?} is not a column of {:?}", from.name));
+                    loc.report(
+                        r,
+                        format!("join on: {a:?} is not a column of {:?}", from.name),
+                    );
                 }
                 if to.column_type(b).is_none() {
-                    loc.report(r, format!("join on: {b:?} is not a column of {:?}", to.name));
+                    loc.report(
+                        r,
+                        format!("join on: {b:?} is not a column of {:?}", to.name),
+                    );
                 }
             }
             if cardinality == Cardinality::ManyToOne {
-                let covers_key = !to.key.is_empty()
-                    && to.key.iter().all(|k| j.on.iter().any(|(_, b)| b == k));
+                let covers_key =
+                    !to.key.is_empty() && to.key.iter().all(|k| j.on.iter().any(|(_, b)| b == k));
                 let versioned = match &to.as_of {
                     AsOf::Type2 { key, .. } | AsOf::PartitionTs { key, .. } if !key.is_empty() => {
                         key.iter().all(|k| j.on.iter().any(|(_, b)| b == k))
@@ -608,7 +707,11 @@ fn parse_expr(text: &Spanned<String>, loc: Loc<'_>, r: &mut Report, what: &str) 
     }
 }
 
-fn build_dimensions<'a>(parsed: &'a [Parsed<'a>], model: &mut Model, r: &mut Report) -> HashMap<String, Loc<'a>> {
+fn build_dimensions<'a>(
+    parsed: &'a [Parsed<'a>],
+    model: &mut Model,
+    r: &mut Report,
+) -> HashMap<String, Loc<'a>> {
     let mut locs = HashMap::new();
     for p in parsed {
         for sd in &p.raw.dimension {
@@ -616,7 +719,10 @@ fn build_dimensions<'a>(parsed: &'a [Parsed<'a>], model: &mut Model, r: &mut Rep
             let loc = Loc::of(p, sd);
             let name = d.name.get_ref().clone();
             if !is_field_name(&name) {
-                Loc::of(p, &d.name).report(r, format!("dimension name {name:?} is not a camelCase GraphQL field name"));
+                Loc::of(p, &d.name).report(
+                    r,
+                    format!("dimension name {name:?} is not a camelCase GraphQL field name"),
+                );
                 continue;
             }
             if model.dimensions.iter().any(|x| x.name == name) {
@@ -628,7 +734,10 @@ fn build_dimensions<'a>(parsed: &'a [Parsed<'a>], model: &mut Model, r: &mut Rep
                 loc.report(r, format!("dimension {name:?} needs a description"));
             }
             let Some(table) = model.table(d.table.get_ref()) else {
-                Loc::of(p, &d.table).report(r, format!("dimension {name:?}: unknown table {:?}", d.table.get_ref()));
+                Loc::of(p, &d.table).report(
+                    r,
+                    format!("dimension {name:?}: unknown table {:?}", d.table.get_ref()),
+                );
                 continue;
             };
             let expr = match &d.expr {
@@ -642,7 +751,10 @@ fn build_dimensions<'a>(parsed: &'a [Parsed<'a>], model: &mut Model, r: &mut Rep
             let inferred = match expr.infer(&col_types(table)) {
                 Ok(t) => t,
                 Err(e) => {
-                    eloc.report(r, format!("dimension {name:?} on table {:?}: {e}", table.name));
+                    eloc.report(
+                        r,
+                        format!("dimension {name:?} on table {:?}: {e}", table.name),
+                    );
                     continue;
                 }
             };
@@ -664,7 +776,13 @@ fn build_dimensions<'a>(parsed: &'a [Parsed<'a>], model: &mut Model, r: &mut Rep
                 DimType::Time => inferred.is_time(),
             };
             if !fits {
-                tloc.report(r, format!("dimension {name:?} is declared {} but its expression is a {inferred:?}", dim_type.as_str()));
+                tloc.report(
+                    r,
+                    format!(
+                        "dimension {name:?} is declared {} but its expression is a {inferred:?}",
+                        dim_type.as_str()
+                    ),
+                );
                 continue;
             }
             let time_storage = match inferred {
@@ -690,7 +808,12 @@ fn build_dimensions<'a>(parsed: &'a [Parsed<'a>], model: &mut Model, r: &mut Rep
                     out
                 }
                 (Some(g), _) => {
-                    Loc::of(p, g).report(r, format!("dimension {name:?} is not a time dimension: it takes no granularities"));
+                    Loc::of(p, g).report(
+                        r,
+                        format!(
+                            "dimension {name:?} is not a time dimension: it takes no granularities"
+                        ),
+                    );
                     Vec::new()
                 }
             };
@@ -699,10 +822,16 @@ fn build_dimensions<'a>(parsed: &'a [Parsed<'a>], model: &mut Model, r: &mut Rep
                 && granularities.contains(&Granularity::Hour)
                 && d.granularities.is_some()
             {
-                loc.report(r, format!("dimension {name:?} is a date: it has no hour granularity"));
+                loc.report(
+                    r,
+                    format!("dimension {name:?} is a date: it has no hour granularity"),
+                );
             }
             let granularities = if time_storage == TimeStorage::Date {
-                granularities.into_iter().filter(|g| *g != Granularity::Hour).collect()
+                granularities
+                    .into_iter()
+                    .filter(|g| *g != Granularity::Hour)
+                    .collect()
             } else {
                 granularities
             };
@@ -728,7 +857,10 @@ fn build_measures(parsed: &[Parsed<'_>], model: &mut Model, r: &mut Report) {
             let loc = Loc::of(p, sm);
             let name = m.name.get_ref().clone();
             if !is_ident(&name) {
-                Loc::of(p, &m.name).report(r, format!("measure name {name:?} is not a snake_case identifier"));
+                Loc::of(p, &m.name).report(
+                    r,
+                    format!("measure name {name:?} is not a snake_case identifier"),
+                );
                 continue;
             }
             if model.measures.iter().any(|x| x.name == name) {
@@ -740,7 +872,10 @@ fn build_measures(parsed: &[Parsed<'_>], model: &mut Model, r: &mut Report) {
                 loc.report(r, format!("measure {name:?} needs a description"));
             }
             let Some(table) = model.table(m.table.get_ref()).cloned() else {
-                Loc::of(p, &m.table).report(r, format!("measure {name:?}: unknown table {:?}", m.table.get_ref()));
+                Loc::of(p, &m.table).report(
+                    r,
+                    format!("measure {name:?}: unknown table {:?}", m.table.get_ref()),
+                );
                 continue;
             };
             let table = &table;
@@ -761,7 +896,10 @@ fn build_measures(parsed: &[Parsed<'_>], model: &mut Model, r: &mut Report) {
             let expr = match &m.expr {
                 None if agg == Agg::Count => None,
                 None => {
-                    loc.report(r, format!("measure {name:?}: {} needs an `expr`", agg.as_str()));
+                    loc.report(
+                        r,
+                        format!("measure {name:?}: {} needs an `expr`", agg.as_str()),
+                    );
                     continue;
                 }
                 Some(e) => {
@@ -771,7 +909,10 @@ fn build_measures(parsed: &[Parsed<'_>], model: &mut Model, r: &mut Report) {
                     };
                     match x.infer(&cols) {
                         Err(err) => {
-                            eloc.report(r, format!("measure {name:?} on table {:?}: {err}", table.name));
+                            eloc.report(
+                                r,
+                                format!("measure {name:?} on table {:?}: {err}", table.name),
+                            );
                             continue;
                         }
                         Ok(t) => {
@@ -781,7 +922,13 @@ fn build_measures(parsed: &[Parsed<'_>], model: &mut Model, r: &mut Report) {
                                 continue;
                             }
                             if matches!(agg, Agg::Min | Agg::Max) && t != ExprType::Number {
-                                eloc.report(r, format!("measure {name:?}: {} is offered over numbers only", agg.as_str()));
+                                eloc.report(
+                                    r,
+                                    format!(
+                                        "measure {name:?}: {} is offered over numbers only",
+                                        agg.as_str()
+                                    ),
+                                );
                                 continue;
                             }
                         }
@@ -793,17 +940,24 @@ fn build_measures(parsed: &[Parsed<'_>], model: &mut Model, r: &mut Report) {
                 None => None,
                 Some(f) => {
                     let floc = Loc::of(p, f);
-                    let Some(x) = parse_expr(f, floc, r, &format!("measure {name:?} filter")) else {
+                    let Some(x) = parse_expr(f, floc, r, &format!("measure {name:?} filter"))
+                    else {
                         continue;
                     };
                     match x.infer(&cols) {
                         Ok(ExprType::Bool) => Some(x),
                         Ok(t) => {
-                            floc.report(r, format!("measure {name:?}: the filter is a {t:?}, not a condition"));
+                            floc.report(
+                                r,
+                                format!("measure {name:?}: the filter is a {t:?}, not a condition"),
+                            );
                             continue;
                         }
                         Err(err) => {
-                            floc.report(r, format!("measure {name:?} filter on table {:?}: {err}", table.name));
+                            floc.report(
+                                r,
+                                format!("measure {name:?} filter on table {:?}: {err}", table.name),
+                            );
                             continue;
                         }
                     }
@@ -853,7 +1007,10 @@ fn build_metrics(parsed: &[Parsed<'_>], model: &mut Model, r: &mut Report) {
             let name = m.name.get_ref().clone();
             let nloc = Loc::of(p, &m.name);
             if !is_field_name(&name) {
-                nloc.report(r, format!("metric name {name:?} is not a camelCase GraphQL field name"));
+                nloc.report(
+                    r,
+                    format!("metric name {name:?} is not a camelCase GraphQL field name"),
+                );
                 continue;
             }
             if model.metrics.iter().any(|x| x.name == name) || locs.contains_key(&name) {
@@ -861,7 +1018,10 @@ fn build_metrics(parsed: &[Parsed<'_>], model: &mut Model, r: &mut Report) {
                 continue;
             }
             if model.dimension(&name).is_some() {
-                nloc.report(r, format!("metric {name:?} clashes with the dimension of the same name"));
+                nloc.report(
+                    r,
+                    format!("metric {name:?} clashes with the dimension of the same name"),
+                );
                 continue;
             }
             let description = m.description.clone().unwrap_or_default();
@@ -881,36 +1041,55 @@ fn build_metrics(parsed: &[Parsed<'_>], model: &mut Model, r: &mut Report) {
                     continue;
                 }
             };
-            let kind_name = m.kind.as_ref().map(|k| k.get_ref().as_str()).unwrap_or("simple");
+            let kind_name = m
+                .kind
+                .as_ref()
+                .map(|k| k.get_ref().as_str())
+                .unwrap_or("simple");
             let measure_ref = |r: &mut Report| -> Option<String> {
                 let Some(ms) = &m.measure else {
                     loc.report(r, format!("metric {name:?} ({kind_name}) needs `measure`"));
                     return None;
                 };
                 if model.measure(ms.get_ref()).is_none() {
-                    Loc::of(p, ms).report(r, format!("metric {name:?}: unknown measure {:?}", ms.get_ref()));
+                    Loc::of(p, ms).report(
+                        r,
+                        format!("metric {name:?}: unknown measure {:?}", ms.get_ref()),
+                    );
                     return None;
                 }
                 Some(ms.get_ref().clone())
             };
-            let metric_ref = |r: &mut Report, field: &Option<Spanned<String>>, what: &str| -> Option<String> {
-                let Some(x) = field else {
-                    loc.report(r, format!("metric {name:?} needs `{what}`"));
-                    return None;
+            let metric_ref =
+                |r: &mut Report, field: &Option<Spanned<String>>, what: &str| -> Option<String> {
+                    let Some(x) = field else {
+                        loc.report(r, format!("metric {name:?} needs `{what}`"));
+                        return None;
+                    };
+                    if !names.contains_key(x.get_ref()) {
+                        Loc::of(p, x).report(
+                            r,
+                            format!(
+                                "metric {name:?}: unknown metric {:?} as {what}",
+                                x.get_ref()
+                            ),
+                        );
+                        return None;
+                    }
+                    Some(x.get_ref().clone())
                 };
-                if !names.contains_key(x.get_ref()) {
-                    Loc::of(p, x).report(r, format!("metric {name:?}: unknown metric {:?} as {what}", x.get_ref()));
-                    return None;
-                }
-                Some(x.get_ref().clone())
-            };
             let kind = match kind_name {
                 "simple" => match measure_ref(r) {
                     Some(measure) => {
                         if unit == Unit::Count
-                            && model.measure(&measure).is_some_and(|x| !matches!(x.agg, Agg::Count | Agg::CountDistinct | Agg::Sum))
+                            && model.measure(&measure).is_some_and(|x| {
+                                !matches!(x.agg, Agg::Count | Agg::CountDistinct | Agg::Sum)
+                            })
                         {
-                            loc.report(r, format!("metric {name:?}: unit count needs a count or sum measure"));
+                            loc.report(
+                                r,
+                                format!("metric {name:?}: unit count needs a count or sum measure"),
+                            );
                         }
                         MetricKind::Simple { measure }
                     }
@@ -920,7 +1099,10 @@ fn build_metrics(parsed: &[Parsed<'_>], model: &mut Model, r: &mut Report) {
                     let n = metric_ref(r, &m.numerator, "numerator");
                     let d = metric_ref(r, &m.denominator, "denominator");
                     match (n, d) {
-                        (Some(numerator), Some(denominator)) => MetricKind::Ratio { numerator, denominator },
+                        (Some(numerator), Some(denominator)) => MetricKind::Ratio {
+                            numerator,
+                            denominator,
+                        },
                         _ => continue,
                     }
                 }
@@ -950,19 +1132,33 @@ fn build_metrics(parsed: &[Parsed<'_>], model: &mut Model, r: &mut Report) {
                     MetricKind::Derived { expr: x }
                 }
                 "cumulative" => {
-                    let Some(measure) = measure_ref(r) else { continue };
-                    if model.measure(&measure).is_some_and(|x| !x.agg.is_additive()) {
+                    let Some(measure) = measure_ref(r) else {
+                        continue;
+                    };
+                    if model
+                        .measure(&measure)
+                        .is_some_and(|x| !x.agg.is_additive())
+                    {
                         loc.report(r, format!("metric {name:?}: a cumulative metric needs an additive measure (count or sum)"));
                         continue;
                     }
                     let Some(td) = &m.time_dimension else {
-                        loc.report(r, format!("metric {name:?} (cumulative) needs `time_dimension`"));
+                        loc.report(
+                            r,
+                            format!("metric {name:?} (cumulative) needs `time_dimension`"),
+                        );
                         continue;
                     };
                     match model.dimension(td.get_ref()) {
                         Some(d) if d.dim_type == DimType::Time => {}
                         _ => {
-                            Loc::of(p, td).report(r, format!("metric {name:?}: {:?} is not a time dimension", td.get_ref()));
+                            Loc::of(p, td).report(
+                                r,
+                                format!(
+                                    "metric {name:?}: {:?} is not a time dimension",
+                                    td.get_ref()
+                                ),
+                            );
                             continue;
                         }
                     }
@@ -977,7 +1173,11 @@ fn build_metrics(parsed: &[Parsed<'_>], model: &mut Model, r: &mut Report) {
                             }
                         },
                     };
-                    MetricKind::Cumulative { measure, time_dimension: td.get_ref().clone(), window_seconds }
+                    MetricKind::Cumulative {
+                        measure,
+                        time_dimension: td.get_ref().clone(),
+                        window_seconds,
+                    }
                 }
                 other => {
                     let kloc = m.kind.as_ref().map(|k| Loc::of(p, k)).unwrap_or(loc);
@@ -986,13 +1186,21 @@ fn build_metrics(parsed: &[Parsed<'_>], model: &mut Model, r: &mut Report) {
                 }
             };
             locs.insert(name.clone(), loc);
-            model.metrics.push(Metric { name, kind, unit, description });
+            model.metrics.push(Metric {
+                name,
+                kind,
+                unit,
+                description,
+            });
         }
     }
     // Cycles among ratio/derived metrics.
     let refs = |m: &Metric| -> Vec<String> {
         match &m.kind {
-            MetricKind::Ratio { numerator, denominator } => vec![numerator.clone(), denominator.clone()],
+            MetricKind::Ratio {
+                numerator,
+                denominator,
+            } => vec![numerator.clone(), denominator.clone()],
             MetricKind::Derived { expr } => expr.identifiers(),
             _ => Vec::new(),
         }
@@ -1028,7 +1236,14 @@ fn build_metrics(parsed: &[Parsed<'_>], model: &mut Model, r: &mut Report) {
         if let Some(cycle) = found
             && let Some(loc) = locs.get(&m.name)
         {
-            loc.report(r, format!("metric {:?} depends on itself: {}", m.name, cycle.join(" → ")));
+            loc.report(
+                r,
+                format!(
+                    "metric {:?} depends on itself: {}",
+                    m.name,
+                    cycle.join(" → ")
+                ),
+            );
         }
     }
 }
@@ -1072,6 +1287,7 @@ fn check_paths(model: &Model, dim_locs: &HashMap<String, Loc<'_>>, r: &mut Repor
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -271,4 +271,3 @@ impl Dialect for Sqlite {
         Sql::wrap("unixepoch(", x, ")")
     }
 }
-

@@ -132,7 +132,9 @@ impl Rendered {
 fn bind_one(p: &Param, spec: &QuerySpec) -> Value {
     match p {
         Param::AsOf => Value::ChronoDateTimeUtc(Some(spec.as_of)),
-        Param::AsOfPartitionTs => Value::String(Some(spec.as_of.format("%Y-%m-%d %H:%M:%S").to_string())),
+        Param::AsOfPartitionTs => {
+            Value::String(Some(spec.as_of.format("%Y-%m-%d %H:%M:%S").to_string()))
+        }
         Param::AsOfDate => Value::ChronoDate(Some(spec.as_of.date_naive())),
         Param::Value(v) => v.clone(),
         Param::Request(i, how) => match spec.values.get(*i) {
@@ -142,12 +144,24 @@ fn bind_one(p: &Param, spec: &QuerySpec) -> Value {
             Some(ReqValue::Bool(b)) => Value::Bool(Some(*b)),
             Some(ReqValue::Time(t)) => bind_time(*t, *how),
         },
-        Param::TimeZone => Value::String(Some(spec.timezone.clone().unwrap_or_else(|| "UTC".to_owned()))),
-        Param::Limit => Value::BigInt(Some(spec.limit.map(|l| l.min(i64::MAX as u64) as i64).unwrap_or(-1))),
-        Param::Offset => Value::BigInt(Some(spec.offset.map(|l| l.min(i64::MAX as u64) as i64).unwrap_or(0))),
-        Param::ConversionFilter(default) => {
-            Value::String(Some(spec.conversion_filter.clone().unwrap_or_else(|| default.clone())))
-        }
+        Param::TimeZone => Value::String(Some(
+            spec.timezone.clone().unwrap_or_else(|| "UTC".to_owned()),
+        )),
+        Param::Limit => Value::BigInt(Some(
+            spec.limit
+                .map(|l| l.min(i64::MAX as u64) as i64)
+                .unwrap_or(-1),
+        )),
+        Param::Offset => Value::BigInt(Some(
+            spec.offset
+                .map(|l| l.min(i64::MAX as u64) as i64)
+                .unwrap_or(0),
+        )),
+        Param::ConversionFilter(default) => Value::String(Some(
+            spec.conversion_filter
+                .clone()
+                .unwrap_or_else(|| default.clone()),
+        )),
     }
 }
 
@@ -167,7 +181,9 @@ pub fn value_json(v: &Value) -> serde_json::Value {
         Value::BigInt(Some(n)) => J::from(*n),
         Value::Double(Some(n)) => J::from(*n),
         Value::Bool(Some(b)) => J::Bool(*b),
-        Value::ChronoDateTimeUtc(Some(t)) => J::String(t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
+        Value::ChronoDateTimeUtc(Some(t)) => {
+            J::String(t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+        }
         Value::ChronoDate(Some(d)) => J::String(d.to_string()),
         _ => J::Null,
     }
@@ -175,7 +191,12 @@ pub fn value_json(v: &Value) -> serde_json::Value {
 
 /// Renders a plan for `dialect`.
 pub fn render(model: &Model, spec: &QuerySpec, plan: &Plan, dialect: &dyn Dialect) -> Rendered {
-    let r = Renderer { model, spec, plan, d: dialect };
+    let r = Renderer {
+        model,
+        spec,
+        plan,
+        d: dialect,
+    };
     let sql = r.statement();
     // Markers → placeholders.
     let mut text = String::with_capacity(sql.text.len() + 16);
@@ -214,7 +235,10 @@ impl Renderer<'_> {
         for a in &self.plan.aggregates {
             ctes.push((
                 a.rows_cte.clone(),
-                format!("rows of {} with their dimension values and measure inputs", a.table),
+                format!(
+                    "rows of {} with their dimension values and measure inputs",
+                    a.table
+                ),
                 self.rows(a),
             ));
             ctes.push((a.agg_cte.clone(), a.description.clone(), self.aggregate(a)));
@@ -252,7 +276,11 @@ impl Renderer<'_> {
             if i > 0 {
                 out.push(",\n");
             }
-            out.push(&format!("-- {}\n{} AS (\n  ", one_line(&desc), quote(&name)));
+            out.push(&format!(
+                "-- {}\n{} AS (\n  ",
+                one_line(&desc),
+                quote(&name)
+            ));
             out.append(body);
             out.push("\n)");
         }
@@ -263,9 +291,15 @@ impl Renderer<'_> {
 
     fn source(&self, t: &Table) -> Sql {
         match &t.source {
-            TableSource::Physical(p) => Sql::raw(&format!("{}.{}", quote(&self.model.namespace), quote(p))),
+            TableSource::Physical(p) => {
+                Sql::raw(&format!("{}.{}", quote(&self.model.namespace), quote(p)))
+            }
             TableSource::Sql { postgres, sqlite } => {
-                let text = if self.d.name() == "postgres" { postgres } else { sqlite };
+                let text = if self.d.name() == "postgres" {
+                    postgres
+                } else {
+                    sqlite
+                };
                 let mut s = Sql::raw("(\n");
                 s.append(sql_file(text));
                 s.push("\n  )");
@@ -335,9 +369,14 @@ impl Renderer<'_> {
             }
             Some((key, by)) => {
                 let keys: Vec<String> = key.iter().map(|k| quote(k)).collect();
-                let mut s = Sql::raw("SELECT * FROM (SELECT \"tally_s\".*, ROW_NUMBER() OVER (PARTITION BY ");
+                let mut s = Sql::raw(
+                    "SELECT * FROM (SELECT \"tally_s\".*, ROW_NUMBER() OVER (PARTITION BY ",
+                );
                 s.push(&keys.join(", "));
-                s.push(&format!(" ORDER BY {} DESC) AS \"tally_rn\" FROM ", quote(&by)));
+                s.push(&format!(
+                    " ORDER BY {} DESC) AS \"tally_rn\" FROM ",
+                    quote(&by)
+                ));
                 s.append(src);
                 s.push(" AS \"tally_s\"");
                 s.append(where_clause(conds));
@@ -361,11 +400,15 @@ impl Renderer<'_> {
         let mut s = Sql::raw("SELECT ");
         let mut items: Vec<Sql> = Vec::new();
         for (i, slot) in self.plan.slots.iter().enumerate() {
-            let Some(dim) = self.model.dimension(&slot.dimension) else { continue };
+            let Some(dim) = self.model.dimension(&slot.dimension) else {
+                continue;
+            };
             let e = self.expr(&dim.expr, &dim.table);
             let v = match slot.granularity {
                 Some(g) if dim.dim_type == DimType::Time => {
-                    let tz = self.spec.timezone.is_some() && self.d.time_zones() && dim.time_storage == TimeStorage::Instant;
+                    let tz = self.spec.timezone.is_some()
+                        && self.d.time_zones()
+                        && dim.time_storage == TimeStorage::Instant;
                     self.d.time_bucket(e, dim.time_storage, g, tz)
                 }
                 _ => e,
@@ -373,7 +416,9 @@ impl Renderer<'_> {
             items.push(Sql::wrap("", v, &format!(" AS \"d{i}\"")));
         }
         for (i, m) in a.measures.iter().enumerate() {
-            let Some(ms) = self.model.measure(m) else { continue };
+            let Some(ms) = self.model.measure(m) else {
+                continue;
+            };
             let value = match &ms.expr {
                 Some(e) => self.expr(e, &ms.table),
                 None => Sql::raw("1"),
@@ -397,9 +442,15 @@ impl Renderer<'_> {
             }
             s.append(it);
         }
-        s.push(&format!("\n  FROM {} AS {}", quote(&format!("asof_{}", a.table)), quote(&a.table)));
+        s.push(&format!(
+            "\n  FROM {} AS {}",
+            quote(&format!("asof_{}", a.table)),
+            quote(&a.table)
+        ));
         for j in &a.joins {
-            let Some(join) = self.model.joins.get(j.step.join) else { continue };
+            let Some(join) = self.model.joins.get(j.step.join) else {
+                continue;
+            };
             s.push(&format!(
                 "\n  LEFT JOIN {} AS {} ON ",
                 quote(&format!("asof_{}", j.to)),
@@ -410,7 +461,13 @@ impl Renderer<'_> {
                 .iter()
                 .map(|(fc, tc)| {
                     let (from_col, to_col) = if j.step.reversed { (tc, fc) } else { (fc, tc) };
-                    format!("{}.{} = {}.{}", quote(&j.to), quote(to_col), quote(&j.from), quote(from_col))
+                    format!(
+                        "{}.{} = {}.{}",
+                        quote(&j.to),
+                        quote(to_col),
+                        quote(&j.from),
+                        quote(from_col)
+                    )
                 })
                 .collect();
             s.push(&conds.join(" AND "));
@@ -434,7 +491,9 @@ impl Renderer<'_> {
             if a.window_medians.contains(&i) {
                 continue;
             }
-            let Some(ms) = self.model.measure(m) else { continue };
+            let Some(ms) = self.model.measure(m) else {
+                continue;
+            };
             let v = Sql::raw(&format!("\"v{i}\""));
             let agg = match ms.agg {
                 Agg::Count => Sql::wrap("COUNT(", v, ")"),
@@ -443,7 +502,10 @@ impl Renderer<'_> {
                 Agg::Avg => Sql::wrap("AVG(", v, ")"),
                 Agg::Min => Sql::wrap("MIN(", v, ")"),
                 Agg::Max => Sql::wrap("MAX(", v, ")"),
-                Agg::Median => self.d.median(v.clone()).unwrap_or_else(|| Sql::wrap("AVG(", v, ")")),
+                Agg::Median => self
+                    .d
+                    .median(v.clone())
+                    .unwrap_or_else(|| Sql::wrap("AVG(", v, ")")),
             };
             s.push(", ");
             s.append(agg);
@@ -464,12 +526,20 @@ impl Renderer<'_> {
         } else {
             format!("PARTITION BY {slots} ")
         };
-        let lead = if slots.is_empty() { String::new() } else { format!("{slots}, ") };
+        let lead = if slots.is_empty() {
+            String::new()
+        } else {
+            format!("{slots}, ")
+        };
         Sql::raw(&format!(
             "SELECT {lead}AVG(\"v\") AS \"m\" FROM (SELECT {lead}\"v{i}\" AS \"v\", ROW_NUMBER() OVER ({part}ORDER BY \"v{i}\") AS \"rn\", COUNT(*) OVER ({}) AS \"cnt\"\n    FROM {} WHERE \"v{i}\" IS NOT NULL) AS \"tally_m\"\n  WHERE \"rn\" IN ((\"cnt\" + 1) / 2, (\"cnt\" + 2) / 2){}",
             part.trim_end(),
             quote(&a.rows_cte),
-            if slots.is_empty() { String::new() } else { format!("\n  GROUP BY {slots}") }
+            if slots.is_empty() {
+                String::new()
+            } else {
+                format!("\n  GROUP BY {slots}")
+            }
         ))
     }
 
@@ -490,7 +560,11 @@ impl Renderer<'_> {
         let base = if self.plan.aggregates.len() > 1 && !self.plan.slots.is_empty() {
             "keys".to_owned()
         } else {
-            self.plan.aggregates.first().map(|a| a.agg_cte.clone()).unwrap_or_default()
+            self.plan
+                .aggregates
+                .first()
+                .map(|a| a.agg_cte.clone())
+                .unwrap_or_default()
         };
         Sql::raw(&format!("{}.\"d{i}\"", quote(&base)))
     }
@@ -513,12 +587,25 @@ impl Renderer<'_> {
         }
         match &m.kind {
             MetricKind::Simple { measure } => self.measure_value(measure),
-            MetricKind::Ratio { numerator, denominator } => {
-                self.divide(self.metric(numerator, depth + 1), self.metric(denominator, depth + 1))
-            }
+            MetricKind::Ratio {
+                numerator,
+                denominator,
+            } => self.divide(
+                self.metric(numerator, depth + 1),
+                self.metric(denominator, depth + 1),
+            ),
             MetricKind::Derived { expr } => self.derived(expr, depth),
-            MetricKind::Cumulative { measure, time_dimension, window_seconds } => {
-                let time_slot = self.plan.slots.iter().position(|s| s.dimension == *time_dimension).unwrap_or(0);
+            MetricKind::Cumulative {
+                measure,
+                time_dimension,
+                window_seconds,
+            } => {
+                let time_slot = self
+                    .plan
+                    .slots
+                    .iter()
+                    .position(|s| s.dimension == *time_dimension)
+                    .unwrap_or(0);
                 let others: Vec<String> = (0..self.plan.slots.len())
                     .filter(|i| *i != time_slot)
                     .map(|i| self.slot_ref(i).text)
@@ -536,7 +623,13 @@ impl Renderer<'_> {
                         s.push(" ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)");
                     }
                     Some(w) => {
-                        let grain = self.plan.slots.get(time_slot).and_then(|s| s.granularity).and_then(|g| g.fixed_seconds()).unwrap_or(0);
+                        let grain = self
+                            .plan
+                            .slots
+                            .get(time_slot)
+                            .and_then(|s| s.granularity)
+                            .and_then(|g| g.fixed_seconds())
+                            .unwrap_or(0);
                         s.push("ORDER BY ");
                         s.append(self.d.bucket_epoch(self.slot_ref(time_slot)));
                         s.push(" RANGE BETWEEN ");
@@ -572,7 +665,9 @@ impl Renderer<'_> {
                 s
             }
             Expr::Neg(a) => Sql::wrap("(-", self.derived(a, depth), ")"),
-            Expr::Binary(BinOp::Div, a, b) => self.divide(self.derived(a, depth), self.derived(b, depth)),
+            Expr::Binary(BinOp::Div, a, b) => {
+                self.divide(self.derived(a, depth), self.derived(b, depth))
+            }
             Expr::Binary(op, a, b) => {
                 let mut s = Sql::raw("(");
                 s.append(self.derived(a, depth));
@@ -620,11 +715,22 @@ impl Renderer<'_> {
                 return String::new();
             }
             let conds: Vec<String> = (0..slots)
-                .map(|i| format!("{}.\"d{i}\" {} {}.\"d{i}\"", quote(right), self.d.null_safe_eq(), quote(left)))
+                .map(|i| {
+                    format!(
+                        "{}.\"d{i}\" {} {}.\"d{i}\"",
+                        quote(right),
+                        self.d.null_safe_eq(),
+                        quote(left)
+                    )
+                })
                 .collect();
             format!(" ON {}", conds.join(" AND "))
         };
-        let join_kw = if slots == 0 { "CROSS JOIN" } else { "LEFT JOIN" };
+        let join_kw = if slots == 0 {
+            "CROSS JOIN"
+        } else {
+            "LEFT JOIN"
+        };
         let base = if aggs.len() > 1 && slots > 0 {
             "keys".to_owned()
         } else {
@@ -633,7 +739,11 @@ impl Renderer<'_> {
         inner.push(&format!("\n  FROM {}", quote(&base)));
         for (ai, a) in aggs.iter().enumerate() {
             if a.agg_cte != base {
-                inner.push(&format!("\n  {join_kw} {}{}", quote(&a.agg_cte), on(&base, &a.agg_cte)));
+                inner.push(&format!(
+                    "\n  {join_kw} {}{}",
+                    quote(&a.agg_cte),
+                    on(&base, &a.agg_cte)
+                ));
             }
             let _ = ai;
             for i in &a.window_medians {
@@ -645,7 +755,10 @@ impl Renderer<'_> {
         let mut order: Vec<String> = Vec::new();
         let mut used: Vec<usize> = Vec::new();
         let collate = |i: usize| -> String {
-            match (self.plan.output.get(i).map(|c| c.ty), self.d.byte_collation()) {
+            match (
+                self.plan.output.get(i).map(|c| c.ty),
+                self.d.byte_collation(),
+            ) {
                 (Some(OutType::String), Some(c)) => format!(" COLLATE {c}"),
                 _ => String::new(),
             }
@@ -662,7 +775,11 @@ impl Renderer<'_> {
             order.push(format!(
                 "{} {}",
                 key(*i),
-                if *desc { "DESC NULLS LAST" } else { "ASC NULLS LAST" }
+                if *desc {
+                    "DESC NULLS LAST"
+                } else {
+                    "ASC NULLS LAST"
+                }
             ));
             used.push(*i);
         }
@@ -696,9 +813,17 @@ impl Renderer<'_> {
         match f {
             Filter::And(xs) | Filter::Or(xs) => {
                 if xs.is_empty() {
-                    return Sql::raw(if matches!(f, Filter::And(_)) { "1 = 1" } else { "1 = 0" });
+                    return Sql::raw(if matches!(f, Filter::And(_)) {
+                        "1 = 1"
+                    } else {
+                        "1 = 0"
+                    });
                 }
-                let kw = if matches!(f, Filter::And(_)) { " AND " } else { " OR " };
+                let kw = if matches!(f, Filter::And(_)) {
+                    " AND "
+                } else {
+                    " OR "
+                };
                 let mut s = Sql::raw("(");
                 for (i, x) in xs.iter().enumerate() {
                     if i > 0 {
@@ -710,7 +835,11 @@ impl Renderer<'_> {
                 s
             }
             Filter::Not(x) => Sql::wrap("NOT (", self.filter(x), ")"),
-            Filter::Cond { dimension, op, args } => {
+            Filter::Cond {
+                dimension,
+                op,
+                args,
+            } => {
                 let Some(dim) = self.model.dimension(dimension) else {
                     return Sql::raw("1 = 0");
                 };
@@ -723,7 +852,10 @@ impl Renderer<'_> {
                 let x = Sql::wrap("(", self.expr(&dim.expr, &dim.table), ")");
                 let arg = |k: usize| {
                     let mut s = Sql::default();
-                    s.param(Param::Request(args.get(k).copied().unwrap_or(usize::MAX), how));
+                    s.param(Param::Request(
+                        args.get(k).copied().unwrap_or(usize::MAX),
+                        how,
+                    ));
                     s
                 };
                 let cmp = |x: Sql, op: &str, k: usize| {
@@ -749,10 +881,18 @@ impl Renderer<'_> {
                     }
                     FilterOp::In | FilterOp::NotIn => {
                         if args.is_empty() {
-                            return Sql::raw(if *op == FilterOp::In { "1 = 0" } else { "1 = 1" });
+                            return Sql::raw(if *op == FilterOp::In {
+                                "1 = 0"
+                            } else {
+                                "1 = 1"
+                            });
                         }
                         let mut s = x;
-                        s.push(if *op == FilterOp::In { " IN (" } else { " NOT IN (" });
+                        s.push(if *op == FilterOp::In {
+                            " IN ("
+                        } else {
+                            " NOT IN ("
+                        });
                         for k in 0..args.len() {
                             if k > 0 {
                                 s.push(", ");
@@ -812,7 +952,11 @@ impl Renderer<'_> {
                 s.push(")");
                 s
             }
-            Expr::IsNull(a, neg) => Sql::wrap("(", self.expr(a, table), if *neg { " IS NOT NULL)" } else { " IS NULL)" }),
+            Expr::IsNull(a, neg) => Sql::wrap(
+                "(",
+                self.expr(a, table),
+                if *neg { " IS NOT NULL)" } else { " IS NULL)" },
+            ),
             Expr::In(a, list, neg) => {
                 let mut s = Sql::raw("(");
                 s.append(self.expr(a, table));
@@ -842,7 +986,11 @@ impl Renderer<'_> {
                 s
             }
             Expr::Call(f, args) => {
-                let arg = |i: usize| args.get(i).map(|a| self.expr(a, table)).unwrap_or_else(|| Sql::raw("NULL"));
+                let arg = |i: usize| {
+                    args.get(i)
+                        .map(|a| self.expr(a, table))
+                        .unwrap_or_else(|| Sql::raw("NULL"))
+                };
                 let list = |name: &str| {
                     let mut s = Sql::raw(&format!("{name}("));
                     for i in 0..args.len() {
@@ -914,7 +1062,10 @@ fn sql_file(text: &str) -> Sql {
             }
             continue;
         }
-        if c == '$' && chars.get(i + 1) == Some(&'1') && !chars.get(i + 2).is_some_and(char::is_ascii_digit) {
+        if c == '$'
+            && chars.get(i + 1) == Some(&'1')
+            && !chars.get(i + 2).is_some_and(char::is_ascii_digit)
+        {
             s.push(&buf);
             buf.clear();
             s.param(Param::AsOf);

@@ -91,19 +91,42 @@ impl TestDb {
         dbs
     }
 
-    /// Closes the pool and drops the PostgreSQL database.
-    pub async fn cleanup(self) {
-        self.conn.close().await.ok();
-        if let Some((admin_url, name)) = self.pg {
-            if let Ok(admin) = sea_orm::Database::connect(&admin_url).await {
-                let _ = admin
-                    .execute_raw(Statement::from_string(
-                        admin.get_database_backend(),
-                        format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"),
-                    ))
-                    .await;
-                admin.close().await.ok();
-            }
+    /// Closes the pool and drops the PostgreSQL database (also done on drop, e.g. when a
+    /// test panics).
+    pub async fn cleanup(mut self) {
+        self.conn.clone().close().await.ok();
+        if let Some((admin_url, name)) = self.pg.take() {
+            drop_database(&admin_url, &name).await;
+        }
+    }
+}
+
+async fn drop_database(admin_url: &str, name: &str) {
+    if let Ok(admin) = sea_orm::Database::connect(admin_url).await {
+        let _ = admin
+            .execute_raw(Statement::from_string(
+                admin.get_database_backend(),
+                format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"),
+            ))
+            .await;
+        admin.close().await.ok();
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some((admin_url, name)) = self.pg.take() {
+            // A panicking test never reaches `cleanup`: drop its database from a thread
+            // with a runtime of its own (this may run inside the test's runtime).
+            let _ = std::thread::spawn(move || {
+                if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    rt.block_on(drop_database(&admin_url, &name));
+                }
+            })
+            .join();
         }
     }
 }

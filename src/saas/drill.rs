@@ -1,0 +1,221 @@
+//! The drill-down below a user: shops, plans, invoices and payments as of T, each fetched for
+//! many keys in ONE statement (the GraphQL dataloaders batch their keys into these calls).
+//!
+//! SQL files (per backend, `.sqlite.sql` for SQLite) under `sql/saas/`: `drill_shops`
+//! (`$1` = T, `$2` = user ids as a JSON array), `drill_plans` (plan ids), `drill_invoices`
+//! (shop ids, `$3` = grace in seconds), `drill_payments` (invoice ids). Keys travel as one
+//! JSON array parameter, so a batch of any size is one statement with three or four
+//! parameters. Results are grouped by key and sorted in Rust (byte order of ids).
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use sea_orm::{DatabaseConnection, Value};
+
+use super::{SaasConfig, Sql, get_int, get_money, get_text, get_time, query};
+use crate::db::{Backend, backend_of};
+use crate::error::Error;
+
+/// A shop of a user as of T.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shop {
+    /// The shop.
+    pub shop_id: String,
+    /// Its owner (the user of its earliest counting creation event).
+    pub owner_user_id: String,
+    /// `event_time` of that creation.
+    pub created_at: DateTime<Utc>,
+    /// A `user_shop_delete` of the shop counts at T.
+    pub deleted: bool,
+    /// The plan of the creation event's metadata.
+    pub plan_id: Option<String>,
+}
+
+/// A plan as of T.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// The plan.
+    pub plan_id: String,
+    /// Its invoice amount from the latest partition `ts <= T` (2-place decimal string).
+    pub invoice_amount: Option<String>,
+}
+
+/// An invoice of a shop as of T.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invoice {
+    /// The invoice.
+    pub invoice_id: String,
+    /// Its shop.
+    pub shop_id: String,
+    /// When it was issued.
+    pub invoice_timestamp: DateTime<Utc>,
+    /// Its amount (2-place decimal string).
+    pub invoice_amount: Option<String>,
+    /// Its daily partition (`YYYY-MM-DD`, the latest counting one).
+    pub ds: String,
+    /// Delinquent at T: `invoice_timestamp + grace <= T` and no counting payment.
+    pub delinquent: bool,
+}
+
+/// A payment of an invoice as of T.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Payment {
+    /// The payment.
+    pub payment_id: String,
+    /// The invoice it pays.
+    pub invoice_id: String,
+    /// Its daily partition (`YYYY-MM-DD`): it counts from 00:00 UTC of that day.
+    pub ds: String,
+}
+
+/// The SQL file of a drill-down query for `backend`.
+fn file(name: &str, backend: Backend) -> &'static str {
+    match (name, backend) {
+        ("shops", Backend::Postgres) => include_str!("../../sql/saas/drill_shops.sql"),
+        ("shops", Backend::Sqlite) => include_str!("../../sql/saas/drill_shops.sqlite.sql"),
+        ("plans", Backend::Postgres) => include_str!("../../sql/saas/drill_plans.sql"),
+        ("plans", Backend::Sqlite) => include_str!("../../sql/saas/drill_plans.sqlite.sql"),
+        ("invoices", Backend::Postgres) => include_str!("../../sql/saas/drill_invoices.sql"),
+        ("invoices", Backend::Sqlite) => {
+            include_str!("../../sql/saas/drill_invoices.sqlite.sql")
+        }
+        (_, Backend::Postgres) => include_str!("../../sql/saas/drill_payments.sql"),
+        (_, Backend::Sqlite) => include_str!("../../sql/saas/drill_payments.sqlite.sql"),
+    }
+}
+
+/// The statement of drill-down `name` for `keys`: `$1` = T, `$2` = keys, then `extra`.
+fn statement(
+    db: &DatabaseConnection,
+    name: &str,
+    as_of: DateTime<Utc>,
+    keys: &[String],
+    extra: Vec<Value>,
+) -> Result<Sql, Error> {
+    let keys = serde_json::to_string(keys)
+        .map_err(|e| Error::Database(format!("encoding saas {name} keys: {e}")))?;
+    let mut values: Vec<Value> = vec![as_of.into(), keys.into()];
+    values.extend(extra);
+    Ok(Sql {
+        text: file(name, backend_of(db)).to_owned(),
+        values,
+    })
+}
+
+/// The shops of `user_ids` as of `as_of`, by owner, each list by creation time then shop id.
+pub async fn shops_of_users(
+    db: &DatabaseConnection,
+    as_of: DateTime<Utc>,
+    user_ids: &[String],
+) -> Result<HashMap<String, Vec<Shop>>, Error> {
+    let backend = backend_of(db);
+    let sql = statement(db, "shops", as_of, user_ids, Vec::new())?;
+    let rows = query(db, sql, "shops").await?;
+    let mut out: HashMap<String, Vec<Shop>> = HashMap::new();
+    for r in &rows {
+        let shop = Shop {
+            owner_user_id: get_text(r, 0)?.unwrap_or_default(),
+            shop_id: get_text(r, 1)?.unwrap_or_default(),
+            created_at: get_time(r, 2, backend)?
+                .ok_or_else(|| Error::Database("drill_shops gave no created_at".to_owned()))?,
+            deleted: get_int(r, 3)? != 0,
+            plan_id: get_text(r, 4)?,
+        };
+        out.entry(shop.owner_user_id.clone())
+            .or_default()
+            .push(shop);
+    }
+    for list in out.values_mut() {
+        list.sort_by(|a, b| {
+            (a.created_at, a.shop_id.as_bytes()).cmp(&(b.created_at, b.shop_id.as_bytes()))
+        });
+    }
+    Ok(out)
+}
+
+/// The plans `plan_ids` as of `as_of` (plans without a row as of T are absent).
+pub async fn plans(
+    db: &DatabaseConnection,
+    as_of: DateTime<Utc>,
+    plan_ids: &[String],
+) -> Result<HashMap<String, Plan>, Error> {
+    let sql = statement(db, "plans", as_of, plan_ids, Vec::new())?;
+    let rows = query(db, sql, "plans").await?;
+    let mut out = HashMap::new();
+    for r in &rows {
+        let plan = Plan {
+            plan_id: get_text(r, 0)?.unwrap_or_default(),
+            invoice_amount: get_money(r, 1)?,
+        };
+        out.insert(plan.plan_id.clone(), plan);
+    }
+    Ok(out)
+}
+
+/// The invoices of `shop_ids` as of `as_of`, by shop, each list by invoice time then id.
+pub async fn invoices_of_shops(
+    db: &DatabaseConnection,
+    as_of: DateTime<Utc>,
+    config: &SaasConfig,
+    shop_ids: &[String],
+) -> Result<HashMap<String, Vec<Invoice>>, Error> {
+    let backend = backend_of(db);
+    let sql = statement(
+        db,
+        "invoices",
+        as_of,
+        shop_ids,
+        vec![config.grace_seconds().into()],
+    )?;
+    let rows = query(db, sql, "invoices").await?;
+    let mut out: HashMap<String, Vec<Invoice>> = HashMap::new();
+    for r in &rows {
+        let invoice = Invoice {
+            shop_id: get_text(r, 0)?.unwrap_or_default(),
+            invoice_id: get_text(r, 1)?.unwrap_or_default(),
+            invoice_timestamp: get_time(r, 2, backend)?.ok_or_else(|| {
+                Error::Database("drill_invoices gave no invoice_timestamp".to_owned())
+            })?,
+            invoice_amount: get_money(r, 3)?,
+            ds: get_text(r, 4)?.unwrap_or_default(),
+            delinquent: get_int(r, 5)? != 0,
+        };
+        out.entry(invoice.shop_id.clone())
+            .or_default()
+            .push(invoice);
+    }
+    for list in out.values_mut() {
+        list.sort_by(|a, b| {
+            (a.invoice_timestamp, a.invoice_id.as_bytes())
+                .cmp(&(b.invoice_timestamp, b.invoice_id.as_bytes()))
+        });
+    }
+    Ok(out)
+}
+
+/// The payments of `invoice_ids` as of `as_of`, by invoice, each list by ds then id.
+pub async fn payments_of_invoices(
+    db: &DatabaseConnection,
+    as_of: DateTime<Utc>,
+    invoice_ids: &[String],
+) -> Result<HashMap<String, Vec<Payment>>, Error> {
+    let sql = statement(db, "payments", as_of, invoice_ids, Vec::new())?;
+    let rows = query(db, sql, "payments").await?;
+    let mut out: HashMap<String, Vec<Payment>> = HashMap::new();
+    for r in &rows {
+        let payment = Payment {
+            invoice_id: get_text(r, 0)?.unwrap_or_default(),
+            payment_id: get_text(r, 1)?.unwrap_or_default(),
+            ds: get_text(r, 2)?.unwrap_or_default(),
+        };
+        out.entry(payment.invoice_id.clone())
+            .or_default()
+            .push(payment);
+    }
+    for list in out.values_mut() {
+        list.sort_by(|a, b| {
+            (a.ds.as_str(), a.payment_id.as_bytes()).cmp(&(b.ds.as_str(), b.payment_id.as_bytes()))
+        });
+    }
+    Ok(out)
+}

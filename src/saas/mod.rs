@@ -1,0 +1,723 @@
+//! The SaaS lifecycle (model `saas`, SEMANTICS §2): every user's stage at any instant, the
+//! journey Sankey of a signup cohort, stage transitions between two instants, and the
+//! drill-down from users to shops, plans, invoices and payments.
+//!
+//! The building block is one SQL file per backend, `sql/saas/user_stages.sql` (PostgreSQL)
+//! and `sql/saas/user_stages.sqlite.sql` (SQLite), compiled in with `include_str!`: one row
+//! per user existing at T with the stage and the facts it is decided from ([`UserStage`]).
+//! Its parameters are `$1` = the as-of instant T and `$2` = the grace period of unpaid
+//! invoices in whole seconds ([`SaasConfig::grace_seconds`]). Every function here wraps that
+//! file as a subquery (`SELECT … FROM (<file>) AS s WHERE … GROUP BY …`) with every request
+//! value bound, so the database does all the counting and only a few rows come back:
+//!
+//! - [`stage_counts`]: users per stage (all four, zeros included), optionally of a cohort;
+//! - [`journey`]: the Sankey of SEMANTICS §2 ([`journey::JourneyNode`]), from grouped facts;
+//! - [`transitions`]: stage at T0 → stage at T1 (the file twice, joined on `user_id`);
+//! - [`users_page`] / [`users_total`]: the users behind a stage or cohort, keyset-paginated
+//!   by `user_id` in byte order;
+//! - [`drill`]: shops, plans, invoices and payments of many users / shops / invoices in one
+//!   statement each (what the GraphQL dataloaders call).
+//!
+//! The grace period is a setting of the saas model: `[saas] grace_days = 30` in a file of
+//! `models/saas/` ([`SaasConfig`], default 30 days).
+
+pub mod drill;
+pub mod journey;
+
+use std::path::Path;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use sea_orm::{ConnectionTrait, DatabaseConnection, QueryResult, Statement, Value};
+
+use crate::db::{Backend, backend_of};
+use crate::error::Error;
+
+pub use journey::{Flow, FlowLink, FlowNode, JourneyFacts, JourneyNode, TransitionNode};
+
+/// `user_stages` for PostgreSQL (`$1` = T as timestamptz, `$2` = grace in seconds).
+pub const USER_STAGES_POSTGRES: &str = include_str!("../../sql/saas/user_stages.sql");
+/// `user_stages` for SQLite (`$1` = T as RFC 3339 text in UTC, `$2` = grace in seconds).
+pub const USER_STAGES_SQLITE: &str = include_str!("../../sql/saas/user_stages.sqlite.sql");
+
+/// The `user_stages` file of `backend`.
+pub fn user_stages_sql(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Postgres => USER_STAGES_POSTGRES,
+        Backend::Sqlite => USER_STAGES_SQLITE,
+    }
+}
+
+/// Settings of the saas model, read from the `[saas]` table of the model's files:
+///
+/// ```toml
+/// [saas]
+/// grace_days = 30   # days after invoice_timestamp before an unpaid invoice is delinquent
+/// ```
+///
+/// Absent table or key: the default (30 days). An invoice is delinquent at T when
+/// `invoice_timestamp + grace_days × 86400 s <= T` (inclusive) and no payment for it counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SaasConfig {
+    /// The grace period of unpaid invoices, in days of 86 400 s (0 to 3650).
+    pub grace_days: u32,
+}
+
+/// The default grace period, in days.
+pub const DEFAULT_GRACE_DAYS: u32 = 30;
+
+/// The largest grace period accepted, in days (ten years).
+pub const MAX_GRACE_DAYS: u32 = 3650;
+
+impl Default for SaasConfig {
+    /// 30 days of grace.
+    fn default() -> Self {
+        SaasConfig {
+            grace_days: DEFAULT_GRACE_DAYS,
+        }
+    }
+}
+
+impl SaasConfig {
+    /// The grace period in seconds (what the SQL's `$2` takes).
+    pub fn grace_seconds(&self) -> i64 {
+        i64::from(self.grace_days) * 86_400
+    }
+
+    /// The `[saas]` settings of one model file's text: `Ok(None)` when the file has no
+    /// `[saas]` table; an error when the text is not TOML or `grace_days` is not an integer
+    /// in `0..=3650`. Other keys of `[saas]` are left to the semantic layer.
+    pub fn from_toml(text: &str) -> Result<Option<SaasConfig>, Error> {
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e| Error::Config(format!("saas model file is not TOML: {e}")))?;
+        let Some(saas) = table.get("saas") else {
+            return Ok(None);
+        };
+        let saas = saas
+            .as_table()
+            .ok_or_else(|| Error::Config("[saas] must be a table".to_owned()))?;
+        let mut config = SaasConfig::default();
+        if let Some(v) = saas.get("grace_days") {
+            let days = v
+                .as_integer()
+                .and_then(|d| u32::try_from(d).ok())
+                .filter(|d| *d <= MAX_GRACE_DAYS)
+                .ok_or_else(|| {
+                    Error::Config(format!(
+                        "[saas] grace_days must be a whole number of days from 0 to {MAX_GRACE_DAYS}, not {v:?}"
+                    ))
+                })?;
+            config.grace_days = days;
+        }
+        Ok(Some(config))
+    }
+
+    /// The settings of the saas model in the models folder `dir` (`dir/saas/*.toml`, the
+    /// first file with a `[saas]` table in name order), or in the embedded copy of the
+    /// shipped models when `dir` is `None`; the default when no file sets them.
+    pub fn load(dir: Option<&Path>) -> Result<SaasConfig, Error> {
+        let mut texts: Vec<(String, String)> = Vec::new();
+        match dir {
+            Some(dir) => {
+                let folder = dir.join("saas");
+                if folder.is_dir() {
+                    let entries = std::fs::read_dir(&folder).map_err(|source| Error::Io {
+                        context: format!("reading {}", folder.display()),
+                        source,
+                    })?;
+                    let mut paths: Vec<_> = entries
+                        .filter_map(|e| e.ok().map(|e| e.path()))
+                        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                        .collect();
+                    paths.sort();
+                    for p in paths {
+                        let text = std::fs::read_to_string(&p).map_err(|source| Error::Io {
+                            context: format!("reading {}", p.display()),
+                            source,
+                        })?;
+                        texts.push((p.display().to_string(), text));
+                    }
+                }
+            }
+            None => {
+                for (model, path, text) in crate::semantic::EMBEDDED_MODELS {
+                    if *model == "saas" {
+                        texts.push(((*path).to_owned(), (*text).to_owned()));
+                    }
+                }
+            }
+        }
+        for (path, text) in texts {
+            match SaasConfig::from_toml(&text) {
+                Ok(Some(c)) => return Ok(c),
+                Ok(None) => {}
+                Err(Error::Config(m)) => return Err(Error::Config(format!("{path}: {m}"))),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(SaasConfig::default())
+    }
+
+    /// The settings of the models folder tally serves ([`crate::semantic::models_dir`]:
+    /// `$TALLY_MODELS`, `./models`, else the embedded copy).
+    pub fn load_default() -> Result<SaasConfig, Error> {
+        SaasConfig::load(crate::semantic::models_dir(None).as_deref())
+    }
+}
+
+/// A lifecycle stage (SEMANTICS §2), decided by the first rule that holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Stage {
+    /// No shop creation counts (and not churned).
+    Lead,
+    /// At least one shop creation counts, no payment (and not churned).
+    Prospect,
+    /// At least one payment counts (and not churned).
+    Customer,
+    /// The account is deleted, every created shop is deleted, or an invoice is delinquent.
+    Churned,
+}
+
+impl Stage {
+    /// The four stages in lifecycle order (the order of [`stage_counts`]).
+    pub const ALL: [Stage; 4] = [
+        Stage::Lead,
+        Stage::Prospect,
+        Stage::Customer,
+        Stage::Churned,
+    ];
+
+    /// Its name in the SQL and in GraphQL: `LEAD`, `PROSPECT`, `CUSTOMER`, `CHURNED`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Lead => "LEAD",
+            Stage::Prospect => "PROSPECT",
+            Stage::Customer => "CUSTOMER",
+            Stage::Churned => "CHURNED",
+        }
+    }
+
+    /// The stage named `s` (as [`Stage::as_str`] writes it).
+    pub fn parse(s: &str) -> Option<Stage> {
+        Stage::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+}
+
+/// Why a user is churned: the first churn rule that holds, in this order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ChurnReason {
+    /// The user's `user_delete_account` counts.
+    AccountDeleted,
+    /// The user created at least one shop and every one of them is deleted.
+    AllShopsDeleted,
+    /// An invoice of the user is delinquent (and no deletion holds).
+    Delinquent,
+}
+
+impl ChurnReason {
+    /// Its name: `ACCOUNT_DELETED`, `ALL_SHOPS_DELETED`, `DELINQUENT`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChurnReason::AccountDeleted => "ACCOUNT_DELETED",
+            ChurnReason::AllShopsDeleted => "ALL_SHOPS_DELETED",
+            ChurnReason::Delinquent => "DELINQUENT",
+        }
+    }
+
+    /// The reason named `s`.
+    pub fn parse(s: &str) -> Option<ChurnReason> {
+        [
+            ChurnReason::AccountDeleted,
+            ChurnReason::AllShopsDeleted,
+            ChurnReason::Delinquent,
+        ]
+        .into_iter()
+        .find(|x| x.as_str() == s)
+    }
+}
+
+/// A half-open signup window `[from, to)` on the time of the account creation event (UTC);
+/// a missing bound is open. The cohort as of T is the users existing at T whose signup time
+/// is in the window (it can grow with T as late events arrive).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Cohort {
+    /// Signed up at or after this instant.
+    pub from: Option<DateTime<Utc>>,
+    /// Signed up strictly before this instant.
+    pub to: Option<DateTime<Utc>>,
+}
+
+/// One row of `user_stages`: a user existing at T, their stage and its facts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserStage {
+    /// The user (`metadata.user_id` of the account creation).
+    pub user_id: String,
+    /// The email of the account creation event.
+    pub email: Option<String>,
+    /// `event_time` of the (earliest counting) account creation.
+    pub signup_time: DateTime<Utc>,
+    /// The stage at T.
+    pub stage: Stage,
+    /// Why the user is churned (`None` unless [`Stage::Churned`]).
+    pub churn_reason: Option<ChurnReason>,
+    /// The user's account deletion counts.
+    pub account_deleted: bool,
+    /// At least one shop created and every created shop deleted.
+    pub all_shops_deleted: bool,
+    /// An invoice of the user is delinquent at T.
+    pub delinquent: bool,
+    /// At least one shop creation counts.
+    pub reached_prospect: bool,
+    /// At least one payment counts.
+    pub reached_customer: bool,
+    /// Distinct `payment_id`s of the user counting at T.
+    pub payment_count: i64,
+    /// Shops created (creation counts at T).
+    pub shops_created: i64,
+    /// Created shops not deleted at T.
+    pub shops_live: i64,
+    /// The user's plan as of T: the plan of the latest created live shop, else of the latest
+    /// created shop (ties by greatest shop_id).
+    pub plan_id: Option<String>,
+    /// That plan's invoice amount as of T (latest `plans` partition `ts <= T`), a decimal
+    /// string with 2 places.
+    pub plan_invoice_amount: Option<String>,
+}
+
+/// The columns of `user_stages`, in the order [`UserStage`] reads them.
+const USER_COLUMNS: &str = "s.user_id, s.email, s.signup_time, s.stage, s.churn_reason, \
+     s.account_deleted, s.all_shops_deleted, s.delinquent, s.reached_prospect, \
+     s.reached_customer, s.payment_count, s.shops_created, s.shops_live, s.plan_id, \
+     s.plan_invoice_amount";
+
+/// An instant as GraphQL and the tests show it: RFC 3339 in UTC with `Z`, a fraction only
+/// when non-zero (`2024-03-01T10:00:00Z`).
+pub fn format_time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+/// Reads an instant column: `timestamptz` on PostgreSQL, RFC 3339 text on SQLite.
+pub(crate) fn get_time(
+    r: &QueryResult,
+    i: usize,
+    backend: Backend,
+) -> Result<Option<DateTime<Utc>>, Error> {
+    match backend {
+        Backend::Postgres => r
+            .try_get_by_index::<Option<DateTime<Utc>>>(i)
+            .map_err(|e| Error::Database(format!("reading a saas timestamp: {e}"))),
+        Backend::Sqlite => {
+            let s = r
+                .try_get_by_index::<Option<String>>(i)
+                .map_err(|e| Error::Database(format!("reading a saas timestamp: {e}")))?;
+            s.map(|s| {
+                DateTime::parse_from_rfc3339(&s)
+                    .map(|t| t.with_timezone(&Utc))
+                    .map_err(|e| Error::Database(format!("saas timestamp {s:?}: {e}")))
+            })
+            .transpose()
+        }
+    }
+}
+
+/// Reads a text column.
+pub(crate) fn get_text(r: &QueryResult, i: usize) -> Result<Option<String>, Error> {
+    r.try_get_by_index::<Option<String>>(i)
+        .map_err(|e| Error::Database(format!("reading a saas column: {e}")))
+}
+
+/// Reads an integer column (counts, 0/1 flags): `bigint` or `integer` on PostgreSQL,
+/// INTEGER on SQLite; null reads as 0.
+pub(crate) fn get_int(r: &QueryResult, i: usize) -> Result<i64, Error> {
+    match r.try_get_by_index::<Option<i64>>(i) {
+        Ok(v) => Ok(v.unwrap_or(0)),
+        Err(_) => r
+            .try_get_by_index::<Option<i32>>(i)
+            .map(|v| v.map(i64::from).unwrap_or(0))
+            .map_err(|e| Error::Database(format!("reading a saas count: {e}"))),
+    }
+}
+
+/// Reads a money column (a double rounded to 2 places in SQL) as a 2-place decimal string.
+pub(crate) fn get_money(r: &QueryResult, i: usize) -> Result<Option<String>, Error> {
+    r.try_get_by_index::<Option<f64>>(i)
+        .map(|v| v.map(crate::exec::format_money))
+        .map_err(|e| Error::Database(format!("reading a saas amount: {e}")))
+}
+
+/// Rewrites every `$n` placeholder of `sql` to `$(n + by)`, so that one file can appear twice
+/// in a statement with its own parameters.
+pub(crate) fn shift_params(sql: &str, by: usize) -> String {
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut chars = sql.char_indices().peekable();
+    while let Some((_, c)) = chars.next() {
+        out.push(c);
+        if c == '$' {
+            let mut digits = String::new();
+            while let Some((_, d)) = chars.peek().copied() {
+                if d.is_ascii_digit() {
+                    digits.push(d);
+                    chars.next();
+                } else {
+                    break;
+                }
+            }
+            match digits.parse::<usize>() {
+                Ok(n) => out.push_str(&(n + by).to_string()),
+                Err(_) => out.push_str(&digits),
+            }
+        }
+    }
+    out
+}
+
+/// A statement under construction: text plus bound values (`$1`, `$2` are T and grace).
+pub(crate) struct Sql {
+    /// The text.
+    pub text: String,
+    /// The values, `$1` first.
+    pub values: Vec<Value>,
+}
+
+impl Sql {
+    /// Starts with the `user_stages` parameters: T and the grace period.
+    pub(crate) fn new(as_of: DateTime<Utc>, config: &SaasConfig) -> Sql {
+        Sql {
+            text: String::new(),
+            values: vec![as_of.into(), config.grace_seconds().into()],
+        }
+    }
+
+    /// Binds `v` and returns its placeholder (`$n`).
+    pub(crate) fn bind(&mut self, v: impl Into<Value>) -> String {
+        self.values.push(v.into());
+        format!("${}", self.values.len())
+    }
+
+    /// ` AND <alias>.signup_time >= $n AND … < $m` for the cohort's bounds.
+    pub(crate) fn cohort(&mut self, alias: &str, cohort: &Cohort) -> String {
+        let mut s = String::new();
+        if let Some(from) = cohort.from {
+            let p = self.bind(from);
+            s.push_str(&format!(" AND {alias}.signup_time >= {p}"));
+        }
+        if let Some(to) = cohort.to {
+            let p = self.bind(to);
+            s.push_str(&format!(" AND {alias}.signup_time < {p}"));
+        }
+        s
+    }
+
+    /// The statement for `db`.
+    pub(crate) fn statement(self, db: &DatabaseConnection) -> Statement {
+        Statement::from_sql_and_values(db.get_database_backend(), self.text, self.values)
+    }
+}
+
+/// Runs a statement and returns its rows; `what` names it in errors.
+pub(crate) async fn query(
+    db: &DatabaseConnection,
+    sql: Sql,
+    what: &str,
+) -> Result<Vec<QueryResult>, Error> {
+    db.query_all_raw(sql.statement(db))
+        .await
+        .map_err(|e| Error::Database(format!("running saas {what}: {e}")))
+}
+
+/// `(<user_stages file>) AS <alias>`, the file of `db`'s backend as a subquery.
+fn stages_subquery(backend: Backend, alias: &str) -> String {
+    format!("(\n{}\n) AS {alias}", user_stages_sql(backend))
+}
+
+/// Users per stage as of `as_of` (of `cohort`): all four stages in lifecycle order, zeros
+/// included.
+pub async fn stage_counts(
+    db: &DatabaseConnection,
+    as_of: DateTime<Utc>,
+    config: &SaasConfig,
+    cohort: &Cohort,
+) -> Result<Vec<(Stage, i64)>, Error> {
+    let backend = backend_of(db);
+    let mut sql = Sql::new(as_of, config);
+    let cohort_sql = sql.cohort("s", cohort);
+    sql.text = format!(
+        "SELECT s.stage, COUNT(*) AS n FROM {} WHERE 1 = 1{cohort_sql} GROUP BY s.stage",
+        stages_subquery(backend, "s")
+    );
+    let rows = query(db, sql, "stage counts").await?;
+    let mut counts: Vec<(Stage, i64)> = Stage::ALL.iter().map(|s| (*s, 0)).collect();
+    for r in &rows {
+        let name = get_text(r, 0)?.unwrap_or_default();
+        let stage = Stage::parse(&name)
+            .ok_or_else(|| Error::Database(format!("user_stages gave stage {name:?}")))?;
+        let n = get_int(r, 1)?;
+        if let Some(slot) = counts.iter_mut().find(|(s, _)| *s == stage) {
+            slot.1 += n;
+        }
+    }
+    Ok(counts)
+}
+
+/// The journey (Sankey) of `cohort` as of `as_of`: the nodes and links of SEMANTICS §2
+/// ([`journey::JOURNEY_NODES`]), counts of users, zero counts included.
+pub async fn journey(
+    db: &DatabaseConnection,
+    as_of: DateTime<Utc>,
+    config: &SaasConfig,
+    cohort: &Cohort,
+) -> Result<Flow, Error> {
+    let backend = backend_of(db);
+    let mut sql = Sql::new(as_of, config);
+    let cohort_sql = sql.cohort("s", cohort);
+    sql.text = format!(
+        "SELECT s.stage, s.reached_prospect, s.account_deleted, s.all_shops_deleted, \
+         s.delinquent, CASE WHEN s.payment_count >= 2 THEN 2 ELSE s.payment_count END AS payments, \
+         COUNT(*) AS n \
+         FROM {} WHERE 1 = 1{cohort_sql} \
+         GROUP BY s.stage, s.reached_prospect, s.account_deleted, s.all_shops_deleted, \
+         s.delinquent, CASE WHEN s.payment_count >= 2 THEN 2 ELSE s.payment_count END",
+        stages_subquery(backend, "s")
+    );
+    let rows = query(db, sql, "journey").await?;
+    let mut groups = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let name = get_text(r, 0)?.unwrap_or_default();
+        let stage = Stage::parse(&name)
+            .ok_or_else(|| Error::Database(format!("user_stages gave stage {name:?}")))?;
+        let facts = JourneyFacts {
+            stage,
+            reached_prospect: get_int(r, 1)? != 0,
+            account_deleted: get_int(r, 2)? != 0,
+            all_shops_deleted: get_int(r, 3)? != 0,
+            delinquent: get_int(r, 4)? != 0,
+            payment_count: get_int(r, 5)?,
+        };
+        groups.push((facts, get_int(r, 6)?));
+    }
+    Ok(journey::journey_flow(&groups))
+}
+
+/// Stage transitions of `cohort` (as of `to`) from the instant `from` to the instant `to`:
+/// a node per stage at `from` (plus [`TransitionNode::NotSignedUp`] for users not existing
+/// at `from`), a node per stage at `to`, and a link per pair, zero counts included.
+/// `from` must not be later than `to`.
+pub async fn transitions(
+    db: &DatabaseConnection,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    config: &SaasConfig,
+    cohort: &Cohort,
+) -> Result<Flow, Error> {
+    if from > to {
+        return Err(Error::Input(format!(
+            "transitions: from ({}) is later than to ({})",
+            format_time(from),
+            format_time(to)
+        )));
+    }
+    let backend = backend_of(db);
+    // $1, $2: the file as of `to` (b); $3, $4: the file as of `from` (a).
+    let mut sql = Sql::new(to, config);
+    sql.values.push(from.into());
+    sql.values.push(config.grace_seconds().into());
+    let cohort_sql = sql.cohort("b", cohort);
+    let file = user_stages_sql(backend);
+    sql.text = format!(
+        "SELECT COALESCE(a.stage, 'NOT_SIGNED_UP') AS from_stage, b.stage AS to_stage, \
+         COUNT(*) AS n \
+         FROM (\n{file}\n) AS b \
+         LEFT JOIN (\n{}\n) AS a ON a.user_id = b.user_id \
+         WHERE 1 = 1{cohort_sql} \
+         GROUP BY COALESCE(a.stage, 'NOT_SIGNED_UP'), b.stage",
+        shift_params(file, 2)
+    );
+    let rows = query(db, sql, "transitions").await?;
+    let mut pairs = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let from_name = get_text(r, 0)?.unwrap_or_default();
+        let to_name = get_text(r, 1)?.unwrap_or_default();
+        let from_node = TransitionNode::parse(&from_name)
+            .ok_or_else(|| Error::Database(format!("transitions gave stage {from_name:?}")))?;
+        let to_stage = Stage::parse(&to_name)
+            .ok_or_else(|| Error::Database(format!("transitions gave stage {to_name:?}")))?;
+        pairs.push((from_node, to_stage, get_int(r, 2)?));
+    }
+    Ok(journey::transition_flow(&pairs))
+}
+
+/// Which users a drill-down lists.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserFilter {
+    /// Only users in this stage.
+    pub stage: Option<Stage>,
+    /// Only users of this signup cohort.
+    pub cohort: Cohort,
+}
+
+/// ` AND s.stage = $n` and the cohort bounds of `filter`.
+fn filter_sql(sql: &mut Sql, filter: &UserFilter) -> String {
+    let mut s = String::new();
+    if let Some(stage) = filter.stage {
+        let p = sql.bind(stage.as_str());
+        s.push_str(&format!(" AND s.stage = {p}"));
+    }
+    s.push_str(&sql.cohort("s", &filter.cohort));
+    s
+}
+
+/// Reads a [`UserStage`] from the columns [`USER_COLUMNS`].
+fn read_user(r: &QueryResult, backend: Backend) -> Result<UserStage, Error> {
+    let stage_name = get_text(r, 3)?.unwrap_or_default();
+    let stage = Stage::parse(&stage_name)
+        .ok_or_else(|| Error::Database(format!("user_stages gave stage {stage_name:?}")))?;
+    let churn_reason = match get_text(r, 4)? {
+        Some(s) => Some(
+            ChurnReason::parse(&s)
+                .ok_or_else(|| Error::Database(format!("user_stages gave churn reason {s:?}")))?,
+        ),
+        None => None,
+    };
+    Ok(UserStage {
+        user_id: get_text(r, 0)?.unwrap_or_default(),
+        email: get_text(r, 1)?,
+        signup_time: get_time(r, 2, backend)?
+            .ok_or_else(|| Error::Database("user_stages gave no signup_time".to_owned()))?,
+        stage,
+        churn_reason,
+        account_deleted: get_int(r, 5)? != 0,
+        all_shops_deleted: get_int(r, 6)? != 0,
+        delinquent: get_int(r, 7)? != 0,
+        reached_prospect: get_int(r, 8)? != 0,
+        reached_customer: get_int(r, 9)? != 0,
+        payment_count: get_int(r, 10)?,
+        shops_created: get_int(r, 11)?,
+        shops_live: get_int(r, 12)?,
+        plan_id: get_text(r, 13)?,
+        plan_invoice_amount: get_money(r, 14)?,
+    })
+}
+
+/// `ORDER BY` of user ids in byte order on both backends.
+fn by_user_id(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Postgres => "s.user_id COLLATE \"C\"",
+        Backend::Sqlite => "s.user_id COLLATE BINARY",
+    }
+}
+
+/// Every user existing at `as_of` with their stage, in `user_id` byte order (the whole
+/// `user_stages` file; tests and tools).
+pub async fn user_stages(
+    db: &DatabaseConnection,
+    as_of: DateTime<Utc>,
+    config: &SaasConfig,
+) -> Result<Vec<UserStage>, Error> {
+    let (rows, _) = users_page(db, as_of, config, &UserFilter::default(), None, None).await?;
+    Ok(rows)
+}
+
+/// One page of the users of `filter` as of `as_of`, in `user_id` byte order: the users after
+/// `after` (a user id, exclusive), at most `first` of them (all when `None`), and whether
+/// more follow.
+pub async fn users_page(
+    db: &DatabaseConnection,
+    as_of: DateTime<Utc>,
+    config: &SaasConfig,
+    filter: &UserFilter,
+    after: Option<&str>,
+    first: Option<u64>,
+) -> Result<(Vec<UserStage>, bool), Error> {
+    let backend = backend_of(db);
+    let mut sql = Sql::new(as_of, config);
+    let mut where_sql = filter_sql(&mut sql, filter);
+    let order = by_user_id(backend);
+    if let Some(after) = after {
+        let p = sql.bind(after);
+        where_sql.push_str(&format!(" AND {order} > {p}"));
+    }
+    let limit = match first {
+        Some(n) => {
+            let p = sql.bind(i64::try_from(n.saturating_add(1)).unwrap_or(i64::MAX));
+            format!(" LIMIT {p}")
+        }
+        None => String::new(),
+    };
+    sql.text = format!(
+        "SELECT {USER_COLUMNS} FROM {} WHERE 1 = 1{where_sql} ORDER BY {order}{limit}",
+        stages_subquery(backend, "s")
+    );
+    let rows = query(db, sql, "users").await?;
+    let mut users = rows
+        .iter()
+        .map(|r| read_user(r, backend))
+        .collect::<Result<Vec<_>, _>>()?;
+    let has_next = match first {
+        Some(n) if users.len() as u64 > n => {
+            users.truncate(usize::try_from(n).unwrap_or(usize::MAX));
+            true
+        }
+        _ => false,
+    };
+    Ok((users, has_next))
+}
+
+/// How many users `filter` selects as of `as_of` (all pages).
+pub async fn users_total(
+    db: &DatabaseConnection,
+    as_of: DateTime<Utc>,
+    config: &SaasConfig,
+    filter: &UserFilter,
+) -> Result<i64, Error> {
+    let backend = backend_of(db);
+    let mut sql = Sql::new(as_of, config);
+    let where_sql = filter_sql(&mut sql, filter);
+    sql.text = format!(
+        "SELECT COUNT(*) AS n FROM {} WHERE 1 = 1{where_sql}",
+        stages_subquery(backend, "s")
+    );
+    let rows = query(db, sql, "users total").await?;
+    match rows.first() {
+        Some(r) => get_int(r, 0),
+        None => Ok(0),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shifts_placeholders() {
+        assert_eq!(shift_params("a $1 b $2, $10 $", 2), "a $3 b $4, $12 $");
+    }
+
+    #[test]
+    fn config_from_toml() {
+        assert_eq!(
+            SaasConfig::from_toml("[model]\nname = 'saas'\n").unwrap(),
+            None
+        );
+        assert_eq!(
+            SaasConfig::from_toml("[saas]\ngrace_days = 10\n").unwrap(),
+            Some(SaasConfig { grace_days: 10 })
+        );
+        assert_eq!(
+            SaasConfig::from_toml("[saas]\n").unwrap(),
+            Some(SaasConfig::default())
+        );
+        assert!(SaasConfig::from_toml("[saas]\ngrace_days = -1\n").is_err());
+        assert!(SaasConfig::from_toml("[saas]\ngrace_days = '30'\n").is_err());
+        assert_eq!(SaasConfig::default().grace_seconds(), 2_592_000);
+        assert!(SaasConfig::load(None).is_ok());
+    }
+
+    #[test]
+    fn stage_names() {
+        for s in Stage::ALL {
+            assert_eq!(Stage::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(Stage::parse("lead"), None);
+    }
+}
