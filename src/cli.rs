@@ -37,6 +37,10 @@ pub enum Command {
         /// Scale of the demo data loaded into an empty database.
         #[arg(long, default_value_t = 1.0)]
         demo_scale: f64,
+        /// Folder of model files (`<dir>/<model>/*.toml`); default `$TALLY_MODELS`, else
+        /// `./models`, else the models built into the binary.
+        #[arg(long)]
+        models: Option<PathBuf>,
     },
     /// Create or update the source tables of every model.
     Migrate {
@@ -45,7 +49,12 @@ pub enum Command {
         db: String,
     },
     /// Print the GraphQL schema (SDL) the server serves; schema.graphql is its output.
-    Schema,
+    Schema {
+        /// Folder of model files (`<dir>/<model>/*.toml`); default `$TALLY_MODELS`, else
+        /// `./models`, else the models built into the binary.
+        #[arg(long)]
+        models: Option<PathBuf>,
+    },
     /// Load one model's CSV files (one per table, `<table>.csv`, header = column names), all or nothing.
     Load {
         /// Database URL.
@@ -92,6 +101,10 @@ pub enum Command {
         /// Database URL.
         #[arg(long = "db", env = "DATABASE_URL", default_value = db::DEFAULT_URL)]
         db: String,
+        /// Folder of model files (`<dir>/<model>/*.toml`); default `$TALLY_MODELS`, else
+        /// `./models`, else the models built into the binary.
+        #[arg(long)]
+        models: Option<PathBuf>,
     },
 }
 
@@ -145,8 +158,9 @@ async fn execute(command: Command) -> Result<ExitCode, Error> {
             bind,
             no_demo,
             demo_scale,
+            models,
         } => {
-            let config = ServeConfig::new(db, &bind, !no_demo, demo_scale)?;
+            let config = ServeConfig::new(db, &bind, !no_demo, demo_scale, models)?;
             crate::http::serve(config).await?;
         }
         Command::Migrate { db } => {
@@ -154,8 +168,11 @@ async fn execute(command: Command) -> Result<ExitCode, Error> {
             db::migrate(&conn).await?;
             eprintln!("migrated {}", db::redact(&db));
         }
-        Command::Schema => {
-            print!("{}", crate::graphql::sdl());
+        Command::Schema { models } => {
+            let models = load_models(models.as_deref())?;
+            let schema = crate::graphql::build_with(None, models)
+                .map_err(|e| Error::Config(format!("the GraphQL schema is broken: {e}")))?;
+            print!("{}", schema.sdl());
         }
         Command::Load {
             db,
@@ -218,7 +235,9 @@ async fn execute(command: Command) -> Result<ExitCode, Error> {
             vars,
             format,
             db,
+            models,
         } => {
+            let models = load_models(models.as_deref())?;
             let text = match document.strip_prefix('@') {
                 Some(path) => std::fs::read_to_string(path).map_err(|source| Error::Io {
                     context: format!("cannot read the query file {path}"),
@@ -227,18 +246,25 @@ async fn execute(command: Command) -> Result<ExitCode, Error> {
                 None => document,
             };
             let variables = match vars {
-                Some(v) => Some(serde_json::from_str::<serde_json::Value>(&v).map_err(|e| {
-                    Error::Input(format!("--vars is not a JSON object: {e}"))
-                })?),
+                Some(v) => Some(
+                    serde_json::from_str::<serde_json::Value>(&v)
+                        .map_err(|e| Error::Input(format!("--vars is not a JSON object: {e}")))?,
+                ),
                 None => None,
             };
             let conn = db::connect(&db).await?;
             db::migrate(&conn).await?;
-            let code = crate::cli_query::run(conn, &text, variables, format).await?;
+            let code = crate::cli_query::run(conn, models, &text, variables, format).await?;
             return Ok(code);
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Loads and validates the model files (see [`crate::semantic::models_dir`]); a broken model is
+/// a configuration error listing every problem with file and line.
+pub fn load_models(dir: Option<&std::path::Path>) -> Result<Vec<crate::semantic::Model>, Error> {
+    crate::semantic::load_default(dir).map_err(|e| Error::Config(e.to_string()))
 }
 
 /// Generates one model's demo data and loads it through the validating loader.

@@ -13,11 +13,12 @@ use crate::error::Error;
 /// Errors in the response are printed on stderr and make the exit code non-zero.
 pub async fn run(
     db: DatabaseConnection,
+    models: Vec<crate::semantic::Model>,
     document: &str,
     variables: Option<Value>,
     format: Format,
 ) -> Result<ExitCode, Error> {
-    let schema = crate::graphql::build(Some(db))
+    let schema = crate::graphql::build_with(Some(db), models)
         .map_err(|e| Error::Config(format!("the GraphQL schema is broken: {e}")))?;
     let mut request = async_graphql::Request::new(document);
     if let Some(vars) = variables {

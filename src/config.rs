@@ -1,6 +1,7 @@
 //! Typed settings shared by the commands, with their documented defaults.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use crate::error::Error;
 
@@ -18,6 +19,8 @@ pub struct ServeConfig {
     pub demo_when_empty: bool,
     /// Scale of that demo data (1.0 ≈ 10k users per model).
     pub demo_scale: f64,
+    /// Folder of model files; `None`: `$TALLY_MODELS`, `./models`, or the built-in models.
+    pub models_dir: Option<PathBuf>,
 }
 
 impl ServeConfig {
@@ -27,6 +30,7 @@ impl ServeConfig {
         bind: &str,
         demo_when_empty: bool,
         demo_scale: f64,
+        models_dir: Option<PathBuf>,
     ) -> Result<Self, Error> {
         let bind = bind.parse().map_err(|e| {
             Error::Config(format!(
@@ -38,6 +42,7 @@ impl ServeConfig {
             bind,
             demo_when_empty,
             demo_scale,
+            models_dir,
         })
     }
 }

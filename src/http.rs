@@ -15,9 +15,18 @@ use crate::config::ServeConfig;
 use crate::db;
 use crate::error::Error;
 
-/// The application's routes over a connection pool.
+/// The application's routes over a connection pool, with the default models.
 pub fn app(db: DatabaseConnection) -> Result<Router, Error> {
-    let schema = crate::graphql::build(Some(db.clone()))
+    let models = crate::cli::load_models(None)?;
+    app_with(db, models)
+}
+
+/// The application's routes over a connection pool and validated models.
+pub fn app_with(
+    db: DatabaseConnection,
+    models: Vec<crate::semantic::Model>,
+) -> Result<Router, Error> {
+    let schema = crate::graphql::build_with(Some(db.clone()), models)
         .map_err(|e| Error::Config(format!("the GraphQL schema is broken: {e}")))?;
     Ok(Router::new()
         .route_service("/graphql", GraphQL::new(schema))
@@ -76,11 +85,17 @@ pub async fn database_is_empty(db: &DatabaseConnection) -> Result<bool, Error> {
 /// Runs the server until SIGTERM or Ctrl-C: connects, migrates, loads demo data into an empty
 /// database, prints the URLs, serves, and drains in-flight requests on shutdown.
 pub async fn serve(config: ServeConfig) -> Result<(), Error> {
+    // A broken model stops the server before it touches the database.
+    let models = crate::cli::load_models(config.models_dir.as_deref())?;
+    tracing::info!(models = models.len(), "models validated");
     let conn = db::connect(&config.database_url).await?;
     db::migrate(&conn).await?;
     tracing::info!(db = %db::redact(&config.database_url), "database ready");
     if config.demo_when_empty && database_is_empty(&conn).await? {
-        tracing::info!(scale = config.demo_scale, "database is empty: loading demo data");
+        tracing::info!(
+            scale = config.demo_scale,
+            "database is empty: loading demo data"
+        );
         let opts = crate::demo::DemoOptions {
             scale: config.demo_scale,
             seed: 42,
@@ -97,7 +112,7 @@ pub async fn serve(config: ServeConfig) -> Result<(), Error> {
             );
         }
     }
-    let app = app(conn)?;
+    let app = app_with(conn, models)?;
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
         .map_err(|source| Error::Io {

@@ -33,17 +33,17 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod cli_query;
 pub mod config;
 pub mod db;
 pub mod demo;
 pub mod error;
+pub mod exec;
 pub mod explorer;
 pub mod graphql;
 pub mod gym;
 pub mod http;
 pub mod load;
-pub mod cli_query;
-pub mod exec;
 pub mod plan;
 pub mod query;
 pub mod saas;

@@ -48,12 +48,23 @@ fn schema_graphql_is_what_the_server_serves() {
 async fn explorer_is_served_without_external_urls() {
     let db = TestDb::sqlite().await;
     let app = tally::http::app(db.conn.clone()).expect("app");
-    let (status, ctype, html) = send(&app, Request::get("/").body(Body::empty()).expect("req")).await;
+    let (status, ctype, html) =
+        send(&app, Request::get("/").body(Body::empty()).expect("req")).await;
     assert_eq!(status, StatusCode::OK);
     assert!(ctype.starts_with("text/html"), "{ctype}");
     assert!(html.contains("<title>tally explorer</title>"), "{html}");
-    for attr in ["src=\"http", "href=\"http", "src='http", "href='http", "url(http", "//cdn"] {
-        assert!(!html.contains(attr), "the explorer page loads an external URL ({attr})");
+    for attr in [
+        "src=\"http",
+        "href=\"http",
+        "src='http",
+        "href='http",
+        "url(http",
+        "//cdn",
+    ] {
+        assert!(
+            !html.contains(attr),
+            "the explorer page loads an external URL ({attr})"
+        );
     }
     // Every asset the page references is served by the binary.
     let mut assets = 0;
@@ -61,17 +72,24 @@ async fn explorer_is_served_without_external_urls() {
         let file = part.split('"').next().expect("asset name");
         let (status, _, body) = send(
             &app,
-            Request::get(format!("/explorer/{file}")).body(Body::empty()).expect("req"),
+            Request::get(format!("/explorer/{file}"))
+                .body(Body::empty())
+                .expect("req"),
         )
         .await;
         assert_eq!(status, StatusCode::OK, "/explorer/{file}");
         assert!(!body.is_empty());
         assets += 1;
     }
-    assert!(assets >= 4, "the page references its scripts and styles under explorer/");
+    assert!(
+        assets >= 4,
+        "the page references its scripts and styles under explorer/"
+    );
     let (status, _, _) = send(
         &app,
-        Request::get("/explorer/nope.js").body(Body::empty()).expect("req"),
+        Request::get("/explorer/nope.js")
+            .body(Body::empty())
+            .expect("req"),
     )
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
@@ -83,9 +101,15 @@ async fn graphql_answers_introspection_and_health() {
     for db in TestDb::all().await {
         let app = tally::http::app(db.conn.clone()).expect("app");
         let json = graphql(&app, "{ __schema { queryType { name } } }").await;
-        assert_eq!(json["data"]["__schema"]["queryType"]["name"], "Query", "{json}");
-        let (status, _, body) =
-            send(&app, Request::get("/healthz").body(Body::empty()).expect("req")).await;
+        assert_eq!(
+            json["data"]["__schema"]["queryType"]["name"], "Query",
+            "{json}"
+        );
+        let (status, _, body) = send(
+            &app,
+            Request::get("/healthz").body(Body::empty()).expect("req"),
+        )
+        .await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(body, "ok\n");
         db.cleanup().await;
@@ -98,19 +122,31 @@ async fn sources_lists_every_table_with_real_counts() {
         let app = tally::http::app(db.conn.clone()).expect("app");
         let json = graphql(&app, "{ sources { name tables { name rowCount } } }").await;
         let models = json["data"]["sources"].as_array().expect("models");
-        let names: Vec<&str> = models.iter().map(|m| m["name"].as_str().expect("name")).collect();
+        let names: Vec<&str> = models
+            .iter()
+            .map(|m| m["name"].as_str().expect("name"))
+            .collect();
         assert_eq!(names, ["saas", "gym", "shop", "social", "web"]);
         for m in models {
             for t in m["tables"].as_array().unwrap_or_else(|| panic!("{json}")) {
                 assert_eq!(t["rowCount"], 0, "{} is empty before any load", t["name"]);
             }
         }
-        let opts = tally::demo::DemoOptions { scale: 0.02, seed: 7 };
+        let opts = tally::demo::DemoOptions {
+            scale: 0.02,
+            seed: 7,
+        };
         let report = tally::cli::load_demo(&db.conn, "gym", &opts, false)
             .await
             .expect("demo load");
-        let json = graphql(&app, r#"{ sources(model: "gym") { tables { name rowCount } } }"#).await;
-        let tables = json["data"]["sources"][0]["tables"].as_array().unwrap_or_else(|| panic!("{json}"));
+        let json = graphql(
+            &app,
+            r#"{ sources(model: "gym") { tables { name rowCount } } }"#,
+        )
+        .await;
+        let tables = json["data"]["sources"][0]["tables"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{json}"));
         for t in tables {
             let loaded = report
                 .tables

@@ -20,9 +20,6 @@ use crate::gym::{
     Column, ColumnKind, Condition, ConversionFilter, Direction, Filter, Model, OrderBy, Query, Row,
 };
 
-/// The value behind the `gym` field (it has no data of its own).
-struct GymRoot;
-
 /// GraphQL names of a model's types.
 struct Names {
     object: &'static str,
@@ -86,7 +83,9 @@ pub(crate) fn register(builder: SchemaBuilder) -> SchemaBuilder {
                 .description("Which purchases may convert a lead.")
                 .item(EnumItem::new("MEMBERSHIP").description("Only membership purchases."))
                 .item(EnumItem::new("USER_CREDIT").description("Only credit-pack purchases."))
-                .item(EnumItem::new("ALL").description("Both; the earlier first purchase wins, a tie going to MEMBERSHIP.")),
+                .item(EnumItem::new("ALL").description(
+                    "Both; the earlier first purchase wins, a tie going to MEMBERSHIP.",
+                )),
         )
         .register(text_condition())
         .register(local_date_time_condition())
@@ -96,25 +95,25 @@ pub(crate) fn register(builder: SchemaBuilder) -> SchemaBuilder {
             "ClientConversionEventType",
             true,
         ))
-        .register(enum_condition("ConversionFilterCondition", "ConversionFilter", false))
-        .register(
-            Object::new("Gym")
-                .description("The gym lead-conversion models (branches, users, membership and credit-pack purchases).")
-                .field(model_field(Model::ClientConversionEvents))
-                .field(model_field(Model::LeadConversions)),
-        );
+        .register(enum_condition(
+            "ConversionFilterCondition",
+            "ConversionFilter",
+            false,
+        ));
     for model in [Model::ClientConversionEvents, Model::LeadConversions] {
         builder = register_model(builder, model);
     }
     builder
 }
 
-/// The `gym` field of `Query`.
-pub(crate) fn root_field() -> Field {
-    Field::new("gym", TypeRef::named_nn("Gym"), |_| {
-        FieldFuture::new(async move { Ok(Some(FieldValue::owned_any(GymRoot))) })
-    })
-    .description("The gym lead-conversion models: client conversion events and lead conversions, as of an instant, in the local time of each user's branch.")
+/// The fields this module adds to the `gym` model object, next to the semantic layer's
+/// `metrics`: the two row-level models of the task, as of an instant, in the local time of
+/// each user's branch.
+pub(crate) fn fields() -> Vec<Field> {
+    vec![
+        model_field(Model::ClientConversionEvents),
+        model_field(Model::LeadConversions),
+    ]
 }
 
 /// `TextCondition`: comparisons of a text column (byte order).

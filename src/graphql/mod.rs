@@ -40,7 +40,7 @@ pub fn build(db: Option<DatabaseConnection>) -> Result<Schema, SchemaError> {
 /// Query fields other modules own, by name: a model of that name cannot take the field, so
 /// its `<Model>Model` object is added to theirs only when they hand over their fields.
 fn taken_fields() -> Vec<&'static str> {
-    vec!["sources", "catalog", "gym"]
+    vec!["sources", "catalog"]
 }
 
 /// Fields other modules contribute to a model's object (next to `metrics`).
@@ -48,6 +48,8 @@ fn extra_fields(model: &str) -> Vec<Field> {
     match model {
         // stageCounts, journey, transitions, users (src/graphql/saas.rs)
         "saas" => saas::fields(),
+        // clientConversionEvents, leadConversions (src/graphql/gym.rs)
+        "gym" => gym::fields(),
         _ => Vec::new(),
     }
 }
@@ -69,7 +71,6 @@ pub fn build_with(
     let mut query = Object::new("Query")
         .description("The root of every tally query.")
         .field(sources::root_field())
-        .field(gym::root_field())
         .field(catalog::root_field());
     let taken = taken_fields();
     for m in &models {

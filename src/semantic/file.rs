@@ -29,7 +29,8 @@ pub struct ModelSource {
 }
 
 impl ModelSource {
-    /// The text of a SQL file named in a model file.
+    /// The text of a SQL file named in a model file: from the first root holding it, else
+    /// from the SQL files built into the binary.
     pub(crate) fn read_sql(&self, rel: &str) -> Result<String, String> {
         for root in &self.sql_roots {
             let p = root.join(rel);
@@ -38,12 +39,23 @@ impl ModelSource {
                     .map_err(|e| format!("cannot read {}: {e}", p.display()));
             }
         }
-        if self.sql_roots.is_empty()
-            && let Some((_, text)) = EMBEDDED_SQL.iter().find(|(p, _)| *p == rel)
-        {
+        // The SQL files tally ships are built in, so a copied models folder still finds them.
+        if let Some((_, text)) = EMBEDDED_SQL.iter().find(|(p, _)| *p == rel) {
             return Ok((*text).to_owned());
         }
-        Err(format!("SQL file {rel:?} not found"))
+        let searched: Vec<String> = self
+            .sql_roots
+            .iter()
+            .map(|r| r.display().to_string())
+            .collect();
+        Err(format!(
+            "SQL file {rel:?} not found (searched {})",
+            if searched.is_empty() {
+                "the built-in files".to_owned()
+            } else {
+                searched.join(", ")
+            }
+        ))
     }
 }
 

@@ -1,8 +1,8 @@
-//! Benchmarks of the semantic layer, as ignored tests that print their numbers:
+//! Benchmarks of the semantic layer (a bench binary that prints its numbers):
 //!
 //! ```sh
-//! cargo test --release --test semantic_bench -- --ignored --nocapture
-//! TALLY_BENCH_SCALE=10 TEST_DATABASE_URL=postgres://… cargo test --release --test semantic_bench -- --ignored --nocapture
+//! cargo bench --bench semantic
+//! TALLY_BENCH_SCALE=10 TEST_DATABASE_URL=postgres://… cargo bench --bench semantic
 //! ```
 //!
 //! - `plan_and_render`: check + plan + render (no cache) of a typical request, and of a
@@ -10,6 +10,7 @@
 //! - `end_to_end_vs_raw_sql`: a GraphQL metrics request against the same SQL run directly
 //!   with the same driver, on demo data (`TALLY_BENCH_SCALE`, default 1), on every backend.
 
+#[path = "../tests/common/mod.rs"]
 mod common;
 
 use std::time::{Duration, Instant};
@@ -69,7 +70,7 @@ fn wide() -> (Model, QuerySpec) {
     let mut toml = String::from(
         "[model]\nname = \"wide\"\nnamespace = \"shop\"\ndescription = \"Benchmark.\"\n\
          [[table]]\nname = \"order_line\"\nas_of = { kind = \"event\", time = \"order_time\" }\ndescription = \"Lines.\"\n\
-         [[table]]\nname = \"product_category\"\nas_of = { kind = \"static\" }\ndescription = \"Categories.\"\n\
+         [[table]]\nname = \"product_category\"\nkey = [\"product_category_id\"]\nas_of = { kind = \"static\" }\ndescription = \"Categories.\"\n\
          [[table]]\nname = \"customer\"\nkey = [\"customer_id\", \"updated_at\"]\nas_of = { kind = \"type2\", key = [\"customer_id\"], updated = \"updated_at\" }\ndescription = \"Customers.\"\n\
          [[join]]\nfrom = \"order_line\"\nto = \"product_category\"\non = [[\"product_category_id\", \"product_category_id\"]]\ncardinality = \"many_to_one\"\n\
          [[join]]\nfrom = \"order_line\"\nto = \"customer\"\non = [[\"customer_id\", \"customer_id\"]]\ncardinality = \"many_to_one\"\n",
@@ -136,8 +137,6 @@ fn time<F: FnMut()>(n: u32, mut f: F) -> Duration {
     started.elapsed() / n
 }
 
-#[test]
-#[ignore]
 fn plan_and_render() {
     let d = tally::sql::Postgres;
     for (name, (model, spec), n) in [
@@ -158,8 +157,6 @@ fn plan_and_render() {
     }
 }
 
-#[tokio::test]
-#[ignore]
 async fn end_to_end_vs_raw_sql() {
     let scale: f64 = std::env::var("TALLY_BENCH_SCALE")
         .ok()
@@ -238,4 +235,13 @@ async fn end_to_end_vs_raw_sql() {
         );
         db.cleanup().await;
     }
+}
+
+fn main() {
+    plan_and_render();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(end_to_end_vs_raw_sql());
 }
