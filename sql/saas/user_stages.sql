@@ -31,6 +31,7 @@
 --   delinquent         int 0/1     an invoice of the user is delinquent at T
 --   reached_prospect   int 0/1     >= 1 shop creation of the user counts
 --   reached_customer   int 0/1     >= 1 payment of the user counts
+--   repeat_payer       int 0/1     >= 2 distinct payment_ids of the user count
 --   payment_count      bigint      distinct payment_id of the user counting at T
 --   shops_created      bigint      distinct shops the user created (creation counts at T)
 --   shops_live         bigint      of which not deleted at T
@@ -64,9 +65,10 @@
 -- unnamed prepared statement) and inlines every CTE. Each step is one scan (global_events
 -- once per event type, through its (event_type, event_time) index or a parallel seq scan;
 -- payments and invoices once each) aggregated per user or per key with hash aggregates; the
--- steps meet in hash joins on user_id. email and plan_id come from their own steps keyed by
--- user_id and joined last: a wrapper that does not read them (stageCounts, journey,
--- transitions) lets PostgreSQL remove those joins (steps 3, 8 and 11 are not run).
+-- steps meet in hash joins on user_id. email, plan_id and payment_count come from their own
+-- steps keyed by user_id and joined last: a wrapper that does not read them (stageCounts,
+-- journey, transitions) lets PostgreSQL remove those joins (steps 3, 8, 9b and 11 are not
+-- run).
 --
 -- The SQLite twin is user_stages.sqlite.sql (same steps, same rows).
 WITH
@@ -157,9 +159,20 @@ user_plans AS (
         (e.metadata ->> 'shop_id') COLLATE "C" DESC,
         e.event_id COLLATE "C" DESC
 ),
--- Step 9 (§1 daily partitions, §2 payments): distinct payments of each user counting at T
--- (from 00:00 UTC of their ds).
+-- Step 9 (§1 daily partitions, §2 payments): the payments of each user counting at T (from
+-- 00:00 UTC of their ds), as much as stages and the journey need, in one hash aggregate:
+-- whether there is one, and whether there are at least two distinct payment_ids.
 user_payments AS (
+    SELECT
+        user_id,
+        CASE WHEN MIN(payment_id) < MAX(payment_id) THEN 1 ELSE 0 END AS repeat_payer
+    FROM "saas"."payments"
+    WHERE ds <= CAST(CAST($1 AS timestamptz) AT TIME ZONE 'UTC' AS date)
+    GROUP BY user_id
+),
+-- Step 9b: the exact number of distinct payments of each user counting at T. Keyed by
+-- user_id and joined last: a wrapper not reading payment_count does not compute it.
+user_payment_counts AS (
     SELECT user_id, COUNT(DISTINCT payment_id) AS payment_count
     FROM "saas"."payments"
     WHERE ds <= CAST(CAST($1 AS timestamptz) AT TIME ZONE 'UTC' AS date)
@@ -200,7 +213,8 @@ facts AS (
         CASE WHEN du.user_id IS NULL THEN 0 ELSE 1 END AS delinquent,
         COALESCE(us.shops_created, 0) AS shops_created,
         COALESCE(us.shops_live, 0) AS shops_live,
-        COALESCE(up.payment_count, 0) AS payment_count
+        CASE WHEN up.user_id IS NULL THEN 0 ELSE 1 END AS reached_customer,
+        COALESCE(up.repeat_payer, 0) AS repeat_payer
     FROM signups AS s
     LEFT JOIN account_deletions AS ad ON ad.user_id = s.user_id
     LEFT JOIN user_shops AS us ON us.user_id = s.user_id
@@ -213,7 +227,7 @@ SELECT
     f.signup_time,
     CASE
         WHEN f.account_deleted = 1 OR f.all_shops_deleted = 1 OR f.delinquent = 1 THEN 'CHURNED'
-        WHEN f.payment_count > 0 THEN 'CUSTOMER'
+        WHEN f.reached_customer = 1 THEN 'CUSTOMER'
         WHEN f.shops_created > 0 THEN 'PROSPECT'
         ELSE 'LEAD'
     END AS stage,
@@ -226,13 +240,15 @@ SELECT
     f.all_shops_deleted,
     f.delinquent,
     CASE WHEN f.shops_created > 0 THEN 1 ELSE 0 END AS reached_prospect,
-    CASE WHEN f.payment_count > 0 THEN 1 ELSE 0 END AS reached_customer,
-    f.payment_count,
+    f.reached_customer,
+    f.repeat_payer,
+    COALESCE(upc.payment_count, 0) AS payment_count,
     f.shops_created,
     f.shops_live,
     upl.plan_id,
     CAST(ROUND(pa.invoice_amount, 2) AS double precision) AS plan_invoice_amount
 FROM facts AS f
 LEFT JOIN signup_emails AS se ON se.user_id = f.user_id
+LEFT JOIN user_payment_counts AS upc ON upc.user_id = f.user_id
 LEFT JOIN user_plans AS upl ON upl.user_id = f.user_id
 LEFT JOIN plans_at_t AS pa ON pa.plan_id = upl.plan_id

@@ -133,9 +133,20 @@ user_plans AS (
     ) AS r
     WHERE r.rn = 1
 ),
--- Step 9 (§1 daily partitions, §2 payments): distinct payments of each user counting at T
--- (from 00:00 UTC of their ds).
+-- Step 9 (§1 daily partitions, §2 payments): the payments of each user counting at T (from
+-- 00:00 UTC of their ds): whether there is one, and whether there are at least two distinct
+-- payment_ids.
 user_payments AS (
+    SELECT
+        y.user_id,
+        CASE WHEN MIN(y.payment_id) < MAX(y.payment_id) THEN 1 ELSE 0 END AS repeat_payer
+    FROM "saas"."payments" AS y
+    CROSS JOIN params AS p
+    WHERE y.ds <= p.t_ds
+    GROUP BY y.user_id
+),
+-- Step 9b: the exact number of distinct payments of each user counting at T.
+user_payment_counts AS (
     SELECT y.user_id, COUNT(DISTINCT y.payment_id) AS payment_count
     FROM "saas"."payments" AS y
     CROSS JOIN params AS p
@@ -184,7 +195,8 @@ facts AS (
         CASE WHEN du.user_id IS NULL THEN 0 ELSE 1 END AS delinquent,
         COALESCE(us.shops_created, 0) AS shops_created,
         COALESCE(us.shops_live, 0) AS shops_live,
-        COALESCE(up.payment_count, 0) AS payment_count
+        CASE WHEN up.user_id IS NULL THEN 0 ELSE 1 END AS reached_customer,
+        COALESCE(up.repeat_payer, 0) AS repeat_payer
     FROM signups AS s
     LEFT JOIN account_deletions AS ad ON ad.user_id = s.user_id
     LEFT JOIN user_shops AS us ON us.user_id = s.user_id
@@ -197,7 +209,7 @@ SELECT
     f.signup_time,
     CASE
         WHEN f.account_deleted = 1 OR f.all_shops_deleted = 1 OR f.delinquent = 1 THEN 'CHURNED'
-        WHEN f.payment_count > 0 THEN 'CUSTOMER'
+        WHEN f.reached_customer = 1 THEN 'CUSTOMER'
         WHEN f.shops_created > 0 THEN 'PROSPECT'
         ELSE 'LEAD'
     END AS stage,
@@ -210,13 +222,15 @@ SELECT
     f.all_shops_deleted,
     f.delinquent,
     CASE WHEN f.shops_created > 0 THEN 1 ELSE 0 END AS reached_prospect,
-    CASE WHEN f.payment_count > 0 THEN 1 ELSE 0 END AS reached_customer,
-    f.payment_count,
+    f.reached_customer,
+    f.repeat_payer,
+    COALESCE(upc.payment_count, 0) AS payment_count,
     f.shops_created,
     f.shops_live,
     upl.plan_id,
     ROUND(pa.invoice_amount, 2) AS plan_invoice_amount
 FROM facts AS f
 LEFT JOIN signup_emails AS se ON se.user_id = f.user_id
+LEFT JOIN user_payment_counts AS upc ON upc.user_id = f.user_id
 LEFT JOIN user_plans AS upl ON upl.user_id = f.user_id
 LEFT JOIN plans_at_t AS pa ON pa.plan_id = upl.plan_id

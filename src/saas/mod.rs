@@ -472,11 +472,10 @@ pub async fn journey(
     let cohort_sql = sql.cohort("s", cohort);
     sql.text = format!(
         "SELECT s.stage, s.reached_prospect, s.account_deleted, s.all_shops_deleted, \
-         s.delinquent, CASE WHEN s.payment_count >= 2 THEN 2 ELSE s.payment_count END AS payments, \
-         COUNT(*) AS n \
+         s.delinquent, s.reached_customer + s.repeat_payer AS payments, COUNT(*) AS n \
          FROM {} WHERE 1 = 1{cohort_sql} \
          GROUP BY s.stage, s.reached_prospect, s.account_deleted, s.all_shops_deleted, \
-         s.delinquent, CASE WHEN s.payment_count >= 2 THEN 2 ELSE s.payment_count END",
+         s.delinquent, s.reached_customer + s.repeat_payer",
         stages_subquery(backend, "s")
     );
     let rows = query(db, sql, "journey").await?;
