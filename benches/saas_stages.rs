@@ -2,8 +2,7 @@
 //! SQLite.
 //!
 //! ```text
-//! cargo bench --bench saas_stages                       # needs [[bench]] harness = false
-//! cargo test --release --bench saas_stages -- --ignored --nocapture   # works without it
+//! cargo bench --bench saas_stages
 //! ```
 //!
 //! Settings (environment):
@@ -39,12 +38,6 @@ const INSTANTS: &[&str] = &[
 ];
 
 fn main() {
-    run();
-}
-
-#[test]
-#[ignore = "a benchmark: cargo test --release --bench saas_stages -- --ignored --nocapture"]
-fn saas_stages() {
     run();
 }
 

@@ -14,6 +14,8 @@
 //!
 //! [`refresh_offsets`] adds the zones of `gym.dim_branch` that the table lacks (run it after
 //! every gym load); [`ensure_offsets`] is the cheap check done before every SQLite query.
+//! [`ensure_zone`] adds one zone on demand (the semantic layer's `timezone` argument on
+//! SQLite buckets instants with these offsets).
 
 use chrono::{DateTime, Offset, SecondsFormat, TimeZone, Utc};
 use chrono_tz::Tz;
@@ -213,11 +215,22 @@ pub async fn refresh_offsets(db: &DatabaseConnection) -> Result<usize, Error> {
     if zones.is_empty() {
         return Ok(0);
     }
+    insert_zones(db, &zones, "gym.dim_branch").await?;
+    Ok(zones.len())
+}
+
+/// Inserts the intervals of `zones` (IANA names) in one transaction; rows already present are
+/// skipped. `origin` names where the zones come from, for the error of an unknown zone.
+async fn insert_zones(
+    db: &DatabaseConnection,
+    zones: &[String],
+    origin: &str,
+) -> Result<(), Error> {
     let mut rows: Vec<(String, OffsetInterval)> = Vec::new();
-    for zone in &zones {
+    for zone in zones {
         let tz: Tz = zone.parse().map_err(|_| {
             Error::Input(format!(
-                "gym.dim_branch has the time zone {zone:?}, which is not an IANA zone tally knows"
+                "{origin} has the time zone {zone:?}, which is not an IANA zone tally knows"
             ))
         })?;
         rows.extend(intervals(tz).into_iter().map(|i| (zone.clone(), i)));
@@ -252,7 +265,33 @@ pub async fn refresh_offsets(db: &DatabaseConnection) -> Result<usize, Error> {
         .await
         .map_err(|e| Error::Database(format!("committing {TABLE}: {e}")))?;
     tracing::debug!(zones = ?zones, "time-zone offsets added");
-    Ok(zones.len())
+    Ok(())
+}
+
+/// Makes sure the table holds the offsets of the IANA zone `zone`: one read-only look-up
+/// when it does, else the table is created if needed and the zone's intervals inserted.
+/// Fails with [`Error::Input`] for a zone chrono-tz does not know.
+pub async fn ensure_zone(db: &DatabaseConnection, zone: &str) -> Result<(), Error> {
+    if table_exists(db).await? {
+        let stmt = Statement::from_sql_and_values(
+            db.get_database_backend(),
+            format!(
+                "SELECT 1 FROM {} WHERE zone = $1 LIMIT 1",
+                qualified_table(backend_of(db))
+            ),
+            [zone.into()],
+        );
+        let found = db
+            .query_one_raw(stmt)
+            .await
+            .map_err(|e| Error::Database(format!("looking up {zone} in {TABLE}: {e}")))?;
+        if found.is_some() {
+            return Ok(());
+        }
+    } else {
+        create_table(db).await?;
+    }
+    insert_zones(db, &[zone.to_owned()], "the request").await
 }
 
 /// Makes sure the table holds every zone of `gym.dim_branch`: two read-only look-ups, and

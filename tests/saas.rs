@@ -320,6 +320,19 @@ async fn user_stage_facts() {
             .find(|u| u.user_id == "u07_one_shop_left")
             .unwrap();
         assert_eq!(u07.plan_id.as_deref(), Some("plan_pro"));
+        // A page (user_stages for the stage, user_details for the rest) equals the file.
+        let (page, more) = saas::users_page(
+            &db.conn,
+            at(T_MAIN),
+            &SaasConfig::default(),
+            &UserFilter::default(),
+            None,
+            None,
+        )
+        .await
+        .unwrap();
+        assert!(!more);
+        assert_eq!(page, rows, "{}: users_page vs user_stages", db.backend);
         per_backend.push(rows);
         db.cleanup().await;
     }
@@ -621,10 +634,11 @@ async fn users_drill_down_through_graphql() {
         load(&db.conn, rules_sources()).await;
         let (schema, statements) = counted_schema(&db.conn);
 
-        // Every user on one page: 6 statements (page, total, shops, plans, invoices, payments).
+        // Every user on one page: 7 statements (page, its details, total, shops, plans,
+        // invoices, payments).
         statements.store(0, Ordering::SeqCst);
         let all = run(&schema, &users_query(T_MAIN, 100, None)).await;
-        assert_eq!(statements.load(Ordering::SeqCst), 6, "{}", db.backend);
+        assert_eq!(statements.load(Ordering::SeqCst), 7, "{}", db.backend);
         let conn = &all["saas"]["users"];
         assert_eq!(conn["totalCount"], json!(14));
         assert_eq!(conn["pageInfo"]["hasNextPage"], json!(false));
@@ -690,7 +704,7 @@ async fn users_drill_down_through_graphql() {
         assert_eq!(u09["shops"][0]["invoices"][1]["payments"], json!([]));
 
         // Paging: 3 per page through everyone, cursors strictly increasing, no overlap;
-        // each page costs the same 6 statements.
+        // each page costs the same 7 statements.
         let mut seen = Vec::new();
         let mut after: Option<String> = None;
         loop {
@@ -701,7 +715,7 @@ async fn users_drill_down_through_graphql() {
             };
             statements.store(0, Ordering::SeqCst);
             let page = run(&schema, &q).await;
-            assert!(statements.load(Ordering::SeqCst) <= 6);
+            assert!(statements.load(Ordering::SeqCst) <= 7);
             let c = &page["saas"]["users"];
             for e in c["edges"].as_array().unwrap() {
                 seen.push(e["node"]["userId"].as_str().unwrap().to_owned());
@@ -869,6 +883,12 @@ async fn journey_invariants_on_demo_data() {
                     counts_map["CHURNED"],
                     "{what}"
                 );
+                // A page of everyone equals the whole file (user_details ≡ its steps).
+                let (page, _) =
+                    saas::users_page(&db.conn, as_of, &cfg, &UserFilter::default(), None, None)
+                        .await
+                        .unwrap();
+                assert!(page == rows, "{what}: users_page vs user_stages");
                 // Stage counts = the users rows per stage = users_total per stage.
                 for (stage, count) in &counts {
                     let per_rows = rows

@@ -64,11 +64,11 @@
 -- $1, so PostgreSQL plans each statement with the actual instant (custom plan of the
 -- unnamed prepared statement) and inlines every CTE. Each step is one scan (global_events
 -- once per event type, through its (event_type, event_time) index or a parallel seq scan;
--- payments and invoices once each) aggregated per user or per key with hash aggregates; the
--- steps meet in hash joins on user_id. email, plan_id and payment_count come from their own
--- steps keyed by user_id and joined last: a wrapper that does not read them (stageCounts,
--- journey, transitions) lets PostgreSQL remove those joins (steps 3, 8, 9b and 11 are not
--- run).
+-- payments and invoices once each) aggregated per user with hash aggregates; the steps meet
+-- in hash joins on user_id. email, payment_count, the shop counts and plan_id come from
+-- their own steps keyed by user_id and joined last: a wrapper that does not read them
+-- (stageCounts, journey, transitions) lets PostgreSQL remove those joins, so steps 3, 7, 8,
+-- 9b and 11 do not run.
 --
 -- The SQLite twin is user_stages.sqlite.sql (same steps, same rows).
 WITH
@@ -107,37 +107,43 @@ account_deletions AS (
       AND e.event_time <= CAST($1 AS timestamptz)
       AND e.ts <= to_char(CAST($1 AS timestamptz) AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')
 ),
--- Step 5 (§2 shop ownership): the shops each user created: (user_id, shop_id) of every
--- counting user_shop_create, from its metadata; created_at = the earliest such creation.
-created_shops AS (
-    SELECT
-        e.metadata ->> 'user_id' AS user_id,
-        e.metadata ->> 'shop_id' AS shop_id,
-        MIN(e.event_time) AS created_at
-    FROM "saas"."global_events" AS e
-    WHERE e.event_type = 'user_shop_create'
-      AND e.event_time <= CAST($1 AS timestamptz)
-      AND e.ts <= to_char(CAST($1 AS timestamptz) AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')
-    GROUP BY e.metadata ->> 'user_id', e.metadata ->> 'shop_id'
-),
--- Step 6 (§2 shop deletion): shops with a counting user_shop_delete (by shop_id, whoever
+-- Step 5 (§2 shop deletion): shops with a counting user_shop_delete (by shop_id, whoever
 -- the event names as user).
-shop_deletions AS (
+shop_deletions AS NOT MATERIALIZED (
     SELECT DISTINCT e.metadata ->> 'shop_id' AS shop_id
     FROM "saas"."global_events" AS e
     WHERE e.event_type = 'user_shop_delete'
       AND e.event_time <= CAST($1 AS timestamptz)
       AND e.ts <= to_char(CAST($1 AS timestamptz) AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')
 ),
--- Step 7 (§2 shops per user): shops created and shops still live (not deleted).
+-- Step 6 (§2 shop ownership, all shops deleted): users with a counting user_shop_create
+-- (the shops of u are the shop_ids of u's creation events, from their metadata), and
+-- whether every shop they created is deleted — one hash join and one hash aggregate.
 user_shops AS (
     SELECT
-        c.user_id,
-        COUNT(*) AS shops_created,
-        COUNT(*) - COUNT(d.shop_id) AS shops_live
-    FROM created_shops AS c
-    LEFT JOIN shop_deletions AS d ON d.shop_id = c.shop_id
-    GROUP BY c.user_id
+        e.metadata ->> 'user_id' AS user_id,
+        MIN(CASE WHEN d.shop_id IS NULL THEN 0 ELSE 1 END) AS all_shops_deleted
+    FROM "saas"."global_events" AS e
+    LEFT JOIN shop_deletions AS d ON d.shop_id = e.metadata ->> 'shop_id'
+    WHERE e.event_type = 'user_shop_create'
+      AND e.event_time <= CAST($1 AS timestamptz)
+      AND e.ts <= to_char(CAST($1 AS timestamptz) AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')
+    GROUP BY e.metadata ->> 'user_id'
+),
+-- Step 7: the exact numbers of distinct shops created and still live. Keyed by user_id and
+-- joined last: a wrapper not reading them does not compute them.
+user_shop_counts AS (
+    SELECT
+        e.metadata ->> 'user_id' AS user_id,
+        COUNT(DISTINCT e.metadata ->> 'shop_id') AS shops_created,
+        COUNT(DISTINCT CASE WHEN d.shop_id IS NULL THEN e.metadata ->> 'shop_id' END)
+            AS shops_live
+    FROM "saas"."global_events" AS e
+    LEFT JOIN shop_deletions AS d ON d.shop_id = e.metadata ->> 'shop_id'
+    WHERE e.event_type = 'user_shop_create'
+      AND e.event_time <= CAST($1 AS timestamptz)
+      AND e.ts <= to_char(CAST($1 AS timestamptz) AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')
+    GROUP BY e.metadata ->> 'user_id'
 ),
 -- Step 8 (plan of the user as of T): the plan (user_shop_create metadata) of the user's
 -- latest created live shop, else of the latest created shop; ties: the later creation
@@ -208,11 +214,9 @@ facts AS (
         s.user_id,
         s.signup_time,
         CASE WHEN ad.user_id IS NULL THEN 0 ELSE 1 END AS account_deleted,
-        CASE WHEN us.shops_created > 0 AND us.shops_live = 0 THEN 1 ELSE 0 END
-            AS all_shops_deleted,
+        COALESCE(us.all_shops_deleted, 0) AS all_shops_deleted,
         CASE WHEN du.user_id IS NULL THEN 0 ELSE 1 END AS delinquent,
-        COALESCE(us.shops_created, 0) AS shops_created,
-        COALESCE(us.shops_live, 0) AS shops_live,
+        CASE WHEN us.user_id IS NULL THEN 0 ELSE 1 END AS reached_prospect,
         CASE WHEN up.user_id IS NULL THEN 0 ELSE 1 END AS reached_customer,
         COALESCE(up.repeat_payer, 0) AS repeat_payer
     FROM signups AS s
@@ -228,7 +232,7 @@ SELECT
     CASE
         WHEN f.account_deleted = 1 OR f.all_shops_deleted = 1 OR f.delinquent = 1 THEN 'CHURNED'
         WHEN f.reached_customer = 1 THEN 'CUSTOMER'
-        WHEN f.shops_created > 0 THEN 'PROSPECT'
+        WHEN f.reached_prospect = 1 THEN 'PROSPECT'
         ELSE 'LEAD'
     END AS stage,
     CASE
@@ -239,16 +243,17 @@ SELECT
     f.account_deleted,
     f.all_shops_deleted,
     f.delinquent,
-    CASE WHEN f.shops_created > 0 THEN 1 ELSE 0 END AS reached_prospect,
+    f.reached_prospect,
     f.reached_customer,
     f.repeat_payer,
     COALESCE(upc.payment_count, 0) AS payment_count,
-    f.shops_created,
-    f.shops_live,
+    COALESCE(usc.shops_created, 0) AS shops_created,
+    COALESCE(usc.shops_live, 0) AS shops_live,
     upl.plan_id,
     CAST(ROUND(pa.invoice_amount, 2) AS double precision) AS plan_invoice_amount
 FROM facts AS f
 LEFT JOIN signup_emails AS se ON se.user_id = f.user_id
 LEFT JOIN user_payment_counts AS upc ON upc.user_id = f.user_id
+LEFT JOIN user_shop_counts AS usc ON usc.user_id = f.user_id
 LEFT JOIN user_plans AS upl ON upl.user_id = f.user_id
 LEFT JOIN plans_at_t AS pa ON pa.plan_id = upl.plan_id

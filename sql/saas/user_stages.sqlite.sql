@@ -25,6 +25,11 @@
 --     T's own fraction is put back, so it is written exactly as a stored timestamp would be;
 --   * ts partitions compare with T written 'YYYY-MM-DD HH:MM:SS', ds with T's first 10
 --     characters (date(T) in UTC); text sorts in byte order (BINARY collation);
+--   * JSON is text, parsed on every access: the counting events are unpacked once into a
+--     materialised CTE (`events`) that the event steps read;
+--   * SQLite does not remove unused LEFT JOINs, so the optional columns (email,
+--     payment_count, shop counts, plan) are correlated scalar subqueries, run only when a
+--     wrapper reads them;
 --   * money is REAL: ROUND(…, 2).
 WITH
 -- Step 1 (§1 asOf): T, T - grace, T as an hourly partition string, and date(T) in UTC.
@@ -86,29 +91,34 @@ account_deletions AS (
     FROM events
     WHERE event_type = 'user_delete_account'
 ),
--- Step 5 (§2 shop ownership): the shops each user created: (user_id, shop_id) of every
--- counting user_shop_create, from its metadata; created_at = the earliest such creation.
-created_shops AS (
-    SELECT user_id, shop_id, MIN(event_time) AS created_at
-    FROM events
-    WHERE event_type = 'user_shop_create'
-    GROUP BY user_id, shop_id
-),
--- Step 6 (§2 shop deletion): shops with a counting user_shop_delete (by shop_id).
+-- Step 5 (§2 shop deletion): shops with a counting user_shop_delete (by shop_id).
 shop_deletions AS (
     SELECT DISTINCT shop_id
     FROM events
     WHERE event_type = 'user_shop_delete'
 ),
--- Step 7 (§2 shops per user): shops created and shops still live (not deleted).
+-- Step 6 (§2 shop ownership, all shops deleted): users with a counting user_shop_create
+-- (the shops of u are the shop_ids of u's creation events), and whether every shop they
+-- created is deleted.
 user_shops AS (
     SELECT
-        c.user_id,
-        COUNT(*) AS shops_created,
-        COUNT(*) - COUNT(d.shop_id) AS shops_live
-    FROM created_shops AS c
-    LEFT JOIN shop_deletions AS d ON d.shop_id = c.shop_id
-    GROUP BY c.user_id
+        e.user_id,
+        MIN(CASE WHEN d.shop_id IS NULL THEN 0 ELSE 1 END) AS all_shops_deleted
+    FROM events AS e
+    LEFT JOIN shop_deletions AS d ON d.shop_id = e.shop_id
+    WHERE e.event_type = 'user_shop_create'
+    GROUP BY e.user_id
+),
+-- Step 7: the exact numbers of distinct shops created and still live.
+user_shop_counts AS (
+    SELECT
+        e.user_id,
+        COUNT(DISTINCT e.shop_id) AS shops_created,
+        COUNT(DISTINCT CASE WHEN d.shop_id IS NULL THEN e.shop_id END) AS shops_live
+    FROM events AS e
+    LEFT JOIN shop_deletions AS d ON d.shop_id = e.shop_id
+    WHERE e.event_type = 'user_shop_create'
+    GROUP BY e.user_id
 ),
 -- Step 8 (plan of the user as of T): the plan of the user's latest created live shop, else
 -- of the latest created shop; ties: the later creation event, then the greatest shop_id,
@@ -190,11 +200,9 @@ facts AS (
         s.user_id,
         s.signup_time,
         CASE WHEN ad.user_id IS NULL THEN 0 ELSE 1 END AS account_deleted,
-        CASE WHEN us.shops_created > 0 AND us.shops_live = 0 THEN 1 ELSE 0 END
-            AS all_shops_deleted,
+        COALESCE(us.all_shops_deleted, 0) AS all_shops_deleted,
         CASE WHEN du.user_id IS NULL THEN 0 ELSE 1 END AS delinquent,
-        COALESCE(us.shops_created, 0) AS shops_created,
-        COALESCE(us.shops_live, 0) AS shops_live,
+        CASE WHEN us.user_id IS NULL THEN 0 ELSE 1 END AS reached_prospect,
         CASE WHEN up.user_id IS NULL THEN 0 ELSE 1 END AS reached_customer,
         COALESCE(up.repeat_payer, 0) AS repeat_payer
     FROM signups AS s
@@ -203,14 +211,18 @@ facts AS (
     LEFT JOIN user_payments AS up ON up.user_id = s.user_id
     LEFT JOIN delinquent_users AS du ON du.user_id = s.user_id
 )
+-- The output. email, payment_count, the shop counts and the plan are correlated scalar
+-- subqueries over their steps (each step is materialised once, on first use, with an
+-- automatic index on user_id): a wrapper that does not read them (stageCounts, journey,
+-- transitions) does not run steps 3, 7, 8, 9b and 11 at all.
 SELECT
     f.user_id,
-    se.email,
+    (SELECT se.email FROM signup_emails AS se WHERE se.user_id = f.user_id) AS email,
     f.signup_time,
     CASE
         WHEN f.account_deleted = 1 OR f.all_shops_deleted = 1 OR f.delinquent = 1 THEN 'CHURNED'
         WHEN f.reached_customer = 1 THEN 'CUSTOMER'
-        WHEN f.shops_created > 0 THEN 'PROSPECT'
+        WHEN f.reached_prospect = 1 THEN 'PROSPECT'
         ELSE 'LEAD'
     END AS stage,
     CASE
@@ -221,16 +233,26 @@ SELECT
     f.account_deleted,
     f.all_shops_deleted,
     f.delinquent,
-    CASE WHEN f.shops_created > 0 THEN 1 ELSE 0 END AS reached_prospect,
+    f.reached_prospect,
     f.reached_customer,
     f.repeat_payer,
-    COALESCE(upc.payment_count, 0) AS payment_count,
-    f.shops_created,
-    f.shops_live,
-    upl.plan_id,
-    ROUND(pa.invoice_amount, 2) AS plan_invoice_amount
+    COALESCE(
+        (SELECT upc.payment_count FROM user_payment_counts AS upc WHERE upc.user_id = f.user_id),
+        0
+    ) AS payment_count,
+    COALESCE(
+        (SELECT usc.shops_created FROM user_shop_counts AS usc WHERE usc.user_id = f.user_id),
+        0
+    ) AS shops_created,
+    COALESCE(
+        (SELECT usc.shops_live FROM user_shop_counts AS usc WHERE usc.user_id = f.user_id),
+        0
+    ) AS shops_live,
+    (SELECT upl.plan_id FROM user_plans AS upl WHERE upl.user_id = f.user_id) AS plan_id,
+    (
+        SELECT ROUND(pa.invoice_amount, 2)
+        FROM user_plans AS upl
+        JOIN plans_at_t AS pa ON pa.plan_id = upl.plan_id
+        WHERE upl.user_id = f.user_id
+    ) AS plan_invoice_amount
 FROM facts AS f
-LEFT JOIN signup_emails AS se ON se.user_id = f.user_id
-LEFT JOIN user_payment_counts AS upc ON upc.user_id = f.user_id
-LEFT JOIN user_plans AS upl ON upl.user_id = f.user_id
-LEFT JOIN plans_at_t AS pa ON pa.plan_id = upl.plan_id

@@ -138,7 +138,7 @@ pub(crate) fn register(builder: SchemaBuilder) -> SchemaBuilder {
         ))
         .field(string_field(
             "kind",
-            "How it is computed: simple, ratio, derived or cumulative.",
+            "How it is computed: simple, ratio, derived, cumulative, conversion, retention or period_average.",
             |v| metric_of(v).map(|(_, m)| m.kind.as_str().to_owned()),
         ))
         .field(

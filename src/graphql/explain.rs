@@ -1,10 +1,15 @@
 //! `extensions.explain`: every metrics field of a request adds what it ran — the SQL, its
 //! bound parameters, the tables joined, planning and database time — to the response.
+//!
+//! The same extension puts the rows of `metrics` fields in the response as their resolver
+//! built them ([`PrebuiltRows`]): one object per row with the selected response keys, so
+//! that thousands of cells do not each go through a field resolver.
 
 use std::sync::{Arc, Mutex};
 
 use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest, NextRequest,
+    Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest, NextRequest, NextResolve,
+    ResolveInfo,
 };
 use async_graphql::{Request, Response, ServerResult, Value};
 
@@ -28,6 +33,27 @@ impl ExplainLog {
     }
 }
 
+/// The response value of `metrics` fields by response path (`shop.metrics`, `a.metrics`),
+/// built by their resolver; attached to the request as data by [`Explain`], whose resolve
+/// hook returns it in place of the (empty) list the resolver hands to async-graphql.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PrebuiltRows(Arc<Mutex<Vec<(String, Value)>>>);
+
+impl PrebuiltRows {
+    /// Keeps the value of the field at `path`.
+    pub(crate) fn put(&self, path: String, value: Value) {
+        if let Ok(mut v) = self.0.lock() {
+            v.push((path, value));
+        }
+    }
+
+    fn take(&self, path: &str) -> Option<Value> {
+        let mut v = self.0.lock().ok()?;
+        let i = v.iter().position(|(p, _)| p == path)?;
+        Some(v.swap_remove(i).1)
+    }
+}
+
 /// The extension factory to add to the schema.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Explain;
@@ -36,12 +62,14 @@ impl ExtensionFactory for Explain {
     fn create(&self) -> Arc<dyn Extension> {
         Arc::new(ExplainExtension {
             log: ExplainLog::default(),
+            rows: PrebuiltRows::default(),
         })
     }
 }
 
 struct ExplainExtension {
     log: ExplainLog,
+    rows: PrebuiltRows,
 }
 
 #[async_graphql::async_trait::async_trait]
@@ -52,7 +80,23 @@ impl Extension for ExplainExtension {
         request: Request,
         next: NextPrepareRequest<'_>,
     ) -> ServerResult<Request> {
-        next.run(ctx, request.data(self.log.clone())).await
+        next.run(ctx, request.data(self.log.clone()).data(self.rows.clone()))
+            .await
+    }
+
+    async fn resolve(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        info: ResolveInfo<'_>,
+        next: NextResolve<'_>,
+    ) -> ServerResult<Option<Value>> {
+        let is_metrics = info.name == "metrics";
+        let path = is_metrics.then(|| info.path_node.to_string_vec().join("."));
+        let value = next.run(ctx, info).await?;
+        if let Some(rows) = path.and_then(|p| self.rows.take(&p)) {
+            return Ok(Some(rows));
+        }
+        Ok(value)
     }
 
     async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {

@@ -22,7 +22,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::DatabaseConnection;
 
 use super::common;
-use super::explain::ExplainLog;
+use super::explain::{ExplainLog, PrebuiltRows};
 use crate::query::{Filter, FilterOp, Item, OrderItem, QueryError, QuerySpec, ReqValue, Selected};
 use crate::semantic::{DimType, Granularity, Model, Unit};
 use crate::sql::{Dialect, Postgres, Rendered, Sqlite};
@@ -30,16 +30,33 @@ use crate::sql::{Dialect, Postgres, Rendered, Sqlite};
 /// The name of the money scalar.
 pub const DECIMAL: &str = "Decimal";
 
+/// The field of every metrics row telling whether its time buckets have ended.
+pub const IS_COMPLETE: &str = "isComplete";
+
 /// Rendered statements by normalised request (see [`QuerySpec::cache_key`]).
 #[derive(Debug, Default)]
 pub struct PlanCache {
     entries: Mutex<HashMap<String, Arc<Rendered>>>,
+    /// Time zones whose offsets are in `tally_tz_offsets` (SQLite).
+    zones: Mutex<std::collections::HashSet<String>>,
 }
 
 /// Most entries kept before the cache starts over.
 const CACHE_CAPACITY: usize = 1024;
 
 impl PlanCache {
+    /// Whether `zone`'s offsets were already put in `tally_tz_offsets` by this schema.
+    pub fn zone_ready(&self, zone: &str) -> bool {
+        self.zones.lock().map(|z| z.contains(zone)).unwrap_or(false)
+    }
+
+    /// Remembers that `zone`'s offsets are in `tally_tz_offsets`.
+    pub fn set_zone_ready(&self, zone: &str) {
+        if let Ok(mut z) = self.zones.lock() {
+            z.insert(zone.to_owned());
+        }
+    }
+
     /// The statement for `spec` on `dialect`, planned and rendered on a miss.
     pub fn get_or_render(
         &self,
@@ -220,7 +237,7 @@ pub(crate) fn register_model(mut builder: SchemaBuilder, model: &Arc<Model>) -> 
                 if d.time_storage == crate::semantic::TimeStorage::Local {
                     " local time, no zone"
                 } else {
-                    " in UTC"
+                    " in UTC (with `timezone`: local wall-clock time of that zone, no offset)"
                 },
                 d.granularities
                     .iter()
@@ -267,6 +284,16 @@ pub(crate) fn register_model(mut builder: SchemaBuilder, model: &Arc<Model>) -> 
             )),
         );
     }
+    row = row.field(
+        Field::new(
+            IS_COMPLETE,
+            TypeRef::named_nn(TypeRef::BOOLEAN),
+            row_value,
+        )
+        .description(
+            "Whether every time bucket of the row has ended as of asOf (its end <= asOf; true when no time dimension is selected). An incomplete period's numbers can still change; rates that need the following period (churn) are null until it is complete.",
+        ),
+    );
     let mut where_input = InputObject::new(&n.where_input)
         .description(format!("Filters of {} metrics: one per dimension (conditions on the raw value), combined with and/or/not. All given fields must hold.", model.name));
     for d in &model.dimensions {
@@ -339,19 +366,30 @@ pub(crate) fn root_field(model: &Arc<Model>) -> Field {
     .description(model.description.clone())
 }
 
-/// A row of the response: values by response key.
+/// A row of the response: its values, in the order of the shared response keys.
 struct Row {
-    index: Arc<HashMap<String, usize>>,
+    keys: Arc<[String]>,
     values: Vec<Value>,
 }
 
+/// A field of a metrics row: the row's value under the field's response key. Synchronous
+/// and allocation-free apart from the value's clone (a row has a handful of keys, so a
+/// linear search beats hashing).
 fn row_value(ctx: ResolverContext<'_>) -> FieldFuture<'_> {
-    FieldFuture::new(async move {
-        let row = ctx.parent_value.try_downcast_ref::<Row>()?;
-        let f = ctx.ctx.field();
-        let key = f.alias().unwrap_or(f.name());
-        Ok(row.index.get(key).and_then(|i| row.values.get(*i)).cloned())
-    })
+    let row = match ctx.parent_value.try_downcast_ref::<Row>() {
+        Ok(r) => r,
+        Err(e) => return FieldFuture::new(async move { Err::<Option<Value>, _>(e) }),
+    };
+    let f = ctx.ctx.field();
+    let key = f.alias().unwrap_or(f.name());
+    FieldFuture::Value(
+        row.keys
+            .iter()
+            .position(|k| k == key)
+            .and_then(|i| row.values.get(i))
+            .cloned()
+            .map(FieldValue::value),
+    )
 }
 
 fn metrics_field(model: Arc<Model>) -> Field {
@@ -360,8 +398,11 @@ fn metrics_field(model: Arc<Model>) -> Field {
     let mut field = Field::new("metrics", TypeRef::named_nn_list_nn(&n.row), move |ctx| {
         let model = m2.clone();
         FieldFuture::new(async move {
-            let rows = resolve(&ctx, &model).await?;
-            Ok(Some(FieldValue::list(rows.into_iter().map(FieldValue::owned_any))))
+            Ok(Some(match resolve(&ctx, &model).await? {
+                // the rows are in the response already (see `PrebuiltRows`)
+                Resolved::Prebuilt => FieldValue::list(std::iter::empty::<FieldValue>()),
+                Resolved::Rows(rows) => FieldValue::list(rows.into_iter().map(FieldValue::owned_any)),
+            }))
         })
     })
     .description(format!(
@@ -375,14 +416,10 @@ fn metrics_field(model: Arc<Model>) -> Field {
     .argument(common::offset_argument())
     .argument(
         InputValue::new("timezone", TypeRef::named(TypeRef::STRING))
-            .description("The IANA time zone time buckets are computed in (default UTC), e.g. Europe/London. Buckets are returned as their start in UTC."),
+            .description("The IANA time zone time buckets are computed in (default UTC), e.g. Europe/London: buckets are local periods of that zone (daylight saving applied), returned as their local start without offset (2024-04-01T00:00:00); an hour repeated when clocks go back is one bucket. isComplete and period rates compare with asOf in that zone. Same buckets on SQLite and PostgreSQL."),
     );
     if !model.conversion_variants.is_empty() {
-        let default = model
-            .tables
-            .iter()
-            .find_map(|t| t.conversion_filter.as_ref().map(|c| c.default.clone()))
-            .unwrap_or_default();
+        let default = model.default_variant.clone().unwrap_or_default();
         field = field.argument(
             InputValue::new("conversionFilter", TypeRef::named(&n.conversion))
                 .description(format!("Which events convert (default {default}).")),
@@ -395,17 +432,32 @@ fn coded(e: QueryError) -> Error {
     common::coded_error(e.code, e.message)
 }
 
-async fn resolve(ctx: &ResolverContext<'_>, model: &Arc<Model>) -> Result<Vec<Row>, Error> {
+/// What the `metrics` resolver produced.
+enum Resolved {
+    /// The response value is in the request's [`PrebuiltRows`].
+    Prebuilt,
+    /// Rows for async-graphql to resolve field by field (no [`PrebuiltRows`] in the request).
+    Rows(Vec<Row>),
+}
+
+async fn resolve(ctx: &ResolverContext<'_>, model: &Arc<Model>) -> Result<Resolved, Error> {
     let started = Instant::now();
     let as_of = common::as_of_arg(&ctx.args)?;
     let mut spec = QuerySpec::new(model.name.clone(), as_of);
+    // the response keys of a row, in selection order, and the __typename ones
+    let mut keys: Vec<(String, bool)> = Vec::new();
     for f in ctx.ctx.field().selection_set() {
         let name = f.name();
+        let key = f.alias().unwrap_or(name).to_owned();
+        if !keys.iter().any(|(k, _)| *k == key) {
+            keys.push((key.clone(), name == "__typename"));
+        }
         if name.starts_with("__") {
             continue;
         }
-        let key = f.alias().unwrap_or(name).to_owned();
-        let item = if let Some(d) = model.dimension(name) {
+        let item = if name == IS_COMPLETE {
+            Item::IsComplete
+        } else if let Some(d) = model.dimension(name) {
             let granularity = if d.dim_type == DimType::Time {
                 let mut g = if d.granularities.contains(&Granularity::Day) {
                     Granularity::Day
@@ -490,11 +542,19 @@ async fn resolve(ctx: &ResolverContext<'_>, model: &Arc<Model>) -> Result<Vec<Ro
         sea_orm::DatabaseBackend::Postgres => &Postgres,
         _ => &Sqlite,
     };
-    if spec.timezone.is_some() && !dialect.time_zones() {
-        return Err(common::coded_error(
-            "TIMEZONE_UNSUPPORTED",
-            "time buckets in a zone other than UTC need PostgreSQL; on SQLite leave timezone out (UTC)",
-        ));
+    let cache = ctx.ctx.data::<Arc<PlanCache>>()?;
+    if let Some(zone) = &spec.timezone
+        && !dialect.time_zones()
+        && !cache.zone_ready(zone)
+    {
+        crate::tz::ensure_zone(db, zone).await.map_err(|e| {
+            tracing::error!(error = %e, "time-zone offsets");
+            common::coded_error(
+                "INTERNAL",
+                "the time-zone offsets could not be prepared (logged)",
+            )
+        })?;
+        cache.set_zone_ready(zone);
     }
     if dialect.name() == "sqlite" && needs_tz_offsets(model) {
         crate::tz::ensure_offsets(db).await.map_err(|e| {
@@ -505,16 +565,17 @@ async fn resolve(ctx: &ResolverContext<'_>, model: &Arc<Model>) -> Result<Vec<Ro
             )
         })?;
     }
-    let cache = ctx.ctx.data::<Arc<PlanCache>>()?;
     let (rendered, _hit) = cache.get_or_render(model, &spec, dialect);
     let plan_micros = started.elapsed().as_micros() as u64;
-    let rows = crate::exec::run(db, &rendered, &spec).await.map_err(|e| {
-        tracing::error!(error = %e, sql = %rendered.sql, "metrics query failed");
-        common::coded_error(
-            "INTERNAL",
-            "the database could not answer this request (logged)",
-        )
-    })?;
+    let rows = crate::exec::run_as::<Value>(db, &rendered, &spec)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, sql = %rendered.sql, "metrics query failed");
+            common::coded_error(
+                "INTERNAL",
+                "the database could not answer this request (logged)",
+            )
+        })?;
     if let Ok(log) = ctx.ctx.data::<ExplainLog>() {
         let path = ctx
             .ctx
@@ -530,25 +591,56 @@ async fn resolve(ctx: &ResolverContext<'_>, model: &Arc<Model>) -> Result<Vec<Ro
             "dbMillis": (rows.elapsed.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
         }));
     }
-    let index: Arc<HashMap<String, usize>> = Arc::new(
-        rendered
-            .columns
+    if let Ok(stash) = ctx.ctx.data::<PrebuiltRows>() {
+        // one object per row, keys in selection order
+        let type_name = Value::from(type_names(model).row);
+        let slots: Vec<(async_graphql::Name, Option<usize>)> = keys
             .iter()
-            .enumerate()
-            .map(|(i, (k, _))| (k.clone(), i))
+            .map(|(k, typename)| {
+                let col = if *typename {
+                    None
+                } else {
+                    rendered.columns.iter().position(|(c, _)| c == k)
+                };
+                (async_graphql::Name::new(k), col)
+            })
+            .collect();
+        let list: Vec<Value> = rows
+            .rows
+            .into_iter()
+            .map(|mut values| {
+                let mut obj = async_graphql::indexmap::IndexMap::with_capacity(slots.len());
+                for (name, col) in &slots {
+                    let v = match col {
+                        Some(i) => values
+                            .get_mut(*i)
+                            .map(|v| std::mem::replace(v, Value::Null))
+                            .unwrap_or(Value::Null),
+                        None => type_name.clone(),
+                    };
+                    obj.insert(name.clone(), v);
+                }
+                Value::Object(obj)
+            })
+            .collect();
+        let path = ctx
+            .ctx
+            .path_node
+            .map(|p| p.to_string_vec().join("."))
+            .unwrap_or_default();
+        stash.put(path, Value::List(list));
+        return Ok(Resolved::Prebuilt);
+    }
+    let keys: Arc<[String]> = rendered.columns.iter().map(|(k, _)| k.clone()).collect();
+    Ok(Resolved::Rows(
+        rows.rows
+            .into_iter()
+            .map(|values| Row {
+                keys: keys.clone(),
+                values,
+            })
             .collect(),
-    );
-    Ok(rows
-        .rows
-        .into_iter()
-        .map(|r| Row {
-            index: index.clone(),
-            values: r
-                .into_iter()
-                .map(|v| Value::from_json(v).unwrap_or(Value::Null))
-                .collect(),
-        })
-        .collect())
+    ))
 }
 
 /// Whether a model's SQLite SQL tables read `tally_tz_offsets` (filled on demand).

@@ -8,8 +8,9 @@
 //!
 //! The lists below a user (shops, a shop's plan, its invoices, their payments) are resolved
 //! with async-graphql dataloaders created per `users` field: every level of the selection
-//! is ONE SQL statement whatever the number of rows, so a `users` request costs at most six
-//! statements (the page, `totalCount`, shops, plans, invoices, payments).
+//! is ONE SQL statement whatever the number of rows, so a `users` request costs at most seven
+//! statements (the page and its users' details, `totalCount`, shops, plans, invoices,
+//! payments).
 //!
 //! The grace period of unpaid invoices comes from the saas model's `[saas] grace_days`
 //! ([`SaasConfig::load_default`], read when the schema is built); a request may override it
@@ -314,7 +315,7 @@ fn journey_field(config: Arc<Result<SaasConfig, String>>) -> Field {
             Ok(Some(FieldValue::owned_any(flow)))
         })
     })
-    .description("The journey of a signup cohort as of asOf, as a Sankey (counts of users; SEMANTICS §2). Level 0: SIGNED_UP. Level 1 (first branch that holds): CREATED_SHOP (a shop creation counts) | DELETED_ACCOUNT (no shop ever, account deleted) | NO_SHOP_YET. Level 2 under CREATED_SHOP: PAID_INVOICE (>= 1 payment) | DELETED_SHOP (no payment; account or all shops deleted) | DID_NOT_PAY (no payment; delinquent) | AWAITING_PAYMENT. Level 3 under PAID_INVOICE: REPEAT (CUSTOMER, >= 2 distinct payments) | PAID_THEN_DELETED_SHOP (CHURNED by a deletion) | PAID_THEN_DID_NOT_PAY (CHURNED by delinquency only) | PAID_ONCE (CUSTOMER, 1 payment). Every node's count equals its inflow and, for inner nodes, its outflow; AWAITING_PAYMENT = PROSPECT, REPEAT + PAID_ONCE = CUSTOMER. One SQL statement.")
+    .description("The journey of a signup cohort as of asOf, as a Sankey (counts of users; SEMANTICS §2). Level 0: SIGNED_UP. Level 1 (first branch that holds): CREATED_SHOP (a shop creation counts) | DELETED_ACCOUNT (no shop ever, account deleted) | NO_SHOP_YET. Level 2 under CREATED_SHOP: PAID_INVOICE (>= 1 payment) | DELETED_SHOP (no payment; account or all shops deleted) | DID_NOT_PAY (no payment; delinquent) | AWAITING_PAYMENT. Level 3 under PAID_INVOICE: REPEAT (CUSTOMER, >= 2 distinct payments) | PAID_THEN_DELETED_SHOP (CHURNED by a deletion) | PAID_THEN_DID_NOT_PAY (CHURNED by delinquency only) | PAID_ONCE (CUSTOMER, 1 payment). Every node's count equals its inflow and, for inner nodes, its outflow; AWAITING_PAYMENT = PROSPECT, and when every paying or invoiced user's shop creation counts (consistent data), NO_SHOP_YET = LEAD, REPEAT + PAID_ONCE = CUSTOMER and the other leaves add up to CHURNED. Node ids are stable; labels follow SEMANTICS §2. One SQL statement.")
     .argument(common::as_of_argument())
     .argument(cohort_argument())
 }
@@ -530,7 +531,7 @@ fn users_field(config: Arc<Result<SaasConfig, String>>) -> Field {
             })))
         })
     })
-    .description("The users behind a stage or a cohort as of asOf, one page at a time in user_id byte order (keyset pagination: pass pageInfo.endCursor as after). Each user comes with their shops, plans, invoices and payments as of asOf; every nested level is one SQL statement for the whole page (dataloaders).")
+    .description("The users behind a stage or a cohort as of asOf, one page at a time in user_id byte order (keyset pagination: pass pageInfo.endCursor as after). Each user comes with their shops, plans, invoices and payments as of asOf; every nested level is one SQL statement for the whole page (dataloaders): at most seven statements per request.")
     .argument(common::as_of_argument())
     .argument(InputValue::new("stage", TypeRef::named("SaasStage")).description("Only users in this stage as of asOf (default: every stage)."))
     .argument(cohort_argument())

@@ -8,6 +8,15 @@
 use crate::query::{Filter, Item, QuerySpec};
 use crate::semantic::{Agg, DimType, Granularity, JoinStep, MetricKind, Model, Unit};
 
+/// What a metric needs computed below the final SELECT.
+#[derive(Debug, Clone, PartialEq)]
+enum Need {
+    /// A measure of the per-table aggregate of its table.
+    Measure(String),
+    /// A node of its own (conversion, retention, period average, distinct window).
+    Special(SpecialKind),
+}
+
 /// The plan of one request.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -17,6 +26,8 @@ pub struct Plan {
     pub cuts: Vec<CutNode>,
     /// One aggregation per measure table.
     pub aggregates: Vec<AggregateNode>,
+    /// Nodes of conversion, retention, period-average and distinct-window metrics.
+    pub specials: Vec<SpecialNode>,
     /// The distinct dimension slots (`d0`, `d1`, …) every aggregate groups by.
     pub slots: Vec<DimSlot>,
     /// The response columns.
@@ -71,6 +82,50 @@ pub struct AggregateNode {
     pub description: String,
 }
 
+/// A node computing metrics that a per-table aggregate cannot: its CTEs end in one whose
+/// columns are the slots `d0..` and the node's values.
+#[derive(Debug, Clone)]
+pub struct SpecialNode {
+    /// The table whose rows it reads (the base, activity or measure table).
+    pub table: String,
+    /// Joins from the table to the dimension tables.
+    pub joins: Vec<PlannedJoin>,
+    /// The final CTE of the node (prefix of its other CTEs).
+    pub cte: String,
+    /// What it computes.
+    pub kind: SpecialKind,
+    /// What it does.
+    pub description: String,
+}
+
+/// What a [`SpecialNode`] computes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SpecialKind {
+    /// A conversion metric: columns `base` and `conv`.
+    Conversion {
+        /// The metric.
+        metric: String,
+    },
+    /// Retention counts of a `count_distinct` measure along a time dimension: columns
+    /// `active`, `churned`, `retained`, `resurrected`, `new`.
+    Retention {
+        /// The measure.
+        measure: String,
+        /// The time dimension (its one slot is the period).
+        time_dimension: String,
+    },
+    /// A period average: column `total` (the sum over the sub-periods).
+    PeriodAverage {
+        /// The metric.
+        metric: String,
+    },
+    /// A cumulative metric over a `count_distinct` measure: column `m`.
+    DistinctWindow {
+        /// The metric.
+        metric: String,
+    },
+}
+
 /// One join of an aggregate's row CTE.
 #[derive(Debug, Clone)]
 pub struct PlannedJoin {
@@ -100,6 +155,8 @@ pub enum OutputValue {
     Slot(usize),
     /// A metric.
     Metric(String),
+    /// Whether every time bucket of the row has ended as of `asOf`.
+    Complete,
 }
 
 /// The type a response column is read and returned as.
@@ -148,6 +205,100 @@ impl OutType {
     }
 }
 
+fn needs(model: &Model, metric: &str, out: &mut Vec<Need>, depth: usize) {
+    if depth > 64 {
+        return;
+    }
+    let Some(m) = model.metric(metric) else {
+        return;
+    };
+    let mut push = |n: Need| {
+        if !out.contains(&n) {
+            out.push(n);
+        }
+    };
+    match &m.kind {
+        MetricKind::Simple { measure } => push(Need::Measure(measure.clone())),
+        MetricKind::Cumulative { measure, .. } => {
+            if model.measure(measure).is_some_and(|x| x.agg.is_additive()) {
+                push(Need::Measure(measure.clone()));
+            } else {
+                push(Need::Special(SpecialKind::DistinctWindow {
+                    metric: m.name.clone(),
+                }));
+            }
+        }
+        MetricKind::Ratio {
+            numerator,
+            denominator,
+        } => {
+            needs(model, numerator, out, depth + 1);
+            needs(model, denominator, out, depth + 1);
+        }
+        MetricKind::Derived { expr } => {
+            for name in expr.identifiers() {
+                needs(model, &name, out, depth + 1);
+            }
+        }
+        MetricKind::Conversion(_) => push(Need::Special(SpecialKind::Conversion {
+            metric: m.name.clone(),
+        })),
+        MetricKind::Retention {
+            measure,
+            time_dimension,
+            ..
+        } => push(Need::Special(SpecialKind::Retention {
+            measure: measure.clone(),
+            time_dimension: time_dimension.clone(),
+        })),
+        MetricKind::PeriodAverage { .. } => push(Need::Special(SpecialKind::PeriodAverage {
+            metric: m.name.clone(),
+        })),
+    }
+}
+
+/// The joins from `table` to every table of `dim_tables` it reaches, each once, in order.
+fn joins_for(
+    model: &Model,
+    table: &str,
+    dim_tables: &[String],
+    touched: &mut Vec<String>,
+) -> Vec<PlannedJoin> {
+    let mut joins: Vec<PlannedJoin> = Vec::new();
+    for dt in dim_tables {
+        let Some(path) = model.join_path(table, dt) else {
+            continue;
+        };
+        let mut at = table.to_owned();
+        for step in path {
+            let Some(j) = model.joins.get(step.join) else {
+                continue;
+            };
+            let next = if step.reversed {
+                j.from.clone()
+            } else {
+                j.to.clone()
+            };
+            if !joins.iter().any(|x| x.to == next) {
+                joins.push(PlannedJoin {
+                    step,
+                    from: at.clone(),
+                    to: next.clone(),
+                });
+            }
+            touch(&next, touched);
+            at = next;
+        }
+    }
+    joins
+}
+
+fn touch(t: &str, touched: &mut Vec<String>) {
+    if !touched.iter().any(|x| x == t) {
+        touched.push(t.to_owned());
+    }
+}
+
 /// Plans a checked spec. `percentile_cont`: whether the backend computes medians natively.
 pub fn plan(model: &Model, spec: &QuerySpec, percentile_cont: bool) -> Plan {
     let slots: Vec<DimSlot> = spec
@@ -158,21 +309,22 @@ pub fn plan(model: &Model, spec: &QuerySpec, percentile_cont: bool) -> Plan {
             granularity: g,
         })
         .collect();
+    let mut all_needs: Vec<Need> = Vec::new();
+    for m in spec.metric_names() {
+        needs(model, m, &mut all_needs, 0);
+    }
     // Measures by table, in first-use order.
     let mut by_table: Vec<(String, Vec<String>)> = Vec::new();
-    for m in spec.metric_names() {
-        for measure in model.metric_measures(m) {
-            let Some(ms) = model.measure(&measure) else {
-                continue;
-            };
-            match by_table.iter_mut().find(|(t, _)| *t == ms.table) {
-                Some((_, list)) => {
-                    if !list.contains(&measure) {
-                        list.push(measure);
-                    }
-                }
-                None => by_table.push((ms.table.clone(), vec![measure])),
-            }
+    for need in &all_needs {
+        let Need::Measure(measure) = need else {
+            continue;
+        };
+        let Some(ms) = model.measure(measure) else {
+            continue;
+        };
+        match by_table.iter_mut().find(|(t, _)| *t == ms.table) {
+            Some((_, list)) => list.push(measure.clone()),
+            None => by_table.push((ms.table.clone(), vec![measure.clone()])),
         }
     }
     let mut dim_tables: Vec<String> = Vec::new();
@@ -191,40 +343,10 @@ pub fn plan(model: &Model, spec: &QuerySpec, percentile_cont: bool) -> Plan {
         }
     }
     let mut touched: Vec<String> = Vec::new();
-    let touch = |t: &str, touched: &mut Vec<String>| {
-        if !touched.iter().any(|x| x == t) {
-            touched.push(t.to_owned());
-        }
-    };
     let mut aggregates = Vec::new();
     for (table, measures) in by_table {
         touch(&table, &mut touched);
-        let mut joins: Vec<PlannedJoin> = Vec::new();
-        for dt in &dim_tables {
-            let Some(path) = model.join_path(&table, dt) else {
-                continue;
-            };
-            let mut at = table.clone();
-            for step in path {
-                let Some(j) = model.joins.get(step.join) else {
-                    continue;
-                };
-                let next = if step.reversed {
-                    j.from.clone()
-                } else {
-                    j.to.clone()
-                };
-                if !joins.iter().any(|x| x.to == next) {
-                    joins.push(PlannedJoin {
-                        step,
-                        from: at.clone(),
-                        to: next.clone(),
-                    });
-                }
-                touch(&next, &mut touched);
-                at = next;
-            }
-        }
+        let joins = joins_for(model, &table, &dim_tables, &mut touched);
         let window_medians: Vec<usize> = if percentile_cont {
             Vec::new()
         } else {
@@ -253,6 +375,89 @@ pub fn plan(model: &Model, spec: &QuerySpec, percentile_cont: bool) -> Plan {
             joins,
             measures,
             window_medians,
+            description,
+        });
+    }
+    let mut specials = Vec::new();
+    for need in all_needs {
+        let Need::Special(kind) = need else {
+            continue;
+        };
+        let measure_table = |m: &str| model.measure(m).map(|x| x.table.clone());
+        let (table, cte, description) = match &kind {
+            SpecialKind::Conversion { metric } => {
+                let Some(MetricKind::Conversion(c)) = model.metric(metric).map(|m| &m.kind) else {
+                    continue;
+                };
+                let (Some(bt), Some(ct)) = (measure_table(&c.base), measure_table(&c.conversion))
+                else {
+                    continue;
+                };
+                touch(&ct, &mut touched);
+                let desc = format!(
+                    "conversion {metric}: rows of {bt} ({}) matched on {} with rows of {ct} ({}){}",
+                    c.base,
+                    c.on.iter()
+                        .map(|(a, b)| format!("{a} = {b}"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    c.conversion,
+                    c.window
+                        .as_ref()
+                        .map(|w| format!(" within {} s", w.seconds))
+                        .unwrap_or_default()
+                );
+                (bt, format!("conv_{metric}"), desc)
+            }
+            SpecialKind::Retention {
+                measure,
+                time_dimension,
+            } => {
+                let Some(t) = measure_table(measure) else {
+                    continue;
+                };
+                let desc = format!(
+                    "retention of {measure} along the periods of {time_dimension}: active, churned (not in the next period), retained, resurrected (not in the previous one, in an earlier one), new"
+                );
+                (t, format!("ret_{measure}"), desc)
+            }
+            SpecialKind::PeriodAverage { metric } => {
+                let Some(MetricKind::PeriodAverage { measure, per, .. }) =
+                    model.metric(metric).map(|m| &m.kind)
+                else {
+                    continue;
+                };
+                let Some(t) = measure_table(measure) else {
+                    continue;
+                };
+                let desc = format!(
+                    "period average {metric}: {measure} per {}, summed over each bucket",
+                    per.as_str()
+                );
+                (t, format!("pavg_{metric}"), desc)
+            }
+            SpecialKind::DistinctWindow { metric } => {
+                let Some(MetricKind::Cumulative { measure, .. }) =
+                    model.metric(metric).map(|m| &m.kind)
+                else {
+                    continue;
+                };
+                let Some(t) = measure_table(measure) else {
+                    continue;
+                };
+                let desc = format!(
+                    "cumulative {metric}: distinct {measure} of the rows of each bucket's window"
+                );
+                (t, format!("dwin_{metric}"), desc)
+            }
+        };
+        touch(&table, &mut touched);
+        let joins = joins_for(model, &table, &dim_tables, &mut touched);
+        specials.push(SpecialNode {
+            table,
+            joins,
+            cte,
+            kind,
             description,
         });
     }
@@ -286,6 +491,7 @@ pub fn plan(model: &Model, spec: &QuerySpec, percentile_cont: bool) -> Plan {
                     .unwrap_or(OutType::Float(None));
                 (OutputValue::Metric(name.clone()), ty)
             }
+            Item::IsComplete => (OutputValue::Complete, OutType::Bool),
         };
         output.push(OutputColumn {
             key: f.key.clone(),
@@ -298,6 +504,7 @@ pub fn plan(model: &Model, spec: &QuerySpec, percentile_cont: bool) -> Plan {
         let idx = output.iter().position(|c| match &c.value {
             OutputValue::Slot(i) => slots.get(*i).is_some_and(|s| s.dimension == o.target),
             OutputValue::Metric(m) => *m == o.target,
+            OutputValue::Complete => false,
         });
         if let Some(i) = idx
             && !order.iter().any(|(x, _)| *x == i)
@@ -309,6 +516,7 @@ pub fn plan(model: &Model, spec: &QuerySpec, percentile_cont: bool) -> Plan {
         model: model.name.clone(),
         cuts,
         aggregates,
+        specials,
         slots,
         output,
         order,
@@ -320,7 +528,7 @@ pub fn plan(model: &Model, spec: &QuerySpec, percentile_cont: bool) -> Plan {
 
 fn cut_description(t: &crate::semantic::Table) -> String {
     use crate::semantic::AsOf;
-    match &t.as_of {
+    let base = match &t.as_of {
         AsOf::Event { time } => format!("asOf cut of {}: event rows with {time} <= asOf", t.name),
         AsOf::PartitionTs { ts, time, key } => {
             let mut s = format!("asOf cut of {}: partitions {ts} <= asOf", t.name);
@@ -355,6 +563,17 @@ fn cut_description(t: &crate::semantic::Table) -> String {
         ),
         AsOf::Static => format!("{}: not time-dependent", t.name),
         AsOf::Sql => format!("{}: SQL table, asOf bound as its $1", t.name),
+    };
+    match t.as_of_shift {
+        Some(shift) => format!("{base} (as of asOf {})", shift_text(shift)),
+        None => base,
+    }
+}
+
+fn shift_text(s: crate::semantic::Shift) -> String {
+    match s {
+        crate::semantic::Shift::Seconds(x) => format!("minus {x} s"),
+        crate::semantic::Shift::Months(m) => format!("minus {m} month(s)"),
     }
 }
 

@@ -57,6 +57,8 @@ pub enum Item {
         /// Its name.
         name: String,
     },
+    /// `isComplete`: whether every time bucket of the row has ended as of `asOf`.
+    IsComplete,
 }
 
 /// A filter over dimensions (their raw values: time dimensions are compared unbucketed).
@@ -261,7 +263,7 @@ impl QuerySpec {
             self.limit.is_some(),
             self.offset.is_some(),
             self.timezone.is_some(),
-            self.conversion_filter.is_some(),
+            self.conversion_filter.as_deref().unwrap_or(""),
             kinds.join(",")
         )
     }
@@ -384,12 +386,13 @@ impl QuerySpec {
                     }
                 }
             }
-            // cumulative metrics need their time dimension
-            self.check_cumulative(model, m)?;
+            // cumulative, retention and period-average metrics need their time dimension
+            self.check_time_metrics(model, m)?;
         }
         for o in &self.order {
             let selected = self.fields.iter().any(|f| match &f.item {
                 Item::Dimension { name, .. } | Item::Metric { name } => *name == o.target,
+                Item::IsComplete => false,
             });
             if !selected {
                 return Err(QueryError::new(
@@ -417,7 +420,31 @@ impl QuerySpec {
         Ok(())
     }
 
-    fn check_cumulative(&self, model: &Model, metric: &str) -> Result<(), QueryError> {
+    /// The granularity of the one slot of `time_dimension`, or `MISSING_TIME_DIMENSION`.
+    fn one_time_slot(
+        &self,
+        metric: &str,
+        time_dimension: &str,
+        what: &str,
+    ) -> Result<Granularity, QueryError> {
+        let grains: Vec<Option<Granularity>> = self
+            .dimension_slots()
+            .into_iter()
+            .filter(|(d, _)| *d == time_dimension)
+            .map(|(_, g)| g)
+            .collect();
+        match grains.as_slice() {
+            [Some(g)] => Ok(*g),
+            _ => Err(QueryError::new(
+                "MISSING_TIME_DIMENSION",
+                format!(
+                    "metric {metric} {what} {time_dimension}: select {time_dimension} once, with a granularity"
+                ),
+            )),
+        }
+    }
+
+    fn check_time_metrics(&self, model: &Model, metric: &str) -> Result<(), QueryError> {
         let mut stack = vec![metric.to_owned()];
         let mut seen = Vec::new();
         while let Some(m) = stack.pop() {
@@ -432,21 +459,8 @@ impl QuerySpec {
                     window_seconds,
                     ..
                 } => {
-                    let grains: Vec<Option<Granularity>> = self
-                        .dimension_slots()
-                        .into_iter()
-                        .filter(|(d, _)| d == time_dimension)
-                        .map(|(_, g)| g)
-                        .collect();
-                    if grains.len() != 1 {
-                        return Err(QueryError::new(
-                            "MISSING_TIME_DIMENSION",
-                            format!(
-                                "metric {metric} accumulates along {time_dimension}: select {time_dimension} once, with a granularity"
-                            ),
-                        ));
-                    }
-                    if let (Some(w), Some(Some(g))) = (window_seconds, grains.first()) {
+                    let g = self.one_time_slot(metric, time_dimension, "accumulates along")?;
+                    if let Some(w) = window_seconds {
                         match g.fixed_seconds() {
                             Some(s) if s <= *w => {}
                             _ => {
@@ -461,6 +475,31 @@ impl QuerySpec {
                         }
                     }
                 }
+                MetricKind::Retention { time_dimension, .. } => {
+                    self.one_time_slot(
+                        metric,
+                        time_dimension,
+                        "compares each period with its neighbours along",
+                    )?;
+                }
+                MetricKind::PeriodAverage {
+                    time_dimension,
+                    per,
+                    ..
+                } => {
+                    let g =
+                        self.one_time_slot(metric, time_dimension, "averages over the periods of")?;
+                    if g <= *per {
+                        return Err(QueryError::new(
+                            "BAD_GRANULARITY",
+                            format!(
+                                "metric {metric} averages over the {}s of each bucket: group {time_dimension} by a longer period than {}",
+                                per.as_str(),
+                                per.as_str().to_uppercase()
+                            ),
+                        ));
+                    }
+                }
                 MetricKind::Ratio {
                     numerator,
                     denominator,
@@ -469,7 +508,7 @@ impl QuerySpec {
                     stack.push(denominator.clone());
                 }
                 MetricKind::Derived { expr } => stack.extend(expr.identifiers()),
-                MetricKind::Simple { .. } => {}
+                MetricKind::Simple { .. } | MetricKind::Conversion(_) => {}
             }
         }
         Ok(())

@@ -14,7 +14,8 @@
 //! - [`journey`]: the Sankey of SEMANTICS §2 ([`journey::JourneyNode`]), from grouped facts;
 //! - [`transitions`]: stage at T0 → stage at T1 (the file twice, joined on `user_id`);
 //! - [`users_page`] / [`users_total`]: the users behind a stage or cohort, keyset-paginated
-//!   by `user_id` in byte order;
+//!   by `user_id` in byte order (the page from `user_stages`, then the page's emails,
+//!   payment counts, shop counts and plans from `sql/saas/user_details(.sqlite).sql`);
 //! - [`drill`]: shops, plans, invoices and payments of many users / shops / invoices in one
 //!   statement each (what the GraphQL dataloaders call).
 //!
@@ -38,6 +39,12 @@ pub use journey::{Flow, FlowLink, FlowNode, JourneyFacts, JourneyNode, Transitio
 pub const USER_STAGES_POSTGRES: &str = include_str!("../../sql/saas/user_stages.sql");
 /// `user_stages` for SQLite (`$1` = T as RFC 3339 text in UTC, `$2` = grace in seconds).
 pub const USER_STAGES_SQLITE: &str = include_str!("../../sql/saas/user_stages.sqlite.sql");
+
+/// `user_details` for PostgreSQL (`$1` = T, `$2` = user ids as a JSON array): the
+/// descriptive columns of `user_stages` for a page of users.
+pub const USER_DETAILS_POSTGRES: &str = include_str!("../../sql/saas/user_details.sql");
+/// `user_details` for SQLite.
+pub const USER_DETAILS_SQLITE: &str = include_str!("../../sql/saas/user_details.sqlite.sql");
 
 /// The `user_stages` file of `backend`.
 pub fn user_stages_sql(backend: Backend) -> &'static str {
@@ -272,12 +279,13 @@ pub struct UserStage {
     pub reached_customer: bool,
     /// Distinct `payment_id`s of the user counting at T.
     pub payment_count: i64,
-    /// Shops created (creation counts at T).
+    /// Distinct shops created: the shop_ids of the user's counting `user_shop_create`
+    /// events (ownership comes from their metadata).
     pub shops_created: i64,
     /// Created shops not deleted at T.
     pub shops_live: i64,
-    /// The user's plan as of T: the plan of the latest created live shop, else of the latest
-    /// created shop (ties by greatest shop_id).
+    /// The user's plan as of T: the `plan_id` of the creation event of the user's latest
+    /// created live shop, else of the latest created shop (ties: greatest shop_id).
     pub plan_id: Option<String>,
     /// That plan's invoice amount as of T (latest `plans` partition `ts <= T`), a decimal
     /// string with 2 places.
@@ -605,20 +613,108 @@ fn by_user_id(backend: Backend) -> &'static str {
     }
 }
 
-/// Every user existing at `as_of` with their stage, in `user_id` byte order (the whole
-/// `user_stages` file; tests and tools).
+/// Every user existing at `as_of` with their stage, in `user_id` byte order: the whole
+/// `user_stages` file, every column (tests and tools; a page of users is [`users_page`]).
 pub async fn user_stages(
     db: &DatabaseConnection,
     as_of: DateTime<Utc>,
     config: &SaasConfig,
 ) -> Result<Vec<UserStage>, Error> {
-    let (rows, _) = users_page(db, as_of, config, &UserFilter::default(), None, None).await?;
-    Ok(rows)
+    let backend = backend_of(db);
+    let mut sql = Sql::new(as_of, config);
+    sql.text = format!(
+        "SELECT {USER_COLUMNS} FROM {} ORDER BY {}",
+        stages_subquery(backend, "s"),
+        by_user_id(backend)
+    );
+    let rows = query(db, sql, "user stages").await?;
+    rows.iter().map(|r| read_user(r, backend)).collect()
+}
+
+/// The columns of `user_stages` a page is selected and ordered by: the stage and its facts,
+/// not the descriptive columns (which `user_details` adds for the page's users only).
+const CORE_COLUMNS: &str = "s.user_id, s.signup_time, s.stage, s.churn_reason, \
+     s.account_deleted, s.all_shops_deleted, s.delinquent, s.reached_prospect, \
+     s.reached_customer";
+
+/// Reads a [`UserStage`] from the columns [`CORE_COLUMNS`] (descriptive fields empty).
+fn read_core(r: &QueryResult, backend: Backend) -> Result<UserStage, Error> {
+    let stage_name = get_text(r, 2)?.unwrap_or_default();
+    let stage = Stage::parse(&stage_name)
+        .ok_or_else(|| Error::Database(format!("user_stages gave stage {stage_name:?}")))?;
+    let churn_reason = match get_text(r, 3)? {
+        Some(s) => Some(
+            ChurnReason::parse(&s)
+                .ok_or_else(|| Error::Database(format!("user_stages gave churn reason {s:?}")))?,
+        ),
+        None => None,
+    };
+    Ok(UserStage {
+        user_id: get_text(r, 0)?.unwrap_or_default(),
+        email: None,
+        signup_time: get_time(r, 1, backend)?
+            .ok_or_else(|| Error::Database("user_stages gave no signup_time".to_owned()))?,
+        stage,
+        churn_reason,
+        account_deleted: get_int(r, 4)? != 0,
+        all_shops_deleted: get_int(r, 5)? != 0,
+        delinquent: get_int(r, 6)? != 0,
+        reached_prospect: get_int(r, 7)? != 0,
+        reached_customer: get_int(r, 8)? != 0,
+        payment_count: 0,
+        shops_created: 0,
+        shops_live: 0,
+        plan_id: None,
+        plan_invoice_amount: None,
+    })
+}
+
+/// Fills the descriptive columns (email, payment_count, shop counts, plan) of `users` as of
+/// `as_of` with ONE statement (`user_details`), whatever their number.
+async fn add_details(
+    db: &DatabaseConnection,
+    as_of: DateTime<Utc>,
+    users: &mut [UserStage],
+) -> Result<(), Error> {
+    if users.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<&str> = users.iter().map(|u| u.user_id.as_str()).collect();
+    let keys = serde_json::to_string(&ids)
+        .map_err(|e| Error::Database(format!("encoding saas user ids: {e}")))?;
+    let text = match backend_of(db) {
+        Backend::Postgres => USER_DETAILS_POSTGRES,
+        Backend::Sqlite => USER_DETAILS_SQLITE,
+    };
+    let sql = Sql {
+        text: text.to_owned(),
+        values: vec![as_of.into(), keys.into()],
+    };
+    let rows = query(db, sql, "user details").await?;
+    let mut by_id = std::collections::HashMap::with_capacity(rows.len());
+    for r in &rows {
+        by_id.insert(get_text(r, 0)?.unwrap_or_default(), r);
+    }
+    for u in users.iter_mut() {
+        if let Some(r) = by_id.get(&u.user_id) {
+            u.email = get_text(r, 1)?;
+            u.payment_count = get_int(r, 2)?;
+            u.shops_created = get_int(r, 3)?;
+            u.shops_live = get_int(r, 4)?;
+            u.plan_id = get_text(r, 5)?;
+            u.plan_invoice_amount = get_money(r, 6)?;
+        }
+    }
+    Ok(())
 }
 
 /// One page of the users of `filter` as of `as_of`, in `user_id` byte order: the users after
 /// `after` (a user id, exclusive), at most `first` of them (all when `None`), and whether
 /// more follow.
+///
+/// Two statements whatever the page size: the page (`user_stages` reading only the stage
+/// and its facts, so PostgreSQL skips the descriptive steps), then `user_details` for the
+/// page's users.
 pub async fn users_page(
     db: &DatabaseConnection,
     as_of: DateTime<Utc>,
@@ -643,13 +739,13 @@ pub async fn users_page(
         None => String::new(),
     };
     sql.text = format!(
-        "SELECT {USER_COLUMNS} FROM {} WHERE 1 = 1{where_sql} ORDER BY {order}{limit}",
+        "SELECT {CORE_COLUMNS} FROM {} WHERE 1 = 1{where_sql} ORDER BY {order}{limit}",
         stages_subquery(backend, "s")
     );
     let rows = query(db, sql, "users").await?;
     let mut users = rows
         .iter()
-        .map(|r| read_user(r, backend))
+        .map(|r| read_core(r, backend))
         .collect::<Result<Vec<_>, _>>()?;
     let has_next = match first {
         Some(n) if users.len() as u64 > n => {
@@ -658,6 +754,7 @@ pub async fn users_page(
         }
         _ => false,
     };
+    add_details(db, as_of, &mut users).await?;
     Ok((users, has_next))
 }
 

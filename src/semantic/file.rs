@@ -99,12 +99,40 @@ const EMBEDDED_SQL: &[(&str, &str)] = &[
         include_str!("../../sql/gym/fct_lead_conversions.sqlite.sql"),
     ),
     (
+        "sql/saas/user_stages.sql",
+        include_str!("../../sql/saas/user_stages.sql"),
+    ),
+    (
+        "sql/saas/user_stages.sqlite.sql",
+        include_str!("../../sql/saas/user_stages.sqlite.sql"),
+    ),
+    (
         "social/activity.sql",
         include_str!("../../models/social/activity.sql"),
     ),
     (
         "web/order_items.sql",
         include_str!("../../models/web/order_items.sql"),
+    ),
+    (
+        "web/sessions.sql",
+        include_str!("../../models/web/sessions.sql"),
+    ),
+    (
+        "web/product_conversions.sql",
+        include_str!("../../models/web/product_conversions.sql"),
+    ),
+    (
+        "shop/customer_value.sql",
+        include_str!("../../models/shop/customer_value.sql"),
+    ),
+    (
+        "shop/inventory_on_hand.sql",
+        include_str!("../../models/shop/inventory_on_hand.sql"),
+    ),
+    (
+        "shop/inventory_on_hand.sqlite.sql",
+        include_str!("../../models/shop/inventory_on_hand.sqlite.sql"),
     ),
 ];
 
@@ -205,9 +233,10 @@ pub(crate) fn line_of(text: &str, offset: usize) -> usize {
         + 1
 }
 
-/// A model file as written.
+/// A model file as written. Top-level keys other than the sections below are collected in
+/// `settings`: only a table named after the model (`[saas]`) is allowed there, holding the
+/// model's settings (constants SQL tables can bind).
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(crate) struct RawFile {
     pub model: Option<Spanned<RawModel>>,
     #[serde(default)]
@@ -220,6 +249,8 @@ pub(crate) struct RawFile {
     pub measure: Vec<Spanned<RawMeasure>>,
     #[serde(default)]
     pub metric: Vec<Spanned<RawMetric>>,
+    #[serde(flatten)]
+    pub settings: BTreeMap<String, toml::Value>,
 }
 
 /// `[model]`
@@ -252,6 +283,9 @@ pub(crate) struct RawTable {
 pub(crate) struct RawSql {
     pub postgres: String,
     pub sqlite: String,
+    /// Expressions over the model's settings, bound as `$2`, `$3`, …
+    #[serde(default)]
+    pub params: Vec<String>,
 }
 
 /// `as_of = { kind = "…", … }`
@@ -265,6 +299,7 @@ pub(crate) struct RawAsOf {
     pub ds: Option<String>,
     pub created: Option<String>,
     pub updated: Option<String>,
+    pub shift: Option<String>,
 }
 
 /// `conversion_filter = { column = "…", variants = […], default = "…" }`
@@ -325,4 +360,16 @@ pub(crate) struct RawMetric {
     pub time_dimension: Option<Spanned<String>>,
     pub unit: Spanned<String>,
     pub description: Option<String>,
+    // conversion
+    pub base: Option<Spanned<String>>,
+    pub conversion: Option<Spanned<String>>,
+    pub on: Option<Spanned<Vec<(String, String)>>>,
+    pub times: Option<Spanned<(String, String)>>,
+    pub variants: Option<Spanned<Vec<(String, String)>>>,
+    pub default_variant: Option<Spanned<String>>,
+    pub calculation: Option<Spanned<String>>,
+    // retention
+    pub retention: Option<Spanned<String>>,
+    // period_average
+    pub per: Option<Spanned<String>>,
 }

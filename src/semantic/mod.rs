@@ -9,6 +9,7 @@
 mod columns;
 pub mod expr;
 mod file;
+mod live;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -17,6 +18,7 @@ use std::sync::Arc;
 pub use columns::{ColType, physical_columns};
 pub use expr::{Expr, ExprType};
 pub use file::{EMBEDDED_MODELS, ModelSource, SourceFile};
+pub use live::check_live;
 
 /// A validated model: what the planner and the GraphQL layer read.
 #[derive(Debug, Clone)]
@@ -37,8 +39,11 @@ pub struct Model {
     pub measures: Vec<Measure>,
     /// Metrics, in file order.
     pub metrics: Vec<Metric>,
-    /// The named conversion variants (`conversionFilter`), when a table declares them.
+    /// The named conversion variants (`conversionFilter`), when a table or a conversion
+    /// metric declares them.
     pub conversion_variants: Vec<String>,
+    /// The variant used when a request names none.
+    pub default_variant: Option<String>,
 }
 
 /// A logical table.
@@ -58,6 +63,11 @@ pub struct Table {
     pub columns: Vec<(String, ColType)>,
     /// A column whose value selects a named conversion variant (`conversionFilter`).
     pub conversion_filter: Option<ConversionFilter>,
+    /// The table is seen as of `asOf` moved back by this much (`None`: as of `asOf`).
+    pub as_of_shift: Option<Shift>,
+    /// Where the table is declared: `(file, line)` (for problems found later, e.g. against
+    /// the live database).
+    pub defined_at: (String, usize),
 }
 
 impl Table {
@@ -75,13 +85,66 @@ impl Table {
 pub enum TableSource {
     /// A physical table in the model's namespace.
     Physical(String),
-    /// A query per dialect whose only parameter, `$1`, is the as-of instant.
+    /// A query per dialect: `$1` is the as-of instant, `$2`, `$3`, … the constants of
+    /// `params`.
     Sql {
         /// The PostgreSQL text (comments removed).
         postgres: Arc<str>,
         /// The SQLite text (comments removed).
         sqlite: Arc<str>,
+        /// The values of `$2`, `$3`, … (from the model's settings).
+        params: Vec<SqlConst>,
     },
+}
+
+/// A constant bound to a SQL table's `$2`, `$3`, …
+#[derive(Debug, Clone, PartialEq)]
+pub enum SqlConst {
+    /// An integer.
+    Int(i64),
+    /// A float.
+    Float(f64),
+    /// Text.
+    Text(String),
+}
+
+/// How far back from `asOf` a table is seen (`as_of = { …, shift = "-1 month" }`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Shift {
+    /// Whole seconds (hours, days, weeks).
+    Seconds(i64),
+    /// Calendar months (months, quarters, years), clamped to the month's last day.
+    Months(u32),
+}
+
+impl Shift {
+    /// Parses `"-1 month"`, `"-30 days"`, `"-2 weeks"`, `"-1 year"` (backwards only).
+    pub fn parse(s: &str) -> Option<Shift> {
+        let s = s.trim().strip_prefix('-')?;
+        let mut parts = s.split_whitespace();
+        let n: i64 = parts.next()?.parse().ok()?;
+        let unit = parts.next()?;
+        if parts.next().is_some() || n <= 0 {
+            return None;
+        }
+        Some(match unit.trim_end_matches('s') {
+            "hour" => Shift::Seconds(n.checked_mul(3600)?),
+            "day" => Shift::Seconds(n.checked_mul(86_400)?),
+            "week" => Shift::Seconds(n.checked_mul(7 * 86_400)?),
+            "month" => Shift::Months(u32::try_from(n).ok()?),
+            "quarter" => Shift::Months(u32::try_from(n.checked_mul(3)?).ok()?),
+            "year" => Shift::Months(u32::try_from(n.checked_mul(12)?).ok()?),
+            _ => return None,
+        })
+    }
+
+    /// `t` moved back by the shift.
+    pub fn apply(self, t: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
+        match self {
+            Shift::Seconds(s) => t - chrono::Duration::seconds(s),
+            Shift::Months(m) => t.checked_sub_months(chrono::Months::new(m)).unwrap_or(t),
+        }
+    }
 }
 
 /// A table's conversion-variant column.
@@ -408,7 +471,8 @@ pub enum MetricKind {
         /// The expression; its identifiers are metric names.
         expr: Expr,
     },
-    /// A running total (or trailing window) of an additive measure along a time dimension.
+    /// A running total (or trailing window) of an additive measure along a time dimension;
+    /// over a `count_distinct` measure, the distinct values of the window's rows.
     Cumulative {
         /// The measure accumulated.
         measure: String,
@@ -417,6 +481,119 @@ pub enum MetricKind {
         /// The trailing window in seconds (`None`: since the beginning).
         window_seconds: Option<i64>,
     },
+    /// Base events that are followed by a conversion event of the same entity.
+    Conversion(Box<Conversion>),
+    /// Period-over-period retention of the entities of a `count_distinct` measure.
+    Retention {
+        /// The `count_distinct` measure: its table's rows are the activity, its expression
+        /// the entity.
+        measure: String,
+        /// The time dimension whose selected granularity is the period.
+        time_dimension: String,
+        /// Which entities of a period are counted.
+        event: RetentionEvent,
+        /// Counted entities / entities active in the period, instead of the count.
+        rate: bool,
+    },
+    /// The average over the sub-periods (`per`) of the selected time bucket that have started
+    /// as of `asOf` of an additive or distinct-count measure computed per sub-period
+    /// (sub-periods without rows count as 0): e.g. the average DAU of a month.
+    PeriodAverage {
+        /// The measure computed per sub-period.
+        measure: String,
+        /// The time dimension of the buckets.
+        time_dimension: String,
+        /// The sub-period (hour or day).
+        per: Granularity,
+    },
+}
+
+/// A conversion metric: each base event (a row of the base measure) converts when a
+/// conversion event (a row of the conversion measure's table that passes its filter and the
+/// chosen variant) has the same values in the `on` columns, within the window.
+#[derive(Debug, Clone)]
+pub struct Conversion {
+    /// The base measure (count, count_distinct or sum): its table and filter are the base
+    /// events; its aggregate counts them.
+    pub base: String,
+    /// The measure whose table and filter are the conversion events (its aggregate is unused).
+    pub conversion: String,
+    /// `(base column, conversion column)` pairs that must be equal: the entity, and any
+    /// property that must match (e.g. the product).
+    pub on: Vec<(String, String)>,
+    /// The conversion must happen within this window after the base event.
+    pub window: Option<ConversionWindow>,
+    /// The named variants of which conversion events count: `(name, condition over the
+    /// conversion table)`, chosen by `conversionFilter`.
+    pub variants: Vec<(String, Expr)>,
+    /// The count of converted base events, or their rate.
+    pub calculation: ConversionCalc,
+}
+
+/// The time limit of a conversion.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConversionWindow {
+    /// The window, in seconds: `base time <= conversion time <= base time + seconds`.
+    pub seconds: i64,
+    /// The base table's time column.
+    pub base_time: String,
+    /// The conversion table's time column.
+    pub conversion_time: String,
+}
+
+/// What a conversion metric returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConversionCalc {
+    /// Converted base events / base events (null when there are none).
+    Rate,
+    /// Converted base events.
+    Conversions,
+}
+
+/// Which entities of a period a retention metric counts (M = the period of the row).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RetentionEvent {
+    /// Active in M and not in M+1 (null while M+1 is incomplete).
+    Churned,
+    /// Active in M and in M+1 (null while M+1 is incomplete).
+    Retained,
+    /// Active in M, not in M−1, and in some period before M−1.
+    Resurrected,
+    /// Active in M and in no period before.
+    New,
+    /// Active in M.
+    Active,
+}
+
+impl RetentionEvent {
+    /// The name as written in model files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RetentionEvent::Churned => "churned",
+            RetentionEvent::Retained => "retained",
+            RetentionEvent::Resurrected => "resurrected",
+            RetentionEvent::New => "new",
+            RetentionEvent::Active => "active",
+        }
+    }
+
+    /// Parses a name.
+    pub fn parse(s: &str) -> Option<RetentionEvent> {
+        [
+            RetentionEvent::Churned,
+            RetentionEvent::Retained,
+            RetentionEvent::Resurrected,
+            RetentionEvent::New,
+            RetentionEvent::Active,
+        ]
+        .into_iter()
+        .find(|e| e.as_str() == s)
+    }
+
+    /// Whether it needs the following period (null while that period is incomplete).
+    pub fn needs_next(self) -> bool {
+        matches!(self, RetentionEvent::Churned | RetentionEvent::Retained)
+    }
 }
 
 impl MetricKind {
@@ -427,6 +604,9 @@ impl MetricKind {
             MetricKind::Ratio { .. } => "ratio",
             MetricKind::Derived { .. } => "derived",
             MetricKind::Cumulative { .. } => "cumulative",
+            MetricKind::Conversion(_) => "conversion",
+            MetricKind::Retention { .. } => "retention",
+            MetricKind::PeriodAverage { .. } => "period_average",
         }
     }
 }
@@ -529,7 +709,9 @@ impl Model {
         out
     }
 
-    /// The measures a metric reads, transitively, without duplicates.
+    /// The measures whose rows a metric aggregates (and whose tables must reach every
+    /// dimension it is grouped by), transitively, without duplicates. A conversion metric
+    /// reads its base measure (the conversion events are matched, not grouped).
     pub fn metric_measures(&self, metric: &str) -> Vec<String> {
         let mut out = Vec::new();
         self.collect_measures(metric, &mut out, 0);
@@ -544,9 +726,17 @@ impl Model {
             return;
         };
         match &m.kind {
-            MetricKind::Simple { measure } | MetricKind::Cumulative { measure, .. } => {
+            MetricKind::Simple { measure }
+            | MetricKind::Cumulative { measure, .. }
+            | MetricKind::Retention { measure, .. }
+            | MetricKind::PeriodAverage { measure, .. } => {
                 if !out.contains(measure) {
                     out.push(measure.clone());
+                }
+            }
+            MetricKind::Conversion(c) => {
+                if !out.contains(&c.base) {
+                    out.push(c.base.clone());
                 }
             }
             MetricKind::Ratio {

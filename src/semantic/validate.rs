@@ -9,9 +9,9 @@ use super::columns::{ColType, is_shipped_namespace, physical_columns};
 use super::expr::{Expr, ExprType};
 use super::file::{RawFile, line_of};
 use super::{
-    Agg, AsOf, Cardinality, ConversionFilter, DimType, Dimension, Granularity, Join, Measure,
-    Metric, MetricKind, Model, ModelErrors, ModelSource, Problem, Table, TableSource, TimeStorage,
-    Unit,
+    Agg, AsOf, Cardinality, Conversion, ConversionCalc, ConversionFilter, ConversionWindow,
+    DimType, Dimension, Granularity, Join, Measure, Metric, MetricKind, Model, ModelErrors,
+    ModelSource, Problem, RetentionEvent, Shift, SqlConst, Table, TableSource, TimeStorage, Unit,
 };
 
 /// Problems found so far, and where to report them.
@@ -104,6 +104,9 @@ fn is_field_name(s: &str) -> bool {
         && !matches!(s, "and" | "or" | "not")
 }
 
+/// Field names of every metrics row that dimensions and metrics may not take.
+pub(crate) const RESERVED_FIELDS: [&str; 1] = ["isComplete"];
+
 fn build_one(source: &ModelSource, r: &mut Report) -> Option<Model> {
     let before = r.problems.len();
     let mut parsed = Vec::new();
@@ -163,7 +166,31 @@ fn build_one(source: &ModelSource, r: &mut Report) -> Option<Model> {
         Loc::of(hp, hm).report(r, format!("namespace {namespace:?} is not an identifier"));
     }
 
-    let tables = build_tables(source, &parsed, &namespace, r);
+    // Settings: a table named after the model (`[saas]`), constants for SQL tables.
+    let mut settings: BTreeMap<String, toml::Value> = BTreeMap::new();
+    for p in &parsed {
+        for (key, value) in &p.raw.settings {
+            let offset = p.text.find(&format!("[{key}]")).unwrap_or(0);
+            if *key != name {
+                r.at(
+                    p.path,
+                    p.text,
+                    offset,
+                    format!("unknown section [{key}] (model settings go in [{name}])"),
+                );
+                continue;
+            }
+            match value.as_table() {
+                Some(t) => {
+                    for (k, v) in t {
+                        settings.insert(k.clone(), v.clone());
+                    }
+                }
+                None => r.at(p.path, p.text, offset, format!("[{name}] must be a table")),
+            }
+        }
+    }
+    let tables = build_tables(source, &parsed, &namespace, &settings, r);
     let joins = build_joins(&parsed, &tables, r);
     let mut model = Model {
         name,
@@ -175,29 +202,50 @@ fn build_one(source: &ModelSource, r: &mut Report) -> Option<Model> {
         measures: Vec::new(),
         metrics: Vec::new(),
         conversion_variants: Vec::new(),
+        default_variant: None,
     };
     let dim_locs = build_dimensions(&parsed, &mut model, r);
     build_measures(&parsed, &mut model, r);
     build_metrics(&parsed, &mut model, r);
     check_paths(&model, &dim_locs, r);
-    // conversion variants: every table that declares them declares the same list
-    let mut variants: Option<Vec<String>> = None;
+    // conversion variants: every table and conversion metric that declares them declares
+    // the same list and default
+    let mut variants: Option<(Vec<String>, String)> = None;
+    let mut check_variants = |v: Vec<String>, default: String, loc: Loc<'_>, r: &mut Report| {
+        match &variants {
+            None => variants = Some((v, default)),
+            Some(prev) if *prev != (v, default) => loc.report(
+                r,
+                "every conversion_filter and conversion metric of a model lists the same variants, in the same order, with the same default",
+            ),
+            _ => {}
+        }
+    };
     for p in &parsed {
         for t in &p.raw.table {
             if let Some(cf) = &t.get_ref().conversion_filter {
-                let v = cf.get_ref().variants.clone();
-                match &variants {
-                    None => variants = Some(v),
-                    Some(prev) if *prev != v => Loc::of(p, cf).report(
-                        r,
-                        "every conversion_filter of a model lists the same variants",
-                    ),
-                    _ => {}
-                }
+                let c = cf.get_ref();
+                check_variants(c.variants.clone(), c.default.clone(), Loc::of(p, cf), r);
+            }
+        }
+        for m in &p.raw.metric {
+            if let Some(v) = &m.get_ref().variants {
+                let names: Vec<String> = v.get_ref().iter().map(|(n, _)| n.clone()).collect();
+                let default = m
+                    .get_ref()
+                    .default_variant
+                    .as_ref()
+                    .map(|d| d.get_ref().clone())
+                    .or_else(|| names.first().cloned())
+                    .unwrap_or_default();
+                check_variants(names, default, Loc::of(p, v), r);
             }
         }
     }
-    model.conversion_variants = variants.unwrap_or_default();
+    if let Some((v, d)) = variants {
+        model.conversion_variants = v;
+        model.default_variant = Some(d);
+    }
     (r.problems.len() == before).then_some(model)
 }
 
@@ -205,6 +253,7 @@ fn build_tables(
     source: &ModelSource,
     parsed: &[Parsed<'_>],
     namespace: &str,
+    settings: &BTreeMap<String, toml::Value>,
     r: &mut Report,
 ) -> Vec<Table> {
     let mut out: Vec<Table> = Vec::new();
@@ -261,11 +310,29 @@ fn build_tables(
                             ),
                         }
                     }
+                    let mut params = Vec::new();
+                    for text in &s.params {
+                        match Expr::parse(text).and_then(|e| eval_setting(&e, settings)) {
+                            Ok(v) => params.push(v),
+                            Err(e) => {
+                                sloc.report(r, format!("sql table {name:?}: params {text:?}: {e}"))
+                            }
+                        }
+                    }
+                    let n_params = 1 + s.params.len();
+                    for (file, text) in [(&s.postgres, &pg), (&s.sqlite, &lite)] {
+                        if let Some(text) = text
+                            && let Err(e) = check_sql_params(text, n_params)
+                        {
+                            sloc.report(r, format!("SQL file {file:?}: {e}"));
+                        }
+                    }
                     match (pg, lite) {
                         (Some(postgres), Some(sqlite)) => (
                             TableSource::Sql {
                                 postgres: Arc::from(postgres),
                                 sqlite: Arc::from(sqlite),
+                                params,
                             },
                             columns,
                         ),
@@ -320,6 +387,18 @@ fn build_tables(
                 }
             }
             let is_sql = matches!(tsource, TableSource::Sql { .. });
+            let mut as_of_shift = None;
+            if let Some(a) = &t.as_of
+                && let Some(sh) = &a.get_ref().shift
+            {
+                match Shift::parse(sh) {
+                    Some(x) => as_of_shift = Some(x),
+                    None => Loc::of(p, a).report(
+                        r,
+                        format!("table {name:?}: shift {sh:?} is not like \"-1 month\" (back by hours, days, weeks, months, quarters or years)"),
+                    ),
+                }
+            }
             let as_of = match (&t.as_of, is_sql) {
                 (None, true) => AsOf::Sql,
                 (None, false) => {
@@ -383,6 +462,8 @@ fn build_tables(
                 description,
                 columns,
                 conversion_filter,
+                as_of_shift,
+                defined_at: (p.path.to_owned(), line_of(p.text, st.span().start)),
             });
         }
     }
@@ -522,45 +603,121 @@ fn parse_as_of(
     })
 }
 
-/// Reads a SQL file, strips its comments and checks that `$1` is its only parameter.
+/// Reads a SQL file and strips its comments (its parameters are checked by
+/// [`check_sql_params`]).
 fn read_sql(source: &ModelSource, rel: &str, loc: Loc<'_>, r: &mut Report) -> Option<String> {
     match source.read_sql(rel) {
         Err(e) => {
             loc.report(r, e);
             None
         }
-        Ok(text) => {
-            let stripped = strip_sql_comments(&text);
-            let mut ok = true;
-            let bytes = stripped.as_bytes();
-            for (i, b) in bytes.iter().enumerate() {
-                if *b == b'$' {
-                    let digits: String = stripped[i + 1..]
-                        .chars()
-                        .take_while(char::is_ascii_digit)
-                        .collect();
-                    if digits != "1" {
-                        ok = false;
-                    }
+        Ok(text) => Some(strip_sql_comments(&text)),
+    }
+}
+
+/// Checks that a SQL table's text reads `$1` (the as-of instant) and no parameter beyond
+/// `$n` (`$2`… are the table's `params`), outside quotes.
+pub(crate) fn check_sql_params(text: &str, n: usize) -> Result<(), String> {
+    let mut seen_1 = false;
+    let chars: Vec<char> = text.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '\'' || c == '"' {
+            i += 1;
+            while i < chars.len() && chars[i] != c {
+                i += 1;
+            }
+            i += 1;
+            continue;
+        }
+        if c == '$' {
+            let digits: String = chars[i + 1..]
+                .iter()
+                .take_while(|c| c.is_ascii_digit())
+                .collect();
+            match digits.parse::<usize>() {
+                Ok(1) => seen_1 = true,
+                Ok(k) if k >= 2 && k <= n => {}
+                _ => {
+                    return Err(if n == 1 {
+                        format!("its only parameter must be $1 (the as-of instant), not ${digits}")
+                    } else {
+                        format!(
+                            "its parameters are $1 (the as-of instant) and $2..${n} (params), not ${digits}"
+                        )
+                    });
                 }
             }
-            if !ok {
-                loc.report(
-                    r,
-                    format!("SQL file {rel:?}: its only parameter must be $1 (the as-of instant)"),
-                );
-                return None;
-            }
-            if !stripped.contains("$1") {
-                loc.report(
-                    r,
-                    format!("SQL file {rel:?} never reads $1 (the as-of instant)"),
-                );
-                return None;
-            }
-            Some(stripped)
+            i += 1 + digits.len();
+            continue;
         }
+        i += 1;
     }
+    if seen_1 {
+        Ok(())
+    } else {
+        Err("it never reads $1 (the as-of instant)".to_owned())
+    }
+}
+
+/// The value of a SQL table's `params` entry: arithmetic over the model's settings.
+fn eval_setting(e: &Expr, settings: &BTreeMap<String, toml::Value>) -> Result<SqlConst, String> {
+    use super::expr::BinOp;
+    Ok(match e {
+        Expr::Int(n) => SqlConst::Int(*n),
+        Expr::Float(f) => SqlConst::Float(*f),
+        Expr::Str(s) => SqlConst::Text(s.clone()),
+        Expr::Column(c) => match settings.get(c) {
+            Some(toml::Value::Integer(n)) => SqlConst::Int(*n),
+            Some(toml::Value::Float(f)) => SqlConst::Float(*f),
+            Some(toml::Value::String(s)) => SqlConst::Text(s.clone()),
+            Some(other) => {
+                return Err(format!(
+                    "setting {c:?} is a {}, not a number or text",
+                    other.type_str()
+                ));
+            }
+            None => {
+                return Err(format!(
+                    "unknown setting {c:?} (settings go in the model's own section, e.g. [saas])"
+                ));
+            }
+        },
+        Expr::Neg(a) => match eval_setting(a, settings)? {
+            SqlConst::Int(n) => SqlConst::Int(-n),
+            SqlConst::Float(f) => SqlConst::Float(-f),
+            SqlConst::Text(_) => return Err("cannot negate text".to_owned()),
+        },
+        Expr::Binary(op @ (BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div), a, b) => {
+            let (a, b) = (eval_setting(a, settings)?, eval_setting(b, settings)?);
+            match (a, b) {
+                (SqlConst::Int(a), SqlConst::Int(b)) if *op != BinOp::Div => SqlConst::Int(
+                    match op {
+                        BinOp::Add => a.checked_add(b),
+                        BinOp::Sub => a.checked_sub(b),
+                        _ => a.checked_mul(b),
+                    }
+                    .ok_or("integer overflow")?,
+                ),
+                (a, b) => {
+                    let f = |x: SqlConst| match x {
+                        SqlConst::Int(n) => Ok(n as f64),
+                        SqlConst::Float(f) => Ok(f),
+                        SqlConst::Text(_) => Err("arithmetic over text".to_owned()),
+                    };
+                    let (a, b) = (f(a)?, f(b)?);
+                    SqlConst::Float(match op {
+                        BinOp::Add => a + b,
+                        BinOp::Sub => a - b,
+                        BinOp::Mul => a * b,
+                        _ => a / b,
+                    })
+                }
+            }
+        }
+        _ => return Err("params are numbers, 'text', setting names and + - * /".to_owned()),
+    })
 }
 
 /// Removes `-- …` and `/* … */` comments outside string literals and quoted identifiers;
@@ -727,6 +884,13 @@ fn build_dimensions<'a>(
             }
             if model.dimensions.iter().any(|x| x.name == name) {
                 Loc::of(p, &d.name).report(r, format!("dimension {name:?} is defined twice"));
+                continue;
+            }
+            if RESERVED_FIELDS.contains(&name.as_str()) {
+                Loc::of(p, &d.name).report(
+                    r,
+                    format!("{name:?} is a field of every metrics row: choose another name"),
+                );
                 continue;
             }
             let description = d.description.clone().unwrap_or_default();
@@ -983,6 +1147,7 @@ fn parse_window(s: &str) -> Option<i64> {
         return None;
     }
     let secs = match unit.trim_end_matches('s') {
+        "minute" => 60,
         "hour" => 3600,
         "day" => 86_400,
         "week" => 7 * 86_400,
@@ -1021,6 +1186,13 @@ fn build_metrics(parsed: &[Parsed<'_>], model: &mut Model, r: &mut Report) {
                 nloc.report(
                     r,
                     format!("metric {name:?} clashes with the dimension of the same name"),
+                );
+                continue;
+            }
+            if RESERVED_FIELDS.contains(&name.as_str()) {
+                nloc.report(
+                    r,
+                    format!("{name:?} is a field of every metrics row: choose another name"),
                 );
                 continue;
             }
@@ -1137,9 +1309,9 @@ fn build_metrics(parsed: &[Parsed<'_>], model: &mut Model, r: &mut Report) {
                     };
                     if model
                         .measure(&measure)
-                        .is_some_and(|x| !x.agg.is_additive())
+                        .is_some_and(|x| !x.agg.is_additive() && x.agg != Agg::CountDistinct)
                     {
-                        loc.report(r, format!("metric {name:?}: a cumulative metric needs an additive measure (count or sum)"));
+                        loc.report(r, format!("metric {name:?}: a cumulative metric needs a count, sum or count_distinct measure"));
                         continue;
                     }
                     let Some(td) = &m.time_dimension else {
@@ -1179,9 +1351,131 @@ fn build_metrics(parsed: &[Parsed<'_>], model: &mut Model, r: &mut Report) {
                         window_seconds,
                     }
                 }
+                "conversion" => match build_conversion(p, m, &name, loc, model, r) {
+                    Some(c) => MetricKind::Conversion(Box::new(c)),
+                    None => continue,
+                },
+                "retention" | "period_average" => {
+                    let Some(measure) = measure_ref(r) else {
+                        continue;
+                    };
+                    let ms = model.measure(&measure);
+                    let Some(td) = &m.time_dimension else {
+                        loc.report(
+                            r,
+                            format!("metric {name:?} ({kind_name}) needs `time_dimension`"),
+                        );
+                        continue;
+                    };
+                    match model.dimension(td.get_ref()) {
+                        Some(d) if d.dim_type == DimType::Time => {}
+                        _ => {
+                            Loc::of(p, td).report(
+                                r,
+                                format!(
+                                    "metric {name:?}: {:?} is not a time dimension",
+                                    td.get_ref()
+                                ),
+                            );
+                            continue;
+                        }
+                    }
+                    let time_dimension = td.get_ref().clone();
+                    if kind_name == "retention" {
+                        let Some(ms) =
+                            ms.filter(|x| x.agg == Agg::CountDistinct && x.expr.is_some())
+                        else {
+                            loc.report(r, format!("metric {name:?}: retention needs a count_distinct measure (its expression is the entity)"));
+                            continue;
+                        };
+                        let _ = ms;
+                        let Some(ev) = &m.retention else {
+                            loc.report(r, format!("metric {name:?} (retention) needs `retention` (churned, retained, resurrected, new or active)"));
+                            continue;
+                        };
+                        let Some(event) = RetentionEvent::parse(ev.get_ref()) else {
+                            Loc::of(p, ev).report(r, format!("metric {name:?}: unknown retention {:?} (churned, retained, resurrected, new, active)", ev.get_ref()));
+                            continue;
+                        };
+                        let rate = match m.calculation.as_ref().map(|c| c.get_ref().as_str()) {
+                            None | Some("count") => false,
+                            Some("rate") => true,
+                            Some(other) => {
+                                loc.report(
+                                    r,
+                                    format!(
+                                        "metric {name:?}: calculation {other:?} is count or rate"
+                                    ),
+                                );
+                                continue;
+                            }
+                        };
+                        if rate == (unit == Unit::Count) {
+                            loc.report(
+                                r,
+                                format!(
+                                    "metric {name:?}: a retention {} has the unit {}",
+                                    if rate { "rate" } else { "count" },
+                                    if rate { "percent or ratio" } else { "count" }
+                                ),
+                            );
+                            continue;
+                        }
+                        MetricKind::Retention {
+                            measure,
+                            time_dimension,
+                            event,
+                            rate,
+                        }
+                    } else {
+                        if ms.is_some_and(|x| {
+                            !matches!(x.agg, Agg::Count | Agg::CountDistinct | Agg::Sum)
+                        }) {
+                            loc.report(r, format!("metric {name:?}: period_average needs a count, count_distinct or sum measure"));
+                            continue;
+                        }
+                        let per = match m.per.as_ref().map(|x| (x, Granularity::parse(x.get_ref())))
+                        {
+                            Some((_, Some(g @ (Granularity::Hour | Granularity::Day)))) => g,
+                            Some((x, _)) => {
+                                Loc::of(p, x).report(
+                                    r,
+                                    format!(
+                                        "metric {name:?}: per {:?} is hour or day",
+                                        x.get_ref()
+                                    ),
+                                );
+                                continue;
+                            }
+                            None => {
+                                loc.report(
+                                    r,
+                                    format!(
+                                        "metric {name:?} (period_average) needs `per` (hour or day)"
+                                    ),
+                                );
+                                continue;
+                            }
+                        };
+                        if unit == Unit::Count {
+                            loc.report(
+                                r,
+                                format!(
+                                    "metric {name:?}: an average is not a count (use unit number)"
+                                ),
+                            );
+                            continue;
+                        }
+                        MetricKind::PeriodAverage {
+                            measure,
+                            time_dimension,
+                            per,
+                        }
+                    }
+                }
                 other => {
                     let kloc = m.kind.as_ref().map(|k| Loc::of(p, k)).unwrap_or(loc);
-                    kloc.report(r, format!("metric {name:?}: unknown kind {other:?} (simple, ratio, derived, cumulative)"));
+                    kloc.report(r, format!("metric {name:?}: unknown kind {other:?} (simple, ratio, derived, cumulative, conversion, retention, period_average)"));
                     continue;
                 }
             };
@@ -1246,6 +1540,190 @@ fn build_metrics(parsed: &[Parsed<'_>], model: &mut Model, r: &mut Report) {
             );
         }
     }
+}
+
+/// The parts of a `kind = "conversion"` metric.
+fn build_conversion(
+    p: &Parsed<'_>,
+    m: &super::file::RawMetric,
+    name: &str,
+    loc: Loc<'_>,
+    model: &Model,
+    r: &mut Report,
+) -> Option<Conversion> {
+    let before = r.problems.len();
+    let measure = |field: &Option<Spanned<String>>, what: &str, r: &mut Report| {
+        let Some(x) = field else {
+            loc.report(
+                r,
+                format!("metric {name:?} (conversion) needs `{what}` (a measure)"),
+            );
+            return None;
+        };
+        match model.measure(x.get_ref()) {
+            Some(ms) => Some(ms.clone()),
+            None => {
+                Loc::of(p, x).report(
+                    r,
+                    format!(
+                        "metric {name:?}: unknown measure {:?} as {what}",
+                        x.get_ref()
+                    ),
+                );
+                None
+            }
+        }
+    };
+    let base = measure(&m.base, "base", r)?;
+    let conv = measure(&m.conversion, "conversion", r)?;
+    let base_t = model.table(&base.table)?;
+    let conv_t = model.table(&conv.table)?;
+    if !matches!(base.agg, Agg::Count | Agg::CountDistinct | Agg::Sum) {
+        loc.report(
+            r,
+            format!("metric {name:?}: the base measure is a count, count_distinct or sum"),
+        );
+    }
+    let on = match &m.on {
+        Some(on) if !on.get_ref().is_empty() => {
+            for (a, b) in on.get_ref() {
+                if base_t.column_type(a).is_none() {
+                    Loc::of(p, on).report(
+                        r,
+                        format!(
+                            "metric {name:?}: on: {a:?} is not a column of {:?}",
+                            base_t.name
+                        ),
+                    );
+                }
+                if conv_t.column_type(b).is_none() {
+                    Loc::of(p, on).report(
+                        r,
+                        format!(
+                            "metric {name:?}: on: {b:?} is not a column of {:?}",
+                            conv_t.name
+                        ),
+                    );
+                }
+            }
+            on.get_ref().clone()
+        }
+        _ => {
+            loc.report(r, format!("metric {name:?} (conversion) needs `on = [[\"base column\", \"conversion column\"]]` (the entity)"));
+            return None;
+        }
+    };
+    let window = match &m.window {
+        None => None,
+        Some(w) if w.get_ref() == "none" => None,
+        Some(w) => {
+            let Some(seconds) = parse_window(w.get_ref()) else {
+                Loc::of(p, w).report(r, format!("metric {name:?}: window {:?} is not like \"7 days\" (minutes, hours, days, weeks) or \"none\"", w.get_ref()));
+                return None;
+            };
+            let Some(times) = &m.times else {
+                loc.report(r, format!("metric {name:?}: a conversion window needs `times = [\"base time column\", \"conversion time column\"]`"));
+                return None;
+            };
+            let (bt, ct) = times.get_ref().clone();
+            if base_t.column_type(&bt) != Some(ColType::Time)
+                || conv_t.column_type(&ct) != Some(ColType::Time)
+            {
+                Loc::of(p, times).report(
+                    r,
+                    format!(
+                        "metric {name:?}: times are instant columns of {:?} and {:?}",
+                        base_t.name, conv_t.name
+                    ),
+                );
+            }
+            if base.agg != Agg::CountDistinct {
+                loc.report(
+                    r,
+                    format!(
+                        "metric {name:?}: a conversion window needs a count_distinct base measure"
+                    ),
+                );
+            }
+            Some(ConversionWindow {
+                seconds,
+                base_time: bt,
+                conversion_time: ct,
+            })
+        }
+    };
+    let mut variants = Vec::new();
+    if let Some(v) = &m.variants {
+        let vloc = Loc::of(p, v);
+        let cols = col_types(conv_t);
+        for (vname, cond) in v.get_ref() {
+            let ok = vname
+                .chars()
+                .next()
+                .is_some_and(|ch| ch.is_ascii_uppercase())
+                && vname
+                    .chars()
+                    .all(|ch| ch.is_ascii_uppercase() || ch.is_ascii_digit() || ch == '_');
+            if !ok {
+                vloc.report(
+                    r,
+                    format!("conversion variant {vname:?} is not SHOUTY_SNAKE"),
+                );
+            }
+            match Expr::parse(cond) {
+                Ok(e) => match e.infer(&cols) {
+                    Ok(ExprType::Bool) => variants.push((vname.clone(), e)),
+                    Ok(t) => vloc.report(
+                        r,
+                        format!("metric {name:?}: variant {vname}: a {t:?}, not a condition"),
+                    ),
+                    Err(err) => vloc.report(
+                        r,
+                        format!(
+                            "metric {name:?}: variant {vname} on table {:?}: {err}",
+                            conv_t.name
+                        ),
+                    ),
+                },
+                Err(err) => vloc.report(r, format!("metric {name:?}: variant {vname}: {err}")),
+            }
+        }
+        if let Some(d) = &m.default_variant
+            && !v.get_ref().iter().any(|(n, _)| n == d.get_ref())
+        {
+            Loc::of(p, d).report(
+                r,
+                format!(
+                    "metric {name:?}: default_variant {:?} is not one of the variants",
+                    d.get_ref()
+                ),
+            );
+        }
+    } else if m.default_variant.is_some() {
+        loc.report(
+            r,
+            format!("metric {name:?}: default_variant without variants"),
+        );
+    }
+    let calculation = match m.calculation.as_ref().map(|c| c.get_ref().as_str()) {
+        None | Some("rate") => ConversionCalc::Rate,
+        Some("conversions") => ConversionCalc::Conversions,
+        Some(other) => {
+            loc.report(
+                r,
+                format!("metric {name:?}: calculation {other:?} is rate or conversions"),
+            );
+            return None;
+        }
+    };
+    (r.problems.len() == before).then(|| Conversion {
+        base: base.name.clone(),
+        conversion: conv.name.clone(),
+        on,
+        window,
+        variants,
+        calculation,
+    })
 }
 
 /// Every measure table must reach every dimension table along at most one join path.

@@ -15,7 +15,8 @@ pub trait Dialect: Sync + Send {
     /// Whether `percentile_cont(0.5) WITHIN GROUP (ORDER BY x)` exists.
     fn percentile_cont(&self) -> bool;
 
-    /// Whether time buckets can be computed in a zone other than UTC.
+    /// Whether time buckets in a zone other than UTC are computed natively (`AT TIME ZONE`);
+    /// otherwise from the `tally_tz_offsets` table (filled for the zone before the query).
     fn time_zones(&self) -> bool;
 
     /// Equality that holds for two NULLs.
@@ -118,7 +119,7 @@ pub trait Dialect: Sync + Send {
 
     /// The start of `x`'s bucket as text: RFC 3339 UTC (`…Z`) for instants and dates, a
     /// local `YYYY-MM-DDTHH:MM:SS` for local times. `tz`: bucket instants in the request's
-    /// time zone (bound as [`Param::TimeZone`]).
+    /// time zone (bound as [`Param::TimeZone`]), written as local wall-clock text too.
     fn time_bucket(&self, x: Sql, st: TimeStorage, g: Granularity, tz: bool) -> Sql {
         let unit = g.as_str();
         let (inner, fmt) = match st {
@@ -127,10 +128,8 @@ pub trait Dialect: Sync + Send {
                 s.append(x);
                 s.push(" AT TIME ZONE ");
                 s.param(Param::TimeZone);
-                s.push(") AT TIME ZONE ");
-                s.param(Param::TimeZone);
-                s.push(" AT TIME ZONE 'UTC'");
-                (s, "YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"")
+                s.push(")");
+                (s, "YYYY-MM-DD\"T\"HH24:MI:SS")
             }
             TimeStorage::Instant => (
                 Sql::wrap(&format!("date_trunc('{unit}', "), x, " AT TIME ZONE 'UTC')"),
@@ -148,6 +147,37 @@ pub trait Dialect: Sync + Send {
         Sql::wrap("to_char(", inner, &format!(", '{fmt}')"))
     }
 
+    /// The start of the period `n` periods (of `g`) after the bucket text `x`, written as
+    /// the bucket is (`z`: with a trailing `Z`).
+    fn bucket_add(&self, x: Sql, g: Granularity, n: i64, z: bool) -> Sql {
+        let (k, unit) = period_step(g, n);
+        let fmt = if z {
+            "YYYY-MM-DD\"T\"HH24:MI:SS\"Z\""
+        } else {
+            "YYYY-MM-DD\"T\"HH24:MI:SS"
+        };
+        Sql::wrap(
+            "to_char(CAST(",
+            x,
+            &format!(" AS TIMESTAMP) + INTERVAL '{k} {unit}', '{fmt}')"),
+        )
+    }
+
+    /// `floor(x / by)` for a number of seconds `x` (an integer on every backend).
+    fn div_floor(&self, x: Sql, by: i64) -> Sql {
+        Sql::wrap("CAST(floor(", x, &format!(" / {by}) AS BIGINT)"))
+    }
+
+    /// The greater of two values.
+    fn greatest(&self, a: Sql, b: Sql) -> Sql {
+        let mut s = Sql::raw("GREATEST(");
+        s.append(a);
+        s.push(", ");
+        s.append(b);
+        s.push(")");
+        s
+    }
+
     /// Seconds since 1970 of a bucket's text (as returned by [`Dialect::time_bucket`]).
     fn bucket_epoch(&self, x: Sql) -> Sql {
         Sql::wrap(
@@ -156,6 +186,34 @@ pub trait Dialect: Sync + Send {
             " AS TIMESTAMP)) AS BIGINT)",
         )
     }
+}
+
+/// `n` periods of `g` as an amount and a unit both backends understand (`3 months`).
+fn period_step(g: Granularity, n: i64) -> (i64, &'static str) {
+    match g {
+        Granularity::Hour => (n, "hours"),
+        Granularity::Day => (n, "days"),
+        Granularity::Week => (7 * n, "days"),
+        Granularity::Month => (n, "months"),
+        Granularity::Quarter => (3 * n, "months"),
+        Granularity::Year => (n, "years"),
+    }
+}
+
+/// SQLite: the local wall-clock text (`YYYY-MM-DDTHH:MM:SS`) of the instant `x` in the
+/// request's zone, from the offset in force at `x` in `tally_tz_offsets`.
+fn sqlite_local(x: Sql) -> Sql {
+    let mut s = Sql::raw("strftime('%Y-%m-%dT%H:%M:%S', ");
+    s.append(x.clone());
+    s.push(&format!(
+        ", (SELECT \"tally_o\".\"offset_seconds\" || ' seconds' FROM {} AS \"tally_o\" WHERE \"tally_o\".\"zone\" = ",
+        crate::tz::qualified_table(crate::db::Backend::Sqlite)
+    ));
+    s.param(Param::TimeZone);
+    s.push(" AND \"tally_o\".\"valid_from\" <= ");
+    s.append(x);
+    s.push(" ORDER BY \"tally_o\".\"valid_from\" DESC LIMIT 1))");
+    s
 }
 
 /// PostgreSQL (and compatible engines).
@@ -243,7 +301,30 @@ impl Dialect for Sqlite {
         s.push("))");
         s
     }
-    fn time_bucket(&self, x: Sql, st: TimeStorage, g: Granularity, _tz: bool) -> Sql {
+    fn bucket_add(&self, x: Sql, g: Granularity, n: i64, z: bool) -> Sql {
+        let (k, unit) = period_step(g, n);
+        let z = if z { "Z" } else { "" };
+        Sql::wrap(
+            &format!("strftime('%Y-%m-%dT%H:%M:%S{z}', "),
+            x,
+            &format!(", '{k:+} {unit}')"),
+        )
+    }
+    fn div_floor(&self, x: Sql, by: i64) -> Sql {
+        Sql::wrap("(CAST(", x, &format!(" AS INTEGER) / {by})"))
+    }
+    fn greatest(&self, a: Sql, b: Sql) -> Sql {
+        let mut s = Sql::raw("MAX(");
+        s.append(a);
+        s.push(", ");
+        s.append(b);
+        s.push(")");
+        s
+    }
+    fn time_bucket(&self, x: Sql, st: TimeStorage, g: Granularity, tz: bool) -> Sql {
+        if tz && st == TimeStorage::Instant {
+            return self.time_bucket(sqlite_local(x), TimeStorage::Local, g, false);
+        }
         let z = if st == TimeStorage::Local { "" } else { "Z" };
         let strftime = |fmt: &str, x: Sql| Sql::wrap(&format!("strftime('{fmt}{z}', "), x, ")");
         match g {

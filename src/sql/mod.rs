@@ -13,11 +13,14 @@ pub use dialect::{Dialect, Postgres, Sqlite};
 use chrono::{DateTime, Utc};
 use sea_orm::Value;
 
-use crate::plan::{AggregateNode, OutType, OutputValue, Plan};
+use crate::plan::{
+    AggregateNode, OutType, OutputValue, Plan, PlannedJoin, SpecialKind, SpecialNode,
+};
 use crate::query::{Filter, FilterOp, QuerySpec, ReqValue};
 use crate::semantic::expr::{BinOp, Func};
 use crate::semantic::{
-    Agg, AsOf, DimType, Expr, ExprType, MetricKind, Model, Table, TableSource, TimeStorage,
+    Agg, AsOf, ConversionCalc, DimType, Expr, ExprType, Granularity, MetricKind, Model,
+    RetentionEvent, Shift, SqlConst, Table, TableSource, TimeStorage,
 };
 
 /// Where a parameter marker sits in [`Sql::text`].
@@ -26,12 +29,15 @@ const MARK: char = '\u{1}';
 /// A parameter of a rendered statement, resolved against the request when it runs.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Param {
-    /// The as-of instant.
-    AsOf,
+    /// The as-of instant (moved back by the shift of a shifted table).
+    AsOf(Option<Shift>),
     /// The as-of instant as partition text `YYYY-MM-DD HH:MM:SS` (UTC).
-    AsOfPartitionTs,
+    AsOfPartitionTs(Option<Shift>),
     /// The as-of instant's UTC date.
-    AsOfDate,
+    AsOfDate(Option<Shift>),
+    /// The as-of instant written as time buckets are (whole seconds), to compare with the end
+    /// of a bucket.
+    AsOfText(AsOfText),
     /// A constant (a literal of a model file).
     Value(Value),
     /// A request value, bound as the compared dimension is stored.
@@ -44,6 +50,17 @@ pub enum Param {
     Offset,
     /// The request's conversion variant, or this default.
     ConversionFilter(String),
+}
+
+/// How [`Param::AsOfText`] writes the as-of instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AsOfText {
+    /// `YYYY-MM-DDTHH:MM:SSZ` (UTC), as buckets of instants and dates are written.
+    Utc,
+    /// `YYYY-MM-DDTHH:MM:SS` (UTC wall clock), as buckets of local-time columns are written.
+    UtcDigits,
+    /// `YYYY-MM-DDTHH:MM:SS` in the request's time zone, as buckets with `timezone` are.
+    Zone,
 }
 
 /// How a request value is bound.
@@ -131,11 +148,29 @@ impl Rendered {
 
 fn bind_one(p: &Param, spec: &QuerySpec) -> Value {
     match p {
-        Param::AsOf => Value::ChronoDateTimeUtc(Some(spec.as_of)),
-        Param::AsOfPartitionTs => {
-            Value::String(Some(spec.as_of.format("%Y-%m-%d %H:%M:%S").to_string()))
-        }
-        Param::AsOfDate => Value::ChronoDate(Some(spec.as_of.date_naive())),
+        Param::AsOf(shift) => Value::ChronoDateTimeUtc(Some(shifted(spec, *shift))),
+        Param::AsOfPartitionTs(shift) => Value::String(Some(
+            shifted(spec, *shift)
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string(),
+        )),
+        Param::AsOfDate(shift) => Value::ChronoDate(Some(shifted(spec, *shift).date_naive())),
+        Param::AsOfText(how) => Value::String(Some(match how {
+            AsOfText::Utc => spec.as_of.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            AsOfText::UtcDigits => spec.as_of.format("%Y-%m-%dT%H:%M:%S").to_string(),
+            AsOfText::Zone => match spec
+                .timezone
+                .as_deref()
+                .and_then(|z| z.parse::<chrono_tz::Tz>().ok())
+            {
+                Some(tz) => spec
+                    .as_of
+                    .with_timezone(&tz)
+                    .format("%Y-%m-%dT%H:%M:%S")
+                    .to_string(),
+                None => spec.as_of.format("%Y-%m-%dT%H:%M:%S").to_string(),
+            },
+        })),
         Param::Value(v) => v.clone(),
         Param::Request(i, how) => match spec.values.get(*i) {
             None => Value::String(None),
@@ -162,6 +197,13 @@ fn bind_one(p: &Param, spec: &QuerySpec) -> Value {
                 .clone()
                 .unwrap_or_else(|| default.clone()),
         )),
+    }
+}
+
+fn shifted(spec: &QuerySpec, shift: Option<Shift>) -> DateTime<Utc> {
+    match shift {
+        Some(s) => s.apply(spec.as_of),
+        None => spec.as_of,
     }
 }
 
@@ -253,17 +295,20 @@ impl Renderer<'_> {
                 ));
             }
         }
-        let multi = self.plan.aggregates.len() > 1;
-        if multi && !self.plan.slots.is_empty() {
+        for n in &self.plan.specials {
+            self.special_ctes(n, &mut ctes);
+        }
+        let sources = self.sources();
+        if sources.len() > 1 && !self.plan.slots.is_empty() {
             let mut keys = Sql::default();
-            for (i, a) in self.plan.aggregates.iter().enumerate() {
+            for (i, cte) in sources.iter().enumerate() {
                 if i > 0 {
                     keys.push("\n  UNION\n  ");
                 }
                 keys.push("SELECT ");
                 keys.push(&self.slot_list(None));
                 keys.push(" FROM ");
-                keys.push(&quote(&a.agg_cte));
+                keys.push(&quote(cte));
             }
             ctes.push((
                 "keys".to_owned(),
@@ -294,14 +339,18 @@ impl Renderer<'_> {
             TableSource::Physical(p) => {
                 Sql::raw(&format!("{}.{}", quote(&self.model.namespace), quote(p)))
             }
-            TableSource::Sql { postgres, sqlite } => {
+            TableSource::Sql {
+                postgres,
+                sqlite,
+                params,
+            } => {
                 let text = if self.d.name() == "postgres" {
                     postgres
                 } else {
                     sqlite
                 };
                 let mut s = Sql::raw("(\n");
-                s.append(sql_file(text));
+                s.append(sql_file(text, params, t.as_of_shift));
                 s.push("\n  )");
                 s
             }
@@ -318,29 +367,30 @@ impl Renderer<'_> {
             s
         };
         let mut ranked: Option<(Vec<String>, String)> = None;
+        let sh = t.as_of_shift;
         match &t.as_of {
-            AsOf::Event { time } => conds.push(le(time, Param::AsOf)),
+            AsOf::Event { time } => conds.push(le(time, Param::AsOf(sh))),
             AsOf::PartitionTs { ts, time, key } => {
-                conds.push(le(ts, Param::AsOfPartitionTs));
+                conds.push(le(ts, Param::AsOfPartitionTs(sh)));
                 if let Some(time) = time {
-                    conds.push(le(time, Param::AsOf));
+                    conds.push(le(time, Param::AsOf(sh)));
                 }
                 if !key.is_empty() {
                     ranked = Some((key.clone(), ts.clone()));
                 }
             }
             AsOf::PartitionDs { ds, time } => {
-                conds.push(le(ds, Param::AsOfDate));
+                conds.push(le(ds, Param::AsOfDate(sh)));
                 if let Some(time) = time {
-                    conds.push(le(time, Param::AsOf));
+                    conds.push(le(time, Param::AsOf(sh)));
                 }
             }
             AsOf::Record { time, created } => {
-                conds.push(le(time, Param::AsOf));
-                conds.push(le(created, Param::AsOf));
+                conds.push(le(time, Param::AsOf(sh)));
+                conds.push(le(created, Param::AsOf(sh)));
             }
             AsOf::Type2 { key, updated } => {
-                conds.push(le(updated, Param::AsOf));
+                conds.push(le(updated, Param::AsOf(sh)));
                 ranked = Some((key.clone(), updated.clone()));
             }
             AsOf::Static | AsOf::Sql => {}
@@ -396,45 +446,74 @@ impl Renderer<'_> {
             .join(", ")
     }
 
-    fn rows(&self, a: &AggregateNode) -> Sql {
+    /// Whether bucket texts of slot `i` end in `Z` (instants and dates in UTC), rather than
+    /// being local wall-clock text (local-time columns, or instants with `timezone`).
+    fn slot_z(&self, i: usize) -> bool {
+        let Some(dim) = self
+            .plan
+            .slots
+            .get(i)
+            .and_then(|s| self.model.dimension(&s.dimension))
+        else {
+            return true;
+        };
+        match dim.time_storage {
+            TimeStorage::Local => false,
+            TimeStorage::Instant => self.spec.timezone.is_none(),
+            TimeStorage::Date => true,
+        }
+    }
+
+    /// `asOf` written like the bucket texts of slot `i`.
+    fn slot_as_of(&self, i: usize) -> Param {
+        let local = self
+            .plan
+            .slots
+            .get(i)
+            .and_then(|s| self.model.dimension(&s.dimension))
+            .is_some_and(|d| d.time_storage == TimeStorage::Local);
+        Param::AsOfText(if local {
+            AsOfText::UtcDigits
+        } else if self.slot_z(i) {
+            AsOfText::Utc
+        } else {
+            AsOfText::Zone
+        })
+    }
+
+    /// The value of slot `i` for a row of its dimension's table: the dimension's expression,
+    /// bucketed (at `grain`, else the slot's granularity) for time dimensions.
+    fn slot_value(&self, i: usize, grain: Option<Granularity>) -> Option<Sql> {
+        let slot = self.plan.slots.get(i)?;
+        let dim = self.model.dimension(&slot.dimension)?;
+        let e = self.expr(&dim.expr, &dim.table);
+        Some(match grain.or(slot.granularity) {
+            Some(g) if dim.dim_type == DimType::Time => {
+                let tz = self.spec.timezone.is_some() && dim.time_storage == TimeStorage::Instant;
+                self.d.time_bucket(e, dim.time_storage, g, tz)
+            }
+            _ => e,
+        })
+    }
+
+    /// `SELECT d0.., items FROM asof_<table> AS <table> LEFT JOIN … [extra_join] WHERE conds`.
+    fn rows_from(
+        &self,
+        table: &str,
+        joins: &[PlannedJoin],
+        extra: Vec<(Sql, &str)>,
+        extra_join: Option<Sql>,
+        conds: Vec<Sql>,
+    ) -> Sql {
         let mut s = Sql::raw("SELECT ");
         let mut items: Vec<Sql> = Vec::new();
-        for (i, slot) in self.plan.slots.iter().enumerate() {
-            let Some(dim) = self.model.dimension(&slot.dimension) else {
-                continue;
-            };
-            let e = self.expr(&dim.expr, &dim.table);
-            let v = match slot.granularity {
-                Some(g) if dim.dim_type == DimType::Time => {
-                    let tz = self.spec.timezone.is_some()
-                        && self.d.time_zones()
-                        && dim.time_storage == TimeStorage::Instant;
-                    self.d.time_bucket(e, dim.time_storage, g, tz)
-                }
-                _ => e,
-            };
-            items.push(Sql::wrap("", v, &format!(" AS \"d{i}\"")));
+        for i in 0..self.plan.slots.len() {
+            if let Some(v) = self.slot_value(i, None) {
+                items.push(Sql::wrap("", v, &format!(" AS \"d{i}\"")));
+            }
         }
-        for (i, m) in a.measures.iter().enumerate() {
-            let Some(ms) = self.model.measure(m) else {
-                continue;
-            };
-            let value = match &ms.expr {
-                Some(e) => self.expr(e, &ms.table),
-                None => Sql::raw("1"),
-            };
-            let value = match &ms.filter {
-                Some(f) => {
-                    let mut s = Sql::raw("CASE WHEN ");
-                    s.append(self.expr(f, &ms.table));
-                    s.push(" THEN ");
-                    s.append(value);
-                    s.push(" END");
-                    s
-                }
-                None => value,
-            };
-            items.push(Sql::wrap("", value, &format!(" AS \"v{i}\"")));
+        for (v, name) in extra {
+            items.push(Sql::wrap("", v, &format!(" AS {}", quote(name))));
         }
         for (i, it) in items.into_iter().enumerate() {
             if i > 0 {
@@ -444,10 +523,10 @@ impl Renderer<'_> {
         }
         s.push(&format!(
             "\n  FROM {} AS {}",
-            quote(&format!("asof_{}", a.table)),
-            quote(&a.table)
+            quote(&format!("asof_{table}")),
+            quote(table)
         ));
-        for j in &a.joins {
+        for j in joins {
             let Some(join) = self.model.joins.get(j.step.join) else {
                 continue;
             };
@@ -472,11 +551,48 @@ impl Renderer<'_> {
                 .collect();
             s.push(&conds.join(" AND "));
         }
-        if let Some(f) = &self.spec.filter {
-            s.push("\n  WHERE ");
-            s.append(self.filter(f));
+        if let Some(j) = extra_join {
+            s.push("\n  ");
+            s.append(j);
+        }
+        for (i, c) in conds.into_iter().enumerate() {
+            s.push(if i == 0 { "\n  WHERE " } else { " AND " });
+            s.append(c);
         }
         s
+    }
+
+    /// A measure's input for one row: its expression (1 for `COUNT(*)`), and `NULL` when its
+    /// filter does not hold.
+    fn measure_input(&self, m: &crate::semantic::Measure, with_filter: bool) -> Sql {
+        let value = match &m.expr {
+            Some(e) => self.expr(e, &m.table),
+            None => Sql::raw("1"),
+        };
+        match &m.filter {
+            Some(f) if with_filter => {
+                let mut s = Sql::raw("CASE WHEN ");
+                s.append(self.expr(f, &m.table));
+                s.push(" THEN ");
+                s.append(value);
+                s.push(" END");
+                s
+            }
+            _ => value,
+        }
+    }
+
+    fn rows(&self, a: &AggregateNode) -> Sql {
+        let mut extra = Vec::new();
+        let names: Vec<String> = (0..a.measures.len()).map(|i| format!("v{i}")).collect();
+        for (i, m) in a.measures.iter().enumerate() {
+            let Some(ms) = self.model.measure(m) else {
+                continue;
+            };
+            extra.push((self.measure_input(ms, true), names[i].as_str()));
+        }
+        let conds = self.spec.filter.iter().map(|f| self.filter(f)).collect();
+        self.rows_from(&a.table, &a.joins, extra, None, conds)
     }
 
     fn aggregate(&self, a: &AggregateNode) -> Sql {
@@ -556,17 +672,384 @@ impl Renderer<'_> {
         Sql::raw("NULL")
     }
 
-    fn slot_ref(&self, i: usize) -> Sql {
-        let base = if self.plan.aggregates.len() > 1 && !self.plan.slots.is_empty() {
+    /// The CTEs the final SELECT joins on the slot values: the per-table aggregates, then
+    /// the special nodes.
+    fn sources(&self) -> Vec<String> {
+        self.plan
+            .aggregates
+            .iter()
+            .map(|a| a.agg_cte.clone())
+            .chain(self.plan.specials.iter().map(|n| n.cte.clone()))
+            .collect()
+    }
+
+    /// The CTE the final SELECT starts from (`keys` when several sources have slots).
+    fn base(&self) -> String {
+        let sources = self.sources();
+        if sources.len() > 1 && !self.plan.slots.is_empty() {
             "keys".to_owned()
         } else {
-            self.plan
-                .aggregates
-                .first()
-                .map(|a| a.agg_cte.clone())
-                .unwrap_or_default()
+            sources.into_iter().next().unwrap_or_default()
+        }
+    }
+
+    fn slot_ref(&self, i: usize) -> Sql {
+        Sql::raw(&format!("{}.\"d{i}\"", quote(&self.base())))
+    }
+
+    /// The one slot of a time dimension (checked by the query).
+    fn time_slot(&self, dimension: &str) -> (usize, Granularity) {
+        self.plan
+            .slots
+            .iter()
+            .enumerate()
+            .find(|(_, s)| s.dimension == dimension)
+            .map(|(i, s)| (i, s.granularity.unwrap_or(Granularity::Day)))
+            .unwrap_or((0, Granularity::Day))
+    }
+
+    /// `bucket + n periods <= asOf` for slot `i` (bucket texts compare in time order).
+    fn ended(&self, i: usize, g: Granularity, n: i64) -> Sql {
+        let mut s = self.d.bucket_add(self.slot_ref(i), g, n, self.slot_z(i));
+        s.push(" <= ");
+        s.param(self.slot_as_of(i));
+        s
+    }
+
+    fn special_col(n: &str, col: &str) -> Sql {
+        Sql::raw(&format!("{}.{}", quote(n), quote(col)))
+    }
+
+    /// The CTEs of a special node (the last one is `n.cte`).
+    fn special_ctes(&self, n: &SpecialNode, out: &mut Vec<(String, String, Sql)>) {
+        let group = |from: &str, aggs: &str| -> Sql {
+            let slots = self.slot_list(None);
+            let mut s = Sql::raw("SELECT ");
+            if !slots.is_empty() {
+                s.push(&slots);
+                s.push(", ");
+            }
+            s.push(aggs);
+            s.push(&format!("\n  FROM {}", quote(from)));
+            if !slots.is_empty() {
+                s.push(&format!("\n  GROUP BY {slots}"));
+            }
+            s
         };
-        Sql::raw(&format!("{}.\"d{i}\"", quote(&base)))
+        let request_filter: Vec<Sql> = self.spec.filter.iter().map(|f| self.filter(f)).collect();
+        match &n.kind {
+            SpecialKind::Conversion { metric } => {
+                let Some(MetricKind::Conversion(c)) = self.model.metric(metric).map(|m| &m.kind)
+                else {
+                    return;
+                };
+                let (Some(base), Some(conv)) = (
+                    self.model.measure(&c.base),
+                    self.model.measure(&c.conversion),
+                ) else {
+                    return;
+                };
+                // the conversion events: distinct values of the matched columns (and times)
+                let hits_cte = format!("{}_hits", n.cte);
+                let mut hits = Sql::raw("SELECT DISTINCT ");
+                let mut cols: Vec<String> =
+                    c.on.iter()
+                        .enumerate()
+                        .map(|(k, (_, cc))| format!("\"tally_c\".{} AS \"k{k}\"", quote(cc)))
+                        .collect();
+                if let Some(w) = &c.window {
+                    cols.push(format!(
+                        "\"tally_c\".{} AS \"t\"",
+                        quote(&w.conversion_time)
+                    ));
+                }
+                hits.push(&cols.join(", "));
+                hits.push(&format!(
+                    "\n  FROM {} AS \"tally_c\"",
+                    quote(&format!("asof_{}", conv.table))
+                ));
+                let mut conds: Vec<Sql> = Vec::new();
+                if let Some(f) = &conv.filter {
+                    conds.push(self.expr_at(f, &conv.table, "tally_c"));
+                }
+                let variant = self
+                    .spec
+                    .conversion_filter
+                    .clone()
+                    .or_else(|| self.model.default_variant.clone());
+                if let Some((_, e)) = c.variants.iter().find(|(v, _)| Some(v) == variant.as_ref()) {
+                    conds.push(self.expr_at(e, &conv.table, "tally_c"));
+                }
+                for (i, cnd) in conds.into_iter().enumerate() {
+                    hits.push(if i == 0 { "\n  WHERE " } else { " AND " });
+                    hits.append(cnd);
+                }
+                out.push((
+                    hits_cte.clone(),
+                    format!(
+                        "conversion events of {metric}: {} rows{}",
+                        conv.table,
+                        variant
+                            .as_ref()
+                            .filter(|_| !c.variants.is_empty())
+                            .map(|v| format!(" of variant {v}"))
+                            .unwrap_or_default()
+                    ),
+                    hits,
+                ));
+                // the base events, each marked when a conversion event matches
+                let mut join = Sql::raw(&format!(
+                    "LEFT JOIN {} AS \"tally_h\" ON ",
+                    quote(&hits_cte)
+                ));
+                let on: Vec<String> =
+                    c.on.iter()
+                        .enumerate()
+                        .map(|(k, (bc, _))| {
+                            format!(
+                                "\"tally_h\".\"k{k}\" = {}.{}",
+                                quote(&base.table),
+                                quote(bc)
+                            )
+                        })
+                        .collect();
+                join.push(&on.join(" AND "));
+                if let Some(w) = &c.window {
+                    let secs = self.d.seconds_between(
+                        col(&base.table, &w.base_time),
+                        Sql::raw("\"tally_h\".\"t\""),
+                        TimeStorage::Instant,
+                    );
+                    join.push(" AND ");
+                    join.append(secs.clone());
+                    join.push(" >= 0 AND ");
+                    join.append(secs);
+                    join.push(" <= ");
+                    join.param(Param::Value(Value::BigInt(Some(w.seconds))));
+                }
+                let mut conds = request_filter;
+                if let Some(f) = &base.filter {
+                    conds.push(self.expr(f, &base.table));
+                }
+                let x = Sql::raw("CASE WHEN \"tally_h\".\"k0\" IS NOT NULL THEN 1 ELSE 0 END");
+                let rows = self.rows_from(
+                    &n.table,
+                    &n.joins,
+                    vec![(self.measure_input(base, false), "v"), (x, "x")],
+                    Some(join),
+                    conds,
+                );
+                let rows_cte = format!("{}_rows", n.cte);
+                out.push((
+                    rows_cte.clone(),
+                    format!(
+                        "base events of {metric} ({} rows), marked x = 1 when they convert",
+                        base.table
+                    ),
+                    rows,
+                ));
+                let agg = |v: &str| match base.agg {
+                    Agg::CountDistinct => format!("COUNT(DISTINCT {v})"),
+                    Agg::Sum => format!("SUM({v})"),
+                    _ => format!("COUNT({v})"),
+                };
+                out.push((
+                    n.cte.clone(),
+                    n.description.clone(),
+                    group(
+                        &rows_cte,
+                        &format!(
+                            "{} AS \"base\", {} AS \"conv\"",
+                            agg("\"v\""),
+                            agg("CASE WHEN \"x\" = 1 THEN \"v\" END")
+                        ),
+                    ),
+                ));
+            }
+            SpecialKind::Retention {
+                measure,
+                time_dimension,
+            } => {
+                let Some(ms) = self.model.measure(measure) else {
+                    return;
+                };
+                let (t, g) = self.time_slot(time_dimension);
+                let f = match request_filter.into_iter().next() {
+                    Some(f) => Sql::wrap("CASE WHEN ", f, " THEN 1 ELSE 0 END"),
+                    None => Sql::raw("1"),
+                };
+                let e = self.measure_input(ms, false);
+                let mut conds = vec![Sql::wrap("", e.clone(), " IS NOT NULL")];
+                if let Some(flt) = &ms.filter {
+                    conds.push(self.expr(flt, &ms.table));
+                }
+                let rows_cte = format!("{}_rows", n.cte);
+                out.push((
+                    rows_cte.clone(),
+                    format!(
+                        "activity of {measure}: every row with its entity e and f = 1 when the request's filter holds (the neighbouring periods see all activity)"
+                    ),
+                    self.rows_from(&n.table, &n.joins, vec![(e, "e"), (f, "f")], None, conds),
+                ));
+                let slots = self.slot_list(None);
+                let periods_cte = format!("{}_periods", n.cte);
+                out.push((
+                    periods_cte.clone(),
+                    "the periods each entity is active in (per combination of the other dimensions)"
+                        .to_owned(),
+                    Sql::raw(&format!(
+                        "SELECT {slots}, \"e\", MAX(\"f\") AS \"f\"\n  FROM {}\n  WHERE \"d{t}\" IS NOT NULL\n  GROUP BY {slots}, \"e\"",
+                        quote(&rows_cte)
+                    )),
+                ));
+                let mut part: Vec<String> = (0..self.plan.slots.len())
+                    .filter(|i| *i != t)
+                    .map(|i| format!("\"d{i}\""))
+                    .collect();
+                part.push("\"e\"".to_owned());
+                let collate = self
+                    .d
+                    .byte_collation()
+                    .map(|c| format!(" COLLATE {c}"))
+                    .unwrap_or_default();
+                let over = format!(
+                    "OVER (PARTITION BY {} ORDER BY \"d{t}\"{collate})",
+                    part.join(", ")
+                );
+                let flags_cte = format!("{}_flags", n.cte);
+                out.push((
+                    flags_cte.clone(),
+                    "each entity's previous and next active period".to_owned(),
+                    Sql::raw(&format!(
+                        "SELECT {slots}, \"f\", LAG(\"d{t}\") {over} AS \"prev\", LEAD(\"d{t}\") {over} AS \"next\"\n  FROM {}",
+                        quote(&periods_cte)
+                    )),
+                ));
+                let z = self.slot_z(t);
+                let next = self.d.bucket_add(Sql::raw(&format!("\"d{t}\"")), g, 1, z);
+                let prev = self.d.bucket_add(Sql::raw(&format!("\"d{t}\"")), g, -1, z);
+                let mut s = Sql::raw(&format!("SELECT {slots}, SUM(\"f\") AS \"active\","));
+                s.push("\n    SUM(CASE WHEN \"f\" = 1 AND (\"next\" IS NULL OR \"next\" <> ");
+                s.append(next.clone());
+                s.push(") THEN 1 ELSE 0 END) AS \"churned\",\n    SUM(CASE WHEN \"f\" = 1 AND \"next\" = ");
+                s.append(next);
+                s.push(" THEN 1 ELSE 0 END) AS \"retained\",\n    SUM(CASE WHEN \"f\" = 1 AND \"prev\" <> ");
+                s.append(prev);
+                s.push(" THEN 1 ELSE 0 END) AS \"resurrected\",\n    SUM(CASE WHEN \"f\" = 1 AND \"prev\" IS NULL THEN 1 ELSE 0 END) AS \"new\"");
+                s.push(&format!(
+                    "\n  FROM {}\n  GROUP BY {slots}\n  HAVING SUM(\"f\") > 0",
+                    quote(&flags_cte)
+                ));
+                out.push((n.cte.clone(), n.description.clone(), s));
+            }
+            SpecialKind::PeriodAverage { metric } => {
+                let Some(MetricKind::PeriodAverage {
+                    measure,
+                    time_dimension,
+                    per,
+                }) = self.model.metric(metric).map(|m| &m.kind)
+                else {
+                    return;
+                };
+                let Some(ms) = self.model.measure(measure) else {
+                    return;
+                };
+                let (t, _) = self.time_slot(time_dimension);
+                let Some(sub) = self.slot_value(t, Some(*per)) else {
+                    return;
+                };
+                let rows_cte = format!("{}_rows", n.cte);
+                out.push((
+                    rows_cte.clone(),
+                    format!("rows of {} with their {} (s)", ms.table, per.as_str()),
+                    self.rows_from(
+                        &n.table,
+                        &n.joins,
+                        vec![(sub, "s"), (self.measure_input(ms, true), "v")],
+                        None,
+                        request_filter,
+                    ),
+                ));
+                let agg = match ms.agg {
+                    Agg::CountDistinct => "COUNT(DISTINCT \"v\")",
+                    Agg::Sum => "SUM(\"v\")",
+                    _ => "COUNT(\"v\")",
+                };
+                let slots = self.slot_list(None);
+                let sub_cte = format!("{}_sub", n.cte);
+                out.push((
+                    sub_cte.clone(),
+                    format!("{measure} per {}", per.as_str()),
+                    Sql::raw(&format!(
+                        "SELECT {slots}, \"s\", {agg} AS \"m\"\n  FROM {}\n  GROUP BY {slots}, \"s\"",
+                        quote(&rows_cte)
+                    )),
+                ));
+                out.push((
+                    n.cte.clone(),
+                    n.description.clone(),
+                    group(&sub_cte, "SUM(\"m\") AS \"total\""),
+                ));
+            }
+            SpecialKind::DistinctWindow { metric } => {
+                let Some(MetricKind::Cumulative {
+                    measure,
+                    time_dimension,
+                    window_seconds,
+                }) = self.model.metric(metric).map(|m| &m.kind)
+                else {
+                    return;
+                };
+                let Some(ms) = self.model.measure(measure) else {
+                    return;
+                };
+                let (t, _) = self.time_slot(time_dimension);
+                let rows_cte = format!("{}_rows", n.cte);
+                out.push((
+                    rows_cte.clone(),
+                    format!("rows of {} with their values of {measure}", ms.table),
+                    self.rows_from(
+                        &n.table,
+                        &n.joins,
+                        vec![(self.measure_input(ms, true), "v")],
+                        None,
+                        request_filter,
+                    ),
+                ));
+                let slots = self.slot_list(None);
+                let bslots = self.slot_list(Some("tally_b"));
+                let mut on: Vec<String> = (0..self.plan.slots.len())
+                    .filter(|i| *i != t)
+                    .map(|i| {
+                        format!(
+                            "\"tally_r\".\"d{i}\" {} \"tally_b\".\"d{i}\"",
+                            self.d.null_safe_eq()
+                        )
+                    })
+                    .collect();
+                let epoch = |a: &str| {
+                    self.d
+                        .bucket_epoch(Sql::raw(&format!("\"{a}\".\"d{t}\"")))
+                        .text
+                };
+                on.push(format!("{} <= {}", epoch("tally_r"), epoch("tally_b")));
+                let mut s = Sql::raw(&format!(
+                    "SELECT {bslots}, COUNT(DISTINCT \"tally_r\".\"v\") AS \"m\"\n  FROM (SELECT DISTINCT {slots} FROM {rows}) AS \"tally_b\"\n  JOIN {rows} AS \"tally_r\" ON {}",
+                    on.join(" AND "),
+                    rows = quote(&rows_cte)
+                ));
+                if let Some(w) = window_seconds {
+                    s.push(&format!(
+                        " AND {} > {} - ",
+                        epoch("tally_r"),
+                        epoch("tally_b")
+                    ));
+                    s.param(Param::Value(Value::BigInt(Some(*w))));
+                }
+                s.push(&format!("\n  GROUP BY {bslots}"));
+                out.push((n.cte.clone(), n.description.clone(), s));
+            }
+        }
     }
 
     fn measure_value(&self, measure: &str) -> Sql {
@@ -595,6 +1078,86 @@ impl Renderer<'_> {
                 self.metric(denominator, depth + 1),
             ),
             MetricKind::Derived { expr } => self.derived(expr, depth),
+            MetricKind::Conversion(c) => {
+                let cte = format!("conv_{name}");
+                let conv = Sql::wrap("COALESCE(", Self::special_col(&cte, "conv"), ", 0)");
+                match c.calculation {
+                    ConversionCalc::Rate => self.divide(conv, Self::special_col(&cte, "base")),
+                    ConversionCalc::Conversions => conv,
+                }
+            }
+            MetricKind::Retention {
+                measure,
+                time_dimension,
+                event,
+                rate,
+            } => {
+                let cte = format!("ret_{measure}");
+                let count = Sql::wrap("COALESCE(", Self::special_col(&cte, event.as_str()), ", 0)");
+                let v = if *rate {
+                    self.divide(
+                        count,
+                        Self::special_col(&cte, RetentionEvent::Active.as_str()),
+                    )
+                } else {
+                    count
+                };
+                if event.needs_next() {
+                    let (t, g) = self.time_slot(time_dimension);
+                    let mut s = Sql::raw("CASE WHEN ");
+                    s.append(self.ended(t, g, 2));
+                    s.push(" THEN ");
+                    s.append(v);
+                    s.push(" END");
+                    s
+                } else {
+                    v
+                }
+            }
+            MetricKind::PeriodAverage {
+                time_dimension,
+                per,
+                ..
+            } => {
+                let cte = format!("pavg_{name}");
+                let total = Sql::wrap("COALESCE(", Self::special_col(&cte, "total"), ", 0)");
+                let (t, g) = self.time_slot(time_dimension);
+                let per_s = per.fixed_seconds().unwrap_or(86_400);
+                let b = self.slot_ref(t);
+                let z = self.slot_z(t);
+                let end = self.d.bucket_add(b.clone(), g, 1, z);
+                let mut as_of = Sql::default();
+                as_of.param(self.slot_as_of(t));
+                // sub-periods of the bucket that have started as of asOf
+                let mut started = Sql::raw("CASE WHEN ");
+                started.append(self.ended(t, g, 1));
+                started.push(" THEN ");
+                started.append(self.d.div_floor(
+                    self.d.seconds_between(b.clone(), end, TimeStorage::Local),
+                    per_s,
+                ));
+                started.push(" ELSE ");
+                started.append(
+                    self.d
+                        .div_floor(self.d.seconds_between(b, as_of, TimeStorage::Local), per_s),
+                );
+                started.push(" + 1 END");
+                self.divide(total, self.d.greatest(started, Sql::raw("1")))
+            }
+            MetricKind::Cumulative { .. }
+                if self.plan.specials.iter().any(|n| {
+                    n.kind
+                        == SpecialKind::DistinctWindow {
+                            metric: name.to_owned(),
+                        }
+                }) =>
+            {
+                Sql::wrap(
+                    "COALESCE(",
+                    Self::special_col(&format!("dwin_{name}"), "m"),
+                    ", 0)",
+                )
+            }
             MetricKind::Cumulative {
                 measure,
                 time_dimension,
@@ -703,6 +1266,32 @@ impl Renderer<'_> {
                         _ => self.d.float(v),
                     }
                 }
+                OutputValue::Complete => {
+                    let mut conds: Vec<Sql> = Vec::new();
+                    for (i, slot) in self.plan.slots.iter().enumerate() {
+                        if let Some(g) = slot.granularity
+                            && self
+                                .model
+                                .dimension(&slot.dimension)
+                                .is_some_and(|d| d.dim_type == DimType::Time)
+                        {
+                            conds.push(self.ended(i, g, 1));
+                        }
+                    }
+                    if conds.is_empty() {
+                        self.d.int(Sql::raw("1"))
+                    } else {
+                        let mut s = Sql::raw("CASE WHEN ");
+                        for (i, cnd) in conds.into_iter().enumerate() {
+                            if i > 0 {
+                                s.push(" AND ");
+                            }
+                            s.append(cnd);
+                        }
+                        s.push(" THEN 1 ELSE 0 END");
+                        self.d.int(s)
+                    }
+                }
             };
             inner.append(v);
             inner.push(&format!(" AS \"c{i}\""));
@@ -731,11 +1320,7 @@ impl Renderer<'_> {
         } else {
             "LEFT JOIN"
         };
-        let base = if aggs.len() > 1 && slots > 0 {
-            "keys".to_owned()
-        } else {
-            aggs.first().map(|a| a.agg_cte.clone()).unwrap_or_default()
-        };
+        let base = self.base();
         inner.push(&format!("\n  FROM {}", quote(&base)));
         for (ai, a) in aggs.iter().enumerate() {
             if a.agg_cte != base {
@@ -749,6 +1334,15 @@ impl Renderer<'_> {
             for i in &a.window_medians {
                 let m = median_cte(a, *i);
                 inner.push(&format!("\n  {join_kw} {}{}", quote(&m), on(&base, &m)));
+            }
+        }
+        for n in &self.plan.specials {
+            if n.cte != base {
+                inner.push(&format!(
+                    "\n  {join_kw} {}{}",
+                    quote(&n.cte),
+                    on(&base, &n.cte)
+                ));
             }
         }
         // ORDER BY on the result's columns.
@@ -921,10 +1515,16 @@ impl Renderer<'_> {
 
     /// An expression of a model file over the columns of `table` (its alias).
     fn expr(&self, e: &Expr, table: &str) -> Sql {
+        self.expr_at(e, table, table)
+    }
+
+    /// An expression of a model file over the columns of `table`, aliased `alias`.
+    fn expr_at(&self, e: &Expr, table: &str, alias: &str) -> Sql {
         let t = self.model.table(table);
         let types = |c: &str| t.and_then(|t| t.column_type(c)).map(ExprType::of_col);
+        let sub = |x: &Expr| self.expr_at(x, table, alias);
         match e {
-            Expr::Column(c) => col(table, c),
+            Expr::Column(c) => col(alias, c),
             Expr::Int(n) => {
                 let mut s = Sql::default();
                 s.param(Param::Value(Value::BigInt(Some(*n))));
@@ -942,30 +1542,30 @@ impl Renderer<'_> {
             }
             Expr::Bool(b) => Sql::raw(if *b { "(1 = 1)" } else { "(1 = 0)" }),
             Expr::Null => Sql::raw("NULL"),
-            Expr::Neg(a) => Sql::wrap("(-", self.expr(a, table), ")"),
-            Expr::Not(a) => Sql::wrap("(NOT ", self.expr(a, table), ")"),
+            Expr::Neg(a) => Sql::wrap("(-", sub(a), ")"),
+            Expr::Not(a) => Sql::wrap("(NOT ", sub(a), ")"),
             Expr::Binary(op, a, b) => {
                 let mut s = Sql::raw("(");
-                s.append(self.expr(a, table));
+                s.append(sub(a));
                 s.push(&format!(" {} ", op.sql()));
-                s.append(self.expr(b, table));
+                s.append(sub(b));
                 s.push(")");
                 s
             }
             Expr::IsNull(a, neg) => Sql::wrap(
                 "(",
-                self.expr(a, table),
+                sub(a),
                 if *neg { " IS NOT NULL)" } else { " IS NULL)" },
             ),
             Expr::In(a, list, neg) => {
                 let mut s = Sql::raw("(");
-                s.append(self.expr(a, table));
+                s.append(sub(a));
                 s.push(if *neg { " NOT IN (" } else { " IN (" });
                 for (i, x) in list.iter().enumerate() {
                     if i > 0 {
                         s.push(", ");
                     }
-                    s.append(self.expr(x, table));
+                    s.append(sub(x));
                 }
                 s.push("))");
                 s
@@ -974,13 +1574,13 @@ impl Renderer<'_> {
                 let mut s = Sql::raw("CASE");
                 for (c, v) in whens {
                     s.push(" WHEN ");
-                    s.append(self.expr(c, table));
+                    s.append(sub(c));
                     s.push(" THEN ");
-                    s.append(self.expr(v, table));
+                    s.append(sub(v));
                 }
                 if let Some(e) = els {
                     s.push(" ELSE ");
-                    s.append(self.expr(e, table));
+                    s.append(sub(e));
                 }
                 s.push(" END");
                 s
@@ -988,7 +1588,7 @@ impl Renderer<'_> {
             Expr::Call(f, args) => {
                 let arg = |i: usize| {
                     args.get(i)
-                        .map(|a| self.expr(a, table))
+                        .map(&sub)
                         .unwrap_or_else(|| Sql::raw("NULL"))
                 };
                 let list = |name: &str| {
@@ -1042,8 +1642,9 @@ fn one_line(s: &str) -> String {
     s.replace(['\n', '\r'], " ")
 }
 
-/// A SQL file's text with its `$1` (outside quotes) turned into the as-of parameter.
-fn sql_file(text: &str) -> Sql {
+/// A SQL file's text with its `$1` (outside quotes) turned into the as-of parameter (moved
+/// back by `shift`), and `$2`, `$3`, … into the table's constants.
+fn sql_file(text: &str, consts: &[SqlConst], shift: Option<Shift>) -> Sql {
     let mut s = Sql::default();
     let chars: Vec<char> = text.chars().collect();
     let mut i = 0;
@@ -1062,15 +1663,30 @@ fn sql_file(text: &str) -> Sql {
             }
             continue;
         }
-        if c == '$'
-            && chars.get(i + 1) == Some(&'1')
-            && !chars.get(i + 2).is_some_and(char::is_ascii_digit)
-        {
-            s.push(&buf);
-            buf.clear();
-            s.param(Param::AsOf);
-            i += 2;
-            continue;
+        if c == '$' && chars.get(i + 1).is_some_and(char::is_ascii_digit) {
+            let digits: String = chars[i + 1..]
+                .iter()
+                .take_while(|c| c.is_ascii_digit())
+                .collect();
+            let n: usize = digits.parse().unwrap_or(0);
+            let p = if n == 1 {
+                Some(Param::AsOf(shift))
+            } else {
+                consts.get(n.wrapping_sub(2)).map(|v| {
+                    Param::Value(match v {
+                        SqlConst::Int(x) => Value::BigInt(Some(*x)),
+                        SqlConst::Float(x) => Value::Double(Some(*x)),
+                        SqlConst::Text(x) => Value::String(Some(x.clone())),
+                    })
+                })
+            };
+            if let Some(p) = p {
+                s.push(&buf);
+                buf.clear();
+                s.param(p);
+                i += 1 + digits.len();
+                continue;
+            }
         }
         if c == MARK {
             i += 1;
@@ -1081,4 +1697,48 @@ fn sql_file(text: &str) -> Sql {
     }
     s.push(&buf);
     s
+}
+
+/// A statement that reads no row but fails when a SQL table's text does not run or lacks one
+/// of its declared columns: `SELECT <columns> FROM (<text>) AS "tally_s" WHERE 1 = 0`, with
+/// its parameters bound for `as_of` (the live-database check at server start). `None` for a
+/// physical table.
+pub fn probe_sql_table(
+    table: &Table,
+    dialect: &dyn Dialect,
+    as_of: DateTime<Utc>,
+) -> Option<(String, Vec<Value>)> {
+    let TableSource::Sql {
+        postgres,
+        sqlite,
+        params,
+    } = &table.source
+    else {
+        return None;
+    };
+    let text = if dialect.name() == "postgres" {
+        postgres
+    } else {
+        sqlite
+    };
+    let cols: Vec<String> = table
+        .columns
+        .iter()
+        .map(|(c, _)| format!("\"tally_s\".{}", quote(c)))
+        .collect();
+    let mut s = Sql::raw(&format!("SELECT {} FROM (\n", cols.join(", ")));
+    s.append(sql_file(text, params, table.as_of_shift));
+    s.push("\n) AS \"tally_s\" WHERE 1 = 0");
+    let spec = QuerySpec::new(String::new(), as_of);
+    let mut out = String::with_capacity(s.text.len());
+    let mut n = 0;
+    for c in s.text.chars() {
+        if c == MARK {
+            n += 1;
+            out.push_str(&dialect.placeholder(n));
+        } else {
+            out.push(c);
+        }
+    }
+    Some((out, s.params.iter().map(|p| bind_one(p, &spec)).collect()))
 }
