@@ -8,7 +8,10 @@
 //! - `plan_and_render`: check + plan + render (no cache) of a typical request, and of a
 //!   request of 80 metrics by 10 dimensions; and a plan-cache hit.
 //! - `end_to_end_vs_raw_sql`: a GraphQL metrics request against the same SQL run directly
-//!   with the same driver, on demo data (`TALLY_BENCH_SCALE`, default 1), on every backend.
+//!   with the same driver (`query_all_raw`), and against `exec::run` (the statement plus
+//!   reading every cell into typed, rounded values), on demo data (`TALLY_BENCH_SCALE`,
+//!   default 1), on every backend; medians of `TALLY_BENCH_ITERS` (default 20) interleaved
+//!   runs.
 
 #[path = "../tests/common/mod.rs"]
 mod common;

@@ -90,6 +90,10 @@ pub async fn serve(config: ServeConfig) -> Result<(), Error> {
     tracing::info!(models = models.len(), "models validated");
     let conn = db::connect(&config.database_url).await?;
     db::migrate(&conn).await?;
+    // The models must match the live database too (columns, SQL tables that run).
+    crate::semantic::check_live(&models, &conn)
+        .await
+        .map_err(|e| Error::Config(e.to_string()))?;
     tracing::info!(db = %db::redact(&config.database_url), "database ready");
     if config.demo_when_empty && database_is_empty(&conn).await? {
         tracing::info!(

@@ -1586,11 +1586,7 @@ impl Renderer<'_> {
                 s
             }
             Expr::Call(f, args) => {
-                let arg = |i: usize| {
-                    args.get(i)
-                        .map(&sub)
-                        .unwrap_or_else(|| Sql::raw("NULL"))
-                };
+                let arg = |i: usize| args.get(i).map(&sub).unwrap_or_else(|| Sql::raw("NULL"));
                 let list = |name: &str| {
                     let mut s = Sql::raw(&format!("{name}("));
                     for i in 0..args.len() {
