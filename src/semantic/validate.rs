@@ -1314,26 +1314,10 @@ fn build_metrics(parsed: &[Parsed<'_>], model: &mut Model, r: &mut Report) {
                         loc.report(r, format!("metric {name:?}: a cumulative metric needs a count, sum or count_distinct measure"));
                         continue;
                     }
-                    let Some(td) = &m.time_dimension else {
-                        loc.report(
-                            r,
-                            format!("metric {name:?} (cumulative) needs `time_dimension`"),
-                        );
+                    let Some(td) = time_dimension_of(p, m, &name, "cumulative", loc, model, r)
+                    else {
                         continue;
                     };
-                    match model.dimension(td.get_ref()) {
-                        Some(d) if d.dim_type == DimType::Time => {}
-                        _ => {
-                            Loc::of(p, td).report(
-                                r,
-                                format!(
-                                    "metric {name:?}: {:?} is not a time dimension",
-                                    td.get_ref()
-                                ),
-                            );
-                            continue;
-                        }
-                    }
                     let window_seconds = match &m.window {
                         None => None,
                         Some(w) if w.get_ref() == "none" => None,
@@ -1347,7 +1331,7 @@ fn build_metrics(parsed: &[Parsed<'_>], model: &mut Model, r: &mut Report) {
                     };
                     MetricKind::Cumulative {
                         measure,
-                        time_dimension: td.get_ref().clone(),
+                        time_dimension: td,
                         window_seconds,
                     }
                 }
@@ -1360,27 +1344,11 @@ fn build_metrics(parsed: &[Parsed<'_>], model: &mut Model, r: &mut Report) {
                         continue;
                     };
                     let ms = model.measure(&measure);
-                    let Some(td) = &m.time_dimension else {
-                        loc.report(
-                            r,
-                            format!("metric {name:?} ({kind_name}) needs `time_dimension`"),
-                        );
+                    let Some(time_dimension) =
+                        time_dimension_of(p, m, &name, kind_name, loc, model, r)
+                    else {
                         continue;
                     };
-                    match model.dimension(td.get_ref()) {
-                        Some(d) if d.dim_type == DimType::Time => {}
-                        _ => {
-                            Loc::of(p, td).report(
-                                r,
-                                format!(
-                                    "metric {name:?}: {:?} is not a time dimension",
-                                    td.get_ref()
-                                ),
-                            );
-                            continue;
-                        }
-                    }
-                    let time_dimension = td.get_ref().clone();
                     if kind_name == "retention" {
                         let Some(ms) =
                             ms.filter(|x| x.agg == Agg::CountDistinct && x.expr.is_some())
@@ -1543,6 +1511,39 @@ fn build_metrics(parsed: &[Parsed<'_>], model: &mut Model, r: &mut Report) {
 }
 
 /// The parts of a `kind = "conversion"` metric.
+/// The `time_dimension` of a metric of `kind`, which must name a time dimension; reports
+/// (and returns `None`) when it is missing or names something else.
+fn time_dimension_of(
+    p: &Parsed<'_>,
+    m: &super::file::RawMetric,
+    name: &str,
+    kind: &str,
+    loc: Loc<'_>,
+    model: &Model,
+    r: &mut Report,
+) -> Option<String> {
+    let Some(td) = &m.time_dimension else {
+        loc.report(
+            r,
+            format!("metric {name:?} ({kind}) needs `time_dimension`"),
+        );
+        return None;
+    };
+    match model.dimension(td.get_ref()) {
+        Some(d) if d.dim_type == DimType::Time => Some(td.get_ref().clone()),
+        _ => {
+            Loc::of(p, td).report(
+                r,
+                format!(
+                    "metric {name:?}: {:?} is not a time dimension",
+                    td.get_ref()
+                ),
+            );
+            None
+        }
+    }
+}
+
 fn build_conversion(
     p: &Parsed<'_>,
     m: &super::file::RawMetric,
