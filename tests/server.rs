@@ -163,3 +163,32 @@ async fn sources_lists_every_table_with_real_counts() {
         db.cleanup().await;
     }
 }
+
+#[tokio::test]
+async fn parse_and_validation_errors_carry_codes_and_suggestions() {
+    let db = TestDb::sqlite().await;
+    let app = tally::http::app(db.conn.clone()).expect("app");
+    let json = graphql(&app, "{ gym { metrics { convRate } } }").await;
+    let err = &json["errors"][0];
+    assert_eq!(
+        err["extensions"]["code"], "GRAPHQL_VALIDATION_FAILED",
+        "{json}"
+    );
+    let msg = err["message"].as_str().expect("message");
+    assert!(msg.contains("Did you mean \"conversionRate\""), "{msg}");
+    let json = graphql(&app, "{ gym { metrics { ").await;
+    assert_eq!(
+        json["errors"][0]["extensions"]["code"], "GRAPHQL_PARSE_FAILED",
+        "{json}"
+    );
+    let json = graphql(
+        &app,
+        r#"{ shop { metrics(asOf: "2024-13-01") { netSales } } }"#,
+    )
+    .await;
+    assert_eq!(
+        json["errors"][0]["extensions"]["code"], "BAD_AS_OF",
+        "{json}"
+    );
+    db.cleanup().await;
+}

@@ -8,6 +8,7 @@
 //! `catalog`, and the `extensions.explain` of every response that ran metrics.
 
 mod catalog;
+mod codes;
 mod common;
 mod explain;
 mod gym;
@@ -62,7 +63,8 @@ pub fn build_with(
     let models: Vec<Arc<Model>> = models.into_iter().map(Arc::new).collect();
     let mut builder = Schema::build("Query", None, None)
         .limit_depth(MAX_DEPTH)
-        .extension(explain::Explain);
+        .extension(explain::Explain)
+        .extension(codes::ErrorCodes);
     builder = sources::register(builder);
     builder = gym::register(builder);
     builder = saas::register(builder);
