@@ -604,18 +604,29 @@ fn filter_sql(sql: &mut Sql, filter: &UserFilter) -> String {
     s
 }
 
-/// Reads a [`UserStage`] from the columns [`USER_COLUMNS`].
-fn read_user(r: &QueryResult, backend: Backend) -> Result<UserStage, Error> {
-    let stage_name = get_text(r, 3)?.unwrap_or_default();
+/// Reads the stage and churn reason of a `user_stages` row from the columns at `stage` and
+/// `reason`.
+fn read_stage(
+    r: &QueryResult,
+    stage: usize,
+    reason: usize,
+) -> Result<(Stage, Option<ChurnReason>), Error> {
+    let stage_name = get_text(r, stage)?.unwrap_or_default();
     let stage = Stage::parse(&stage_name)
         .ok_or_else(|| Error::Database(format!("user_stages gave stage {stage_name:?}")))?;
-    let churn_reason = match get_text(r, 4)? {
+    let churn_reason = match get_text(r, reason)? {
         Some(s) => Some(
             ChurnReason::parse(&s)
                 .ok_or_else(|| Error::Database(format!("user_stages gave churn reason {s:?}")))?,
         ),
         None => None,
     };
+    Ok((stage, churn_reason))
+}
+
+/// Reads a [`UserStage`] from the columns [`USER_COLUMNS`].
+fn read_user(r: &QueryResult, backend: Backend) -> Result<UserStage, Error> {
+    let (stage, churn_reason) = read_stage(r, 3, 4)?;
     Ok(UserStage {
         user_id: get_text(r, 0)?.unwrap_or_default(),
         email: get_text(r, 1)?,
@@ -670,16 +681,7 @@ const CORE_COLUMNS: &str = "s.user_id, s.signup_time, s.stage, s.churn_reason, \
 
 /// Reads a [`UserStage`] from the columns [`CORE_COLUMNS`] (descriptive fields empty).
 fn read_core(r: &QueryResult, backend: Backend) -> Result<UserStage, Error> {
-    let stage_name = get_text(r, 2)?.unwrap_or_default();
-    let stage = Stage::parse(&stage_name)
-        .ok_or_else(|| Error::Database(format!("user_stages gave stage {stage_name:?}")))?;
-    let churn_reason = match get_text(r, 3)? {
-        Some(s) => Some(
-            ChurnReason::parse(&s)
-                .ok_or_else(|| Error::Database(format!("user_stages gave churn reason {s:?}")))?,
-        ),
-        None => None,
-    };
+    let (stage, churn_reason) = read_stage(r, 2, 3)?;
     Ok(UserStage {
         user_id: get_text(r, 0)?.unwrap_or_default(),
         email: None,
