@@ -15,7 +15,11 @@
 //! - `SAAS_BENCH_DIR`: where the SQLite files go (default `target/saas-bench`);
 //! - `SAAS_BENCH_RUNS`: timed runs per instant (default 3; the minimum and median are
 //!   printed);
-//! - `SAAS_BENCH_SKIP_SQLITE=1`: PostgreSQL only.
+//! - `SAAS_BENCH_SKIP_SQLITE=1`: PostgreSQL only;
+//! - `SAAS_BENCH_DIRECT=1`: also time each instant's stage counts computed from the event
+//!   tables (`user_stages`, what runs while the stage history is stale) and check they equal
+//!   the history's;
+//! - `SAAS_BENCH_REBUILD=1`: rebuild the stage history even when it is fresh (to time it).
 //!
 //! Each scale is loaded once into `tally_bench_saas_<scale>` (PostgreSQL) and
 //! `<dir>/scale-<scale>/tally.db` (SQLite) and reused by later runs (it is reloaded only
@@ -27,7 +31,8 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 use tally::demo::DemoOptions;
-use tally::saas::{self, Cohort, SaasConfig};
+use tally::saas::history::Unusable;
+use tally::saas::{self, Cohort, SaasConfig, StageSource};
 
 /// The instants stage counts are timed at.
 const INSTANTS: &[&str] = &[
@@ -148,6 +153,27 @@ async fn bench(backend: &str, db: &DatabaseConnection, scale: f64, runs: usize) 
     }
     println!("{backend} scale {scale}: {}", sizes.join(", "));
     let config = SaasConfig::default();
+    let status = saas::history::status(db).await.expect("history status");
+    let fresh = status
+        .as_ref()
+        .is_some_and(|s| s.source_for(&config) == StageSource::History);
+    if !fresh || std::env::var("SAAS_BENCH_REBUILD").is_ok_and(|v| v == "1") {
+        let report = saas::history::refresh(db, &config)
+            .await
+            .expect("refresh the stage history");
+        println!(
+            "{backend} scale {scale}: stage history rebuilt: {} rows in {:.1} s",
+            report.rows,
+            report.millis as f64 / 1000.0
+        );
+    } else if let Some(s) = status {
+        println!(
+            "{backend} scale {scale}: stage history fresh: {} rows, built in {:.1} s",
+            s.row_count,
+            s.build_millis as f64 / 1000.0
+        );
+    }
+    let direct_too = std::env::var("SAAS_BENCH_DIRECT").is_ok_and(|v| v == "1");
     for t in INSTANTS {
         let as_of: DateTime<Utc> = DateTime::parse_from_rfc3339(t)
             .expect("instant")
@@ -173,6 +199,29 @@ async fn bench(backend: &str, db: &DatabaseConnection, scale: f64, runs: usize) 
             times[times.len() / 2].as_secs_f64(),
             shown.join(" ")
         );
+        if direct_too {
+            // The same counts computed from the event tables (user_stages), once.
+            let started = Instant::now();
+            let direct = saas::stage_counts_from(
+                db,
+                as_of,
+                &config,
+                &Cohort::default(),
+                Some(StageSource::Direct(Unusable::Stale)),
+            )
+            .await
+            .expect("direct stage counts");
+            println!(
+                "{backend} scale {scale}: stageCounts asOf {t} from user_stages: {:.3} s, {}",
+                started.elapsed().as_secs_f64(),
+                if direct == counts {
+                    "same counts"
+                } else {
+                    "DIFFERENT COUNTS"
+                }
+            );
+            assert_eq!(direct, counts, "history and user_stages differ at {t}");
+        }
     }
     let as_of = DateTime::parse_from_rfc3339(INSTANTS[INSTANTS.len() - 1])
         .expect("instant")
@@ -185,5 +234,36 @@ async fn bench(backend: &str, db: &DatabaseConnection, scale: f64, runs: usize) 
         "{backend} scale {scale}: journey asOf {}: {:.3} s",
         INSTANTS[INSTANTS.len() - 1],
         started.elapsed().as_secs_f64()
+    );
+    let started = Instant::now();
+    saas::transitions(
+        db,
+        DateTime::parse_from_rfc3339(INSTANTS[1])
+            .expect("instant")
+            .with_timezone(&Utc),
+        as_of,
+        &config,
+        &Cohort::default(),
+    )
+    .await
+    .expect("transitions");
+    println!(
+        "{backend} scale {scale}: transitions {} -> {}: {:.3} s",
+        INSTANTS[1],
+        INSTANTS[INSTANTS.len() - 1],
+        started.elapsed().as_secs_f64()
+    );
+    let filter = saas::UserFilter {
+        stage: Some(saas::Stage::Customer),
+        cohort: Cohort::default(),
+    };
+    let started = Instant::now();
+    let (page, _) = saas::users_page(db, as_of, &config, &filter, None, Some(50))
+        .await
+        .expect("users page");
+    println!(
+        "{backend} scale {scale}: first page of 50 CUSTOMER users (with details): {:.3} s ({} users)",
+        started.elapsed().as_secs_f64(),
+        page.len()
     );
 }

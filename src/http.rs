@@ -82,6 +82,36 @@ pub async fn database_is_empty(db: &DatabaseConnection) -> Result<bool, Error> {
     Ok(true)
 }
 
+/// Prepares the saas stage history (`crate::saas::history`) for serving: creates its tables
+/// and triggers when missing, installs the background refresher, and starts a refresh when
+/// the history is stale or built for another grace period. Until that refresh is done,
+/// stage questions are answered from the event tables (correct, slower).
+async fn prepare_stage_history(
+    conn: &sea_orm::DatabaseConnection,
+    models_dir: Option<&std::path::Path>,
+) -> Result<(), Error> {
+    use crate::saas::history;
+    let dir = crate::semantic::models_dir(models_dir);
+    let saas = crate::saas::SaasConfig::load(dir.as_deref())?;
+    if let Err(e) = history::ensure(conn).await {
+        // e.g. an engine without triggers: stages are always computed from the tables
+        tracing::warn!("saas stage history unavailable: {e}");
+        return Ok(());
+    }
+    let refresher = history::Refresher::new(conn.clone(), saas);
+    history::install(refresher.clone());
+    let usable = history::status(conn)
+        .await?
+        .is_some_and(|s| s.source_for(&saas) == crate::saas::StageSource::History);
+    if usable {
+        tracing::info!("saas stage history is fresh");
+    } else {
+        tracing::info!("saas stage history is stale: refreshing in the background");
+        refresher.kick();
+    }
+    Ok(())
+}
+
 /// Runs the server until SIGTERM or Ctrl-C: connects, migrates, loads demo data into an empty
 /// database, prints the URLs, serves, and drains in-flight requests on shutdown.
 pub async fn serve(config: ServeConfig) -> Result<(), Error> {
@@ -116,6 +146,7 @@ pub async fn serve(config: ServeConfig) -> Result<(), Error> {
             );
         }
     }
+    prepare_stage_history(&conn, config.models_dir.as_deref()).await?;
     let app = app_with(conn, models)?;
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await

@@ -634,11 +634,11 @@ async fn users_drill_down_through_graphql() {
         load(&db.conn, rules_sources()).await;
         let (schema, statements) = counted_schema(&db.conn);
 
-        // Every user on one page: 7 statements (page, its details, total, shops, plans,
-        // invoices, payments).
+        // Every user on one page: 9 statements (the stage history's status and the page, its
+        // details, the status and the total, shops, plans, invoices, payments).
         statements.store(0, Ordering::SeqCst);
         let all = run(&schema, &users_query(T_MAIN, 100, None)).await;
-        assert_eq!(statements.load(Ordering::SeqCst), 7, "{}", db.backend);
+        assert_eq!(statements.load(Ordering::SeqCst), 9, "{}", db.backend);
         let conn = &all["saas"]["users"];
         assert_eq!(conn["totalCount"], json!(14));
         assert_eq!(conn["pageInfo"]["hasNextPage"], json!(false));
@@ -704,7 +704,7 @@ async fn users_drill_down_through_graphql() {
         assert_eq!(u09["shops"][0]["invoices"][1]["payments"], json!([]));
 
         // Paging: 3 per page through everyone, cursors strictly increasing, no overlap;
-        // each page costs the same 7 statements.
+        // each page costs at most the same 9 statements.
         let mut seen = Vec::new();
         let mut after: Option<String> = None;
         loop {
@@ -715,7 +715,7 @@ async fn users_drill_down_through_graphql() {
             };
             statements.store(0, Ordering::SeqCst);
             let page = run(&schema, &q).await;
-            assert!(statements.load(Ordering::SeqCst) <= 7);
+            assert!(statements.load(Ordering::SeqCst) <= 9);
             let c = &page["saas"]["users"];
             for e in c["edges"].as_array().unwrap() {
                 seen.push(e["node"]["userId"].as_str().unwrap().to_owned());
@@ -1012,5 +1012,154 @@ async fn answers_as_of_t_do_not_change_when_later_data_arrives() {
             );
         }
         db.cleanup().await;
+    }
+}
+
+/// Every `valid_from` of the stage history (the instants where some user's stage or facts
+/// change), in time order.
+async fn history_boundaries(db: &DatabaseConnection) -> Vec<DateTime<Utc>> {
+    use sea_orm::{ConnectionTrait, Statement};
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        sea_orm::DatabaseBackend::Postgres => {
+            "SELECT DISTINCT to_char(valid_from AT TIME ZONE 'UTC', \
+             'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') FROM \"saas\".\"tally_stage_history\""
+        }
+        _ => "SELECT DISTINCT valid_from FROM \"saas\".\"tally_stage_history\"",
+    };
+    let rows = db
+        .query_all_raw(Statement::from_string(backend, sql))
+        .await
+        .unwrap();
+    let mut out: Vec<DateTime<Utc>> = rows
+        .iter()
+        .map(|r| at(&r.try_get_by_index::<String>(0).unwrap()))
+        .collect();
+    out.sort();
+    out
+}
+
+/// Checks that the stage history and `user_stages` give the same users, stages and facts at
+/// every boundary of the history and one microsecond before it (at most `max` boundaries,
+/// evenly spread), and that stage counts read through the history equal the direct ones.
+async fn check_history_matches(db: &TestDb, cfg: &SaasConfig, max: usize) {
+    use tally::saas::history::{StageSource, Unusable};
+    let status = saas::history::status(&db.conn).await.unwrap().unwrap();
+    assert!(status.fresh, "{}: the load rebuilt the history", db.backend);
+    assert_eq!(status.grace_seconds, cfg.grace_seconds());
+    let bounds = history_boundaries(&db.conn).await;
+    assert!(
+        bounds.len() > 10,
+        "{}: {} boundaries",
+        db.backend,
+        bounds.len()
+    );
+    let step = bounds.len().div_ceil(max).max(1);
+    let mut checked = 0;
+    for b in bounds.iter().step_by(step) {
+        for t in [*b - chrono::Duration::microseconds(1), *b] {
+            let h = saas::core_stages_from(&db.conn, t, cfg, StageSource::History)
+                .await
+                .unwrap();
+            let d = saas::core_stages_from(&db.conn, t, cfg, StageSource::Direct(Unusable::Stale))
+                .await
+                .unwrap();
+            assert_eq!(h, d, "{}: history vs user_stages at {t}", db.backend);
+            checked += 1;
+        }
+    }
+    assert!(checked >= 20, "{}: {checked} instants", db.backend);
+}
+
+#[tokio::test]
+async fn stage_history_equals_user_stages_at_every_boundary() {
+    for db in TestDb::all().await {
+        load(&db.conn, rules_sources()).await;
+        check_history_matches(&db, &SaasConfig::default(), usize::MAX).await;
+        // Another grace period: readers with it compute directly until a rebuild for it.
+        let cfg = SaasConfig { grace_days: 3 };
+        let t = at(T_MAIN);
+        let direct = saas::stage_counts(&db.conn, t, &cfg, &Cohort::default())
+            .await
+            .unwrap();
+        saas::history::refresh(&db.conn, &cfg).await.unwrap();
+        check_history_matches(&db, &cfg, usize::MAX).await;
+        assert_eq!(
+            saas::stage_counts(&db.conn, t, &cfg, &Cohort::default())
+                .await
+                .unwrap(),
+            direct
+        );
+    }
+}
+
+#[tokio::test]
+async fn stage_history_equals_user_stages_on_demo_data() {
+    for db in TestDb::all().await {
+        load(&db.conn, demo_sources(0.05)).await;
+        check_history_matches(&db, &SaasConfig::default(), 40).await;
+    }
+}
+
+#[tokio::test]
+async fn writes_by_any_tool_make_the_history_stale() {
+    use sea_orm::ConnectionTrait;
+    use tally::saas::history::{StageSource, Unusable};
+    for db in TestDb::all().await {
+        load(&db.conn, rules_sources()).await;
+        let cfg = SaasConfig::default();
+        let t = at("2030-01-01T00:00:00Z");
+        let before = saas::stage_counts(&db.conn, t, &cfg, &Cohort::default())
+            .await
+            .unwrap();
+        let status = saas::history::status(&db.conn).await.unwrap().unwrap();
+        assert_eq!(status.source_for(&cfg), StageSource::History);
+        // A new user, written by another tool straight into the table.
+        db.conn
+            .execute_unprepared(
+                "INSERT INTO \"saas\".\"global_events\" (ts, event_id, event_time, event_type, metadata) \
+                 VALUES ('2025-01-01 00:00:00', 'ev_outside_tally', '2025-01-01T00:00:00+00:00', \
+                 'user_account_creation', '{\"user_id\": \"u_outside\", \"email\": \"o@example.com\"}')",
+            )
+            .await
+            .unwrap();
+        let status = saas::history::status(&db.conn).await.unwrap().unwrap();
+        assert_eq!(
+            status.source_for(&cfg),
+            StageSource::Direct(Unusable::Stale),
+            "{}",
+            db.backend
+        );
+        let after = saas::stage_counts(&db.conn, t, &cfg, &Cohort::default())
+            .await
+            .unwrap();
+        let leads = |c: &[(Stage, i64)]| c.iter().find(|(s, _)| *s == Stage::Lead).unwrap().1;
+        assert_eq!(leads(&after), leads(&before) + 1, "{}", db.backend);
+        // Rebuilt, the history answers the same.
+        let report = saas::history::refresh(&db.conn, &cfg).await.unwrap();
+        assert!(report.rows > 0);
+        let status = saas::history::status(&db.conn).await.unwrap().unwrap();
+        assert_eq!(status.source_for(&cfg), StageSource::History);
+        assert_eq!(
+            saas::stage_counts(&db.conn, t, &cfg, &Cohort::default())
+                .await
+                .unwrap(),
+            after
+        );
+        // Deletes count as writes too.
+        db.conn
+            .execute_unprepared(
+                "DELETE FROM \"saas\".\"global_events\" WHERE event_id = 'ev_outside_tally'",
+            )
+            .await
+            .unwrap();
+        let status = saas::history::status(&db.conn).await.unwrap().unwrap();
+        assert!(!status.fresh, "{}", db.backend);
+        assert_eq!(
+            saas::stage_counts(&db.conn, t, &cfg, &Cohort::default())
+                .await
+                .unwrap(),
+            before
+        );
     }
 }

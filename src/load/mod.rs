@@ -337,6 +337,9 @@ pub async fn load(
                 // Local times of the gym models need the offsets of every branch's zone.
                 crate::tz::refresh_offsets(db).await?;
             }
+            if model == "saas" {
+                refresh_stage_history(db).await;
+            }
             Ok(LoadReport {
                 model: model.to_owned(),
                 tables,
@@ -357,6 +360,24 @@ pub async fn load(
             let _ = txn.rollback().await;
             Err(e.into())
         }
+    }
+}
+
+/// Rebuilds the saas stage history after a committed saas load (with the grace period of
+/// the models tally serves). A failure is logged, not returned: the load is committed, and
+/// the history stays marked stale, so readers compute stages from the tables until a
+/// later refresh succeeds.
+async fn refresh_stage_history(db: &DatabaseConnection) {
+    let config = crate::saas::SaasConfig::load_default().unwrap_or_default();
+    match crate::saas::history::refresh(db, &config).await {
+        Ok(r) => tracing::info!(
+            rows = r.rows,
+            millis = r.millis,
+            "saas stage history rebuilt"
+        ),
+        Err(e) => tracing::warn!(
+            "saas stage history not rebuilt (stages are computed from the tables until it is): {e}"
+        ),
     }
 }
 

@@ -23,18 +23,18 @@
 //! `models/saas/` ([`SaasConfig`], default 30 days).
 
 pub mod drill;
+pub mod history;
 pub mod journey;
 
 use std::path::Path;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use sea_orm::{
-    ConnectionTrait, DatabaseConnection, QueryResult, Statement, TransactionTrait, Value,
-};
+use sea_orm::{ConnectionTrait, DatabaseConnection, QueryResult, Statement, Value};
 
 use crate::db::{Backend, backend_of};
 use crate::error::Error;
 
+pub use history::StageSource;
 pub use journey::{Flow, FlowLink, FlowNode, JourneyFacts, JourneyNode, TransitionNode};
 
 /// `user_stages` for PostgreSQL (`$1` = T as timestamptz, `$2` = grace in seconds).
@@ -47,6 +47,12 @@ pub const USER_STAGES_SQLITE: &str = include_str!("../../sql/saas/user_stages.sq
 pub const USER_DETAILS_POSTGRES: &str = include_str!("../../sql/saas/user_details.sql");
 /// `user_details` for SQLite.
 pub const USER_DETAILS_SQLITE: &str = include_str!("../../sql/saas/user_details.sqlite.sql");
+
+/// `stages_at` for PostgreSQL: the stage of every user at `$1` from the stage history
+/// ([`history`]).
+pub const STAGES_AT_POSTGRES: &str = include_str!("../../sql/saas/stages_at.sql");
+/// `stages_at` for SQLite.
+pub const STAGES_AT_SQLITE: &str = include_str!("../../sql/saas/stages_at.sqlite.sql");
 
 /// The `user_stages` file of `backend`.
 pub fn user_stages_sql(backend: Backend) -> &'static str {
@@ -279,6 +285,8 @@ pub struct UserStage {
     pub reached_prospect: bool,
     /// At least one payment counts.
     pub reached_customer: bool,
+    /// At least two distinct payment_ids count.
+    pub repeat_payer: bool,
     /// Distinct `payment_id`s of the user counting at T.
     pub payment_count: i64,
     /// Distinct shops created: the shop_ids of the user's counting `user_shop_create`
@@ -298,7 +306,7 @@ pub struct UserStage {
 const USER_COLUMNS: &str = "s.user_id, s.email, s.signup_time, s.stage, s.churn_reason, \
      s.account_deleted, s.all_shops_deleted, s.delinquent, s.reached_prospect, \
      s.reached_customer, s.payment_count, s.shops_created, s.shops_live, s.plan_id, \
-     s.plan_invoice_amount";
+     s.plan_invoice_amount, s.repeat_payer";
 
 /// An instant as GraphQL and the tests show it: RFC 3339 in UTC with `Z`, a fraction only
 /// when non-zero (`2024-03-01T10:00:00Z`).
@@ -435,33 +443,58 @@ pub(crate) async fn query(
         .map_err(|e| Error::Database(format!("running saas {what}: {e}")))
 }
 
-/// Runs a whole-population statement (stage counts, journey, transitions) and returns its
-/// rows; `what` names it in errors.
+/// Runs a statement over the stages of every user and returns its rows and where the
+/// stages came from; `what` names it in errors. `build` writes the statement for the
+/// [`StageSource`] chosen (see [`stages_from`]).
 ///
-/// On PostgreSQL the statement runs in its own transaction with `jit` off (like `SET LOCAL`): the
-/// plan of `user_stages` over many users is costed far above `jit_optimize_above_cost`,
-/// and compiling its ~200 expressions with inlining and optimisation took longer than the
-/// query itself (1.8 s of JIT at 300 000 users). SQLite runs it as [`query`] does.
-pub(crate) async fn query_population(
+/// The statement runs in a read transaction that first reads the stage history's status in
+/// the same snapshot ([`history::begin_read`]): the history when it is fresh and built for
+/// `config`'s grace period, else `user_stages`. On PostgreSQL `jit` is off in that
+/// transaction (like `SET LOCAL`): the plan of `user_stages` over many users is costed far
+/// above `jit_optimize_above_cost`, and compiling its ~200 expressions took longer than the
+/// query itself (1.8 s of JIT at 300 000 users). When the history was not usable and the
+/// server installed a [`history::Refresher`], a background refresh is started.
+pub(crate) async fn query_stages(
     db: &DatabaseConnection,
-    sql: Sql,
+    config: &SaasConfig,
     what: &str,
-) -> Result<Vec<QueryResult>, Error> {
-    if backend_of(db) != Backend::Postgres {
-        return query(db, sql, what).await;
-    }
+    build: impl FnOnce(StageSource) -> Sql,
+) -> Result<(Vec<QueryResult>, StageSource), Error> {
+    query_stages_from(db, config, what, None, build).await
+}
+
+/// [`query_stages`], reading from `force` when given instead of what the history's status
+/// says (benchmarks and tests compare the two).
+async fn query_stages_from(
+    db: &DatabaseConnection,
+    config: &SaasConfig,
+    what: &str,
+    force: Option<StageSource>,
+    build: impl FnOnce(StageSource) -> Sql,
+) -> Result<(Vec<QueryResult>, StageSource), Error> {
     let err = |e: sea_orm::DbErr| Error::Database(format!("running saas {what}: {e}"));
-    let txn = db.begin().await.map_err(err)?;
-    // Only where the server has the setting (Postgres-compatible engines may not).
-    txn.execute_unprepared(
-        "SELECT set_config('jit', 'off', true) WHERE current_setting('jit', true) IS NOT NULL",
-    )
-    .await
-    .map_err(err)?;
-    let stmt = sql.statement(db);
+    let (txn, chosen) = history::begin_read(db, config).await?;
+    let source = force.unwrap_or(chosen);
+    let stmt = build(source).statement(db);
     let rows = txn.query_all_raw(stmt).await.map_err(err)?;
     txn.commit().await.map_err(err)?;
-    Ok(rows)
+    if chosen != StageSource::History {
+        history::kick_installed(config);
+    }
+    tracing::debug!(what, source = source.describe(), "saas stages read");
+    Ok((rows, source))
+}
+
+/// The stages of every user at `$1` as a subquery named `alias`: `stages_at` (the history)
+/// or the `user_stages` file, for `db`'s backend. Both give `user_id`, `signup_time`,
+/// `stage`, `churn_reason`, the stage facts and `repeat_payer`.
+pub(crate) fn stages_from(source: StageSource, backend: Backend, alias: &str) -> String {
+    let file = match (source, backend) {
+        (StageSource::History, Backend::Postgres) => STAGES_AT_POSTGRES,
+        (StageSource::History, Backend::Sqlite) => STAGES_AT_SQLITE,
+        (StageSource::Direct(_), backend) => user_stages_sql(backend),
+    };
+    format!("(\n{file}\n) AS {alias}")
 }
 
 /// `(<user_stages file>) AS <alias>`, the file of `db`'s backend as a subquery.
@@ -477,14 +510,29 @@ pub async fn stage_counts(
     config: &SaasConfig,
     cohort: &Cohort,
 ) -> Result<Vec<(Stage, i64)>, Error> {
+    stage_counts_from(db, as_of, config, cohort, None).await
+}
+
+/// [`stage_counts`] read from `force` when given (the stage history without looking at its
+/// status, or `user_stages`), else from where the history's status says.
+pub async fn stage_counts_from(
+    db: &DatabaseConnection,
+    as_of: DateTime<Utc>,
+    config: &SaasConfig,
+    cohort: &Cohort,
+    force: Option<StageSource>,
+) -> Result<Vec<(Stage, i64)>, Error> {
     let backend = backend_of(db);
-    let mut sql = Sql::new(as_of, config);
-    let cohort_sql = sql.cohort("s", cohort);
-    sql.text = format!(
-        "SELECT s.stage, COUNT(*) AS n FROM {} WHERE 1 = 1{cohort_sql} GROUP BY s.stage",
-        stages_subquery(backend, "s")
-    );
-    let rows = query_population(db, sql, "stage counts").await?;
+    let (rows, _) = query_stages_from(db, config, "stage counts", force, |source| {
+        let mut sql = Sql::new(as_of, config);
+        let cohort_sql = sql.cohort("s", cohort);
+        sql.text = format!(
+            "SELECT s.stage, COUNT(*) AS n FROM {} WHERE 1 = 1{cohort_sql} GROUP BY s.stage",
+            stages_from(source, backend, "s")
+        );
+        sql
+    })
+    .await?;
     let mut counts: Vec<(Stage, i64)> = Stage::ALL.iter().map(|s| (*s, 0)).collect();
     for r in &rows {
         let name = get_text(r, 0)?.unwrap_or_default();
@@ -507,17 +555,20 @@ pub async fn journey(
     cohort: &Cohort,
 ) -> Result<Flow, Error> {
     let backend = backend_of(db);
-    let mut sql = Sql::new(as_of, config);
-    let cohort_sql = sql.cohort("s", cohort);
-    sql.text = format!(
-        "SELECT s.stage, s.reached_prospect, s.account_deleted, s.all_shops_deleted, \
-         s.delinquent, s.reached_customer + s.repeat_payer AS payments, COUNT(*) AS n \
-         FROM {} WHERE 1 = 1{cohort_sql} \
-         GROUP BY s.stage, s.reached_prospect, s.account_deleted, s.all_shops_deleted, \
-         s.delinquent, s.reached_customer + s.repeat_payer",
-        stages_subquery(backend, "s")
-    );
-    let rows = query_population(db, sql, "journey").await?;
+    let (rows, _) = query_stages(db, config, "journey", |source| {
+        let mut sql = Sql::new(as_of, config);
+        let cohort_sql = sql.cohort("s", cohort);
+        sql.text = format!(
+            "SELECT s.stage, s.reached_prospect, s.account_deleted, s.all_shops_deleted, \
+             s.delinquent, s.reached_customer + s.repeat_payer AS payments, COUNT(*) AS n \
+             FROM {} WHERE 1 = 1{cohort_sql} \
+             GROUP BY s.stage, s.reached_prospect, s.account_deleted, s.all_shops_deleted, \
+             s.delinquent, s.reached_customer + s.repeat_payer",
+            stages_from(source, backend, "s")
+        );
+        sql
+    })
+    .await?;
     let mut groups = Vec::with_capacity(rows.len());
     for r in &rows {
         let name = get_text(r, 0)?.unwrap_or_default();
@@ -555,22 +606,25 @@ pub async fn transitions(
         )));
     }
     let backend = backend_of(db);
-    // $1, $2: the file as of `to` (b); $3, $4: the file as of `from` (a).
-    let mut sql = Sql::new(to, config);
-    sql.values.push(from.into());
-    sql.values.push(config.grace_seconds().into());
-    let cohort_sql = sql.cohort("b", cohort);
-    let file = user_stages_sql(backend);
-    sql.text = format!(
-        "SELECT COALESCE(a.stage, 'NOT_SIGNED_UP') AS from_stage, b.stage AS to_stage, \
-         COUNT(*) AS n \
-         FROM (\n{file}\n) AS b \
-         LEFT JOIN (\n{}\n) AS a ON a.user_id = b.user_id \
-         WHERE 1 = 1{cohort_sql} \
-         GROUP BY COALESCE(a.stage, 'NOT_SIGNED_UP'), b.stage",
-        shift_params(file, 2)
-    );
-    let rows = query_population(db, sql, "transitions").await?;
+    let (rows, _) = query_stages(db, config, "transitions", |source| {
+        // $1, $2: the stages as of `to` (b); $3, $4: the stages as of `from` (a).
+        let mut sql = Sql::new(to, config);
+        sql.values.push(from.into());
+        sql.values.push(config.grace_seconds().into());
+        let cohort_sql = sql.cohort("b", cohort);
+        sql.text = format!(
+            "SELECT COALESCE(a.stage, 'NOT_SIGNED_UP') AS from_stage, b.stage AS to_stage, \
+             COUNT(*) AS n \
+             FROM {} \
+             LEFT JOIN {} ON a.user_id = b.user_id \
+             WHERE 1 = 1{cohort_sql} \
+             GROUP BY COALESCE(a.stage, 'NOT_SIGNED_UP'), b.stage",
+            stages_from(source, backend, "b"),
+            shift_params(&stages_from(source, backend, "a"), 2)
+        );
+        sql
+    })
+    .await?;
     let mut pairs = Vec::with_capacity(rows.len());
     for r in &rows {
         let from_name = get_text(r, 0)?.unwrap_or_default();
@@ -644,6 +698,7 @@ fn read_user(r: &QueryResult, backend: Backend) -> Result<UserStage, Error> {
         shops_live: get_int(r, 12)?,
         plan_id: get_text(r, 13)?,
         plan_invoice_amount: get_money(r, 14)?,
+        repeat_payer: get_int(r, 15)? != 0,
     })
 }
 
@@ -677,7 +732,7 @@ pub async fn user_stages(
 /// not the descriptive columns (which `user_details` adds for the page's users only).
 const CORE_COLUMNS: &str = "s.user_id, s.signup_time, s.stage, s.churn_reason, \
      s.account_deleted, s.all_shops_deleted, s.delinquent, s.reached_prospect, \
-     s.reached_customer";
+     s.reached_customer, s.repeat_payer";
 
 /// Reads a [`UserStage`] from the columns [`CORE_COLUMNS`] (descriptive fields empty).
 fn read_core(r: &QueryResult, backend: Backend) -> Result<UserStage, Error> {
@@ -694,6 +749,7 @@ fn read_core(r: &QueryResult, backend: Backend) -> Result<UserStage, Error> {
         delinquent: get_int(r, 6)? != 0,
         reached_prospect: get_int(r, 7)? != 0,
         reached_customer: get_int(r, 8)? != 0,
+        repeat_payer: get_int(r, 9)? != 0,
         payment_count: 0,
         shops_created: 0,
         shops_live: 0,
@@ -757,25 +813,28 @@ pub async fn users_page(
     first: Option<u64>,
 ) -> Result<(Vec<UserStage>, bool), Error> {
     let backend = backend_of(db);
-    let mut sql = Sql::new(as_of, config);
-    let mut where_sql = filter_sql(&mut sql, filter);
     let order = by_user_id(backend);
-    if let Some(after) = after {
-        let p = sql.bind(after);
-        where_sql.push_str(&format!(" AND {order} > {p}"));
-    }
-    let limit = match first {
-        Some(n) => {
-            let p = sql.bind(i64::try_from(n.saturating_add(1)).unwrap_or(i64::MAX));
-            format!(" LIMIT {p}")
+    let (rows, _) = query_stages(db, config, "users", |source| {
+        let mut sql = Sql::new(as_of, config);
+        let mut where_sql = filter_sql(&mut sql, filter);
+        if let Some(after) = after {
+            let p = sql.bind(after);
+            where_sql.push_str(&format!(" AND {order} > {p}"));
         }
-        None => String::new(),
-    };
-    sql.text = format!(
-        "SELECT {CORE_COLUMNS} FROM {} WHERE 1 = 1{where_sql} ORDER BY {order}{limit}",
-        stages_subquery(backend, "s")
-    );
-    let rows = query(db, sql, "users").await?;
+        let limit = match first {
+            Some(n) => {
+                let p = sql.bind(i64::try_from(n.saturating_add(1)).unwrap_or(i64::MAX));
+                format!(" LIMIT {p}")
+            }
+            None => String::new(),
+        };
+        sql.text = format!(
+            "SELECT {CORE_COLUMNS} FROM {} WHERE 1 = 1{where_sql} ORDER BY {order}{limit}",
+            stages_from(source, backend, "s")
+        );
+        sql
+    })
+    .await?;
     let mut users = rows
         .iter()
         .map(|r| read_core(r, backend))
@@ -799,17 +858,43 @@ pub async fn users_total(
     filter: &UserFilter,
 ) -> Result<i64, Error> {
     let backend = backend_of(db);
-    let mut sql = Sql::new(as_of, config);
-    let where_sql = filter_sql(&mut sql, filter);
-    sql.text = format!(
-        "SELECT COUNT(*) AS n FROM {} WHERE 1 = 1{where_sql}",
-        stages_subquery(backend, "s")
-    );
-    let rows = query(db, sql, "users total").await?;
+    let (rows, _) = query_stages(db, config, "users total", |source| {
+        let mut sql = Sql::new(as_of, config);
+        let where_sql = filter_sql(&mut sql, filter);
+        sql.text = format!(
+            "SELECT COUNT(*) AS n FROM {} WHERE 1 = 1{where_sql}",
+            stages_from(source, backend, "s")
+        );
+        sql
+    })
+    .await?;
     match rows.first() {
         Some(r) => get_int(r, 0),
         None => Ok(0),
     }
+}
+
+/// Every user existing at `as_of` with their stage and its facts (not the descriptive
+/// columns: no email, counts or plan), in `user_id` byte order, read from `source` as given:
+/// [`StageSource::History`] reads the stage history without looking at its status (it must
+/// have been built, for `config`'s grace period), a [`StageSource::Direct`] computes
+/// `user_stages`. For tests and benchmarks that compare the two; everything else lets
+/// [`query_stages`] choose.
+pub async fn core_stages_from(
+    db: &DatabaseConnection,
+    as_of: DateTime<Utc>,
+    config: &SaasConfig,
+    source: StageSource,
+) -> Result<Vec<UserStage>, Error> {
+    let backend = backend_of(db);
+    let mut sql = Sql::new(as_of, config);
+    sql.text = format!(
+        "SELECT {CORE_COLUMNS} FROM {} ORDER BY {}",
+        stages_from(source, backend, "s"),
+        by_user_id(backend)
+    );
+    let rows = query(db, sql, "core stages").await?;
+    rows.iter().map(|r| read_core(r, backend)).collect()
 }
 
 #[cfg(test)]

@@ -1,0 +1,28 @@
+-- stages_at (model `saas`; SQLite): the stage of every user existing at T, read from the
+-- stage history ("saas"."tally_stage_history", built by stage_history.sqlite.sql): the row of
+-- each user whose interval [valid_from, valid_to) holds T. The same rows and core columns as
+-- user_stages.sqlite.sql, plus repeat_payer; not the descriptive columns.
+--
+-- $1 = T as RFC 3339 text in UTC (`Z` or `+00:00`); $2 = the grace period in seconds, which
+-- the history must have been built with (see stages_at.sql).
+SELECT
+    h.user_id,
+    h.signup_time,
+    h.stage,
+    h.churn_reason,
+    h.account_deleted,
+    h.all_shops_deleted,
+    h.delinquent,
+    h.reached_prospect,
+    h.reached_customer,
+    h.repeat_payer
+FROM "saas"."tally_stage_history" AS h
+CROSS JOIN (
+    SELECT CASE WHEN $1 LIKE '%Z' THEN substr($1, 1, length($1) - 1) || '+00:00' ELSE $1 END AS t
+) AS p
+WHERE h.valid_from <= p.t
+  AND p.t < h.valid_to
+  AND EXISTS (
+      SELECT 1 FROM "saas"."tally_stage_history_status" AS st
+      WHERE st.id = 1 AND st.grace_seconds = CAST($2 AS INTEGER)
+  )

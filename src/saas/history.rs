@@ -1,0 +1,486 @@
+//! The stage history: every user's lifecycle stage as a function of the as-of instant, kept
+//! in `"saas"."tally_stage_history"` so that whole-population questions (stage counts, the
+//! journey, transitions, a page of users) read one narrow row per user instead of
+//! recomputing every user's facts from the event tables.
+//!
+//! # Why a history is exact
+//!
+//! Every row of `global_events`, `payments` and `invoices` starts to count at a fixed instant
+//! and counts at every later one (SEMANTICS §1), so each fact `user_stages` decides a stage
+//! from is a count over a set that only grows with T. A user's stage can therefore change
+//! only where one of their rows starts to count, or where an unpaid invoice becomes overdue.
+//! `sql/saas/stage_history(.sqlite).sql` computes the running counts at those instants and
+//! keeps one row per interval `[valid_from, valid_to)` over which the stage and its facts stay
+//! the same. The stage of u at T is the row of u with `valid_from <= T < valid_to`; the tests
+//! compare it with `user_stages` at every interval boundary on both backends.
+//!
+//! # Freshness
+//!
+//! The history is derived data, so tally only reads it when it is known to match the source
+//! tables. `"saas"."tally_stage_history_status"` (one row) records whether it is fresh and the
+//! grace period it was built with. Triggers on `global_events`, `payments` and `invoices`
+//! mark it stale on any insert, update, delete (and truncate, on PostgreSQL) — whoever
+//! writes, tally's loader or another tool. A reader checks the status in the same snapshot
+//! as it reads ([`begin_read`]: REPEATABLE READ on PostgreSQL, one read transaction on
+//! SQLite) and falls back to `user_stages` ([`StageSource::Direct`]) when the history is
+//! stale, missing or built for another grace period, so an answer is never older than the
+//! data. [`refresh`] rebuilds it in one transaction; the loader calls it after every saas
+//! load and the server when it finds it stale.
+//!
+//! On PostgreSQL the triggers lock the status row: the first write after a refresh takes it
+//! exclusively to mark the history stale, later writes share it, and [`refresh`] takes it
+//! exclusively, so a refresh waits for writers still in flight and can never record as fresh
+//! a history that misses their rows. On SQLite a writer excludes every other writer anyway.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use chrono::Utc;
+use sea_orm::{
+    AccessMode, ConnectionTrait, DatabaseConnection, DatabaseTransaction, IsolationLevel,
+    Statement, TransactionTrait,
+};
+
+use super::SaasConfig;
+use crate::db::{Backend, backend_of};
+use crate::error::Error;
+
+/// The history table (in the saas namespace).
+pub const TABLE: &str = "tally_stage_history";
+
+/// The status table (one row, `id = 1`).
+pub const STATUS_TABLE: &str = "tally_stage_history_status";
+
+/// The source tables whose changes make the history stale.
+pub const SOURCE_TABLES: [&str; 3] = ["global_events", "payments", "invoices"];
+
+/// The query whose rows the history holds, PostgreSQL (`$1` = grace in seconds).
+pub const BUILD_POSTGRES: &str = include_str!("../../sql/saas/stage_history.sql");
+
+/// The query whose rows the history holds, SQLite (`$1` = grace in seconds).
+pub const BUILD_SQLITE: &str = include_str!("../../sql/saas/stage_history.sqlite.sql");
+
+/// The columns of the history table, in the order of the build query.
+pub const COLUMNS: &str = "user_id, valid_from, valid_to, signup_time, stage, churn_reason, \
+     account_deleted, all_shops_deleted, delinquent, reached_prospect, reached_customer, \
+     repeat_payer";
+
+/// The name of the triggers (PostgreSQL) and their prefix (SQLite).
+const TRIGGER: &str = "tally_stage_history_stale";
+
+/// Where whole-population stage questions read stages from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StageSource {
+    /// The stage history: one row per user and interval.
+    History,
+    /// `user_stages` computed from the event tables, because the history is not usable.
+    Direct(Unusable),
+}
+
+/// Why the history was not read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unusable {
+    /// The history tables do not exist (never prepared on this database).
+    Missing,
+    /// A source table changed since the last build.
+    Stale,
+    /// It was built for another grace period.
+    OtherGrace,
+}
+
+impl StageSource {
+    /// `history`, or `direct (stale)` etc., as `extensions` and logs show it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            StageSource::History => "history",
+            StageSource::Direct(Unusable::Missing) => "direct (no stage history)",
+            StageSource::Direct(Unusable::Stale) => "direct (stage history stale)",
+            StageSource::Direct(Unusable::OtherGrace) => {
+                "direct (stage history built for another grace period)"
+            }
+        }
+    }
+}
+
+/// The status row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    /// No source table changed since the build.
+    pub fresh: bool,
+    /// The grace period (seconds) of the build; -1 before the first build.
+    pub grace_seconds: i64,
+    /// When the last build finished (RFC 3339), if ever.
+    pub built_at: Option<String>,
+    /// Rows of the last build.
+    pub row_count: i64,
+    /// How long the last build took, in milliseconds.
+    pub build_millis: i64,
+}
+
+impl Status {
+    /// Where a reader with `config` reads stages from, given this status.
+    pub fn source_for(&self, config: &SaasConfig) -> StageSource {
+        if !self.fresh {
+            StageSource::Direct(Unusable::Stale)
+        } else if self.grace_seconds != config.grace_seconds() {
+            StageSource::Direct(Unusable::OtherGrace)
+        } else {
+            StageSource::History
+        }
+    }
+}
+
+/// What [`refresh`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshReport {
+    /// Rows written.
+    pub rows: i64,
+    /// Wall time of the build, in milliseconds.
+    pub millis: i64,
+}
+
+fn db_err(what: &str) -> impl Fn(sea_orm::DbErr) -> Error + '_ {
+    move |e| Error::Database(format!("saas stage history: {what}: {e}"))
+}
+
+fn qualified(table: &str) -> String {
+    format!("\"saas\".\"{table}\"")
+}
+
+/// The DDL of the history and status tables for `backend` (idempotent).
+fn tables_ddl(backend: Backend) -> String {
+    let (text_c, time, int, big) = match backend {
+        Backend::Postgres => ("text COLLATE \"C\"", "timestamptz", "integer", "bigint"),
+        Backend::Sqlite => ("TEXT", "TEXT", "INTEGER", "INTEGER"),
+    };
+    let history = qualified(TABLE);
+    let status = qualified(STATUS_TABLE);
+    format!(
+        "CREATE TABLE IF NOT EXISTS {history} (\
+         user_id {text_c} NOT NULL, valid_from {time} NOT NULL, valid_to {time} NOT NULL, \
+         signup_time {time} NOT NULL, stage TEXT NOT NULL, churn_reason TEXT, \
+         account_deleted {int} NOT NULL, all_shops_deleted {int} NOT NULL, \
+         delinquent {int} NOT NULL, reached_prospect {int} NOT NULL, \
+         reached_customer {int} NOT NULL, repeat_payer {int} NOT NULL, \
+         PRIMARY KEY (user_id, valid_from));\n\
+         CREATE TABLE IF NOT EXISTS {status} (\
+         id {int} PRIMARY KEY, fresh {int} NOT NULL, grace_seconds {big} NOT NULL, \
+         built_at TEXT, row_count {big} NOT NULL, build_millis {big} NOT NULL);\n\
+         INSERT INTO {status} (id, fresh, grace_seconds, built_at, row_count, build_millis) \
+         VALUES (1, 0, -1, NULL, 0, 0) ON CONFLICT (id) DO NOTHING;"
+    )
+}
+
+/// The PostgreSQL trigger function: mark the history stale (the first writer after a
+/// refresh, exclusively), then hold a share lock on the status row until commit.
+const PG_TRIGGER_FUNCTION: &str = "CREATE OR REPLACE FUNCTION \"saas\".\"tally_stage_history_stale\"() \
+     RETURNS trigger LANGUAGE plpgsql AS $fn$\n\
+     BEGIN\n\
+       UPDATE \"saas\".\"tally_stage_history_status\" SET fresh = 0 WHERE id = 1 AND fresh <> 0;\n\
+       PERFORM 1 FROM \"saas\".\"tally_stage_history_status\" WHERE id = 1 FOR SHARE;\n\
+       RETURN NULL;\n\
+     END\n\
+     $fn$;";
+
+/// Creates the history and status tables and the staleness triggers when they are missing
+/// (idempotent; run at server start and before every refresh).
+pub async fn ensure(db: &DatabaseConnection) -> Result<(), Error> {
+    let backend = backend_of(db);
+    db.execute_unprepared(&tables_ddl(backend))
+        .await
+        .map_err(db_err("creating its tables"))?;
+    match backend {
+        Backend::Postgres => {
+            db.execute_unprepared(PG_TRIGGER_FUNCTION)
+                .await
+                .map_err(db_err("creating its trigger function"))?;
+            for table in SOURCE_TABLES {
+                let exists = db
+                    .query_one_raw(Statement::from_sql_and_values(
+                        db.get_database_backend(),
+                        "SELECT 1 FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid \
+                         JOIN pg_namespace n ON n.oid = c.relnamespace \
+                         WHERE n.nspname = 'saas' AND c.relname = $1 AND t.tgname = $2",
+                        [table.into(), TRIGGER.into()],
+                    ))
+                    .await
+                    .map_err(db_err("reading its triggers"))?
+                    .is_some();
+                if !exists {
+                    db.execute_unprepared(&format!(
+                        "CREATE TRIGGER {TRIGGER} AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE \
+                         ON {} FOR EACH STATEMENT EXECUTE FUNCTION \"saas\".\"{TRIGGER}\"()",
+                        qualified(table)
+                    ))
+                    .await
+                    .map_err(db_err("creating its triggers"))?;
+                }
+            }
+        }
+        Backend::Sqlite => {
+            // SQLite has row triggers only; the WHEN clause keeps all but the first write
+            // after a refresh from touching the status row.
+            let mut ddl = String::new();
+            for table in SOURCE_TABLES {
+                for event in ["INSERT", "UPDATE", "DELETE"] {
+                    ddl.push_str(&format!(
+                        "CREATE TRIGGER IF NOT EXISTS \"saas\".\"{TRIGGER}_{table}_{}\" \
+                         AFTER {event} ON \"{table}\" \
+                         WHEN (SELECT fresh FROM \"{STATUS_TABLE}\" WHERE id = 1) <> 0 \
+                         BEGIN UPDATE \"{STATUS_TABLE}\" SET fresh = 0 WHERE id = 1; END;\n",
+                        event.to_lowercase()
+                    ));
+                }
+            }
+            db.execute_unprepared(&ddl)
+                .await
+                .map_err(db_err("creating its triggers"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Reads the status row; `None` when the status table does not exist.
+pub async fn status(conn: &impl ConnectionTrait) -> Result<Option<Status>, Error> {
+    let backend = conn.get_database_backend();
+    let exists_sql = match backend {
+        sea_orm::DatabaseBackend::Postgres => {
+            "SELECT 1 FROM information_schema.tables WHERE table_schema = 'saas' AND table_name = $1"
+        }
+        _ => "SELECT 1 FROM \"saas\".sqlite_master WHERE type = 'table' AND name = $1",
+    };
+    let exists = conn
+        .query_one_raw(Statement::from_sql_and_values(
+            backend,
+            exists_sql,
+            [STATUS_TABLE.into()],
+        ))
+        .await
+        .map_err(db_err("looking for its status"))?
+        .is_some();
+    if !exists {
+        return Ok(None);
+    }
+    let row = conn
+        .query_one_raw(Statement::from_string(
+            backend,
+            format!(
+                "SELECT fresh, grace_seconds, built_at, row_count, build_millis FROM {} WHERE id = 1",
+                qualified(STATUS_TABLE)
+            ),
+        ))
+        .await
+        .map_err(db_err("reading its status"))?;
+    row.map(|r| read_status(&r)).transpose()
+}
+
+/// Starts a read-only transaction whose reads all see one snapshot (REPEATABLE READ on
+/// PostgreSQL; on SQLite a transaction's reads always do), with `jit` off on PostgreSQL (see
+/// [`super::query_stages`]), and decides there where stages are read from — in one
+/// statement, which reads the status row and (on PostgreSQL) turns JIT off.
+pub async fn begin_read(
+    db: &DatabaseConnection,
+    config: &SaasConfig,
+) -> Result<(DatabaseTransaction, StageSource), Error> {
+    let backend = backend_of(db);
+    let txn = begin_snapshot(db).await?;
+    let read = format!(
+        "SELECT fresh, grace_seconds, built_at, row_count, build_millis{} FROM {} WHERE id = 1",
+        match backend {
+            // Only where the server has the setting (Postgres-compatible engines may not).
+            Backend::Postgres => {
+                ", (SELECT set_config('jit', 'off', true) \
+                 WHERE current_setting('jit', true) IS NOT NULL)"
+            }
+            Backend::Sqlite => "",
+        },
+        qualified(STATUS_TABLE)
+    );
+    match txn
+        .query_one_raw(Statement::from_string(db.get_database_backend(), read))
+        .await
+    {
+        Ok(Some(r)) => {
+            let status = read_status(&r)?;
+            Ok((txn, status.source_for(config)))
+        }
+        Ok(None) => Ok((txn, StageSource::Direct(Unusable::Missing))),
+        Err(_) => {
+            // No status table (never prepared here). A failed statement ends a PostgreSQL
+            // transaction, so start again without reading it.
+            let _ = txn.rollback().await;
+            let txn = begin_snapshot(db).await?;
+            if backend == Backend::Postgres {
+                txn.execute_unprepared(
+                    "SELECT set_config('jit', 'off', true) \
+                     WHERE current_setting('jit', true) IS NOT NULL",
+                )
+                .await
+                .map_err(db_err("turning JIT off"))?;
+            }
+            Ok((txn, StageSource::Direct(Unusable::Missing)))
+        }
+    }
+}
+
+/// A transaction whose reads see one snapshot.
+async fn begin_snapshot(db: &DatabaseConnection) -> Result<DatabaseTransaction, Error> {
+    match backend_of(db) {
+        Backend::Postgres => db
+            .begin_with_config(
+                Some(IsolationLevel::RepeatableRead),
+                Some(AccessMode::ReadOnly),
+            )
+            .await
+            .map_err(db_err("beginning a read")),
+        Backend::Sqlite => db.begin().await.map_err(db_err("beginning a read")),
+    }
+}
+
+/// A [`Status`] from the columns fresh, grace_seconds, built_at, row_count, build_millis.
+fn read_status(r: &sea_orm::QueryResult) -> Result<Status, Error> {
+    Ok(Status {
+        fresh: super::get_int(r, 0)? != 0,
+        grace_seconds: super::get_int(r, 1)?,
+        built_at: super::get_text(r, 2)?,
+        row_count: super::get_int(r, 3)?,
+        build_millis: super::get_int(r, 4)?,
+    })
+}
+
+/// Rebuilds the history for `config`'s grace period in one transaction and marks it fresh;
+/// creates its tables and triggers first when missing.
+pub async fn refresh(db: &DatabaseConnection, config: &SaasConfig) -> Result<RefreshReport, Error> {
+    ensure(db).await?;
+    let backend = backend_of(db);
+    let started = Instant::now();
+    let txn = db.begin().await.map_err(db_err("beginning a refresh"))?;
+    let status_table = qualified(STATUS_TABLE);
+    match backend {
+        Backend::Postgres => {
+            txn.execute_unprepared(
+                "SELECT set_config('jit', 'off', true), set_config('work_mem', '256MB', true) \
+                 WHERE current_setting('jit', true) IS NOT NULL",
+            )
+            .await
+            .map_err(db_err("session settings"))?;
+            // Waits for writers still in flight (they hold the row, see the module doc).
+            txn.execute_unprepared(&format!(
+                "SELECT fresh FROM {status_table} WHERE id = 1 FOR UPDATE"
+            ))
+            .await
+            .map_err(db_err("locking its status"))?;
+        }
+        Backend::Sqlite => {
+            // The first write takes SQLite's write lock: no writer can slip in from here on.
+            txn.execute_unprepared(&format!("UPDATE {status_table} SET fresh = 0 WHERE id = 1"))
+                .await
+                .map_err(db_err("locking its status"))?;
+        }
+    }
+    txn.execute_unprepared(&format!("DELETE FROM {}", qualified(TABLE)))
+        .await
+        .map_err(db_err("clearing it"))?;
+    let build = match backend {
+        Backend::Postgres => BUILD_POSTGRES,
+        Backend::Sqlite => BUILD_SQLITE,
+    };
+    let inserted = txn
+        .execute_raw(Statement::from_sql_and_values(
+            db.get_database_backend(),
+            format!("INSERT INTO {} ({COLUMNS})\n{build}", qualified(TABLE)),
+            [config.grace_seconds().into()],
+        ))
+        .await
+        .map_err(db_err("building it"))?
+        .rows_affected();
+    let rows = i64::try_from(inserted).unwrap_or(i64::MAX);
+    let millis = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+    txn.execute_raw(Statement::from_sql_and_values(
+        db.get_database_backend(),
+        format!(
+            "UPDATE {status_table} SET fresh = 1, grace_seconds = $1, built_at = $2, \
+             row_count = $3, build_millis = $4 WHERE id = 1"
+        ),
+        [
+            config.grace_seconds().into(),
+            super::format_time(Utc::now()).into(),
+            rows.into(),
+            millis.into(),
+        ],
+    ))
+    .await
+    .map_err(db_err("recording its status"))?;
+    txn.commit().await.map_err(db_err("committing it"))?;
+    // Fresh statistics for the planner (a rebuild replaces every row).
+    db.execute_unprepared(&format!("ANALYZE {}", qualified(TABLE)))
+        .await
+        .map_err(db_err("analysing it"))?;
+    Ok(RefreshReport { rows, millis })
+}
+
+/// Refreshes the history in the background when asked, one refresh at a time (the server
+/// keeps one and asks whenever a reader found the history unusable).
+#[derive(Clone)]
+pub struct Refresher {
+    db: DatabaseConnection,
+    config: SaasConfig,
+    running: Arc<AtomicBool>,
+}
+
+impl Refresher {
+    /// A refresher of the history of `db` for `config`.
+    pub fn new(db: DatabaseConnection, config: SaasConfig) -> Refresher {
+        Refresher {
+            db,
+            config,
+            running: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Starts a refresh on the tokio runtime unless one is running; returns whether it did.
+    pub fn kick(&self) -> bool {
+        if self.running.swap(true, Ordering::SeqCst) {
+            return false;
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            match refresh(&this.db, &this.config).await {
+                Ok(r) => tracing::info!(
+                    rows = r.rows,
+                    millis = r.millis,
+                    "saas stage history refreshed"
+                ),
+                Err(e) => tracing::warn!("saas stage history not refreshed: {e}"),
+            }
+            this.running.store(false, Ordering::SeqCst);
+        });
+        true
+    }
+
+    /// Whether a refresh is running.
+    pub fn is_running(&self) -> bool {
+        self.running.load(Ordering::SeqCst)
+    }
+}
+
+/// The refresher of the server's database, once installed.
+static INSTALLED: OnceLock<Refresher> = OnceLock::new();
+
+/// Makes `refresher` the process's background refresher (the server does this at start):
+/// readers that find the history unusable then start a refresh. Only the first call counts.
+pub fn install(refresher: Refresher) {
+    let _ = INSTALLED.set(refresher);
+}
+
+/// Starts a background refresh with the installed refresher, if any, none is running and
+/// it builds for `config` (a request with its own grace period does not rebuild the
+/// server's history).
+pub(crate) fn kick_installed(config: &SaasConfig) {
+    if let Some(r) = INSTALLED.get()
+        && r.config == *config
+    {
+        r.kick();
+    }
+}
