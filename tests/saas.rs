@@ -1163,3 +1163,51 @@ async fn writes_by_any_tool_make_the_history_stale() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_background_refresher_rebuilds_a_stale_history() {
+    use sea_orm::ConnectionTrait;
+    use tally::saas::history::{Refresher, StageSource, Unusable};
+    for db in TestDb::all().await {
+        load(&db.conn, rules_sources()).await;
+        let cfg = SaasConfig::default();
+        db.conn
+            .execute_unprepared("DELETE FROM \"saas\".\"payments\" WHERE payment_id = 'pay04'")
+            .await
+            .unwrap();
+        let status = saas::history::status(&db.conn).await.unwrap().unwrap();
+        assert_eq!(
+            status.source_for(&cfg),
+            StageSource::Direct(Unusable::Stale)
+        );
+        let direct = saas::stage_counts(&db.conn, at(T_MAIN), &cfg, &Cohort::default())
+            .await
+            .unwrap();
+        let refresher = Refresher::new(db.conn.clone(), cfg);
+        assert!(refresher.kick(), "{}: a refresh starts", db.backend);
+        assert!(!refresher.kick(), "{}: only one at a time", db.backend);
+        for _ in 0..600 {
+            if !refresher.is_running() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert!(!refresher.is_running(), "{}: the refresh ended", db.backend);
+        let status = saas::history::status(&db.conn).await.unwrap().unwrap();
+        assert_eq!(
+            status.source_for(&cfg),
+            StageSource::History,
+            "{}",
+            db.backend
+        );
+        assert!(status.built_at.is_some() && status.row_count > 0);
+        assert_eq!(
+            saas::stage_counts(&db.conn, at(T_MAIN), &cfg, &Cohort::default())
+                .await
+                .unwrap(),
+            direct,
+            "{}",
+            db.backend
+        );
+    }
+}

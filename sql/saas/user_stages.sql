@@ -70,8 +70,14 @@
 -- (stageCounts, journey, transitions) lets PostgreSQL remove those joins, so steps 3, 7, 8,
 -- 9b and 11 do not run.
 --
+-- Whole-population questions (stageCounts, journey, transitions, the users drill-down) read
+-- the stage history instead when it is fresh (stage_history.sql builds it, stages_at.sql
+-- reads it; src/saas/history.rs, docs/SAAS-LIFECYCLE.md): this file is the reference the
+-- history is tested against, what the semantic layer's `stages` table reads, and the
+-- fallback while the history is stale. Its costs:
+--
 -- tally runs the whole-population wrappers (stageCounts, journey, transitions) with
--- `SET LOCAL jit = off` in their own transaction (src/saas/mod.rs, query_population): the
+-- `SET LOCAL jit = off` in their own transaction (src/saas/mod.rs, query_stages): the
 -- plan is costed above jit_optimize_above_cost, and JIT compilation with inlining cost more
 -- than the query (1.8 s of 2.9 s at 300 000 users). Measured at 300 000 users without JIT,
 -- the remaining time is CPU in the per-step scans and hash aggregates (unpaid-invoice

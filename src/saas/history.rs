@@ -427,7 +427,12 @@ pub struct Refresher {
     db: DatabaseConnection,
     config: SaasConfig,
     running: Arc<AtomicBool>,
+    /// When the last refresh failed: no new one starts within [`RETRY_AFTER`] of it.
+    failed_at: Arc<std::sync::Mutex<Option<Instant>>>,
 }
+
+/// How long the [`Refresher`] waits after a failed refresh before it tries again.
+pub const RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl Refresher {
     /// A refresher of the history of `db` for `config`.
@@ -436,23 +441,43 @@ impl Refresher {
             db,
             config,
             running: Arc::new(AtomicBool::new(false)),
+            failed_at: Arc::new(std::sync::Mutex::new(None)),
         }
     }
 
-    /// Starts a refresh on the tokio runtime unless one is running; returns whether it did.
+    /// Starts a refresh on the tokio runtime unless one is running or the last one failed
+    /// less than [`RETRY_AFTER`] ago; returns whether it did.
     pub fn kick(&self) -> bool {
-        if self.running.swap(true, Ordering::SeqCst) {
+        let recently_failed = self
+            .failed_at
+            .lock()
+            .map(|f| f.is_some_and(|t| t.elapsed() < RETRY_AFTER))
+            .unwrap_or(false);
+        if recently_failed || self.running.swap(true, Ordering::SeqCst) {
             return false;
         }
         let this = self.clone();
         tokio::spawn(async move {
-            match refresh(&this.db, &this.config).await {
-                Ok(r) => tracing::info!(
-                    rows = r.rows,
-                    millis = r.millis,
-                    "saas stage history refreshed"
-                ),
-                Err(e) => tracing::warn!("saas stage history not refreshed: {e}"),
+            let outcome = refresh(&this.db, &this.config).await;
+            let failed = match outcome {
+                Ok(r) => {
+                    tracing::info!(
+                        rows = r.rows,
+                        millis = r.millis,
+                        "saas stage history refreshed"
+                    );
+                    None
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        "saas stage history not refreshed (stages are computed from the tables; retrying after {} s): {e}",
+                        RETRY_AFTER.as_secs()
+                    );
+                    Some(Instant::now())
+                }
+            };
+            if let Ok(mut f) = this.failed_at.lock() {
+                *f = failed;
             }
             this.running.store(false, Ordering::SeqCst);
         });

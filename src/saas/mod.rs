@@ -19,6 +19,14 @@
 //! - [`drill`]: shops, plans, invoices and payments of many users / shops / invoices in one
 //!   statement each (what the GraphQL dataloaders call).
 //!
+//! Whole-population questions ([`stage_counts`], [`journey`], [`transitions`], [`users_page`],
+//! [`users_total`]) read the **stage history** instead of `user_stages` whenever it is fresh
+//! ([`history`]): every user's stage as intervals of the as-of instant, rebuilt after each
+//! saas load and marked stale by triggers on any other write, so one narrow scan answers
+//! them (0.2 s over a million users on PostgreSQL, where `user_stages` takes about 7 s).
+//! `user_stages` stays the reference the history is tested against and the fallback while
+//! it is stale.
+//!
 //! The grace period is a setting of the saas model: `[saas] grace_days = 30` in a file of
 //! `models/saas/` ([`SaasConfig`], default 30 days).
 
