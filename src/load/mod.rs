@@ -325,11 +325,20 @@ pub async fn load(
         origins: Vec::new(),
         unreadable: HashSet::new(),
     };
+    if model == "saas" {
+        // The stage history's tables and staleness triggers exist before any row is written.
+        crate::saas::history::ensure(&txn).await?;
+    }
     let outcome = loader.run(sources, &specs).await;
     let Loader { errors, .. } = loader;
     let rejected = errors.any();
     match outcome {
         Ok(tables) if !rejected => {
+            let rebuilt = if model == "saas" {
+                rebuild_stage_history(&txn).await
+            } else {
+                false
+            };
             txn.commit()
                 .await
                 .map_err(|e| Error::Database(format!("cannot commit the load of {model}: {e}")))?;
@@ -337,9 +346,13 @@ pub async fn load(
                 // Local times of the gym models need the offsets of every branch's zone.
                 crate::tz::refresh_offsets(db).await?;
             }
-            if model == "saas" {
-                refresh_stage_history(db).await;
+            if rebuilt {
+                // statistics are a hint for the planner: a failure here loses nothing
+                if let Err(e) = crate::saas::history::analyze(db).await {
+                    tracing::warn!("{e}");
+                }
             }
+
             Ok(LoadReport {
                 model: model.to_owned(),
                 tables,
@@ -363,21 +376,42 @@ pub async fn load(
     }
 }
 
-/// Rebuilds the saas stage history after a committed saas load (with the grace period of
-/// the models tally serves). A failure is logged, not returned: the load is committed, and
-/// the history stays marked stale, so readers compute stages from the tables until a
-/// later refresh succeeds.
-async fn refresh_stage_history(db: &DatabaseConnection) {
+/// Rebuilds the saas stage history inside the load's transaction `txn` (with the grace
+/// period of the models tally serves), in a savepoint: the load and its history commit
+/// together. A failure is logged and rolled back to the savepoint, not returned: the load
+/// still commits, with the history marked stale by its triggers, so readers compute stages
+/// from the tables until a later refresh succeeds. Returns whether it rebuilt.
+async fn rebuild_stage_history(txn: &sea_orm::DatabaseTransaction) -> bool {
     let config = crate::saas::SaasConfig::load_default().unwrap_or_default();
-    match crate::saas::history::refresh(db, &config).await {
-        Ok(r) => tracing::info!(
-            rows = r.rows,
-            millis = r.millis,
-            "saas stage history rebuilt"
-        ),
-        Err(e) => tracing::warn!(
-            "saas stage history not rebuilt (stages are computed from the tables until it is): {e}"
-        ),
+    let savepoint = match txn.begin().await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("saas stage history not rebuilt: {e}");
+            return false;
+        }
+    };
+    match crate::saas::history::rebuild_in(&savepoint, &config).await {
+        Ok(r) => match savepoint.commit().await {
+            Ok(()) => {
+                tracing::info!(
+                    rows = r.rows,
+                    millis = r.millis,
+                    "saas stage history rebuilt"
+                );
+                true
+            }
+            Err(e) => {
+                tracing::warn!("saas stage history not rebuilt: {e}");
+                false
+            }
+        },
+        Err(e) => {
+            let _ = savepoint.rollback().await;
+            tracing::warn!(
+                "saas stage history not rebuilt (stages are computed from the tables until it is): {e}"
+            );
+            false
+        }
     }
 }
 

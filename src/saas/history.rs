@@ -24,8 +24,9 @@
 //! as it reads ([`begin_read`]: REPEATABLE READ on PostgreSQL, one read transaction on
 //! SQLite) and falls back to `user_stages` ([`StageSource::Direct`]) when the history is
 //! stale, missing or built for another grace period, so an answer is never older than the
-//! data. [`refresh`] rebuilds it in one transaction; the loader calls it after every saas
-//! load and the server when it finds it stale.
+//! data. [`refresh`] rebuilds it in one transaction; the loader rebuilds it inside the
+//! transaction of every saas load ([`rebuild_in`], so data and history commit together and
+//! readers never fall back after a load), and the server when it finds it stale.
 //!
 //! On PostgreSQL the triggers lock the status row: the first write after a refresh takes it
 //! exclusively to mark the history stale, later writes share it, and [`refresh`] takes it
@@ -185,8 +186,11 @@ const PG_TRIGGER_FUNCTION: &str = "CREATE OR REPLACE FUNCTION \"saas\".\"tally_s
 
 /// Creates the history and status tables and the staleness triggers when they are missing
 /// (idempotent; run at server start and before every refresh).
-pub async fn ensure(db: &DatabaseConnection) -> Result<(), Error> {
-    let backend = backend_of(db);
+pub async fn ensure(db: &impl ConnectionTrait) -> Result<(), Error> {
+    let backend = match db.get_database_backend() {
+        sea_orm::DatabaseBackend::Postgres => Backend::Postgres,
+        _ => Backend::Sqlite,
+    };
     db.execute_unprepared(&tables_ddl(backend))
         .await
         .map_err(db_err("creating its tables"))?;
@@ -353,9 +357,35 @@ fn read_status(r: &sea_orm::QueryResult) -> Result<Status, Error> {
 /// creates its tables and triggers first when missing.
 pub async fn refresh(db: &DatabaseConnection, config: &SaasConfig) -> Result<RefreshReport, Error> {
     ensure(db).await?;
-    let backend = backend_of(db);
-    let started = Instant::now();
     let txn = db.begin().await.map_err(db_err("beginning a refresh"))?;
+    let report = rebuild_in(&txn, config).await?;
+    txn.commit().await.map_err(db_err("committing it"))?;
+    analyze(db).await?;
+    Ok(report)
+}
+
+/// Fresh planner statistics for the history (a rebuild replaces every row).
+pub async fn analyze(db: &DatabaseConnection) -> Result<(), Error> {
+    db.execute_unprepared(&format!("ANALYZE {}", qualified(TABLE)))
+        .await
+        .map(|_| ())
+        .map_err(db_err("analysing it"))
+}
+
+/// Rebuilds the history inside the transaction `txn` and marks it fresh there: the rows
+/// become visible, and the history fresh, when `txn` commits. The loader calls it in its own
+/// transaction, so a load and its history commit together and readers never see one without
+/// the other. The tables must exist ([`ensure`]).
+pub async fn rebuild_in(
+    txn: &DatabaseTransaction,
+    config: &SaasConfig,
+) -> Result<RefreshReport, Error> {
+    let db_backend = txn.get_database_backend();
+    let backend = match db_backend {
+        sea_orm::DatabaseBackend::Postgres => Backend::Postgres,
+        _ => Backend::Sqlite,
+    };
+    let started = Instant::now();
     let status_table = qualified(STATUS_TABLE);
     match backend {
         Backend::Postgres => {
@@ -388,7 +418,7 @@ pub async fn refresh(db: &DatabaseConnection, config: &SaasConfig) -> Result<Ref
     };
     let inserted = txn
         .execute_raw(Statement::from_sql_and_values(
-            db.get_database_backend(),
+            db_backend,
             format!("INSERT INTO {} ({COLUMNS})\n{build}", qualified(TABLE)),
             [config.grace_seconds().into()],
         ))
@@ -398,7 +428,7 @@ pub async fn refresh(db: &DatabaseConnection, config: &SaasConfig) -> Result<Ref
     let rows = i64::try_from(inserted).unwrap_or(i64::MAX);
     let millis = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
     txn.execute_raw(Statement::from_sql_and_values(
-        db.get_database_backend(),
+        db_backend,
         format!(
             "UPDATE {status_table} SET fresh = 1, grace_seconds = $1, built_at = $2, \
              row_count = $3, build_millis = $4 WHERE id = 1"
@@ -412,11 +442,6 @@ pub async fn refresh(db: &DatabaseConnection, config: &SaasConfig) -> Result<Ref
     ))
     .await
     .map_err(db_err("recording its status"))?;
-    txn.commit().await.map_err(db_err("committing it"))?;
-    // Fresh statistics for the planner (a rebuild replaces every row).
-    db.execute_unprepared(&format!("ANALYZE {}", qualified(TABLE)))
-        .await
-        .map_err(db_err("analysing it"))?;
     Ok(RefreshReport { rows, millis })
 }
 
