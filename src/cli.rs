@@ -295,6 +295,9 @@ fn print_report(report: &crate::load::LoadReport, started: Instant) {
         read += t.rows_read;
         inserted += t.rows_inserted;
     }
+    if let Some(h) = &report.stage_history {
+        eprintln!("  {} stage history {h}", report.model);
+    }
     eprintln!(
         "{}: {read} rows read, {inserted} inserted in {:.1}s",
         report.model,

@@ -1211,3 +1211,138 @@ async fn the_background_refresher_rebuilds_a_stale_history() {
         );
     }
 }
+
+/// Every row of the stage history as text, in (user_id, valid_from) order.
+async fn history_rows(db: &DatabaseConnection) -> Vec<Vec<Option<String>>> {
+    use sea_orm::{ConnectionTrait, Statement};
+    let cols = [
+        "user_id",
+        "valid_from",
+        "valid_to",
+        "signup_time",
+        "stage",
+        "churn_reason",
+        "account_deleted",
+        "all_shops_deleted",
+        "delinquent",
+        "reached_prospect",
+        "reached_customer",
+        "repeat_payer",
+    ];
+    let select: Vec<String> = cols.iter().map(|c| format!("CAST({c} AS TEXT)")).collect();
+    let rows = db
+        .query_all_raw(Statement::from_string(
+            db.get_database_backend(),
+            format!(
+                "SELECT {} FROM \"saas\".\"tally_stage_history\" ORDER BY user_id, valid_from",
+                select.join(", ")
+            ),
+        ))
+        .await
+        .unwrap();
+    rows.iter()
+        .map(|r| {
+            (0..cols.len())
+                .map(|i| r.try_get_by_index::<Option<String>>(i).unwrap())
+                .collect()
+        })
+        .collect()
+}
+
+/// In-memory CSV rows for one saas table.
+fn rows_of(table: &str, columns: &[&str], rows: &[&[&str]]) -> TableSource {
+    let records: Vec<_> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| Ok((i as u64 + 2, r.iter().map(|s| (*s).to_owned()).collect())))
+        .collect();
+    TableSource {
+        table: table.to_owned(),
+        origin: format!("{table}.csv"),
+        columns: columns.iter().map(|s| (*s).to_owned()).collect(),
+        rows: Box::new(records.into_iter()),
+    }
+}
+
+/// Loads `sources` and returns what the load did to the stage history.
+async fn load_reporting(
+    db: &DatabaseConnection,
+    sources: Vec<TableSource>,
+) -> saas::history::RefreshReport {
+    tally::load::load(db, "saas", sources, &tally::load::LoadOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("loading saas: {e:?}"))
+        .stage_history
+        .expect("the load updated the stage history")
+}
+
+#[tokio::test]
+async fn a_small_load_recomputes_only_the_users_it_touched() {
+    for db in TestDb::all().await {
+        let cfg = SaasConfig::default();
+        // First load: no history yet, so a whole build.
+        let first = load_reporting(&db.conn, demo_sources(0.05)).await;
+        assert_eq!(first.scoped_users, None, "{}", db.backend);
+        // The rules fixture: 15 new users (14 with an account), so only they are computed.
+        let second = load_reporting(&db.conn, rules_sources()).await;
+        assert_eq!(second.scoped_users, Some(15), "{}: {second}", db.backend);
+        let incremental = history_rows(&db.conn).await;
+        saas::history::refresh(&db.conn, &cfg).await.unwrap();
+        assert_eq!(history_rows(&db.conn).await, incremental, "{}", db.backend);
+        // Rows that change other users than the ones they name: a deletion of u02's shop
+        // named for u01, a payment of u02's invoice by u03, a late invoice of u04.
+        let before_third = history_rows(&db.conn).await;
+        let third = load_reporting(
+            &db.conn,
+            vec![
+                rows_of(
+                    "global_events",
+                    &["ts", "event_id", "event_time", "event_type", "metadata"],
+                    &[&[
+                        "2024-07-02 00:00:00",
+                        "e_inc_1",
+                        "2024-07-01T09:00:00Z",
+                        "user_shop_delete",
+                        r#"{"user_id":"u01_lead","shop_id":"s02"}"#,
+                    ]],
+                ),
+                rows_of(
+                    "invoices",
+                    &[
+                        "ds",
+                        "invoice_id",
+                        "user_id",
+                        "shop_id",
+                        "invoice_timestamp",
+                        "invoice_amount",
+                    ],
+                    &[&[
+                        "2024-06-20",
+                        "i_inc_1",
+                        "u04_paid_once",
+                        "s04",
+                        "2024-06-10T00:00:00Z",
+                        "9.00",
+                    ]],
+                ),
+                rows_of(
+                    "payments",
+                    &["ds", "payment_id", "invoice_id", "user_id"],
+                    &[&["2024-06-25", "pay_inc_1", "i02", "u03_repeat"]],
+                ),
+            ],
+        )
+        .await;
+        let scoped = third.scoped_users.expect("a scoped update");
+        assert_eq!(scoped, 4, "{}: u01, u02, u03, u04: {third}", db.backend);
+        let incremental = history_rows(&db.conn).await;
+        assert_ne!(
+            incremental, before_third,
+            "{}: the load changed stages",
+            db.backend
+        );
+        saas::history::refresh(&db.conn, &cfg).await.unwrap();
+        assert_eq!(history_rows(&db.conn).await, incremental, "{}", db.backend);
+        check_history_matches(&db, &cfg, 60).await;
+    }
+}

@@ -4,11 +4,13 @@
 -- tally fills "saas"."tally_stage_history" with the rows of this query (src/saas/history.rs:
 -- `INSERT INTO … (<columns>) <this file>`, after every saas load and when the server finds
 -- the table stale). It is ONE query, no semicolon; `$1` is the grace period of unpaid
--- invoices in whole seconds (grace_days * 86400). By hand, in psql:
+-- invoices in whole seconds (grace_days * 86400); `$2` is 0 for every user, or 1 for only
+-- the users listed in "saas"."tally_stage_history_scope" (a load's users, whose rows the
+-- loader replaces; see src/saas/history.rs). By hand, in psql:
 --
 --   \set q `cat sql/saas/stage_history.sql`
---   PREPARE stage_history(bigint) AS :q ;
---   EXECUTE stage_history(2592000);
+--   PREPARE stage_history(bigint, integer) AS :q ;
+--   EXECUTE stage_history(2592000, 0);
 --
 -- Why it is exact: every row of global_events, payments and invoices starts to count at a
 -- fixed instant and counts at every later T (SEMANTICS §1: both its business time and its
@@ -36,6 +38,10 @@ events AS (
         e.metadata ->> 'shop_id' AS shop_id,
         GREATEST(e.event_time, CAST(e.ts AS timestamp) AT TIME ZONE 'UTC') AS known
     FROM "saas"."global_events" AS e
+    -- $2 = 1: the scope's users' events, and every shop deletion (it deletes by shop_id)
+    WHERE CAST($2 AS bigint) = 0
+       OR e.event_type = 'user_shop_delete'
+       OR e.metadata ->> 'user_id' IN (SELECT user_id FROM "saas"."tally_stage_history_scope")
 ),
 -- §2 existence: each account creation; signup_time at T is the smallest event_time of
 -- the creations counting at T (a running minimum below).
@@ -83,6 +89,8 @@ user_payments AS (
         FROM (
             SELECT user_id, payment_id, MIN(ds) AS ds
             FROM "saas"."payments"
+            WHERE CAST($2 AS bigint) = 0
+               OR user_id IN (SELECT user_id FROM "saas"."tally_stage_history_scope")
             GROUP BY user_id, payment_id
         ) AS p
     ) AS p
@@ -94,6 +102,11 @@ user_payments AS (
 invoice_paid AS (
     SELECT invoice_id, CAST(MIN(ds) AS timestamp) AT TIME ZONE 'UTC' AS paid
     FROM "saas"."payments"
+    WHERE CAST($2 AS bigint) = 0
+       OR invoice_id IN (
+           SELECT invoice_id FROM "saas"."invoices"
+           WHERE user_id IN (SELECT user_id FROM "saas"."tally_stage_history_scope")
+       )
     GROUP BY invoice_id
 ),
 overdue AS (
@@ -107,6 +120,8 @@ overdue AS (
                 invoice_timestamp + make_interval(secs => CAST($1 AS double precision))
             ) AS overdue
         FROM "saas"."invoices"
+        WHERE CAST($2 AS bigint) = 0
+           OR user_id IN (SELECT user_id FROM "saas"."tally_stage_history_scope")
     ) AS i
     LEFT JOIN invoice_paid AS p ON p.invoice_id = i.invoice_id
     WHERE p.paid IS NULL OR p.paid > i.overdue

@@ -4,7 +4,9 @@
 -- tally fills "saas"."tally_stage_history" with the rows of this query (src/saas/history.rs:
 -- `INSERT INTO … (<columns>) <this file>`, after every saas load and when the server finds
 -- the table stale). It is ONE query, no semicolon; `$1` is the grace period of unpaid
--- invoices in whole seconds (grace_days * 86400). Instants are text as tally stores
+-- invoices in whole seconds (grace_days * 86400); `$2` is 0 for every user, or 1 for only
+-- the users listed in "saas"."tally_stage_history_scope" (a load's users, whose rows the
+-- loader replaces; see src/saas/history.rs). Instants are text as tally stores
 -- them on SQLite (`2024-03-01T10:00:00+00:00`, a fraction when non-zero), so text order is
 -- time order; ts becomes `<ts with T>+00:00`, a ds `<ds>T00:00:00+00:00`, and the open end
 -- of the last interval is `9999-12-31T23:59:59+00:00`. The PostgreSQL twin is
@@ -36,6 +38,10 @@ events AS (
         e.metadata ->> 'shop_id' AS shop_id,
         max(e.event_time, replace(e.ts, ' ', 'T') || '+00:00') AS known
     FROM "saas"."global_events" AS e
+    -- $2 = 1: the scope's users' events, and every shop deletion (it deletes by shop_id)
+    WHERE CAST($2 AS INTEGER) = 0
+       OR e.event_type = 'user_shop_delete'
+       OR e.metadata ->> 'user_id' IN (SELECT user_id FROM "saas"."tally_stage_history_scope")
 ),
 -- §2 existence: each account creation; signup_time at T is the smallest event_time of
 -- the creations counting at T (a running minimum below).
@@ -83,6 +89,8 @@ user_payments AS (
         FROM (
             SELECT user_id, payment_id, MIN(ds) AS ds
             FROM "saas"."payments"
+            WHERE CAST($2 AS INTEGER) = 0
+               OR user_id IN (SELECT user_id FROM "saas"."tally_stage_history_scope")
             GROUP BY user_id, payment_id
         ) AS p
     ) AS p
@@ -94,6 +102,11 @@ user_payments AS (
 invoice_paid AS (
     SELECT invoice_id, MIN(ds) || 'T00:00:00+00:00' AS paid
     FROM "saas"."payments"
+    WHERE CAST($2 AS INTEGER) = 0
+       OR invoice_id IN (
+           SELECT invoice_id FROM "saas"."invoices"
+           WHERE user_id IN (SELECT user_id FROM "saas"."tally_stage_history_scope")
+       )
     GROUP BY invoice_id
 ),
 overdue AS (
@@ -110,6 +123,8 @@ overdue AS (
                     || '+00:00'
             ) AS overdue
         FROM "saas"."invoices"
+        WHERE CAST($2 AS INTEGER) = 0
+           OR user_id IN (SELECT user_id FROM "saas"."tally_stage_history_scope")
     ) AS i
     LEFT JOIN invoice_paid AS p ON p.invoice_id = i.invoice_id
     WHERE p.paid IS NULL OR p.paid > i.overdue

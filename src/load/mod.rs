@@ -77,6 +77,9 @@ pub struct LoadReport {
     pub model: String,
     /// One report per table that had a source.
     pub tables: Vec<TableReport>,
+    /// What a saas load did to the stage history (`None` for other models, or when it could
+    /// not be updated and was left stale).
+    pub stage_history: Option<crate::saas::history::RefreshReport>,
 }
 
 /// One rejected row (or header, line 1).
@@ -269,6 +272,11 @@ struct Loader<'a> {
     /// Tables whose header was rejected: their keys are unknown, so references to them
     /// are not checked.
     unreadable: HashSet<&'static str>,
+    /// What a saas load touched, for the stage history (`None`: not collected, because the
+    /// history will be rebuilt whole).
+    touched: Option<crate::saas::history::Touched>,
+    /// Stop collecting `touched` past this many users (a whole rebuild is cheaper then).
+    touched_limit: usize,
 }
 
 /// Validates and inserts all `sources` of `model` in ONE transaction, committed only when
@@ -324,20 +332,36 @@ pub async fn load(
         pending: Vec::new(),
         origins: Vec::new(),
         unreadable: HashSet::new(),
+        touched: None,
+        touched_limit: 0,
     };
+    let mut history_before = None;
     if model == "saas" {
-        // The stage history's tables and staleness triggers exist before any row is written.
+        // The stage history's tables and staleness triggers exist before any row is written,
+        // and no other writer can change the saas tables unnoticed until this load commits.
         crate::saas::history::ensure(&txn).await?;
+        history_before = crate::saas::history::lock_for_update(&txn).await?;
+        if let Some(before) = &history_before {
+            // a user has about three history rows: past a tenth of them, rebuild everything
+            loader.touched_limit = usize::try_from(before.row_count / 30).unwrap_or(0);
+            loader.touched = Some(crate::saas::history::Touched::default());
+        }
     }
     let outcome = loader.run(sources, &specs).await;
-    let Loader { errors, .. } = loader;
+    let Loader {
+        errors, touched, ..
+    } = loader;
     let rejected = errors.any();
     match outcome {
         Ok(tables) if !rejected => {
-            let rebuilt = if model == "saas" {
-                rebuild_stage_history(&txn).await
+            let stage_history = if model == "saas" {
+                // collection stopped (None) when too many users were touched
+                let whole = touched.is_none();
+                let touched = touched.unwrap_or_default();
+                let before = history_before.as_ref().filter(|_| !whole);
+                update_stage_history(&txn, &touched, before).await
             } else {
-                false
+                None
             };
             txn.commit()
                 .await
@@ -346,7 +370,10 @@ pub async fn load(
                 // Local times of the gym models need the offsets of every branch's zone.
                 crate::tz::refresh_offsets(db).await?;
             }
-            if rebuilt {
+            if stage_history
+                .as_ref()
+                .is_some_and(|r| r.scoped_users.is_none())
+            {
                 // statistics are a hint for the planner: a failure here loses nothing
                 if let Err(e) = crate::saas::history::analyze(db).await {
                     tracing::warn!("{e}");
@@ -356,6 +383,7 @@ pub async fn load(
             Ok(LoadReport {
                 model: model.to_owned(),
                 tables,
+                stage_history,
             })
         }
         Ok(_) => {
@@ -376,41 +404,39 @@ pub async fn load(
     }
 }
 
-/// Rebuilds the saas stage history inside the load's transaction `txn` (with the grace
-/// period of the models tally serves), in a savepoint: the load and its history commit
-/// together. A failure is logged and rolled back to the savepoint, not returned: the load
+/// Brings the saas stage history up to date inside the load's transaction `txn` (with the
+/// grace period of the models tally serves), in a savepoint: the load and its history commit
+/// together. Only the users the load `touched` are recomputed when the history was usable
+/// `before` the load; otherwise it is rebuilt whole. A failure is logged and rolled back to the savepoint, not returned: the load
 /// still commits, with the history marked stale by its triggers, so readers compute stages
 /// from the tables until a later refresh succeeds. Returns whether it rebuilt.
-async fn rebuild_stage_history(txn: &sea_orm::DatabaseTransaction) -> bool {
+async fn update_stage_history(
+    txn: &sea_orm::DatabaseTransaction,
+    touched: &crate::saas::history::Touched,
+    before: Option<&crate::saas::history::Status>,
+) -> Option<crate::saas::history::RefreshReport> {
     let config = crate::saas::SaasConfig::load_default().unwrap_or_default();
     let savepoint = match txn.begin().await {
         Ok(s) => s,
         Err(e) => {
-            tracing::warn!("saas stage history not rebuilt: {e}");
-            return false;
+            tracing::warn!("saas stage history not updated: {e}");
+            return None;
         }
     };
-    match crate::saas::history::rebuild_in(&savepoint, &config).await {
+    match crate::saas::history::update_in(&savepoint, &config, touched, before).await {
         Ok(r) => match savepoint.commit().await {
-            Ok(()) => {
-                tracing::info!(
-                    rows = r.rows,
-                    millis = r.millis,
-                    "saas stage history rebuilt"
-                );
-                true
-            }
+            Ok(()) => Some(r),
             Err(e) => {
-                tracing::warn!("saas stage history not rebuilt: {e}");
-                false
+                tracing::warn!("saas stage history not updated: {e}");
+                None
             }
         },
         Err(e) => {
             let _ = savepoint.rollback().await;
             tracing::warn!(
-                "saas stage history not rebuilt (stages are computed from the tables until it is): {e}"
+                "saas stage history not updated (stages are computed from the tables until it is): {e}"
             );
-            false
+            None
         }
     }
 }
@@ -654,6 +680,9 @@ impl Loader<'_> {
                     });
                 }
             }
+            if row_ok {
+                self.note_touched(spec, &field);
+            }
             if self.errors.any() {
                 batch.clear(); // nothing will be committed: stop inserting
             } else if row_ok {
@@ -671,6 +700,39 @@ impl Loader<'_> {
             spec.model, spec.table
         ));
         Ok((read, inserted))
+    }
+
+    /// Notes what a valid saas row touches for the stage history (see
+    /// [`crate::saas::history::Touched`]); stops collecting past `touched_limit` users.
+    fn note_touched<'r>(&mut self, spec: &TableSpec, field: &impl Fn(&str) -> Option<&'r str>) {
+        let Some(touched) = self.touched.as_mut() else {
+            return;
+        };
+        let add = |set: &mut std::collections::BTreeSet<String>, v: Option<&str>| {
+            if let Some(v) = v.filter(|v| !v.is_empty())
+                && !set.contains(v)
+            {
+                set.insert(v.to_owned());
+            }
+        };
+        match spec.table {
+            "global_events" => {
+                let meta: Option<serde_json::Value> =
+                    field("metadata").and_then(|m| serde_json::from_str(m).ok());
+                let text = |k: &str| meta.as_ref().and_then(|m| m.get(k)?.as_str());
+                add(&mut touched.users, text("user_id"));
+                add(&mut touched.shops, text("shop_id"));
+            }
+            "payments" => {
+                add(&mut touched.users, field("user_id"));
+                add(&mut touched.invoices, field("invoice_id"));
+            }
+            "invoices" => add(&mut touched.users, field("user_id")),
+            _ => {}
+        }
+        if touched.users.len() > self.touched_limit {
+            self.touched = None;
+        }
     }
 
     /// Inserts (and empties) a batch of rows, skipping those whose key is already stored;

@@ -53,6 +53,9 @@ pub const TABLE: &str = "tally_stage_history";
 /// The status table (one row, `id = 1`).
 pub const STATUS_TABLE: &str = "tally_stage_history_status";
 
+/// The users a scoped rebuild recomputes (one column, `user_id`).
+pub const SCOPE_TABLE: &str = "tally_stage_history_scope";
+
 /// The source tables whose changes make the history stale.
 pub const SOURCE_TABLES: [&str; 3] = ["global_events", "payments", "invoices"];
 
@@ -132,13 +135,32 @@ impl Status {
     }
 }
 
-/// What [`refresh`] did.
+/// What [`refresh`], [`rebuild_in`] or [`update_in`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefreshReport {
     /// Rows written.
     pub rows: i64,
     /// Wall time of the build, in milliseconds.
     pub millis: i64,
+    /// How many users were recomputed when only some were ([`update_in`]); `None` for a
+    /// whole rebuild.
+    pub scoped_users: Option<i64>,
+}
+
+impl std::fmt::Display for RefreshReport {
+    /// `rebuilt: 31865 rows in 0.5 s` or `14 users recomputed: 40 rows in 0.0 s`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.scoped_users {
+            Some(n) => write!(f, "{n} users recomputed: ")?,
+            None => f.write_str("rebuilt: ")?,
+        }
+        write!(
+            f,
+            "{} rows in {:.1} s",
+            self.rows,
+            self.millis as f64 / 1000.0
+        )
+    }
 }
 
 fn db_err(what: &str) -> impl Fn(sea_orm::DbErr) -> Error + '_ {
@@ -157,6 +179,7 @@ fn tables_ddl(backend: Backend) -> String {
     };
     let history = qualified(TABLE);
     let status = qualified(STATUS_TABLE);
+    let scope = qualified(SCOPE_TABLE);
     format!(
         "CREATE TABLE IF NOT EXISTS {history} (\
          user_id {text_c} NOT NULL, valid_from {time} NOT NULL, valid_to {time} NOT NULL, \
@@ -169,7 +192,8 @@ fn tables_ddl(backend: Backend) -> String {
          id {int} PRIMARY KEY, fresh {int} NOT NULL, grace_seconds {big} NOT NULL, \
          built_at TEXT, row_count {big} NOT NULL, build_millis {big} NOT NULL);\n\
          INSERT INTO {status} (id, fresh, grace_seconds, built_at, row_count, build_millis) \
-         VALUES (1, 0, -1, NULL, 0, 0) ON CONFLICT (id) DO NOTHING;"
+         VALUES (1, 0, -1, NULL, 0, 0) ON CONFLICT (id) DO NOTHING;\n\
+         CREATE TABLE IF NOT EXISTS {scope} (user_id {text_c} PRIMARY KEY);"
     )
 }
 
@@ -420,7 +444,7 @@ pub async fn rebuild_in(
         .execute_raw(Statement::from_sql_and_values(
             db_backend,
             format!("INSERT INTO {} ({COLUMNS})\n{build}", qualified(TABLE)),
-            [config.grace_seconds().into()],
+            [config.grace_seconds().into(), 0i32.into()],
         ))
         .await
         .map_err(db_err("building it"))?
@@ -442,7 +466,177 @@ pub async fn rebuild_in(
     ))
     .await
     .map_err(db_err("recording its status"))?;
-    Ok(RefreshReport { rows, millis })
+    Ok(RefreshReport {
+        rows,
+        millis,
+        scoped_users: None,
+    })
+}
+
+/// What a load wrote that can change stages: the users named by its rows, the shops of its
+/// lifecycle events (their creators are affected too), and the invoices its payments pay
+/// (their owners are affected too).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Touched {
+    /// `metadata.user_id` of events, `user_id` of payments and invoices.
+    pub users: std::collections::BTreeSet<String>,
+    /// `metadata.shop_id` of events.
+    pub shops: std::collections::BTreeSet<String>,
+    /// `invoice_id` of payments.
+    pub invoices: std::collections::BTreeSet<String>,
+}
+
+impl Touched {
+    /// Whether nothing was touched.
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty() && self.shops.is_empty() && self.invoices.is_empty()
+    }
+}
+
+/// Locks the history's status for a writer that will update the history in its own
+/// transaction `txn` (the loader, before it writes a row), and returns the status as it was
+/// before this transaction: only when the history was usable then can [`update_in`]
+/// recompute just the users the transaction touched. On PostgreSQL the status row is locked until
+/// `txn` ends, so no other writer can change a source table unnoticed meanwhile; on
+/// SQLite the first write takes the database's write lock. The tables must exist
+/// ([`ensure`]).
+pub async fn lock_for_update(txn: &DatabaseTransaction) -> Result<Option<Status>, Error> {
+    let status_table = qualified(STATUS_TABLE);
+    let lock = match txn.get_database_backend() {
+        sea_orm::DatabaseBackend::Postgres => format!(
+            "SELECT fresh, grace_seconds, built_at, row_count, build_millis FROM {status_table} \
+             WHERE id = 1 FOR UPDATE"
+        ),
+        _ => {
+            txn.execute_unprepared(&format!(
+                "UPDATE {status_table} SET fresh = fresh WHERE id = 1"
+            ))
+            .await
+            .map_err(db_err("locking its status"))?;
+            format!(
+                "SELECT fresh, grace_seconds, built_at, row_count, build_millis FROM {status_table} \
+                 WHERE id = 1"
+            )
+        }
+    };
+    let row = txn
+        .query_one_raw(Statement::from_string(txn.get_database_backend(), lock))
+        .await
+        .map_err(db_err("locking its status"))?;
+    row.map(|r| read_status(&r)).transpose()
+}
+
+/// Brings the history up to date inside `txn` after the transaction's own writes, and marks
+/// it fresh there. When the history was usable for `config` before them (`before`, from
+/// [`lock_for_update`]), only the users they touched are recomputed: their rows are deleted
+/// and rebuilt by the same query restricted to them. Otherwise, or when `touched` names
+/// about a tenth of the users or more (rows / 30; a user has about three rows), everything
+/// is rebuilt ([`rebuild_in`]).
+pub async fn update_in(
+    txn: &DatabaseTransaction,
+    config: &SaasConfig,
+    touched: &Touched,
+    before: Option<&Status>,
+) -> Result<RefreshReport, Error> {
+    let db_backend = txn.get_database_backend();
+    let Some(before) = before.filter(|s| s.source_for(config) == StageSource::History) else {
+        return rebuild_in(txn, config).await;
+    };
+    let touched_users = i64::try_from(touched.users.len()).unwrap_or(i64::MAX);
+    if touched_users.saturating_mul(30) > before.row_count {
+        return rebuild_in(txn, config).await;
+    }
+    let started = Instant::now();
+    let scope = qualified(SCOPE_TABLE);
+    let json = |set: &std::collections::BTreeSet<String>| {
+        serde_json::to_string(set).map_err(|e| Error::Database(format!("encoding ids: {e}")))
+    };
+    let (users, shops, invoices) = (
+        json(&touched.users)?,
+        json(&touched.shops)?,
+        json(&touched.invoices)?,
+    );
+    let (list, meta_user, meta_shop) = match db_backend {
+        sea_orm::DatabaseBackend::Postgres => (
+            "SELECT value FROM jsonb_array_elements_text(CAST($N AS jsonb))",
+            "e.metadata ->> 'user_id'",
+            "e.metadata ->> 'shop_id'",
+        ),
+        _ => (
+            "SELECT value FROM json_each($N)",
+            "e.metadata ->> 'user_id'",
+            "e.metadata ->> 'shop_id'",
+        ),
+    };
+    txn.execute_unprepared(&format!("DELETE FROM {scope}"))
+        .await
+        .map_err(db_err("clearing its scope"))?;
+    let scoped = txn
+        .execute_raw(Statement::from_sql_and_values(
+            db_backend,
+            format!(
+                "INSERT INTO {scope} (user_id) \
+             SELECT DISTINCT u.user_id FROM ( \
+               SELECT value AS user_id FROM ({}) AS a \
+               UNION SELECT {meta_user} FROM \"saas\".\"global_events\" AS e \
+                 WHERE e.event_type = 'user_shop_create' AND {meta_shop} IN ({}) \
+               UNION SELECT i.user_id FROM \"saas\".\"invoices\" AS i \
+                 WHERE i.invoice_id IN ({}) \
+             ) AS u WHERE u.user_id IS NOT NULL",
+                list.replace("$N", "$1"),
+                list.replace("$N", "$2"),
+                list.replace("$N", "$3")
+            ),
+            [users.into(), shops.into(), invoices.into()],
+        ))
+        .await
+        .map_err(db_err("filling its scope"))?
+        .rows_affected();
+    let deleted = txn
+        .execute_unprepared(&format!(
+            "DELETE FROM {} WHERE user_id IN (SELECT user_id FROM {scope})",
+            qualified(TABLE)
+        ))
+        .await
+        .map_err(db_err("clearing the scope's rows"))?
+        .rows_affected();
+    let build = match db_backend {
+        sea_orm::DatabaseBackend::Postgres => BUILD_POSTGRES,
+        _ => BUILD_SQLITE,
+    };
+    let inserted = txn
+        .execute_raw(Statement::from_sql_and_values(
+            db_backend,
+            format!("INSERT INTO {} ({COLUMNS})\n{build}", qualified(TABLE)),
+            [config.grace_seconds().into(), 1i32.into()],
+        ))
+        .await
+        .map_err(db_err("rebuilding the scope's rows"))?
+        .rows_affected();
+    let rows = i64::try_from(inserted).unwrap_or(i64::MAX);
+    let millis = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+    let total = before.row_count - i64::try_from(deleted).unwrap_or(i64::MAX) + rows;
+    txn.execute_raw(Statement::from_sql_and_values(
+        db_backend,
+        format!(
+            "UPDATE {} SET fresh = 1, grace_seconds = $1, built_at = $2, \
+             row_count = $3, build_millis = $4 WHERE id = 1",
+            qualified(STATUS_TABLE)
+        ),
+        [
+            config.grace_seconds().into(),
+            super::format_time(Utc::now()).into(),
+            total.into(),
+            millis.into(),
+        ],
+    ))
+    .await
+    .map_err(db_err("recording its status"))?;
+    Ok(RefreshReport {
+        rows,
+        millis,
+        scoped_users: Some(i64::try_from(scoped).unwrap_or(i64::MAX)),
+    })
 }
 
 /// Refreshes the history in the background when asked, one refresh at a time (the server
