@@ -70,6 +70,16 @@ pub const COLUMNS: &str = "user_id, valid_from, valid_to, signup_time, stage, ch
      account_deleted, all_shops_deleted, delinquent, reached_prospect, reached_customer, \
      repeat_payer";
 
+/// `SELECT <the status columns><extra> FROM <status> WHERE id = 1<suffix>` (read by
+/// [`read_status`]).
+fn status_select(extra: &str, suffix: &str) -> String {
+    format!(
+        "SELECT fresh, grace_seconds, built_at, row_count, build_millis{extra} FROM {} \
+         WHERE id = 1{suffix}",
+        qualified(STATUS_TABLE)
+    )
+}
+
 /// The name of the triggers (PostgreSQL) and their prefix (SQLite).
 const TRIGGER: &str = "tally_stage_history_stale";
 
@@ -291,13 +301,7 @@ pub async fn status(conn: &impl ConnectionTrait) -> Result<Option<Status>, Error
         return Ok(None);
     }
     let row = conn
-        .query_one_raw(Statement::from_string(
-            backend,
-            format!(
-                "SELECT fresh, grace_seconds, built_at, row_count, build_millis FROM {} WHERE id = 1",
-                qualified(STATUS_TABLE)
-            ),
-        ))
+        .query_one_raw(Statement::from_string(backend, status_select("", "")))
         .await
         .map_err(db_err("reading its status"))?;
     row.map(|r| read_status(&r)).transpose()
@@ -313,8 +317,7 @@ pub async fn begin_read(
 ) -> Result<(DatabaseTransaction, StageSource), Error> {
     let backend = backend_of(db);
     let txn = begin_snapshot(db).await?;
-    let read = format!(
-        "SELECT fresh, grace_seconds, built_at, row_count, build_millis{} FROM {} WHERE id = 1",
+    let read = status_select(
         match backend {
             // Only where the server has the setting (Postgres-compatible engines may not).
             Backend::Postgres => {
@@ -323,7 +326,7 @@ pub async fn begin_read(
             }
             Backend::Sqlite => "",
         },
-        qualified(STATUS_TABLE)
+        "",
     );
     match txn
         .query_one_raw(Statement::from_string(db.get_database_backend(), read))
@@ -436,26 +439,53 @@ pub async fn rebuild_in(
     txn.execute_unprepared(&format!("DELETE FROM {}", qualified(TABLE)))
         .await
         .map_err(db_err("clearing it"))?;
-    let build = match backend {
-        Backend::Postgres => BUILD_POSTGRES,
-        Backend::Sqlite => BUILD_SQLITE,
+    let rows = build_into(txn, config, false).await?;
+    let millis = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+    record_fresh(txn, config, rows, millis).await?;
+    Ok(RefreshReport {
+        rows,
+        millis,
+        scoped_users: None,
+    })
+}
+
+/// Inserts the build query's rows (every user, or only the scope's when `scoped`); returns
+/// how many.
+async fn build_into(
+    txn: &DatabaseTransaction,
+    config: &SaasConfig,
+    scoped: bool,
+) -> Result<i64, Error> {
+    let db_backend = txn.get_database_backend();
+    let build = match db_backend {
+        sea_orm::DatabaseBackend::Postgres => BUILD_POSTGRES,
+        _ => BUILD_SQLITE,
     };
     let inserted = txn
         .execute_raw(Statement::from_sql_and_values(
             db_backend,
             format!("INSERT INTO {} ({COLUMNS})\n{build}", qualified(TABLE)),
-            [config.grace_seconds().into(), 0i32.into()],
+            [config.grace_seconds().into(), i32::from(scoped).into()],
         ))
         .await
         .map_err(db_err("building it"))?
         .rows_affected();
-    let rows = i64::try_from(inserted).unwrap_or(i64::MAX);
-    let millis = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+    Ok(i64::try_from(inserted).unwrap_or(i64::MAX))
+}
+
+/// Marks the history fresh for `config`'s grace period, with its row count and build time.
+async fn record_fresh(
+    txn: &DatabaseTransaction,
+    config: &SaasConfig,
+    rows: i64,
+    millis: i64,
+) -> Result<(), Error> {
     txn.execute_raw(Statement::from_sql_and_values(
-        db_backend,
+        txn.get_database_backend(),
         format!(
-            "UPDATE {status_table} SET fresh = 1, grace_seconds = $1, built_at = $2, \
-             row_count = $3, build_millis = $4 WHERE id = 1"
+            "UPDATE {} SET fresh = 1, grace_seconds = $1, built_at = $2, \
+             row_count = $3, build_millis = $4 WHERE id = 1",
+            qualified(STATUS_TABLE)
         ),
         [
             config.grace_seconds().into(),
@@ -465,12 +495,8 @@ pub async fn rebuild_in(
         ],
     ))
     .await
-    .map_err(db_err("recording its status"))?;
-    Ok(RefreshReport {
-        rows,
-        millis,
-        scoped_users: None,
-    })
+    .map(|_| ())
+    .map_err(db_err("recording its status"))
 }
 
 /// What a load wrote that can change stages: the users named by its rows, the shops of its
@@ -501,22 +527,16 @@ impl Touched {
 /// SQLite the first write takes the database's write lock. The tables must exist
 /// ([`ensure`]).
 pub async fn lock_for_update(txn: &DatabaseTransaction) -> Result<Option<Status>, Error> {
-    let status_table = qualified(STATUS_TABLE);
     let lock = match txn.get_database_backend() {
-        sea_orm::DatabaseBackend::Postgres => format!(
-            "SELECT fresh, grace_seconds, built_at, row_count, build_millis FROM {status_table} \
-             WHERE id = 1 FOR UPDATE"
-        ),
+        sea_orm::DatabaseBackend::Postgres => status_select("", " FOR UPDATE"),
         _ => {
             txn.execute_unprepared(&format!(
-                "UPDATE {status_table} SET fresh = fresh WHERE id = 1"
+                "UPDATE {} SET fresh = fresh WHERE id = 1",
+                qualified(STATUS_TABLE)
             ))
             .await
             .map_err(db_err("locking its status"))?;
-            format!(
-                "SELECT fresh, grace_seconds, built_at, row_count, build_millis FROM {status_table} \
-                 WHERE id = 1"
-            )
+            status_select("", "")
         }
     };
     let row = txn
@@ -600,38 +620,10 @@ pub async fn update_in(
         .await
         .map_err(db_err("clearing the scope's rows"))?
         .rows_affected();
-    let build = match db_backend {
-        sea_orm::DatabaseBackend::Postgres => BUILD_POSTGRES,
-        _ => BUILD_SQLITE,
-    };
-    let inserted = txn
-        .execute_raw(Statement::from_sql_and_values(
-            db_backend,
-            format!("INSERT INTO {} ({COLUMNS})\n{build}", qualified(TABLE)),
-            [config.grace_seconds().into(), 1i32.into()],
-        ))
-        .await
-        .map_err(db_err("rebuilding the scope's rows"))?
-        .rows_affected();
-    let rows = i64::try_from(inserted).unwrap_or(i64::MAX);
+    let rows = build_into(txn, config, true).await?;
     let millis = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
     let total = before.row_count - i64::try_from(deleted).unwrap_or(i64::MAX) + rows;
-    txn.execute_raw(Statement::from_sql_and_values(
-        db_backend,
-        format!(
-            "UPDATE {} SET fresh = 1, grace_seconds = $1, built_at = $2, \
-             row_count = $3, build_millis = $4 WHERE id = 1",
-            qualified(STATUS_TABLE)
-        ),
-        [
-            config.grace_seconds().into(),
-            super::format_time(Utc::now()).into(),
-            total.into(),
-            millis.into(),
-        ],
-    ))
-    .await
-    .map_err(db_err("recording its status"))?;
+    record_fresh(txn, config, total, millis).await?;
     Ok(RefreshReport {
         rows,
         millis,
