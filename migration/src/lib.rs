@@ -1,4 +1,5 @@
-//! Sea-ORM migrations of tally's source tables, one migration per model.
+//! Sea-ORM migrations of tally's source tables: one migration per model, then later
+//! additions (indexes) in date order.
 //!
 //! Each migration creates its model's namespace (a PostgreSQL schema; on SQLite an
 //! attached database, which the connection must already have attached), the model's
@@ -19,9 +20,10 @@ mod m20261121_000002_gym;
 mod m20261121_000003_shop;
 mod m20261121_000004_social;
 mod m20261121_000005_web;
+mod m20261122_000006_saas_event_keys;
 
 /// The migrator of tally's source tables: one migration per model, in the order of
-/// `entity::MODELS` (saas, gym, shop, social, web).
+/// `entity::MODELS` (saas, gym, shop, social, web), then the saas event indexes.
 pub struct Migrator;
 
 #[async_trait::async_trait]
@@ -33,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000003_shop::Migration),
             Box::new(m20261121_000004_social::Migration),
             Box::new(m20261121_000005_web::Migration),
+            Box::new(m20261122_000006_saas_event_keys::Migration),
         ]
     }
 }

@@ -204,6 +204,16 @@ const INDEXES: &[(&str, &str, &str)] = &[
         "global_events_event_type_event_time_idx",
     ),
     ("saas", "global_events", "global_events_event_time_idx"),
+    (
+        "saas",
+        "global_events",
+        "global_events_metadata_user_id_idx",
+    ),
+    (
+        "saas",
+        "global_events",
+        "global_events_metadata_shop_id_idx",
+    ),
     ("saas", "users", "users_user_id_ts_idx"),
     (
         "gym",
