@@ -28,9 +28,11 @@ creations AS MATERIALIZED (
         e.event_id
     FROM "saas"."global_events" AS e
     CROSS JOIN params AS p
-    WHERE e.event_type = 'user_shop_create'
-      AND e.event_time <= p.t
-      AND e.ts <= p.t_ts
+    -- unary + keeps SQLite on the metadata index (a few users' rows), not the
+    -- (event_type, event_time) index (every such event up to T)
+    WHERE +e.event_type = 'user_shop_create'
+      AND +e.event_time <= p.t
+      AND +e.ts <= p.t_ts
       AND e.metadata ->> 'user_id' IN (SELECT user_id FROM keys)
 ),
 -- Step 3: one row per (user, shop): the earliest creation time, the latest creation's plan.
@@ -51,9 +53,11 @@ deletions AS (
     SELECT DISTINCT e.metadata ->> 'shop_id' AS shop_id
     FROM "saas"."global_events" AS e
     CROSS JOIN params AS p
-    WHERE e.event_type = 'user_shop_delete'
-      AND e.event_time <= p.t
-      AND e.ts <= p.t_ts
+    -- unary + keeps SQLite on the metadata index (a few users' rows), not the
+    -- (event_type, event_time) index (every such event up to T)
+    WHERE +e.event_type = 'user_shop_delete'
+      AND +e.event_time <= p.t
+      AND +e.ts <= p.t_ts
       AND e.metadata ->> 'shop_id' IN (SELECT shop_id FROM creations)
 )
 SELECT
