@@ -26,7 +26,17 @@ pub fn app_with(
     db: DatabaseConnection,
     models: Vec<crate::semantic::Model>,
 ) -> Result<Router, Error> {
-    let schema = crate::graphql::build_with(Some(db.clone()), models)
+    app_with_saas(db, models, None)
+}
+
+/// [`app_with`], with the saas lifecycle fields using `saas` (the settings of the served
+/// models folder; see [`crate::graphql::build_with_saas`]).
+pub fn app_with_saas(
+    db: DatabaseConnection,
+    models: Vec<crate::semantic::Model>,
+    saas: Option<crate::saas::SaasConfig>,
+) -> Result<Router, Error> {
+    let schema = crate::graphql::build_with_saas(Some(db.clone()), models, saas)
         .map_err(|e| Error::Config(format!("the GraphQL schema is broken: {e}")))?;
     Ok(Router::new()
         .route_service("/graphql", GraphQL::new(schema))
@@ -88,11 +98,9 @@ pub async fn database_is_empty(db: &DatabaseConnection) -> Result<bool, Error> {
 /// stage questions are answered from the event tables (correct, slower).
 async fn prepare_stage_history(
     conn: &sea_orm::DatabaseConnection,
-    models_dir: Option<&std::path::Path>,
+    saas: crate::saas::SaasConfig,
 ) -> Result<(), Error> {
     use crate::saas::history;
-    let dir = crate::semantic::models_dir(models_dir);
-    let saas = crate::saas::SaasConfig::load(dir.as_deref())?;
     if let Err(e) = history::ensure(conn).await {
         // e.g. an engine without triggers: stages are always computed from the tables
         tracing::warn!("saas stage history unavailable: {e}");
@@ -146,8 +154,11 @@ pub async fn serve(config: ServeConfig) -> Result<(), Error> {
             );
         }
     }
-    prepare_stage_history(&conn, config.models_dir.as_deref()).await?;
-    let app = app_with(conn, models)?;
+    let saas = crate::saas::SaasConfig::load(
+        crate::semantic::models_dir(config.models_dir.as_deref()).as_deref(),
+    )?;
+    prepare_stage_history(&conn, saas).await?;
+    let app = app_with_saas(conn, models, Some(saas))?;
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
         .map_err(|source| Error::Io {

@@ -560,6 +560,25 @@ async fn grace_is_a_setting() {
             .await
             .unwrap();
         assert_eq!(get(rows), Some(Stage::Churned));
+        // A schema built with the served models' setting answers with it.
+        let models = tally::semantic::load_embedded().unwrap();
+        let schema =
+            tally::graphql::build_with_saas(Some(db.conn.clone()), models, Some(ten)).unwrap();
+        let q = r#"{ saas { users(asOf: "2024-04-11T00:00:00Z", stage: CHURNED) {
+            edges { node { userId } } } } }"#;
+        let churned = run(&schema, q).await.to_string();
+        assert!(
+            churned.contains("u08_delinquent"),
+            "{}: {churned}",
+            db.backend
+        );
+        let q = q.replace("2024-04-11T00:00:00Z", "2024-04-10T23:59:59Z");
+        let churned = run(&schema, &q).await.to_string();
+        assert!(
+            !churned.contains("u08_delinquent"),
+            "{}: {churned}",
+            db.backend
+        );
         db.cleanup().await;
     }
     // The model's setting, parsed from a model file.

@@ -60,6 +60,17 @@ pub fn build_with(
     db: Option<DatabaseConnection>,
     models: Vec<Model>,
 ) -> Result<Schema, SchemaError> {
+    build_with_saas(db, models, None)
+}
+
+/// [`build_with`], with the saas lifecycle fields using `saas` (the settings of the models
+/// folder being served) instead of reading the default models folder; a request's own
+/// [`crate::saas::SaasConfig`] data still wins.
+pub fn build_with_saas(
+    db: Option<DatabaseConnection>,
+    models: Vec<Model>,
+    saas: Option<crate::saas::SaasConfig>,
+) -> Result<Schema, SchemaError> {
     let models: Vec<Arc<Model>> = models.into_iter().map(Arc::new).collect();
     let mut builder = Schema::build("Query", None, None)
         .limit_depth(MAX_DEPTH)
@@ -89,6 +100,9 @@ pub fn build_with(
         .data(catalog::CatalogModels(Arc::new(models)));
     if let Some(db) = db {
         builder = builder.data(db);
+    }
+    if let Some(saas) = saas {
+        builder = builder.data(saas);
     }
     builder.finish()
 }

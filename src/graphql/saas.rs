@@ -41,8 +41,9 @@ const DEFAULT_FIRST: u64 = 50;
 /// parameter, so this only bounds the statement's work).
 const MAX_BATCH: usize = 100_000;
 
-/// The saas settings a request runs with: its own [`SaasConfig`] request data, else the one
-/// read when the schema was built.
+/// The saas settings a request runs with: its own [`SaasConfig`] request data, else the
+/// schema's (`graphql::build_with_saas`, what `serve` uses), else the one read when the
+/// schema was built.
 fn config_of(
     ctx: &ResolverContext<'_>,
     built: &Result<SaasConfig, String>,
