@@ -23,7 +23,7 @@
 //! [`users_total`]) read the **stage history** instead of `user_stages` whenever it is fresh
 //! ([`history`]): every user's stage as intervals of the as-of instant, rebuilt after each
 //! saas load and marked stale by triggers on any other write, so one narrow scan answers
-//! them (0.2 s over a million users on PostgreSQL, where `user_stages` takes about 7 s).
+//! them (0.25 s over a million users on PostgreSQL, where `user_stages` takes 8 s).
 //! `user_stages` stays the reference the history is tested against and the fallback while
 //! it is stale.
 //!
