@@ -258,12 +258,15 @@ struct Pending {
     target: Target,
 }
 
+/// How many values one lookup of stored keys sends.
+const LOOKUP_BATCH: usize = 10_000;
+
 /// The state of one load between tables.
 struct Loader<'a> {
     txn: &'a DatabaseTransaction,
     opts: &'a LoadOptions,
     errors: Errors,
-    /// The values of every referenced column: stored before this load, or loaded in it.
+    /// The values of every referenced column loaded by this load.
     keys: HashMap<Target, HashSet<String>>,
     /// References to check again at the end.
     pending: Vec<Pending>,
@@ -448,14 +451,14 @@ impl Loader<'_> {
         sources: Vec<TableSource>,
         specs: &HashMap<&'static str, TableSpec>,
     ) -> Result<Vec<TableReport>, Error> {
-        // the keys that the loaded tables reference, as stored before this load
+        // the keys that the loaded tables reference, as loaded by this load (the stored ones
+        // are looked up at the end, only for the references this load leaves open)
+        let mut models: HashMap<Target, &'static str> = HashMap::new();
         for spec in specs.values() {
             for r in &spec.references {
                 let target = (r.target_table, r.target_column);
-                if !self.keys.contains_key(&target) {
-                    let stored = self.stored_keys(spec.model, target).await?;
-                    self.keys.insert(target, stored);
-                }
+                self.keys.entry(target).or_default();
+                models.insert(target, spec.model);
             }
         }
         let mut reports: Vec<TableReport> = Vec::new();
@@ -478,13 +481,35 @@ impl Loader<'_> {
                 }),
             }
         }
-        for p in std::mem::take(&mut self.pending) {
+        let pending = std::mem::take(&mut self.pending);
+        // references not found in this load: the stored keys among them, one lookup per
+        // target and batch of values
+        let mut open: HashMap<Target, HashSet<&str>> = HashMap::new();
+        for p in &pending {
+            if !self.unreadable.contains(p.target.0)
+                && !self
+                    .keys
+                    .get(&p.target)
+                    .is_some_and(|k| k.contains(&p.value))
+            {
+                open.entry(p.target).or_default().insert(p.value.as_str());
+            }
+        }
+        let mut stored: HashMap<Target, HashSet<String>> = HashMap::new();
+        for (target, values) in open {
+            let model = models.get(&target).copied().unwrap_or_default();
+            let values: Vec<&str> = values.into_iter().collect();
+            let found = self.stored_among(model, target, &values).await?;
+            stored.insert(target, found);
+        }
+        for p in pending {
             let (table, column) = p.target;
             if self.unreadable.contains(table)
                 || self
                     .keys
                     .get(&p.target)
                     .is_some_and(|k| k.contains(&p.value))
+                || stored.get(&p.target).is_some_and(|k| k.contains(&p.value))
             {
                 continue;
             }
@@ -501,27 +526,43 @@ impl Loader<'_> {
         Ok(reports)
     }
 
-    /// The distinct values of `target` already stored.
-    async fn stored_keys(
+    /// Which of `values` are stored in `target` (looked up in batches of
+    /// [`LOOKUP_BATCH`], each one statement with the values as one JSON parameter).
+    async fn stored_among(
         &self,
         model: &'static str,
         (table, column): Target,
+        values: &[&str],
     ) -> Result<HashSet<String>, Error> {
-        let query = Query::select()
-            .distinct()
-            .column(Alias::new(column))
-            .from((Alias::new(model), Alias::new(table)))
-            .to_owned();
-        let rows =
-            self.txn.query_all(&query).await.map_err(|e| {
-                Error::Database(format!("cannot read {model}.{table}.{column}: {e}"))
-            })?;
-        let mut keys = HashSet::with_capacity(rows.len());
-        for row in rows {
-            let key: Option<String> = row.try_get_by_index(0).map_err(|e| {
-                Error::Database(format!("cannot read {model}.{table}.{column}: {e}"))
-            })?;
-            keys.extend(key);
+        let failed =
+            |e: String| Error::Database(format!("cannot read {model}.{table}.{column}: {e}"));
+        let backend = self.txn.get_database_backend();
+        let list = match backend {
+            sea_orm::DatabaseBackend::Postgres => {
+                "SELECT jsonb_array_elements_text(CAST($1 AS jsonb))"
+            }
+            _ => "SELECT value FROM json_each($1)",
+        };
+        let sql = format!(
+            "SELECT DISTINCT \"{column}\" FROM \"{model}\".\"{table}\" WHERE \"{column}\" IN ({list})"
+        );
+        let mut keys = HashSet::new();
+        for chunk in values.chunks(LOOKUP_BATCH) {
+            let json = serde_json::to_string(chunk).map_err(|e| failed(e.to_string()))?;
+            let rows = self
+                .txn
+                .query_all_raw(sea_orm::Statement::from_sql_and_values(
+                    backend,
+                    sql.clone(),
+                    [json.into()],
+                ))
+                .await
+                .map_err(|e| failed(e.to_string()))?;
+            for row in rows {
+                let key: Option<String> =
+                    row.try_get_by_index(0).map_err(|e| failed(e.to_string()))?;
+                keys.extend(key);
+            }
         }
         Ok(keys)
     }
