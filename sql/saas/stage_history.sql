@@ -29,6 +29,46 @@
 --                 from GREATEST(that, invoice_timestamp + grace) (inclusive) until the
 --                 first payment with its invoice_id counts        (§2 delinquency)
 WITH
+-- The rows the build reads: every row ($2 = 0), or ($2 = 1) only the rows of the users in
+-- the scope table — their events, every shop deletion (it deletes by shop_id, whoever it
+-- names), their payments and invoices, and the payments of their invoices. Each choice is
+-- its own UNION ALL branch behind a condition on $2 alone, so the planner skips the other
+-- and reads a scoped branch through the user_id / invoice_id / metadata indexes.
+source_events AS (
+    SELECT e.* FROM "saas"."global_events" AS e WHERE CAST($2 AS bigint) = 0
+    UNION ALL
+    SELECT e.* FROM "saas"."global_events" AS e
+    WHERE CAST($2 AS bigint) = 1
+      AND e.event_type <> 'user_shop_delete'
+      AND e.metadata ->> 'user_id' IN (SELECT user_id FROM "saas"."tally_stage_history_scope")
+    UNION ALL
+    SELECT e.* FROM "saas"."global_events" AS e
+    WHERE CAST($2 AS bigint) = 1 AND e.event_type = 'user_shop_delete'
+),
+source_invoices AS (
+    SELECT i.* FROM "saas"."invoices" AS i WHERE CAST($2 AS bigint) = 0
+    UNION ALL
+    SELECT i.* FROM "saas"."invoices" AS i
+    WHERE CAST($2 AS bigint) = 1 AND i.user_id IN (SELECT user_id FROM "saas"."tally_stage_history_scope")
+),
+-- payments of the users (counts of distinct payments)
+source_user_payments AS (
+    SELECT y.* FROM "saas"."payments" AS y WHERE CAST($2 AS bigint) = 0
+    UNION ALL
+    SELECT y.* FROM "saas"."payments" AS y
+    WHERE CAST($2 AS bigint) = 1 AND y.user_id IN (SELECT user_id FROM "saas"."tally_stage_history_scope")
+),
+-- payments for the users' invoices (whoever paid them)
+source_invoice_payments AS (
+    SELECT y.* FROM "saas"."payments" AS y WHERE CAST($2 AS bigint) = 0
+    UNION ALL
+    SELECT y.* FROM "saas"."payments" AS y
+    WHERE CAST($2 AS bigint) = 1
+      AND y.invoice_id IN (
+          SELECT i.invoice_id FROM "saas"."invoices" AS i
+          WHERE i.user_id IN (SELECT user_id FROM "saas"."tally_stage_history_scope")
+      )
+),
 -- Lifecycle events with the instant each counts from and the metadata used.
 events AS (
     SELECT
@@ -37,11 +77,7 @@ events AS (
         e.metadata ->> 'user_id' AS user_id,
         e.metadata ->> 'shop_id' AS shop_id,
         GREATEST(e.event_time, CAST(e.ts AS timestamp) AT TIME ZONE 'UTC') AS known
-    FROM "saas"."global_events" AS e
-    -- $2 = 1: the scope's users' events, and every shop deletion (it deletes by shop_id)
-    WHERE CAST($2 AS bigint) = 0
-       OR e.event_type = 'user_shop_delete'
-       OR e.metadata ->> 'user_id' IN (SELECT user_id FROM "saas"."tally_stage_history_scope")
+    FROM source_events AS e
 ),
 -- §2 existence: each account creation; signup_time at T is the smallest event_time of
 -- the creations counting at T (a running minimum below).
@@ -88,9 +124,7 @@ user_payments AS (
         SELECT user_id, ds, ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY ds) AS n
         FROM (
             SELECT user_id, payment_id, MIN(ds) AS ds
-            FROM "saas"."payments"
-            WHERE CAST($2 AS bigint) = 0
-               OR user_id IN (SELECT user_id FROM "saas"."tally_stage_history_scope")
+            FROM source_user_payments
             GROUP BY user_id, payment_id
         ) AS p
     ) AS p
@@ -101,12 +135,7 @@ user_payments AS (
 -- paid in time are never delinquent and drop out.
 invoice_paid AS (
     SELECT invoice_id, CAST(MIN(ds) AS timestamp) AT TIME ZONE 'UTC' AS paid
-    FROM "saas"."payments"
-    WHERE CAST($2 AS bigint) = 0
-       OR invoice_id IN (
-           SELECT invoice_id FROM "saas"."invoices"
-           WHERE user_id IN (SELECT user_id FROM "saas"."tally_stage_history_scope")
-       )
+    FROM source_invoice_payments
     GROUP BY invoice_id
 ),
 overdue AS (
@@ -119,9 +148,7 @@ overdue AS (
                 CAST(ds AS timestamp) AT TIME ZONE 'UTC',
                 invoice_timestamp + make_interval(secs => CAST($1 AS double precision))
             ) AS overdue
-        FROM "saas"."invoices"
-        WHERE CAST($2 AS bigint) = 0
-           OR user_id IN (SELECT user_id FROM "saas"."tally_stage_history_scope")
+        FROM source_invoices
     ) AS i
     LEFT JOIN invoice_paid AS p ON p.invoice_id = i.invoice_id
     WHERE p.paid IS NULL OR p.paid > i.overdue

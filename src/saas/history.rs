@@ -203,7 +203,7 @@ fn tables_ddl(backend: Backend) -> String {
          built_at TEXT, row_count {big} NOT NULL, build_millis {big} NOT NULL);\n\
          INSERT INTO {status} (id, fresh, grace_seconds, built_at, row_count, build_millis) \
          VALUES (1, 0, -1, NULL, 0, 0) ON CONFLICT (id) DO NOTHING;\n\
-         CREATE TABLE IF NOT EXISTS {scope} (user_id {text_c} PRIMARY KEY);"
+         CREATE TABLE IF NOT EXISTS {scope} (user_id TEXT PRIMARY KEY);"
     )
 }
 
@@ -612,9 +612,19 @@ pub async fn update_in(
         .await
         .map_err(db_err("filling its scope"))?
         .rows_affected();
+    // Its size for the planner, which otherwise guesses a thousand-odd rows and reads whole
+    // tables instead of probing the user_id indexes.
+    txn.execute_unprepared(&format!("ANALYZE {scope}"))
+        .await
+        .map_err(db_err("analysing its scope"))?;
+    // the history's user_id is in byte order on PostgreSQL: compare in it to use its key
+    let in_byte_order = match db_backend {
+        sea_orm::DatabaseBackend::Postgres => " COLLATE \"C\"",
+        _ => "",
+    };
     let deleted = txn
         .execute_unprepared(&format!(
-            "DELETE FROM {} WHERE user_id IN (SELECT user_id FROM {scope})",
+            "DELETE FROM {} WHERE user_id IN (SELECT user_id{in_byte_order} FROM {scope})",
             qualified(TABLE)
         ))
         .await
