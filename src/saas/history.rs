@@ -387,13 +387,22 @@ pub async fn refresh(db: &DatabaseConnection, config: &SaasConfig) -> Result<Ref
     let txn = db.begin().await.map_err(db_err("beginning a refresh"))?;
     let report = rebuild_in(&txn, config).await?;
     txn.commit().await.map_err(db_err("committing it"))?;
-    analyze(db).await?;
+    if let Err(e) = analyze(db).await {
+        // statistics are a hint for the planner: the rebuild itself is committed
+        tracing::warn!("{e}");
+    }
     Ok(report)
 }
 
-/// Fresh planner statistics for the history (a rebuild replaces every row).
+/// After a whole rebuild: fresh planner statistics for the history, and on PostgreSQL the
+/// rows the rebuild replaced given back (`VACUUM (ANALYZE)`), so that the next rebuild reuses
+/// their space instead of growing the table that every stage question scans.
 pub async fn analyze(db: &DatabaseConnection) -> Result<(), Error> {
-    db.execute_unprepared(&format!("ANALYZE {}", qualified(TABLE)))
+    let sql = match backend_of(db) {
+        Backend::Postgres => format!("VACUUM (ANALYZE) {}", qualified(TABLE)),
+        Backend::Sqlite => format!("ANALYZE {}", qualified(TABLE)),
+    };
+    db.execute_unprepared(&sql)
         .await
         .map(|_| ())
         .map_err(db_err("analysing it"))
