@@ -24,9 +24,12 @@
 //! as it reads ([`begin_read`]: REPEATABLE READ on PostgreSQL, one read transaction on
 //! SQLite) and falls back to `user_stages` ([`StageSource::Direct`]) when the history is
 //! stale, missing or built for another grace period, so an answer is never older than the
-//! data. [`refresh`] rebuilds it in one transaction; the loader rebuilds it inside the
-//! transaction of every saas load ([`rebuild_in`], so data and history commit together and
-//! readers never fall back after a load), and the server when it finds it stale.
+//! data. [`refresh`] rebuilds it in one transaction (the server's background
+//! [`Refresher`] calls it when a reader found the history stale). The loader brings it up to
+//! date inside the transaction of every saas load ([`lock_for_update`] before the first row,
+//! [`update_in`] before the commit), so data and history commit together and readers never
+//! fall back after a load; when the history was fresh before the load, only the users the
+//! load touched ([`Touched`]) are recomputed.
 //!
 //! On PostgreSQL the triggers lock the status row: the first write after a refresh takes it
 //! exclusively to mark the history stale, later writes share it, and [`refresh`] takes it
