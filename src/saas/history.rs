@@ -312,7 +312,7 @@ pub async fn status(conn: &impl ConnectionTrait) -> Result<Option<Status>, Error
 
 /// Starts a read-only transaction whose reads all see one snapshot (REPEATABLE READ on
 /// PostgreSQL; on SQLite a transaction's reads always do), with `jit` off on PostgreSQL (see
-/// [`super::query_stages`]), and decides there where stages are read from — in one
+/// `query_stages` in `saas`), and decides there where stages are read from — in one
 /// statement, which reads the status row and (on PostgreSQL) turns JIT off.
 pub async fn begin_read(
     db: &DatabaseConnection,

@@ -887,7 +887,7 @@ pub async fn users_total(
 /// [`StageSource::History`] reads the stage history without looking at its status (it must
 /// have been built, for `config`'s grace period), a [`StageSource::Direct`] computes
 /// `user_stages`. For tests and benchmarks that compare the two; everything else lets
-/// [`query_stages`] choose.
+/// `query_stages` choose.
 pub async fn core_stages_from(
     db: &DatabaseConnection,
     as_of: DateTime<Utc>,
