@@ -102,7 +102,23 @@ pub async fn run_as<V: Cell>(
         params.clone(),
     );
     let started = Instant::now();
-    let result = db.query_all_raw(stmt).await?;
+    let result = if rendered.embeds_sql_tables
+        && db.get_database_backend() == sea_orm::DatabaseBackend::Postgres
+    {
+        // JIT off for this statement only (like `SET LOCAL`), where the server has the
+        // setting: see `Rendered::embeds_sql_tables`.
+        use sea_orm::TransactionTrait;
+        let txn = db.begin().await?;
+        txn.execute_unprepared(
+            "SELECT set_config('jit', 'off', true) WHERE current_setting('jit', true) IS NOT NULL",
+        )
+        .await?;
+        let rows = txn.query_all_raw(stmt).await?;
+        txn.commit().await?;
+        rows
+    } else {
+        db.query_all_raw(stmt).await?
+    };
     let elapsed = started.elapsed();
     let mut rows = Vec::with_capacity(result.len());
     for r in &result {

@@ -1365,3 +1365,34 @@ async fn a_small_load_recomputes_only_the_users_it_touched() {
         check_history_matches(&db, &cfg, 60).await;
     }
 }
+
+#[tokio::test]
+async fn semantic_stage_metrics_are_the_same_from_the_history_and_from_the_tables() {
+    use sea_orm::ConnectionTrait;
+    for db in TestDb::all().await {
+        load(&db.conn, demo_sources(0.05)).await;
+        load(&db.conn, rules_sources()).await;
+        let schema = tally::graphql::build(Some(db.conn.clone())).unwrap();
+        let q = r#"{ saas {
+            a: metrics(asOf: "2024-06-01T00:00:00Z") { stage churnReason plan lifecycleUsers }
+            b: metrics(asOf: "2025-03-01T00:00:00Z") {
+              c: signupCohort(granularity: MONTH) lifecycleUsers reachedProspect
+              reachedCustomer leadToCustomerRate }
+            c: metrics(asOf: "2025-03-01T00:00:00Z") {
+              customersMonthAgo churnedCustomers customerChurnRate }
+        } }"#;
+        let fresh = run(&schema, q).await;
+        assert!(
+            fresh["saas"]["a"].as_array().unwrap().len() > 5,
+            "{}: {fresh}",
+            db.backend
+        );
+        // The same with the history unusable: the statements compute from the tables.
+        db.conn
+            .execute_unprepared("UPDATE \"saas\".\"tally_stage_history_status\" SET fresh = 0")
+            .await
+            .unwrap();
+        let stale = run(&schema, q).await;
+        assert_eq!(fresh, stale, "{}", db.backend);
+    }
+}

@@ -221,9 +221,11 @@ const PG_TRIGGER_FUNCTION: &str = "CREATE OR REPLACE FUNCTION \"saas\".\"tally_s
      END\n\
      $fn$;";
 
-/// Creates the history and status tables and the staleness triggers when they are missing
-/// (idempotent; run at server start and before every refresh).
-pub async fn ensure(db: &impl ConnectionTrait) -> Result<(), Error> {
+/// Creates the history, status and scope tables when they are missing, without the
+/// triggers (what SQL that reads them needs to run; the semantic layer's live check calls
+/// it). Without the triggers the history is never marked fresh: only [`ensure`], which
+/// creates them, lets a rebuild happen. Returns the backend.
+pub async fn ensure_tables(db: &impl ConnectionTrait) -> Result<Backend, Error> {
     let backend = match db.get_database_backend() {
         sea_orm::DatabaseBackend::Postgres => Backend::Postgres,
         _ => Backend::Sqlite,
@@ -231,6 +233,13 @@ pub async fn ensure(db: &impl ConnectionTrait) -> Result<(), Error> {
     db.execute_unprepared(&tables_ddl(backend))
         .await
         .map_err(db_err("creating its tables"))?;
+    Ok(backend)
+}
+
+/// Creates the history and status tables and the staleness triggers when they are missing
+/// (idempotent; run at server start and before every refresh).
+pub async fn ensure(db: &impl ConnectionTrait) -> Result<(), Error> {
+    let backend = ensure_tables(db).await?;
     match backend {
         Backend::Postgres => {
             db.execute_unprepared(PG_TRIGGER_FUNCTION)

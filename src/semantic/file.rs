@@ -28,10 +28,50 @@ pub struct ModelSource {
     pub sql_roots: Vec<PathBuf>,
 }
 
+/// The line that includes another SQL file: `-- tally:include <path>` (the path resolved
+/// like the model file's own SQL paths).
+pub const INCLUDE: &str = "-- tally:include ";
+
+/// How deep includes may nest.
+const MAX_INCLUDE_DEPTH: usize = 4;
+
 impl ModelSource {
-    /// The text of a SQL file named in a model file: from the first root holding it, else
-    /// from the SQL files built into the binary.
+    /// The text of a SQL file named in a model file, with every `-- tally:include <path>`
+    /// line replaced by that file's text (see [`INCLUDE`]), so that one query can embed
+    /// another without copying it.
     pub(crate) fn read_sql(&self, rel: &str) -> Result<String, String> {
+        self.read_sql_at(rel, 0)
+    }
+
+    fn read_sql_at(&self, rel: &str, depth: usize) -> Result<String, String> {
+        let text = self.read_sql_file(rel)?;
+        if !text.contains(INCLUDE) {
+            return Ok(text);
+        }
+        if depth >= MAX_INCLUDE_DEPTH {
+            return Err(format!(
+                "{rel}: includes nest deeper than {MAX_INCLUDE_DEPTH} files (a cycle?)"
+            ));
+        }
+        let mut out = String::with_capacity(text.len());
+        for line in text.lines() {
+            match line.trim_start().strip_prefix(INCLUDE) {
+                Some(path) => {
+                    let included = self
+                        .read_sql_at(path.trim(), depth + 1)
+                        .map_err(|e| format!("{rel}: {e}"))?;
+                    out.push_str(&included);
+                }
+                None => out.push_str(line),
+            }
+            out.push('\n');
+        }
+        Ok(out)
+    }
+
+    /// The text of one SQL file: from the first root holding it, else from the SQL files
+    /// built into the binary.
+    fn read_sql_file(&self, rel: &str) -> Result<String, String> {
         for root in &self.sql_roots {
             let p = root.join(rel);
             if p.is_file() {
@@ -105,6 +145,10 @@ const EMBEDDED_SQL: &[(&str, &str)] = &[
     (
         "sql/saas/user_stages.sqlite.sql",
         include_str!("../../sql/saas/user_stages.sqlite.sql"),
+    ),
+    (
+        "sql/saas/stages_model.sql",
+        include_str!("../../sql/saas/stages_model.sql"),
     ),
     (
         "social/activity.sql",
@@ -372,4 +416,48 @@ pub(crate) struct RawMetric {
     pub retention: Option<Spanned<String>>,
     // period_average
     pub per: Option<Spanned<String>>,
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn source(root: &Path) -> ModelSource {
+        ModelSource {
+            folder: "m".to_owned(),
+            files: Vec::new(),
+            sql_roots: vec![root.to_path_buf()],
+        }
+    }
+
+    #[test]
+    fn sql_files_include_other_files() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("outer.sql"),
+            "SELECT * FROM (\n-- tally:include inner.sql\n) AS s\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("inner.sql"), "SELECT $1 AS t").unwrap();
+        let text = source(dir.path()).read_sql("outer.sql").unwrap();
+        assert_eq!(text, "SELECT * FROM (\nSELECT $1 AS t\n) AS s\n");
+        // the shipped model file resolves its include from the built-in files
+        let shipped = source(dir.path())
+            .read_sql("sql/saas/stages_model.sql")
+            .unwrap();
+        assert!(!shipped.contains(INCLUDE));
+        assert!(shipped.contains("Step 12 (§2 stage rules)"));
+    }
+
+    #[test]
+    fn include_errors_name_the_files() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.sql"), "-- tally:include missing.sql\n").unwrap();
+        let e = source(dir.path()).read_sql("a.sql").unwrap_err();
+        assert!(e.starts_with("a.sql: ") && e.contains("missing.sql"), "{e}");
+        std::fs::write(dir.path().join("loop.sql"), "-- tally:include loop.sql\n").unwrap();
+        let e = source(dir.path()).read_sql("loop.sql").unwrap_err();
+        assert!(e.contains("nest deeper"), "{e}");
+    }
 }

@@ -137,6 +137,10 @@ pub struct Rendered {
     pub columns: Vec<(String, OutType)>,
     /// The tables joined (for `explain`).
     pub join_path: Vec<String>,
+    /// Whether the statement embeds a SQL table (a model's own query file). Such files can
+    /// hold whole pipelines, or branches that never run, which PostgreSQL's JIT compiles
+    /// anyway: [`crate::exec`] runs these statements with JIT off.
+    pub embeds_sql_tables: bool,
 }
 
 impl Rendered {
@@ -256,6 +260,10 @@ pub fn render(model: &Model, spec: &QuerySpec, plan: &Plan, dialect: &dyn Dialec
         params: sql.params,
         columns: plan.output.iter().map(|c| (c.key.clone(), c.ty)).collect(),
         join_path: plan.join_path.clone(),
+        embeds_sql_tables: model.tables.iter().any(|t| {
+            matches!(t.source, TableSource::Sql { .. })
+                && plan.join_path.iter().any(|j| j == &t.name)
+        }),
     }
 }
 
