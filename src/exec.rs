@@ -105,14 +105,10 @@ pub async fn run_as<V: Cell>(
     let result = if rendered.embeds_sql_tables
         && db.get_database_backend() == sea_orm::DatabaseBackend::Postgres
     {
-        // JIT off for this statement only (like `SET LOCAL`), where the server has the
-        // setting: see `Rendered::embeds_sql_tables`.
+        // JIT off for this statement only: see `Rendered::embeds_sql_tables`.
         use sea_orm::TransactionTrait;
         let txn = db.begin().await?;
-        txn.execute_unprepared(
-            "SELECT set_config('jit', 'off', true) WHERE current_setting('jit', true) IS NOT NULL",
-        )
-        .await?;
+        txn.execute_unprepared(crate::db::JIT_OFF).await?;
         let rows = txn.query_all_raw(stmt).await?;
         txn.commit().await?;
         rows

@@ -537,12 +537,7 @@ impl Loader<'_> {
         let failed =
             |e: String| Error::Database(format!("cannot read {model}.{table}.{column}: {e}"));
         let backend = self.txn.get_database_backend();
-        let list = match backend {
-            sea_orm::DatabaseBackend::Postgres => {
-                "SELECT jsonb_array_elements_text(CAST($1 AS jsonb))"
-            }
-            _ => "SELECT value FROM json_each($1)",
-        };
+        let list = crate::db::json_values(crate::db::backend_of(self.txn), "$1");
         let sql = format!(
             "SELECT DISTINCT \"{column}\" FROM \"{model}\".\"{table}\" WHERE \"{column}\" IN ({list})"
         );

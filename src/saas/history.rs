@@ -222,14 +222,11 @@ const PG_TRIGGER_FUNCTION: &str = "CREATE OR REPLACE FUNCTION \"saas\".\"tally_s
      $fn$;";
 
 /// Creates the history, status and scope tables when they are missing, without the
-/// triggers (what SQL that reads them needs to run; the semantic layer's live check calls
+/// triggers (what SQL that reads them needs to run; `db::migrate` calls
 /// it). Without the triggers the history is never marked fresh: only [`ensure`], which
 /// creates them, lets a rebuild happen. Returns the backend.
 pub async fn ensure_tables(db: &impl ConnectionTrait) -> Result<Backend, Error> {
-    let backend = match db.get_database_backend() {
-        sea_orm::DatabaseBackend::Postgres => Backend::Postgres,
-        _ => Backend::Sqlite,
-    };
+    let backend = backend_of(db);
     db.execute_unprepared(&tables_ddl(backend))
         .await
         .map_err(db_err("creating its tables"))?;
@@ -355,12 +352,9 @@ pub async fn begin_read(
             let _ = txn.rollback().await;
             let txn = begin_snapshot(db).await?;
             if backend == Backend::Postgres {
-                txn.execute_unprepared(
-                    "SELECT set_config('jit', 'off', true) \
-                     WHERE current_setting('jit', true) IS NOT NULL",
-                )
-                .await
-                .map_err(db_err("turning JIT off"))?;
+                txn.execute_unprepared(crate::db::JIT_OFF)
+                    .await
+                    .map_err(db_err("turning JIT off"))?;
             }
             Ok((txn, StageSource::Direct(Unusable::Missing)))
         }
@@ -428,11 +422,7 @@ pub async fn rebuild_in(
     txn: &DatabaseTransaction,
     config: &SaasConfig,
 ) -> Result<RefreshReport, Error> {
-    let db_backend = txn.get_database_backend();
-    let backend = match db_backend {
-        sea_orm::DatabaseBackend::Postgres => Backend::Postgres,
-        _ => Backend::Sqlite,
-    };
+    let backend = backend_of(txn);
     let started = Instant::now();
     let status_table = qualified(STATUS_TABLE);
     match backend {
@@ -597,18 +587,7 @@ pub async fn update_in(
         json(&touched.shops)?,
         json(&touched.invoices)?,
     );
-    let (list, meta_user, meta_shop) = match db_backend {
-        sea_orm::DatabaseBackend::Postgres => (
-            "SELECT value FROM jsonb_array_elements_text(CAST($N AS jsonb))",
-            "e.metadata ->> 'user_id'",
-            "e.metadata ->> 'shop_id'",
-        ),
-        _ => (
-            "SELECT value FROM json_each($N)",
-            "e.metadata ->> 'user_id'",
-            "e.metadata ->> 'shop_id'",
-        ),
-    };
+    let list = |p: &str| crate::db::json_values(backend_of(txn), p);
     txn.execute_unprepared(&format!("DELETE FROM {scope}"))
         .await
         .map_err(db_err("clearing its scope"))?;
@@ -619,14 +598,14 @@ pub async fn update_in(
                 "INSERT INTO {scope} (user_id) \
              SELECT DISTINCT u.user_id FROM ( \
                SELECT value AS user_id FROM ({}) AS a \
-               UNION SELECT {meta_user} FROM \"saas\".\"global_events\" AS e \
-                 WHERE e.event_type = 'user_shop_create' AND {meta_shop} IN ({}) \
+               UNION SELECT e.metadata ->> 'user_id' FROM \"saas\".\"global_events\" AS e \
+                 WHERE e.event_type = 'user_shop_create' AND e.metadata ->> 'shop_id' IN ({}) \
                UNION SELECT i.user_id FROM \"saas\".\"invoices\" AS i \
                  WHERE i.invoice_id IN ({}) \
              ) AS u WHERE u.user_id IS NOT NULL",
-                list.replace("$N", "$1"),
-                list.replace("$N", "$2"),
-                list.replace("$N", "$3")
+                list("$1"),
+                list("$2"),
+                list("$3")
             ),
             [users.into(), shops.into(), invoices.into()],
         ))

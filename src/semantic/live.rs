@@ -18,18 +18,6 @@ pub async fn check_live(models: &[Model], db: &DatabaseConnection) -> Result<(),
     let mut problems = Vec::new();
     let sqlite = db.get_database_backend() == DatabaseBackend::Sqlite;
     for model in models {
-        if model.namespace == "saas"
-            && let Err(e) = crate::saas::history::ensure_tables(db).await
-        {
-            // the saas SQL tables read the stage history's status: make its tables exist
-            problems.push(problem(
-                model.tables.first(),
-                format!(
-                    "model {}: cannot prepare the saas stage history's tables: {e}",
-                    model.name
-                ),
-            ));
-        }
         if sqlite && crate::graphql::needs_tz_offsets(model) {
             // the SQLite twins of the gym SQL read the offsets table: make it exist
             if let Err(e) = crate::tz::ensure_offsets(db).await {
