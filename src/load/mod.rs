@@ -339,13 +339,22 @@ pub async fn load(
         touched_limit: 0,
     };
     let mut history_before = None;
+    // the grace period the history is kept for: that of the models tally serves
+    let saas_config = if model == "saas" {
+        crate::saas::SaasConfig::load_default().unwrap_or_default()
+    } else {
+        crate::saas::SaasConfig::default()
+    };
     if model == "saas" {
         // The stage history's tables and staleness triggers exist before any row is written,
         // and no other writer can change the saas tables unnoticed until this load commits.
         crate::saas::history::ensure(&txn).await?;
-        history_before = crate::saas::history::lock_for_update(&txn).await?;
+        history_before = crate::saas::history::lock_for_update(&txn)
+            .await?
+            .filter(|s| s.source_for(&saas_config) == crate::saas::StageSource::History);
         if let Some(before) = &history_before {
-            // a user has about three history rows: past a tenth of them, rebuild everything
+            // Only a usable history can be updated user by user. A user has about three
+            // history rows: past a tenth of the users, rebuild everything.
             loader.touched_limit = usize::try_from(before.row_count / 30).unwrap_or(0);
             loader.touched = Some(crate::saas::history::Touched::default());
         }
@@ -362,7 +371,7 @@ pub async fn load(
                 let whole = touched.is_none();
                 let touched = touched.unwrap_or_default();
                 let before = history_before.as_ref().filter(|_| !whole);
-                update_stage_history(&txn, &touched, before).await
+                update_stage_history(&txn, &saas_config, &touched, before).await
             } else {
                 None
             };
@@ -415,10 +424,10 @@ pub async fn load(
 /// from the tables until a later refresh succeeds. Returns whether it rebuilt.
 async fn update_stage_history(
     txn: &sea_orm::DatabaseTransaction,
+    config: &crate::saas::SaasConfig,
     touched: &crate::saas::history::Touched,
     before: Option<&crate::saas::history::Status>,
 ) -> Option<crate::saas::history::RefreshReport> {
-    let config = crate::saas::SaasConfig::load_default().unwrap_or_default();
     let savepoint = match txn.begin().await {
         Ok(s) => s,
         Err(e) => {
@@ -426,7 +435,7 @@ async fn update_stage_history(
             return None;
         }
     };
-    match crate::saas::history::update_in(&savepoint, &config, touched, before).await {
+    match crate::saas::history::update_in(&savepoint, config, touched, before).await {
         Ok(r) => match savepoint.commit().await {
             Ok(()) => Some(r),
             Err(e) => {
