@@ -3,9 +3,9 @@
 --
 -- $1 = T (timestamptz); $2 = the grace period of unpaid invoices in seconds.
 --
--- The stage comes from the stage history (src/saas/history.rs, docs/SAAS-LIFECYCLE.md) when
--- its status row says it is fresh and built for $2, else from user_stages.sql, included
--- below. The choice is made inside this one statement (an uncorrelated EXISTS, evaluated
+-- The stage comes from the stage history (stages_at.sql; src/saas/history.rs,
+-- docs/SAAS-LIFECYCLE.md) when its status row says it is fresh and built for $2, else from
+-- user_stages.sql; both are included below. The choice is made inside this one statement (an uncorrelated EXISTS, evaluated
 -- once), so the answer always matches the tables the statement sees. The plan is the same
 -- rule as user_stages.sql step 8; a query that does not read it does not compute it.
 WITH
@@ -44,21 +44,11 @@ user_plans AS NOT MATERIALIZED (
 -- the plan: joined below, outside the UNION ALL, where PostgreSQL can drop the join when a
 -- query does not read plan_id.)
 stages AS (
-    SELECT
-        h.user_id,
-        h.signup_time,
-        h.stage,
-        h.churn_reason,
-        h.account_deleted,
-        h.all_shops_deleted,
-        h.delinquent,
-        h.reached_prospect,
-        h.reached_customer,
-        h.repeat_payer
-    FROM "saas"."tally_stage_history" AS h
-    WHERE h.valid_from <= CAST($1 AS timestamptz)
-      AND CAST($1 AS timestamptz) < h.valid_to
-      AND EXISTS (SELECT 1 FROM usable)
+    SELECT h.*
+    FROM (
+-- tally:include sql/saas/stages_at.sql
+    ) AS h
+    WHERE EXISTS (SELECT 1 FROM usable)
     UNION ALL
     SELECT
         s.user_id,

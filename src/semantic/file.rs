@@ -151,6 +151,10 @@ const EMBEDDED_SQL: &[(&str, &str)] = &[
         include_str!("../../sql/saas/stages_model.sql"),
     ),
     (
+        "sql/saas/stages_at.sql",
+        include_str!("../../sql/saas/stages_at.sql"),
+    ),
+    (
         "social/activity.sql",
         include_str!("../../models/social/activity.sql"),
     ),
