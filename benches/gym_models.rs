@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use common::TestDb;
+use tally::engine::Session;
 use tally::gym::{self, Condition, ConversionFilter, Direction, Filter, Model, OrderBy, Query};
 
 fn main() {
@@ -41,7 +42,9 @@ async fn run(scale: f64) {
         let loaded = started.elapsed();
         for model in [Model::ClientConversionEvents, Model::LeadConversions] {
             let started = Instant::now();
-            let rows = gym::run_file(&db.conn, model, t).await.expect("run");
+            let rows = gym::run_file(&Session::new(&db.conn), model, t)
+                .await
+                .expect("run");
             let whole = started.elapsed();
             let started = Instant::now();
             let page = Query {
@@ -58,10 +61,16 @@ async fn run(scale: f64) {
             };
             let paged = match model {
                 Model::ClientConversionEvents => {
-                    gym::client_conversion_events(&db.conn, t, &page).await
+                    gym::client_conversion_events(&Session::new(&db.conn), t, &page).await
                 }
                 Model::LeadConversions => {
-                    gym::lead_conversions(&db.conn, t, Some(ConversionFilter::All), &page).await
+                    gym::lead_conversions(
+                        &Session::new(&db.conn),
+                        t,
+                        Some(ConversionFilter::All),
+                        &page,
+                    )
+                    .await
                 }
             }
             .expect("page");

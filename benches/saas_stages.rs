@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 use tally::demo::DemoOptions;
+use tally::engine::Session;
 use tally::saas::history::Unusable;
 use tally::saas::{self, Cohort, SaasConfig, StageSource};
 
@@ -182,7 +183,7 @@ async fn bench(backend: &str, db: &DatabaseConnection, scale: f64, runs: usize) 
         let mut counts = Vec::new();
         for _ in 0..runs {
             let started = Instant::now();
-            counts = saas::stage_counts(db, as_of, &config, &Cohort::default())
+            counts = saas::stage_counts(&Session::new(db), as_of, &config, &Cohort::default())
                 .await
                 .expect("stage counts");
             times.push(started.elapsed());
@@ -203,7 +204,7 @@ async fn bench(backend: &str, db: &DatabaseConnection, scale: f64, runs: usize) 
             // The same counts computed from the event tables (user_stages), once.
             let started = Instant::now();
             let direct = saas::stage_counts_from(
-                db,
+                &Session::new(db),
                 as_of,
                 &config,
                 &Cohort::default(),
@@ -227,7 +228,7 @@ async fn bench(backend: &str, db: &DatabaseConnection, scale: f64, runs: usize) 
         .expect("instant")
         .with_timezone(&Utc);
     let started = Instant::now();
-    saas::journey(db, as_of, &config, &Cohort::default())
+    saas::journey(&Session::new(db), as_of, &config, &Cohort::default())
         .await
         .expect("journey");
     println!(
@@ -237,7 +238,7 @@ async fn bench(backend: &str, db: &DatabaseConnection, scale: f64, runs: usize) 
     );
     let started = Instant::now();
     saas::transitions(
-        db,
+        &Session::new(db),
         DateTime::parse_from_rfc3339(INSTANTS[1])
             .expect("instant")
             .with_timezone(&Utc),
@@ -258,7 +259,7 @@ async fn bench(backend: &str, db: &DatabaseConnection, scale: f64, runs: usize) 
         cohort: Cohort::default(),
     };
     let started = Instant::now();
-    let (page, _) = saas::users_page(db, as_of, &config, &filter, None, Some(50))
+    let (page, _) = saas::users_page(&Session::new(db), as_of, &config, &filter, None, Some(50))
         .await
         .expect("users page");
     println!(

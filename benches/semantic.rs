@@ -8,7 +8,7 @@
 //! - `plan_and_render`: check + plan + render (no cache) of a typical request, and of a
 //!   request of 80 metrics by 10 dimensions; and a plan-cache hit.
 //! - `end_to_end_vs_raw_sql`: a GraphQL metrics request against the same SQL run directly
-//!   with the same driver (`query_all_raw`), and against `exec::run` (the statement plus
+//!   with the same driver (`query_all_raw`), and against `engine.metrics` (the statement plus
 //!   reading every cell into typed, rounded values), on demo data (`TALLY_BENCH_SCALE`,
 //!   default 1), on every backend; medians of `TALLY_BENCH_ITERS` (default 20) interleaved
 //!   runs.
@@ -152,7 +152,7 @@ fn plan_and_render() {
             let r = tally::sql::render(&model, &spec, &plan, &d);
             std::hint::black_box(r);
         });
-        let cache = tally::graphql::PlanCache::default();
+        let cache = tally::engine::PlanCache::default();
         let hit = time(n, || {
             std::hint::black_box(cache.get_or_render(&model, &spec, &d));
         });
@@ -212,6 +212,8 @@ async fn end_to_end_vs_raw_sql() {
         }
         let sql = rendered.sql.clone();
         let values = rendered.bind(&spec);
+        let engine =
+            tally::engine::Engine::new(db.conn.clone(), vec![std::sync::Arc::new(model.clone())]);
         let n: u32 = std::env::var("TALLY_BENCH_ITERS")
             .ok()
             .and_then(|s| s.parse().ok())
@@ -229,7 +231,10 @@ async fn end_to_end_vs_raw_sql() {
             std::hint::black_box(r);
             raw.push(s.elapsed());
             let s = Instant::now();
-            let r = tally::exec::run(&db.conn, &rendered, &spec).await.unwrap();
+            let r = engine
+                .metrics::<serde_json::Value>(&engine.session(), &spec)
+                .await
+                .unwrap();
             std::hint::black_box(r);
             exec.push(s.elapsed());
             let s = Instant::now();
@@ -243,7 +248,7 @@ async fn end_to_end_vs_raw_sql() {
         };
         let (raw, exec, gql) = (median(&mut raw), median(&mut exec), median(&mut gql));
         println!(
-            "{}: {rows} rows; medians of {n}: raw SQL {raw:?}, exec::run (SQL + typed values) {exec:?}, GraphQL end to end {gql:?}, ratio {:.3}",
+            "{}: {rows} rows; medians of {n}: raw SQL {raw:?}, engine.metrics (cached plan + SQL + typed values) {exec:?}, GraphQL end to end {gql:?}, ratio {:.3}",
             db.backend,
             gql.as_secs_f64() / raw.as_secs_f64()
         );

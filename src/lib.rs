@@ -24,7 +24,8 @@
 //! - [`query`]: a request as a typed, validated `QuerySpec`.
 //! - [`plan`]: a `QuerySpec` → plan nodes (asOf cuts, per-table aggregates, output).
 //! - [`sql`]: a plan → one parameterised statement per dialect.
-//! - [`exec`]: the only place the semantic layer runs SQL.
+//! - [`engine`]: the one place reads run: one engine per database (pool, dialect, models,
+//!   caches); every field answers through it.
 //! - [`gym`]: the gym lead-conversion models (SQL files under `sql/gym/`).
 //! - [`saas`]: the SaaS lifecycle: stages at any instant, journey, transitions, drill-down
 //!   (SQL files under `sql/saas/`).
@@ -37,8 +38,8 @@ pub mod cli_query;
 pub mod config;
 pub mod db;
 pub mod demo;
+pub mod engine;
 pub mod error;
-pub mod exec;
 pub mod explorer;
 pub mod graphql;
 pub mod gym;

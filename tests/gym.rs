@@ -14,6 +14,7 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 use common::TestDb;
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+use tally::engine::Session;
 use tally::gym::{
     self, Condition, ConversionFilter, Direction, Filter, Model, OrderBy, Query, Row,
 };
@@ -466,10 +467,10 @@ fn check_lead_structure(events: &[Row], leads: &[Row]) {
 
 /// Both models as of `t`, straight from the SQL files.
 async fn both(db: &DatabaseConnection, t: &str) -> (Vec<Row>, Vec<Row>) {
-    let events = gym::run_file(db, Model::ClientConversionEvents, at(t))
+    let events = gym::run_file(&Session::new(db), Model::ClientConversionEvents, at(t))
         .await
         .unwrap();
-    let leads = gym::run_file(db, Model::LeadConversions, at(t))
+    let leads = gym::run_file(&Session::new(db), Model::LeadConversions, at(t))
         .await
         .unwrap();
     check_lead_structure(&events, &leads);
@@ -588,19 +589,19 @@ async fn wrapper_filters_orders_and_pages() {
     for db in TestDb::all().await {
         load_case(&db.conn, "rules").await;
         let t = at("2024-12-01T00:00:00Z");
-        let all_events = gym::run_file(&db.conn, Model::ClientConversionEvents, t)
+        let all_events = gym::run_file(&Session::new(&db.conn), Model::ClientConversionEvents, t)
             .await
             .unwrap();
-        let all_leads = gym::run_file(&db.conn, Model::LeadConversions, t)
+        let all_leads = gym::run_file(&Session::new(&db.conn), Model::LeadConversions, t)
             .await
             .unwrap();
 
         // No filter: the file's rows in the file's order.
-        let got = gym::client_conversion_events(&db.conn, t, &Query::default())
+        let got = gym::client_conversion_events(&Session::new(&db.conn), t, &Query::default())
             .await
             .unwrap();
         assert_eq!(got, all_events);
-        let got = gym::lead_conversions(&db.conn, t, None, &Query::default())
+        let got = gym::lead_conversions(&Session::new(&db.conn), t, None, &Query::default())
             .await
             .unwrap();
         assert_eq!(got, all_leads);
@@ -613,9 +614,14 @@ async fn wrapper_filters_orders_and_pages() {
             }),
             ..Query::default()
         };
-        let got = gym::lead_conversions(&db.conn, t, Some(ConversionFilter::Membership), &q)
-            .await
-            .unwrap();
+        let got = gym::lead_conversions(
+            &Session::new(&db.conn),
+            t,
+            Some(ConversionFilter::Membership),
+            &q,
+        )
+        .await
+        .unwrap();
         let users: Vec<_> = got.iter().map(|r| r.get("user_id").unwrap()).collect();
         assert_eq!(users, ["Zed_upper", "u03_kol", "u09_before_created"]);
 
@@ -627,7 +633,7 @@ async fn wrapper_filters_orders_and_pages() {
             }))),
             ..Query::default()
         };
-        let got = gym::client_conversion_events(&db.conn, t, &q)
+        let got = gym::client_conversion_events(&Session::new(&db.conn), t, &q)
             .await
             .unwrap();
         let want: Vec<_> = all_events
@@ -665,7 +671,7 @@ async fn wrapper_filters_orders_and_pages() {
             }],
             ..Query::default()
         };
-        let got = gym::client_conversion_events(&db.conn, t, &q)
+        let got = gym::client_conversion_events(&Session::new(&db.conn), t, &q)
             .await
             .unwrap();
         let users: Vec<_> = got.iter().map(|r| r.get("user_id").unwrap()).collect();
@@ -688,7 +694,7 @@ async fn wrapper_filters_orders_and_pages() {
             }),
             ..Query::default()
         };
-        let got = gym::client_conversion_events(&db.conn, t, &q)
+        let got = gym::client_conversion_events(&Session::new(&db.conn), t, &q)
             .await
             .unwrap();
         assert_eq!(got.len(), 3);
@@ -707,7 +713,7 @@ async fn wrapper_filters_orders_and_pages() {
             limit: Some(2),
             offset: 1,
         };
-        let got = gym::client_conversion_events(&db.conn, t, &q)
+        let got = gym::client_conversion_events(&Session::new(&db.conn), t, &q)
             .await
             .unwrap();
         let users: Vec<_> = got.iter().map(|r| r.get("user_id").unwrap()).collect();
@@ -720,9 +726,10 @@ async fn wrapper_filters_orders_and_pages() {
             }],
             ..Query::default()
         };
-        let got = gym::lead_conversions(&db.conn, t, Some(ConversionFilter::All), &q)
-            .await
-            .unwrap();
+        let got =
+            gym::lead_conversions(&Session::new(&db.conn), t, Some(ConversionFilter::All), &q)
+                .await
+                .unwrap();
         let times: Vec<_> = got
             .iter()
             .map(|r| r.get("client_conversion_event_local_created_at"))
@@ -741,8 +748,8 @@ async fn wrapper_filters_orders_and_pages() {
             ..Query::default()
         };
         assert!(matches!(
-            gym::client_conversion_events(&db.conn, t, &bad).await,
-            Err(tally::error::Error::Input(_))
+            gym::client_conversion_events(&Session::new(&db.conn), t, &bad).await,
+            Err(tally::error::ApiError::BadArgument(_))
         ));
         db.cleanup().await;
     }
@@ -797,10 +804,14 @@ async fn graphql_equals_the_sql_files() {
             );
             let out = graphql(&db.conn, &q).await;
             assert!(out.get("errors").is_none(), "{out}");
-            let events = gym::run_file(&db.conn, Model::ClientConversionEvents, at(t))
-                .await
-                .unwrap();
-            let leads = gym::run_file(&db.conn, Model::LeadConversions, at(t))
+            let events = gym::run_file(
+                &Session::new(&db.conn),
+                Model::ClientConversionEvents,
+                at(t),
+            )
+            .await
+            .unwrap();
+            let leads = gym::run_file(&Session::new(&db.conn), Model::LeadConversions, at(t))
                 .await
                 .unwrap();
             assert_eq!(
@@ -997,10 +1008,13 @@ async fn offsets_are_refreshed_before_sqlite_queries() {
     .await
     .unwrap();
     // No refresh_offsets call: the query fills the table itself.
-    let events =
-        gym::client_conversion_events(&db.conn, at("2024-12-01T00:00:00Z"), &Query::default())
-            .await
-            .unwrap();
+    let events = gym::client_conversion_events(
+        &Session::new(&db.conn),
+        at("2024-12-01T00:00:00Z"),
+        &Query::default(),
+    )
+    .await
+    .unwrap();
     assert_eq!(plain(&events), expected_events_2024_12_01());
     // Refreshing again adds nothing.
     assert_eq!(tally::tz::refresh_offsets(&db.conn).await.unwrap(), 0);

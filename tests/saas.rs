@@ -24,6 +24,7 @@ use common::TestDb;
 use sea_orm::DatabaseConnection;
 use serde_json::{Value, json};
 use tally::demo::DemoOptions;
+use tally::engine::Session;
 use tally::load::source::TableSource;
 use tally::saas::{self, ChurnReason, Cohort, Flow, SaasConfig, Stage, UserFilter, UserStage};
 
@@ -78,7 +79,7 @@ async fn stages(
     db: &DatabaseConnection,
     t: &str,
 ) -> BTreeMap<String, (Stage, Option<ChurnReason>)> {
-    saas::user_stages(db, at(t), &SaasConfig::default())
+    saas::user_stages(&Session::new(db), at(t), &SaasConfig::default())
         .await
         .unwrap()
         .into_iter()
@@ -264,7 +265,7 @@ async fn user_stage_facts() {
     let mut per_backend: Vec<Vec<UserStage>> = Vec::new();
     for db in TestDb::all().await {
         load(&db.conn, rules_sources()).await;
-        let rows = saas::user_stages(&db.conn, at(T_MAIN), &SaasConfig::default())
+        let rows = saas::user_stages(&Session::new(&db.conn), at(T_MAIN), &SaasConfig::default())
             .await
             .unwrap();
         let ids: Vec<&str> = rows.iter().map(|u| u.user_id.as_str()).collect();
@@ -310,9 +311,13 @@ async fn user_stage_facts() {
         assert!(by["u01_lead"].plan_id.is_none() && by["u01_lead"].plan_invoice_amount.is_none());
         // Before the price change the plan costs 9.00; before 01-20T11:00 u07's latest live
         // shop is s07a (plan_pro), deleted on 03-01.
-        let early = saas::user_stages(&db.conn, at("2024-02-15T00:00:00Z"), &SaasConfig::default())
-            .await
-            .unwrap();
+        let early = saas::user_stages(
+            &Session::new(&db.conn),
+            at("2024-02-15T00:00:00Z"),
+            &SaasConfig::default(),
+        )
+        .await
+        .unwrap();
         let u04 = early.iter().find(|u| u.user_id == "u04_paid_once").unwrap();
         assert_eq!(u04.plan_invoice_amount.as_deref(), Some("9.00"));
         let u07 = early
@@ -322,7 +327,7 @@ async fn user_stage_facts() {
         assert_eq!(u07.plan_id.as_deref(), Some("plan_pro"));
         // A page (user_stages for the stage, user_details for the rest) equals the file.
         let (page, more) = saas::users_page(
-            &db.conn,
+            &Session::new(&db.conn),
             at(T_MAIN),
             &SaasConfig::default(),
             &UserFilter::default(),
@@ -397,7 +402,7 @@ async fn stage_counts_journey_and_transitions_on_the_fixture() {
         load(&db.conn, rules_sources()).await;
         let cfg = SaasConfig::default();
         let all = Cohort::default();
-        let counts = saas::stage_counts(&db.conn, at(T_MAIN), &cfg, &all)
+        let counts = saas::stage_counts(&Session::new(&db.conn), at(T_MAIN), &cfg, &all)
             .await
             .unwrap();
         let counts = count_map(&counts);
@@ -412,7 +417,7 @@ async fn stage_counts_journey_and_transitions_on_the_fixture() {
             "{}",
             db.backend
         );
-        let journey = saas::journey(&db.conn, at(T_MAIN), &cfg, &all)
+        let journey = saas::journey(&Session::new(&db.conn), at(T_MAIN), &cfg, &all)
             .await
             .unwrap();
         let got: BTreeMap<&str, i64> = journey
@@ -449,7 +454,7 @@ async fn stage_counts_journey_and_transitions_on_the_fixture() {
             to: Some(at("2024-01-21T00:00:00Z")),
         };
         let c = count_map(
-            &saas::stage_counts(&db.conn, at(T_MAIN), &cfg, &cohort)
+            &saas::stage_counts(&Session::new(&db.conn), at(T_MAIN), &cfg, &cohort)
                 .await
                 .unwrap(),
         );
@@ -462,7 +467,7 @@ async fn stage_counts_journey_and_transitions_on_the_fixture() {
                 ("CHURNED", 3)
             ])
         );
-        let j = saas::journey(&db.conn, at(T_MAIN), &cfg, &cohort)
+        let j = saas::journey(&Session::new(&db.conn), at(T_MAIN), &cfg, &cohort)
             .await
             .unwrap();
         check_flow_balance(&j, "cohort journey");
@@ -472,12 +477,22 @@ async fn stage_counts_journey_and_transitions_on_the_fixture() {
             from: Some(at("2024-02-01T00:00:00Z")),
             to: Some(at("2024-03-01T00:00:00Z")),
         };
-        let before = saas::journey(&db.conn, at("2024-02-03T04:00:00Z"), &cfg, &feb)
-            .await
-            .unwrap();
-        let after = saas::journey(&db.conn, at("2024-02-03T05:00:00Z"), &cfg, &feb)
-            .await
-            .unwrap();
+        let before = saas::journey(
+            &Session::new(&db.conn),
+            at("2024-02-03T04:00:00Z"),
+            &cfg,
+            &feb,
+        )
+        .await
+        .unwrap();
+        let after = saas::journey(
+            &Session::new(&db.conn),
+            at("2024-02-03T05:00:00Z"),
+            &cfg,
+            &feb,
+        )
+        .await
+        .unwrap();
         assert_eq!(
             (
                 before.node_count("SIGNED_UP"),
@@ -487,9 +502,15 @@ async fn stage_counts_journey_and_transitions_on_the_fixture() {
         );
 
         // Transitions from 2024-02-02 to T_MAIN.
-        let t = saas::transitions(&db.conn, at("2024-02-02T00:00:00Z"), at(T_MAIN), &cfg, &all)
-            .await
-            .unwrap();
+        let t = saas::transitions(
+            &Session::new(&db.conn),
+            at("2024-02-02T00:00:00Z"),
+            at(T_MAIN),
+            &cfg,
+            &all,
+        )
+        .await
+        .unwrap();
         let links: BTreeMap<(String, String), i64> = t
             .links
             .iter()
@@ -519,15 +540,21 @@ async fn stage_counts_journey_and_transitions_on_the_fixture() {
             );
         }
         // Same instant on both sides: the identity.
-        let same = saas::transitions(&db.conn, at(T_MAIN), at(T_MAIN), &cfg, &all)
+        let same = saas::transitions(&Session::new(&db.conn), at(T_MAIN), at(T_MAIN), &cfg, &all)
             .await
             .unwrap();
         assert!(same.links.iter().all(|l| l.count == 0
             || l.source.trim_start_matches("from:") == l.target.trim_start_matches("to:")));
         assert!(
-            saas::transitions(&db.conn, at(T_MAIN), at("2024-01-01T00:00:00Z"), &cfg, &all)
-                .await
-                .is_err()
+            saas::transitions(
+                &Session::new(&db.conn),
+                at(T_MAIN),
+                at("2024-01-01T00:00:00Z"),
+                &cfg,
+                &all
+            )
+            .await
+            .is_err()
         );
         per_backend.push((counts, journey, t));
         db.cleanup().await;
@@ -546,7 +573,8 @@ async fn grace_is_a_setting() {
                 .find(|u| u.user_id == "u08_delinquent")
                 .map(|u| u.stage)
         };
-        let s = |t| saas::user_stages(&db.conn, at(t), &ten);
+        let session = Session::new(&db.conn);
+        let s = |t| saas::user_stages(&session, at(t), &ten);
         assert_eq!(
             get(s("2024-04-10T23:59:59Z").await.unwrap()),
             Some(Stage::Prospect)
@@ -556,7 +584,7 @@ async fn grace_is_a_setting() {
             Some(Stage::Churned)
         );
         let zero = SaasConfig { grace_days: 0 };
-        let rows = saas::user_stages(&db.conn, at("2024-04-01T00:00:00Z"), &zero)
+        let rows = saas::user_stages(&Session::new(&db.conn), at("2024-04-01T00:00:00Z"), &zero)
             .await
             .unwrap();
         assert_eq!(get(rows), Some(Stage::Churned));
@@ -855,17 +883,21 @@ async fn journey_invariants_on_demo_data() {
                     to: Some(at("2024-06-01T00:00:00Z")),
                 },
             ] {
-                let counts = saas::stage_counts(&db.conn, as_of, &cfg, &cohort)
+                let counts = saas::stage_counts(&Session::new(&db.conn), as_of, &cfg, &cohort)
                     .await
                     .unwrap();
                 let counts_map = count_map(&counts);
-                let journey = saas::journey(&db.conn, as_of, &cfg, &cohort).await.unwrap();
+                let journey = saas::journey(&Session::new(&db.conn), as_of, &cfg, &cohort)
+                    .await
+                    .unwrap();
                 let what = format!("{} demo at {t}", db.backend);
                 check_flow_balance(&journey, &what);
                 // Users whose payment or invoice counts before their shop creation does (a
                 // late user_shop_create) sit under NO_SHOP_YET with another stage; count
                 // them from the per-user rows and check the correspondences up to them.
-                let rows = saas::user_stages(&db.conn, as_of, &cfg).await.unwrap();
+                let rows = saas::user_stages(&Session::new(&db.conn), as_of, &cfg)
+                    .await
+                    .unwrap();
                 let in_cohort = |u: &&UserStage| {
                     cohort.from.is_none_or(|f| u.signup_time >= f)
                         && cohort.to.is_none_or(|x| u.signup_time < x)
@@ -903,10 +935,16 @@ async fn journey_invariants_on_demo_data() {
                     "{what}"
                 );
                 // A page of everyone equals the whole file (user_details ≡ its steps).
-                let (page, _) =
-                    saas::users_page(&db.conn, as_of, &cfg, &UserFilter::default(), None, None)
-                        .await
-                        .unwrap();
+                let (page, _) = saas::users_page(
+                    &Session::new(&db.conn),
+                    as_of,
+                    &cfg,
+                    &UserFilter::default(),
+                    None,
+                    None,
+                )
+                .await
+                .unwrap();
                 assert!(page == rows, "{what}: users_page vs user_stages");
                 // Stage counts = the users rows per stage = users_total per stage.
                 for (stage, count) in &counts {
@@ -920,7 +958,7 @@ async fn journey_invariants_on_demo_data() {
                         stage: Some(*stage),
                         cohort,
                     };
-                    let total = saas::users_total(&db.conn, as_of, &cfg, &filter)
+                    let total = saas::users_total(&Session::new(&db.conn), as_of, &cfg, &filter)
                         .await
                         .unwrap();
                     assert_eq!(total, *count, "{what}: total {}", stage.as_str());
@@ -968,12 +1006,14 @@ async fn answers_as_of_t_do_not_change_when_later_data_arrives() {
         for t in instants {
             let t = at(t);
             before.push((
-                saas::user_stages(&db.conn, t, &cfg).await.unwrap(),
-                saas::journey(&db.conn, t, &cfg, &Cohort::default())
+                saas::user_stages(&Session::new(&db.conn), t, &cfg)
+                    .await
+                    .unwrap(),
+                saas::journey(&Session::new(&db.conn), t, &cfg, &Cohort::default())
                     .await
                     .unwrap(),
                 saas::transitions(
-                    &db.conn,
+                    &Session::new(&db.conn),
                     at("2024-02-01T00:00:00Z"),
                     t,
                     &cfg,
@@ -982,7 +1022,7 @@ async fn answers_as_of_t_do_not_change_when_later_data_arrives() {
                 .await
                 .unwrap(),
                 tally::saas::drill::shops_of_users(
-                    &db.conn,
+                    &Session::new(&db.conn),
                     t,
                     &["usr_0000001".to_owned(), "u07_one_shop_left".to_owned()],
                 )
@@ -994,19 +1034,21 @@ async fn answers_as_of_t_do_not_change_when_later_data_arrives() {
         }
         load(&db.conn, demo_sources(0.05)).await;
         load(&db.conn, rules_sources()).await;
-        let later = saas::user_stages(&db.conn, at("2025-06-01T00:00:00Z"), &cfg)
+        let later = saas::user_stages(&Session::new(&db.conn), at("2025-06-01T00:00:00Z"), &cfg)
             .await
             .unwrap();
         assert!(later.len() > before[2].0.len(), "the later data adds users");
         for (i, t) in instants.iter().enumerate() {
             let t = at(t);
             let after = (
-                saas::user_stages(&db.conn, t, &cfg).await.unwrap(),
-                saas::journey(&db.conn, t, &cfg, &Cohort::default())
+                saas::user_stages(&Session::new(&db.conn), t, &cfg)
+                    .await
+                    .unwrap(),
+                saas::journey(&Session::new(&db.conn), t, &cfg, &Cohort::default())
                     .await
                     .unwrap(),
                 saas::transitions(
-                    &db.conn,
+                    &Session::new(&db.conn),
                     at("2024-02-01T00:00:00Z"),
                     t,
                     &cfg,
@@ -1015,7 +1057,7 @@ async fn answers_as_of_t_do_not_change_when_later_data_arrives() {
                 .await
                 .unwrap(),
                 tally::saas::drill::shops_of_users(
-                    &db.conn,
+                    &Session::new(&db.conn),
                     t,
                     &["usr_0000001".to_owned(), "u07_one_shop_left".to_owned()],
                 )
@@ -1077,12 +1119,17 @@ async fn check_history_matches(db: &TestDb, cfg: &SaasConfig, max: usize) {
     let mut checked = 0;
     for b in bounds.iter().step_by(step) {
         for t in [*b - chrono::Duration::microseconds(1), *b] {
-            let h = saas::core_stages_from(&db.conn, t, cfg, StageSource::History)
+            let h = saas::core_stages_from(&Session::new(&db.conn), t, cfg, StageSource::History)
                 .await
                 .unwrap();
-            let d = saas::core_stages_from(&db.conn, t, cfg, StageSource::Direct(Unusable::Stale))
-                .await
-                .unwrap();
+            let d = saas::core_stages_from(
+                &Session::new(&db.conn),
+                t,
+                cfg,
+                StageSource::Direct(Unusable::Stale),
+            )
+            .await
+            .unwrap();
             assert_eq!(h, d, "{}: history vs user_stages at {t}", db.backend);
             checked += 1;
         }
@@ -1098,13 +1145,13 @@ async fn stage_history_equals_user_stages_at_every_boundary() {
         // Another grace period: readers with it compute directly until a rebuild for it.
         let cfg = SaasConfig { grace_days: 3 };
         let t = at(T_MAIN);
-        let direct = saas::stage_counts(&db.conn, t, &cfg, &Cohort::default())
+        let direct = saas::stage_counts(&Session::new(&db.conn), t, &cfg, &Cohort::default())
             .await
             .unwrap();
         saas::history::refresh(&db.conn, &cfg).await.unwrap();
         check_history_matches(&db, &cfg, usize::MAX).await;
         assert_eq!(
-            saas::stage_counts(&db.conn, t, &cfg, &Cohort::default())
+            saas::stage_counts(&Session::new(&db.conn), t, &cfg, &Cohort::default())
                 .await
                 .unwrap(),
             direct
@@ -1128,7 +1175,7 @@ async fn writes_by_any_tool_make_the_history_stale() {
         load(&db.conn, rules_sources()).await;
         let cfg = SaasConfig::default();
         let t = at("2030-01-01T00:00:00Z");
-        let before = saas::stage_counts(&db.conn, t, &cfg, &Cohort::default())
+        let before = saas::stage_counts(&Session::new(&db.conn), t, &cfg, &Cohort::default())
             .await
             .unwrap();
         let status = saas::history::status(&db.conn).await.unwrap().unwrap();
@@ -1149,7 +1196,7 @@ async fn writes_by_any_tool_make_the_history_stale() {
             "{}",
             db.backend
         );
-        let after = saas::stage_counts(&db.conn, t, &cfg, &Cohort::default())
+        let after = saas::stage_counts(&Session::new(&db.conn), t, &cfg, &Cohort::default())
             .await
             .unwrap();
         let leads = |c: &[(Stage, i64)]| c.iter().find(|(s, _)| *s == Stage::Lead).unwrap().1;
@@ -1160,7 +1207,7 @@ async fn writes_by_any_tool_make_the_history_stale() {
         let status = saas::history::status(&db.conn).await.unwrap().unwrap();
         assert_eq!(status.source_for(&cfg), StageSource::History);
         assert_eq!(
-            saas::stage_counts(&db.conn, t, &cfg, &Cohort::default())
+            saas::stage_counts(&Session::new(&db.conn), t, &cfg, &Cohort::default())
                 .await
                 .unwrap(),
             after
@@ -1175,7 +1222,7 @@ async fn writes_by_any_tool_make_the_history_stale() {
         let status = saas::history::status(&db.conn).await.unwrap().unwrap();
         assert!(!status.fresh, "{}", db.backend);
         assert_eq!(
-            saas::stage_counts(&db.conn, t, &cfg, &Cohort::default())
+            saas::stage_counts(&Session::new(&db.conn), t, &cfg, &Cohort::default())
                 .await
                 .unwrap(),
             before
@@ -1199,9 +1246,14 @@ async fn the_background_refresher_rebuilds_a_stale_history() {
             status.source_for(&cfg),
             StageSource::Direct(Unusable::Stale)
         );
-        let direct = saas::stage_counts(&db.conn, at(T_MAIN), &cfg, &Cohort::default())
-            .await
-            .unwrap();
+        let direct = saas::stage_counts(
+            &Session::new(&db.conn),
+            at(T_MAIN),
+            &cfg,
+            &Cohort::default(),
+        )
+        .await
+        .unwrap();
         let refresher = Refresher::new(db.conn.clone(), cfg);
         assert!(refresher.kick(), "{}: a refresh starts", db.backend);
         assert!(!refresher.kick(), "{}: only one at a time", db.backend);
@@ -1221,9 +1273,14 @@ async fn the_background_refresher_rebuilds_a_stale_history() {
         );
         assert!(status.built_at.is_some() && status.row_count > 0);
         assert_eq!(
-            saas::stage_counts(&db.conn, at(T_MAIN), &cfg, &Cohort::default())
-                .await
-                .unwrap(),
+            saas::stage_counts(
+                &Session::new(&db.conn),
+                at(T_MAIN),
+                &cfg,
+                &Cohort::default()
+            )
+            .await
+            .unwrap(),
             direct,
             "{}",
             db.backend

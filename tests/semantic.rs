@@ -783,7 +783,7 @@ async fn demo_data_additivity_and_identical_backends() {
             let mut total: Option<(QuerySpec, Vec<Value>)> = None;
             let mut grouped = Vec::new();
             for (name, spec) in specs {
-                let (_, rows) = tally::exec::query(&db.conn, model, &spec)
+                let rows = run_spec(&db.conn, model, &spec)
                     .await
                     .unwrap_or_else(|e| panic!("{} by {name}: {e}", model.name));
                 if name == "total" {
@@ -861,7 +861,7 @@ async fn gym_conversion_filters_on_demo_data() {
                 met("medianDaysToConvert"),
             ];
             s.conversion_filter = Some(cf.into());
-            let (_, rows) = tally::exec::query(&db.conn, &model, &s)
+            let rows = run_spec(&db.conn, &model, &s)
                 .await
                 .unwrap_or_else(|e| panic!("{e}"));
             assert!(!rows.rows.is_empty());
@@ -883,4 +883,14 @@ async fn gym_conversion_filters_on_demo_data() {
         assert_eq!(a, b, "gym differs between SQLite and PostgreSQL");
     }
     let _ = Agg::Count;
+}
+
+/// Answers `spec` through the engine, as the API does.
+async fn run_spec(
+    db: &sea_orm::DatabaseConnection,
+    model: &Model,
+    spec: &QuerySpec,
+) -> Result<tally::engine::Table, tally::error::ApiError> {
+    let engine = tally::engine::Engine::new(db.clone(), vec![std::sync::Arc::new(model.clone())]);
+    engine.metrics(&engine.session(), spec).await
 }

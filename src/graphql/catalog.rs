@@ -207,8 +207,11 @@ pub(crate) struct CatalogModels(pub(crate) Arc<Vec<Arc<Model>>>);
 
 /// The `catalog` field of `Query`.
 pub(crate) fn root_field() -> Field {
-    Field::new("catalog", TypeRef::named_nn("Catalog"), |_| {
-        FieldFuture::new(async move { Ok(Some(FieldValue::owned_any(()))) })
+    Field::new("catalog", TypeRef::named_nn("Catalog"), |ctx| {
+        FieldFuture::new(async move {
+            super::common::explain_without_sql(&ctx, "catalog");
+            Ok(Some(FieldValue::owned_any(())))
+        })
     })
     .description("What can be asked: models, metrics (with units and kinds), dimensions (with types and granularities) and which combine.")
 }

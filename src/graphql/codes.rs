@@ -11,6 +11,8 @@ use async_graphql::extensions::{
 use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{ServerError, ServerResult, ValidationResult, Value, Variables};
 
+use crate::error::ApiError;
+
 /// The extension factory to add to the schema.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ErrorCodes;
@@ -41,7 +43,7 @@ impl Extension for ErrorCodes {
     ) -> ServerResult<ExecutableDocument> {
         next.run(ctx, query, variables)
             .await
-            .map_err(|e| with_code(e, "GRAPHQL_PARSE_FAILED"))
+            .map_err(|e| with_code(e, ApiError::GraphqlParseFailed(String::new()).code()))
     }
 
     async fn validation(
@@ -52,7 +54,7 @@ impl Extension for ErrorCodes {
         next.run(ctx).await.map_err(|errors| {
             errors
                 .into_iter()
-                .map(|e| with_code(e, "GRAPHQL_VALIDATION_FAILED"))
+                .map(|e| with_code(e, ApiError::GraphqlValidationFailed(String::new()).code()))
                 .collect()
         })
     }

@@ -9,8 +9,15 @@
 use async_graphql::dynamic::{
     Enum, EnumItem, InputValue, ObjectAccessor, SchemaBuilder, TypeRef, ValueAccessor,
 };
-use async_graphql::{Error, ErrorExtensions};
+use std::sync::Arc;
+
+use async_graphql::Error;
+use async_graphql::dynamic::ResolverContext;
 use chrono::{DateTime, SubsecRound, Utc};
+
+use super::explain::ExplainLog;
+use crate::engine::{Engine, Session, StatementExplain};
+use crate::error::ApiError;
 
 /// The GraphQL name of the sort-direction enum.
 pub const SORT_DIRECTION: &str = "SortDirection";
@@ -21,20 +28,53 @@ pub const DEFAULT_LIMIT: u64 = 100;
 /// The largest `limit` accepted.
 pub const MAX_LIMIT: u64 = 10_000;
 
-/// `extensions.code` of an `asOf` that is not an RFC 3339 instant.
-pub const BAD_AS_OF: &str = "BAD_AS_OF";
-
-/// `extensions.code` of any other invalid argument (limit, offset, filter, order).
-pub const BAD_ARGUMENT: &str = "BAD_ARGUMENT";
-
-/// An error carrying `extensions.code = code`.
-pub fn coded_error(code: &'static str, message: impl Into<String>) -> Error {
-    Error::new(message.into()).extend_with(|_, e| e.set("code", code))
+/// The engine of the request's database.
+pub(crate) fn engine<'a>(ctx: &ResolverContext<'a>) -> Result<&'a Arc<Engine>, Error> {
+    ctx.data::<Arc<Engine>>()
+        .map_err(|_| ApiError::internal("schema", "no engine attached to the schema").into())
 }
 
-/// A `BAD_ARGUMENT` error.
+/// The response path of the field being resolved (`saas.stageCounts`, `a.metrics`).
+pub(crate) fn path(ctx: &ResolverContext<'_>) -> String {
+    ctx.ctx
+        .path_node
+        .map(|p| p.to_string_vec().join("."))
+        .unwrap_or_default()
+}
+
+/// A new session of the engine for the field being resolved, whose statements appear in
+/// `extensions.explain` under the field's path.
+pub(crate) fn session(ctx: &ResolverContext<'_>) -> Result<Session, Error> {
+    let session = engine(ctx)?.session();
+    if let Ok(log) = ctx.data::<ExplainLog>() {
+        log.watch(path(ctx), session.trace());
+    }
+    Ok(session)
+}
+
+/// Explains a field answered without SQL (from the loaded models): one entry without a
+/// statement under the field's path.
+pub(crate) fn explain_without_sql(ctx: &ResolverContext<'_>, label: &str) {
+    if let Ok(log) = ctx.data::<ExplainLog>() {
+        let trace = crate::engine::Trace::default();
+        if let Ok(mut t) = trace.lock() {
+            t.push(StatementExplain {
+                label: label.to_owned(),
+                sql: None,
+                params: Vec::new(),
+                join_path: Vec::new(),
+                plan_micros: 0,
+                db_millis: 0.0,
+                source: Some("the loaded models (no SQL)".to_owned()),
+            });
+        }
+        log.watch(path(ctx), trace);
+    }
+}
+
+/// A `BAD_ARGUMENT` error, as GraphQL.
 pub fn bad_argument(message: impl Into<String>) -> Error {
-    coded_error(BAD_ARGUMENT, message)
+    ApiError::BadArgument(message.into()).into_graphql()
 }
 
 /// The as-of instant of a request: `value` read as RFC 3339 (any offset, converted to UTC),
@@ -48,12 +88,10 @@ pub fn parse_as_of(value: Option<&str>) -> Result<DateTime<Utc>, Error> {
         Some(s) => DateTime::parse_from_rfc3339(s)
             .map(|t| t.with_timezone(&Utc).trunc_subsecs(6))
             .map_err(|_| {
-                coded_error(
-                    BAD_AS_OF,
-                    format!(
-                        "asOf {s:?} is not an RFC 3339 instant (expected e.g. 2024-12-01T00:00:00Z)"
-                    ),
-                )
+                ApiError::BadAsOf(format!(
+                    "asOf {s:?} is not an RFC 3339 instant (expected e.g. 2024-12-01T00:00:00Z)"
+                ))
+                .into_graphql()
             }),
     }
 }

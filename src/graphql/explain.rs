@@ -1,5 +1,7 @@
-//! `extensions.explain`: every metrics field of a request adds what it ran — the SQL, its
-//! bound parameters, the tables joined, planning and database time — to the response.
+//! `extensions.explain`: every field of a request adds what it ran — the SQL of each
+//! statement, its bound parameters, the tables joined, planning and database time, and the
+//! path that answered — to the response (an entry without SQL for a field answered from
+//! the loaded models).
 //!
 //! The same extension puts the rows of `metrics` fields in the response as their resolver
 //! built them ([`PrebuiltRows`]): one object per row with the selected response keys, so
@@ -13,23 +15,34 @@ use async_graphql::extensions::{
 };
 use async_graphql::{Request, Response, ServerResult, Value};
 
-/// The per-request list of explain entries, attached to the request as data.
+use crate::engine::Trace;
+
+/// The explain of a request: the trace of every field's session, by response path;
+/// attached to the request as data.
 #[derive(Debug, Clone, Default)]
-pub struct ExplainLog(Arc<Mutex<Vec<serde_json::Value>>>);
+pub struct ExplainLog(Arc<Mutex<Vec<(String, Trace)>>>);
 
 impl ExplainLog {
-    /// Adds one entry.
-    pub fn push(&self, entry: serde_json::Value) {
+    /// Shows what `trace` records under the response path `path`.
+    pub fn watch(&self, path: String, trace: Trace) {
         if let Ok(mut v) = self.0.lock() {
-            v.push(entry);
+            v.push((path, trace));
         }
     }
 
     fn take(&self) -> Vec<serde_json::Value> {
-        self.0
+        let fields = self
+            .0
             .lock()
             .map(|mut v| std::mem::take(&mut *v))
-            .unwrap_or_default()
+            .unwrap_or_default();
+        let mut out = Vec::new();
+        for (path, trace) in fields {
+            if let Ok(entries) = trace.lock() {
+                out.extend(entries.iter().map(|e| e.to_json(&path)));
+            }
+        }
+        out
     }
 }
 

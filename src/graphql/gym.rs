@@ -12,10 +12,10 @@ use async_graphql::dynamic::{
     Enum, EnumItem, Field, FieldFuture, FieldValue, InputObject, InputValue, Object,
     ObjectAccessor, SchemaBuilder, TypeRef, ValueAccessor,
 };
-use async_graphql::{Error, ErrorExtensions, Value};
-use sea_orm::DatabaseConnection;
+use async_graphql::{Error, Value};
 
 use super::common;
+use crate::error::ApiError;
 use crate::gym::{
     Column, ColumnKind, Condition, ConversionFilter, Direction, Filter, Model, OrderBy, Query, Row,
 };
@@ -240,7 +240,7 @@ fn model_field(model: Model) -> Field {
     };
     let mut field = Field::new(name, TypeRef::named_nn_list_nn(n.object), move |ctx| {
         FieldFuture::new(async move {
-            let db = ctx.data::<DatabaseConnection>()?;
+            let session = common::session(&ctx)?;
             let args = &ctx.args;
             let as_of = common::as_of_arg(args)?;
             let page = common::page_args(args)?;
@@ -267,13 +267,13 @@ fn model_field(model: Model) -> Field {
             };
             let rows = match model {
                 Model::ClientConversionEvents => {
-                    crate::gym::client_conversion_events(db, as_of, &query).await
+                    crate::gym::client_conversion_events(&session, as_of, &query).await
                 }
                 Model::LeadConversions => {
-                    crate::gym::lead_conversions(db, as_of, conversion_filter, &query).await
+                    crate::gym::lead_conversions(&session, as_of, conversion_filter, &query).await
                 }
             }
-            .map_err(to_graphql_error)?;
+            .map_err(ApiError::into_graphql)?;
             Ok(Some(FieldValue::list(
                 rows.into_iter().map(FieldValue::owned_any),
             )))
@@ -296,14 +296,6 @@ fn model_field(model: Model) -> Field {
         )
         .argument(common::limit_argument())
         .argument(common::offset_argument())
-}
-
-/// A data-layer error as a GraphQL error: bad input is `BAD_ARGUMENT`, the rest `INTERNAL`.
-fn to_graphql_error(e: crate::error::Error) -> Error {
-    match e {
-        crate::error::Error::Input(m) => common::bad_argument(m),
-        other => Error::new(other.to_string()).extend_with(|_, x| x.set("code", "INTERNAL")),
-    }
 }
 
 /// The column of `model` whose GraphQL field is `field`.

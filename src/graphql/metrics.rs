@@ -9,9 +9,7 @@
 //! The selection set is the query: the resolver reads it (aliases included), builds a
 //! [`QuerySpec`], and runs the planned statement (cached by normalised request).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::Arc;
 
 use async_graphql::dynamic::{
     Enum, EnumItem, Field, FieldFuture, FieldValue, InputObject, InputValue, Object,
@@ -19,68 +17,18 @@ use async_graphql::dynamic::{
 };
 use async_graphql::{Error, Value};
 use chrono::{DateTime, Utc};
-use sea_orm::DatabaseConnection;
 
 use super::common;
-use super::explain::{ExplainLog, PrebuiltRows};
-use crate::query::{Filter, FilterOp, Item, OrderItem, QueryError, QuerySpec, ReqValue, Selected};
+use super::explain::PrebuiltRows;
+use crate::error::ApiError;
+use crate::query::{Filter, FilterOp, Item, OrderItem, QuerySpec, ReqValue, Selected};
 use crate::semantic::{DimType, Granularity, Model, Unit};
-use crate::sql::{Dialect, Postgres, Rendered, Sqlite};
 
 /// The name of the money scalar.
 pub const DECIMAL: &str = "Decimal";
 
 /// The field of every metrics row telling whether its time buckets have ended.
 pub const IS_COMPLETE: &str = "isComplete";
-
-/// Rendered statements by normalised request (see [`QuerySpec::cache_key`]).
-#[derive(Debug, Default)]
-pub struct PlanCache {
-    entries: Mutex<HashMap<String, Arc<Rendered>>>,
-    /// Time zones whose offsets are in `tally_tz_offsets` (SQLite).
-    zones: Mutex<std::collections::HashSet<String>>,
-}
-
-/// Most entries kept before the cache starts over.
-const CACHE_CAPACITY: usize = 1024;
-
-impl PlanCache {
-    /// Whether `zone`'s offsets were already put in `tally_tz_offsets` by this schema.
-    pub fn zone_ready(&self, zone: &str) -> bool {
-        self.zones.lock().map(|z| z.contains(zone)).unwrap_or(false)
-    }
-
-    /// Remembers that `zone`'s offsets are in `tally_tz_offsets`.
-    pub fn set_zone_ready(&self, zone: &str) {
-        if let Ok(mut z) = self.zones.lock() {
-            z.insert(zone.to_owned());
-        }
-    }
-
-    /// The statement for `spec` on `dialect`, planned and rendered on a miss.
-    pub fn get_or_render(
-        &self,
-        model: &Model,
-        spec: &QuerySpec,
-        dialect: &dyn Dialect,
-    ) -> (Arc<Rendered>, bool) {
-        let key = format!("{}|{}", dialect.name(), spec.cache_key());
-        if let Ok(map) = self.entries.lock()
-            && let Some(r) = map.get(&key)
-        {
-            return (r.clone(), true);
-        }
-        let plan = crate::plan::plan(model, spec, dialect.percentile_cont());
-        let rendered = Arc::new(crate::sql::render(model, spec, &plan, dialect));
-        if let Ok(mut map) = self.entries.lock() {
-            if map.len() >= CACHE_CAPACITY {
-                map.clear();
-            }
-            map.insert(key, rendered.clone());
-        }
-        (rendered, false)
-    }
-}
 
 /// `shop` → `Shop`, `lead_funnel` → `LeadFunnel`.
 pub fn pascal(name: &str) -> String {
@@ -428,10 +376,6 @@ fn metrics_field(model: Arc<Model>) -> Field {
     field
 }
 
-fn coded(e: QueryError) -> Error {
-    common::coded_error(e.code, e.message)
-}
-
 /// What the `metrics` resolver produced.
 enum Resolved {
     /// The response value is in the request's [`PrebuiltRows`].
@@ -441,7 +385,6 @@ enum Resolved {
 }
 
 async fn resolve(ctx: &ResolverContext<'_>, model: &Arc<Model>) -> Result<Resolved, Error> {
-    let started = Instant::now();
     let as_of = common::as_of_arg(&ctx.args)?;
     let mut spec = QuerySpec::new(model.name.clone(), as_of);
     // the response keys of a row, in selection order, and the __typename ones
@@ -536,61 +479,12 @@ async fn resolve(ctx: &ResolverContext<'_>, model: &Arc<Model>) -> Result<Resolv
     {
         spec.conversion_filter = Some(cf.enum_name()?.to_owned());
     }
-    spec.check(model).map_err(coded)?;
-    let db = ctx.ctx.data::<DatabaseConnection>()?;
-    let dialect: &dyn Dialect = match db.get_database_backend() {
-        sea_orm::DatabaseBackend::Postgres => &Postgres,
-        _ => &Sqlite,
-    };
-    let cache = ctx.ctx.data::<Arc<PlanCache>>()?;
-    if let Some(zone) = &spec.timezone
-        && !dialect.time_zones()
-        && !cache.zone_ready(zone)
-    {
-        crate::tz::ensure_zone(db, zone).await.map_err(|e| {
-            tracing::error!(error = %e, "time-zone offsets");
-            common::coded_error(
-                "INTERNAL",
-                "the time-zone offsets could not be prepared (logged)",
-            )
-        })?;
-        cache.set_zone_ready(zone);
-    }
-    if dialect.name() == "sqlite" && needs_tz_offsets(model) {
-        crate::tz::ensure_offsets(db).await.map_err(|e| {
-            tracing::error!(error = %e, "time-zone offsets");
-            common::coded_error(
-                "INTERNAL",
-                "the time-zone offsets could not be prepared (logged)",
-            )
-        })?;
-    }
-    let (rendered, _hit) = cache.get_or_render(model, &spec, dialect);
-    let plan_micros = started.elapsed().as_micros() as u64;
-    let rows = crate::exec::run_as::<Value>(db, &rendered, &spec)
+    let engine = common::engine(ctx)?;
+    let session = common::session(ctx)?;
+    let table = engine
+        .metrics::<Value>(&session, &spec)
         .await
-        .map_err(|e| {
-            tracing::error!(error = %e, sql = %rendered.sql, "metrics query failed");
-            common::coded_error(
-                "INTERNAL",
-                "the database could not answer this request (logged)",
-            )
-        })?;
-    if let Ok(log) = ctx.ctx.data::<ExplainLog>() {
-        let path = ctx
-            .ctx
-            .path_node
-            .map(|p| p.to_string_vec().join("."))
-            .unwrap_or_else(|| format!("{}.metrics", model.name));
-        log.push(serde_json::json!({
-            "path": path,
-            "sql": rendered.sql,
-            "params": rows.params.iter().map(crate::sql::value_json).collect::<Vec<_>>(),
-            "joinPath": rendered.join_path,
-            "planMicros": plan_micros,
-            "dbMillis": (rows.elapsed.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
-        }));
-    }
+        .map_err(ApiError::into_graphql)?;
     if let Ok(stash) = ctx.ctx.data::<PrebuiltRows>() {
         // one object per row, keys in selection order
         let type_name = Value::from(type_names(model).row);
@@ -600,12 +494,12 @@ async fn resolve(ctx: &ResolverContext<'_>, model: &Arc<Model>) -> Result<Resolv
                 let col = if *typename {
                     None
                 } else {
-                    rendered.columns.iter().position(|(c, _)| c == k)
+                    table.columns.iter().position(|(c, _)| c == k)
                 };
                 (async_graphql::Name::new(k), col)
             })
             .collect();
-        let list: Vec<Value> = rows
+        let list: Vec<Value> = table
             .rows
             .into_iter()
             .map(|mut values| {
@@ -623,17 +517,13 @@ async fn resolve(ctx: &ResolverContext<'_>, model: &Arc<Model>) -> Result<Resolv
                 Value::Object(obj)
             })
             .collect();
-        let path = ctx
-            .ctx
-            .path_node
-            .map(|p| p.to_string_vec().join("."))
-            .unwrap_or_default();
-        stash.put(path, Value::List(list));
+        stash.put(common::path(ctx), Value::List(list));
         return Ok(Resolved::Prebuilt);
     }
-    let keys: Arc<[String]> = rendered.columns.iter().map(|(k, _)| k.clone()).collect();
+    let keys: Arc<[String]> = table.columns.iter().map(|(k, _)| k.clone()).collect();
     Ok(Resolved::Rows(
-        rows.rows
+        table
+            .rows
             .into_iter()
             .map(|values| Row {
                 keys: keys.clone(),
@@ -641,14 +531,6 @@ async fn resolve(ctx: &ResolverContext<'_>, model: &Arc<Model>) -> Result<Resolv
             })
             .collect(),
     ))
-}
-
-/// Whether a model's SQLite SQL tables read `tally_tz_offsets` (filled on demand).
-pub fn needs_tz_offsets(model: &Model) -> bool {
-    model.tables.iter().any(|t| match &t.source {
-        crate::semantic::TableSource::Sql { sqlite, .. } => sqlite.contains(crate::tz::TABLE),
-        crate::semantic::TableSource::Physical(_) => false,
-    })
 }
 
 fn is_utc(tz: &str) -> bool {

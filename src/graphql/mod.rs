@@ -19,12 +19,13 @@ mod sources;
 use std::sync::Arc;
 
 pub use explain::{Explain, ExplainLog};
-pub use metrics::{PlanCache, needs_tz_offsets, pascal, type_names};
+pub use metrics::{pascal, type_names};
 pub use sources::tables_of;
 
 use async_graphql::dynamic::{Field, Object, Schema, SchemaError};
 use sea_orm::DatabaseConnection;
 
+use crate::engine::Engine;
 use crate::semantic::Model;
 
 /// Depth and complexity limits that keep a request from asking for unbounded work.
@@ -94,13 +95,12 @@ pub fn build_with_saas(
         builder = builder.register(metrics::model_object(m, extra_fields(&m.name)));
         query = query.field(metrics::root_field(m));
     }
+    if let Some(db) = db {
+        builder = builder.data(Arc::new(Engine::new(db, models.clone())));
+    }
     builder = builder
         .register(query)
-        .data(Arc::new(PlanCache::default()))
         .data(catalog::CatalogModels(Arc::new(models)));
-    if let Some(db) = db {
-        builder = builder.data(db);
-    }
     if let Some(saas) = saas {
         builder = builder.data(saas);
     }

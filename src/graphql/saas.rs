@@ -24,11 +24,12 @@ use async_graphql::dynamic::{
     Enum, EnumItem, Field, FieldFuture, FieldValue, InputObject, InputValue, Object,
     ObjectAccessor, ResolverContext, SchemaBuilder, TypeRef,
 };
-use async_graphql::{Error, ErrorExtensions, Name, Value};
+use async_graphql::{Error, Name, Value};
 use chrono::{DateTime, Utc};
-use sea_orm::DatabaseConnection;
 
 use super::common;
+use crate::engine::Session;
+use crate::error::ApiError;
 use crate::saas::drill::{self, Invoice, Payment, Plan, Shop};
 use crate::saas::{
     ChurnReason, Cohort, Flow, SaasConfig, Stage, UserFilter, UserStage, format_time,
@@ -53,15 +54,7 @@ fn config_of(
     }
     built
         .clone()
-        .map_err(|m| Error::new(m).extend_with(|_, e| e.set("code", "BAD_CONFIG")))
-}
-
-/// A data-layer error as a GraphQL error: bad input is `BAD_ARGUMENT`, the rest `INTERNAL`.
-fn to_graphql_error(e: crate::error::Error) -> Error {
-    match e {
-        crate::error::Error::Input(m) => common::bad_argument(m),
-        other => Error::new(other.to_string()).extend_with(|_, x| x.set("code", "INTERNAL")),
-    }
+        .map_err(|m| ApiError::BadConfig(m).into_graphql())
 }
 
 /// An enum value.
@@ -86,13 +79,14 @@ fn getter<T: Send + Sync + 'static>(
 }
 
 /// An instant argument (`from`, `to`, a cohort bound): RFC 3339 read by
-/// [`common::parse_as_of`]; a bad value is `code` with a message naming the argument.
-fn instant(name: &str, s: &str, code: &'static str) -> Result<DateTime<Utc>, Error> {
+/// [`common::parse_as_of`]; a bad value is the error `wrap` makes of a message naming the
+/// argument.
+fn instant(name: &str, s: &str, wrap: fn(String) -> ApiError) -> Result<DateTime<Utc>, Error> {
     common::parse_as_of(Some(s)).map_err(|_| {
-        common::coded_error(
-            code,
-            format!("{name} {s:?} is not an RFC 3339 instant (expected e.g. 2024-12-01T00:00:00Z)"),
-        )
+        wrap(format!(
+            "{name} {s:?} is not an RFC 3339 instant (expected e.g. 2024-12-01T00:00:00Z)"
+        ))
+        .into_graphql()
     })
 }
 
@@ -105,7 +99,7 @@ fn cohort_arg(args: &ObjectAccessor<'_>) -> Result<Cohort, Error> {
     let bound = |key: &str| -> Result<Option<DateTime<Utc>>, Error> {
         match obj.get(key) {
             Some(v) if !v.is_null() => {
-                instant(&format!("cohort.{key}"), v.string()?, common::BAD_ARGUMENT).map(Some)
+                instant(&format!("cohort.{key}"), v.string()?, ApiError::BadArgument).map(Some)
             }
             _ => Ok(None),
         }
@@ -287,12 +281,12 @@ fn stage_counts_field(config: Arc<Result<SaasConfig, String>>) -> Field {
         let config = config.clone();
         FieldFuture::new(async move {
             let cfg = config_of(&ctx, &config)?;
-            let db = ctx.data::<DatabaseConnection>()?;
+            let session = common::session(&ctx)?;
             let as_of = common::as_of_arg(&ctx.args)?;
             let cohort = cohort_arg(&ctx.args)?;
-            let counts = crate::saas::stage_counts(db, as_of, &cfg, &cohort)
+            let counts = crate::saas::stage_counts(&session, as_of, &cfg, &cohort)
                 .await
-                .map_err(to_graphql_error)?;
+                .map_err(ApiError::into_graphql)?;
             Ok(Some(FieldValue::list(counts.into_iter().map(FieldValue::owned_any))))
         })
     })
@@ -307,12 +301,12 @@ fn journey_field(config: Arc<Result<SaasConfig, String>>) -> Field {
         let config = config.clone();
         FieldFuture::new(async move {
             let cfg = config_of(&ctx, &config)?;
-            let db = ctx.data::<DatabaseConnection>()?;
+            let session = common::session(&ctx)?;
             let as_of = common::as_of_arg(&ctx.args)?;
             let cohort = cohort_arg(&ctx.args)?;
-            let flow = crate::saas::journey(db, as_of, &cfg, &cohort)
+            let flow = crate::saas::journey(&session, as_of, &cfg, &cohort)
                 .await
-                .map_err(to_graphql_error)?;
+                .map_err(ApiError::into_graphql)?;
             Ok(Some(FieldValue::owned_any(flow)))
         })
     })
@@ -327,13 +321,13 @@ fn transitions_field(config: Arc<Result<SaasConfig, String>>) -> Field {
         let config = config.clone();
         FieldFuture::new(async move {
             let cfg = config_of(&ctx, &config)?;
-            let db = ctx.data::<DatabaseConnection>()?;
-            let from = instant("from", ctx.args.try_get("from")?.string()?, common::BAD_AS_OF)?;
-            let to = instant("to", ctx.args.try_get("to")?.string()?, common::BAD_AS_OF)?;
+            let session = common::session(&ctx)?;
+            let from = instant("from", ctx.args.try_get("from")?.string()?, ApiError::BadAsOf)?;
+            let to = instant("to", ctx.args.try_get("to")?.string()?, ApiError::BadAsOf)?;
             let cohort = cohort_arg(&ctx.args)?;
-            let flow = crate::saas::transitions(db, from, to, &cfg, &cohort)
+            let flow = crate::saas::transitions(&session, from, to, &cfg, &cohort)
                 .await
-                .map_err(to_graphql_error)?;
+                .map_err(ApiError::into_graphql)?;
             Ok(Some(FieldValue::owned_any(flow)))
         })
     })
@@ -352,18 +346,20 @@ struct Drill {
 }
 
 impl Drill {
-    fn new(db: &DatabaseConnection, as_of: DateTime<Utc>, config: SaasConfig) -> Drill {
-        let make = |db: &DatabaseConnection| Batch {
-            db: db.clone(),
+    fn new(session: &Session, as_of: DateTime<Utc>, config: SaasConfig) -> Drill {
+        let make = |session: &Session| Batch {
+            session: session.clone(),
             as_of,
             config,
         };
         Drill {
-            shops: DataLoader::new(ShopLoader(make(db)), tokio::spawn).max_batch_size(MAX_BATCH),
-            plans: DataLoader::new(PlanLoader(make(db)), tokio::spawn).max_batch_size(MAX_BATCH),
-            invoices: DataLoader::new(InvoiceLoader(make(db)), tokio::spawn)
+            shops: DataLoader::new(ShopLoader(make(session)), tokio::spawn)
                 .max_batch_size(MAX_BATCH),
-            payments: DataLoader::new(PaymentLoader(make(db)), tokio::spawn)
+            plans: DataLoader::new(PlanLoader(make(session)), tokio::spawn)
+                .max_batch_size(MAX_BATCH),
+            invoices: DataLoader::new(InvoiceLoader(make(session)), tokio::spawn)
+                .max_batch_size(MAX_BATCH),
+            payments: DataLoader::new(PaymentLoader(make(session)), tokio::spawn)
                 .max_batch_size(MAX_BATCH),
         }
     }
@@ -371,7 +367,7 @@ impl Drill {
 
 /// What every loader needs: the connection, T and the settings.
 struct Batch {
-    db: DatabaseConnection,
+    session: Session,
     as_of: DateTime<Utc>,
     config: SaasConfig,
 }
@@ -387,51 +383,38 @@ struct PaymentLoader(Batch);
 
 impl Loader<String> for ShopLoader {
     type Value = Vec<Shop>;
-    type Error = String;
+    type Error = ApiError;
 
-    async fn load(&self, keys: &[String]) -> Result<HashMap<String, Vec<Shop>>, String> {
-        drill::shops_of_users(&self.0.db, self.0.as_of, keys)
-            .await
-            .map_err(|e| e.to_string())
+    async fn load(&self, keys: &[String]) -> Result<HashMap<String, Vec<Shop>>, ApiError> {
+        drill::shops_of_users(&self.0.session, self.0.as_of, keys).await
     }
 }
 
 impl Loader<String> for PlanLoader {
     type Value = Plan;
-    type Error = String;
+    type Error = ApiError;
 
-    async fn load(&self, keys: &[String]) -> Result<HashMap<String, Plan>, String> {
-        drill::plans(&self.0.db, self.0.as_of, keys)
-            .await
-            .map_err(|e| e.to_string())
+    async fn load(&self, keys: &[String]) -> Result<HashMap<String, Plan>, ApiError> {
+        drill::plans(&self.0.session, self.0.as_of, keys).await
     }
 }
 
 impl Loader<String> for InvoiceLoader {
     type Value = Vec<Invoice>;
-    type Error = String;
+    type Error = ApiError;
 
-    async fn load(&self, keys: &[String]) -> Result<HashMap<String, Vec<Invoice>>, String> {
-        drill::invoices_of_shops(&self.0.db, self.0.as_of, &self.0.config, keys)
-            .await
-            .map_err(|e| e.to_string())
+    async fn load(&self, keys: &[String]) -> Result<HashMap<String, Vec<Invoice>>, ApiError> {
+        drill::invoices_of_shops(&self.0.session, self.0.as_of, &self.0.config, keys).await
     }
 }
 
 impl Loader<String> for PaymentLoader {
     type Value = Vec<Payment>;
-    type Error = String;
+    type Error = ApiError;
 
-    async fn load(&self, keys: &[String]) -> Result<HashMap<String, Vec<Payment>>, String> {
-        drill::payments_of_invoices(&self.0.db, self.0.as_of, keys)
-            .await
-            .map_err(|e| e.to_string())
+    async fn load(&self, keys: &[String]) -> Result<HashMap<String, Vec<Payment>>, ApiError> {
+        drill::payments_of_invoices(&self.0.session, self.0.as_of, keys).await
     }
-}
-
-/// A loader's error as a GraphQL error.
-fn loader_error(m: String) -> Error {
-    Error::new(m).extend_with(|_, x| x.set("code", "INTERNAL"))
 }
 
 /// The value of a `users` field.
@@ -441,6 +424,8 @@ struct Connection {
     as_of: DateTime<Utc>,
     config: SaasConfig,
     filter: UserFilter,
+    /// The `users` field's session: `totalCount` runs in it too.
+    session: Session,
 }
 
 /// An edge: the user and the drill-down state.
@@ -472,7 +457,7 @@ fn users_field(config: Arc<Result<SaasConfig, String>>) -> Field {
         let config = config.clone();
         FieldFuture::new(async move {
             let cfg = config_of(&ctx, &config)?;
-            let db = ctx.data::<DatabaseConnection>()?;
+            let session = common::session(&ctx)?;
             let args = &ctx.args;
             let as_of = common::as_of_arg(args)?;
             let filter = UserFilter {
@@ -504,7 +489,7 @@ fn users_field(config: Arc<Result<SaasConfig, String>>) -> Field {
                 _ => None,
             };
             let (users, has_next) = crate::saas::users_page(
-                db,
+                &session,
                 as_of,
                 &cfg,
                 &filter,
@@ -512,8 +497,8 @@ fn users_field(config: Arc<Result<SaasConfig, String>>) -> Field {
                 Some(first),
             )
             .await
-            .map_err(to_graphql_error)?;
-            let drill = Arc::new(Drill::new(db, as_of, cfg));
+            .map_err(ApiError::into_graphql)?;
+            let drill = Arc::new(Drill::new(&session, as_of, cfg));
             let edges = users
                 .into_iter()
                 .map(|user| Edge {
@@ -529,6 +514,7 @@ fn users_field(config: Arc<Result<SaasConfig, String>>) -> Field {
                 as_of,
                 config: cfg,
                 filter,
+                session,
             })))
         })
     })
@@ -566,10 +552,9 @@ fn connection_object() -> Object {
             Field::new("totalCount", TypeRef::named_nn(TypeRef::INT), |ctx| {
                 FieldFuture::new(async move {
                     let c = ctx.parent_value.try_downcast_ref::<Connection>()?;
-                    let db = ctx.data::<DatabaseConnection>()?;
-                    let n = crate::saas::users_total(db, c.as_of, &c.config, &c.filter)
+                    let n = crate::saas::users_total(&c.session, c.as_of, &c.config, &c.filter)
                         .await
-                        .map_err(to_graphql_error)?;
+                        .map_err(ApiError::into_graphql)?;
                     Ok(Some(Value::from(n)))
                 })
             })
@@ -626,7 +611,7 @@ fn user_object() -> Object {
                         .shops
                         .load_one(u.user.user_id.clone())
                         .await
-                        .map_err(loader_error)?
+                        .map_err(ApiError::into_graphql)?
                         .unwrap_or_default();
                     let drill = u.drill.clone();
                     Ok(Some(FieldValue::list(shops.into_iter().map(move |shop| {
@@ -660,7 +645,7 @@ fn shop_object() -> Object {
                         .plans
                         .load_one(plan_id.clone())
                         .await
-                        .map_err(loader_error)?
+                        .map_err(ApiError::into_graphql)?
                         .unwrap_or(Plan {
                             plan_id,
                             invoice_amount: None,
@@ -679,7 +664,7 @@ fn shop_object() -> Object {
                         .invoices
                         .load_one(s.shop.shop_id.clone())
                         .await
-                        .map_err(loader_error)?
+                        .map_err(ApiError::into_graphql)?
                         .unwrap_or_default();
                     let drill = s.drill.clone();
                     Ok(Some(FieldValue::list(invoices.into_iter().map(move |invoice| {
@@ -720,7 +705,7 @@ fn invoice_object() -> Object {
                         .payments
                         .load_one(i.invoice.invoice_id.clone())
                         .await
-                        .map_err(loader_error)?
+                        .map_err(ApiError::into_graphql)?
                         .unwrap_or_default();
                     Ok(Some(FieldValue::list(payments.into_iter().map(FieldValue::owned_any))))
                 })

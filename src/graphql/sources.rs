@@ -4,7 +4,10 @@ use async_graphql::Value;
 use async_graphql::dynamic::{
     Field, FieldFuture, FieldValue, InputValue, Object, SchemaBuilder, TypeRef,
 };
-use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+use sea_orm::Statement;
+
+use crate::engine::Session;
+use crate::error::ApiError;
 
 use crate::db::MODELS;
 
@@ -46,8 +49,10 @@ pub(crate) fn register(builder: SchemaBuilder) -> SchemaBuilder {
                 |ctx| {
                     FieldFuture::new(async move {
                         let m = ctx.parent_value.try_downcast_ref::<ModelRef>()?;
-                        let db = ctx.data::<DatabaseConnection>()?;
-                        let counts = row_counts(db, m.name, m.tables).await?;
+                        let session = super::common::session(&ctx)?;
+                        let counts = row_counts(&session, m.name, m.tables)
+                            .await
+                            .map_err(ApiError::into_graphql)?;
                         Ok(Some(FieldValue::list(counts.into_iter().map(|(t, n)| {
                             FieldValue::owned_any(TableCount { name: t, rows: n })
                         }))))
@@ -91,11 +96,13 @@ pub(crate) fn root_field() -> Field {
             if let Some(w) = &wanted
                 && !MODELS.contains(&w.as_str())
             {
-                return Err(async_graphql::Error::new(format!(
+                return Err(ApiError::BadArgument(format!(
                     "unknown model {w:?}; the models are {}",
                     MODELS.join(", ")
-                )));
+                ))
+                .into_graphql());
             }
+            super::common::explain_without_sql(&ctx, "source models");
             let models = MODELS
                 .iter()
                 .filter(|m| wanted.as_deref().is_none_or(|w| w == **m))
@@ -123,10 +130,10 @@ struct TableCount {
 
 /// Counts the rows of every table of a model in one statement.
 async fn row_counts(
-    db: &DatabaseConnection,
+    session: &Session,
     model: &'static str,
     tables: &'static [&'static str],
-) -> Result<Vec<(&'static str, i64)>, async_graphql::Error> {
+) -> Result<Vec<(&'static str, i64)>, ApiError> {
     if tables.is_empty() {
         return Ok(Vec::new());
     }
@@ -139,18 +146,16 @@ async fn row_counts(
         })
         .collect::<Vec<_>>()
         .join(" UNION ALL ");
-    let rows = db
-        .query_all_raw(Statement::from_string(db.get_database_backend(), sql))
-        .await
-        .map_err(|e| async_graphql::Error::new(format!("counting rows of {model}: {e}")))?;
+    let stmt = Statement::from_string(session.db().get_database_backend(), sql);
+    let rows = session.query(session.db(), "row counts", stmt).await?;
     let mut counts = vec![0i64; tables.len()];
     for row in rows {
         let idx: i64 = row
             .try_get("", "idx")
-            .map_err(|e| async_graphql::Error::new(e.to_string()))?;
+            .map_err(|e| ApiError::internal("row counts", e))?;
         let n: i64 = row
             .try_get("", "n")
-            .map_err(|e| async_graphql::Error::new(e.to_string()))?;
+            .map_err(|e| ApiError::internal("row counts", e))?;
         if let Some(slot) = usize::try_from(idx).ok().and_then(|i| counts.get_mut(i)) {
             *slot = n;
         }

@@ -20,10 +20,11 @@ mod query;
 pub use query::{Condition, Direction, Filter, MAX_IN_VALUES, MAX_LEAVES, OrderBy, Query};
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+use sea_orm::Statement;
 
 use crate::db::{Backend, backend_of};
-use crate::error::Error;
+use crate::engine::Session;
+use crate::error::ApiError;
 
 /// `fct_client_conversion_events` for PostgreSQL.
 pub const CLIENT_CONVERSION_EVENTS_POSTGRES: &str =
@@ -319,77 +320,83 @@ impl Row {
 
 /// `fct_client_conversion_events` as of `as_of`, filtered, ordered and paged by `query`.
 pub async fn client_conversion_events(
-    db: &DatabaseConnection,
+    session: &Session,
     as_of: DateTime<Utc>,
     query: &Query,
-) -> Result<Vec<Row>, Error> {
-    run(db, Model::ClientConversionEvents, as_of, None, query).await
+) -> Result<Vec<Row>, ApiError> {
+    run(session, Model::ClientConversionEvents, as_of, None, query).await
 }
 
 /// `fct_lead_conversions` as of `as_of`: the rows of `conversion_filter` only (all three rows
 /// per user when `None`), filtered, ordered and paged by `query`.
 pub async fn lead_conversions(
-    db: &DatabaseConnection,
+    session: &Session,
     as_of: DateTime<Utc>,
     conversion_filter: Option<ConversionFilter>,
     query: &Query,
-) -> Result<Vec<Row>, Error> {
-    run(db, Model::LeadConversions, as_of, conversion_filter, query).await
+) -> Result<Vec<Row>, ApiError> {
+    run(
+        session,
+        Model::LeadConversions,
+        as_of,
+        conversion_filter,
+        query,
+    )
+    .await
 }
 
 /// Runs a model's SQL file exactly as it is (no wrapper), `$1` = `as_of`: what a person
 /// running the file by hand gets. Used by tests to check the wrapped queries.
 pub async fn run_file(
-    db: &DatabaseConnection,
+    session: &Session,
     model: Model,
     as_of: DateTime<Utc>,
-) -> Result<Vec<Row>, Error> {
-    let backend = backend_of(db);
-    prepare(db, backend).await?;
+) -> Result<Vec<Row>, ApiError> {
+    let backend = backend_of(session.db());
+    prepare(session).await?;
     let stmt = Statement::from_sql_and_values(
-        db.get_database_backend(),
+        session.db().get_database_backend(),
         model.sql(backend),
         [as_of.into()],
     );
-    fetch(db, model, stmt).await
+    fetch(session, model, stmt).await
 }
 
 /// Runs `model` through the wrapper built by [`query::build`].
 async fn run(
-    db: &DatabaseConnection,
+    session: &Session,
     model: Model,
     as_of: DateTime<Utc>,
     conversion_filter: Option<ConversionFilter>,
     query: &Query,
-) -> Result<Vec<Row>, Error> {
-    let backend = backend_of(db);
+) -> Result<Vec<Row>, ApiError> {
+    let backend = backend_of(session.db());
     let (sql, values) = query::build(model, backend, as_of, conversion_filter, query)?;
-    prepare(db, backend).await?;
-    let stmt = Statement::from_sql_and_values(db.get_database_backend(), sql, values);
-    fetch(db, model, stmt).await
+    prepare(session).await?;
+    let stmt = Statement::from_sql_and_values(session.db().get_database_backend(), sql, values);
+    fetch(session, model, stmt).await
 }
 
 /// What a backend needs before the gym SQL runs: on SQLite, the offsets of every branch zone.
-async fn prepare(db: &DatabaseConnection, backend: Backend) -> Result<(), Error> {
-    match backend {
-        Backend::Sqlite => crate::tz::ensure_offsets(db).await,
-        Backend::Postgres => Ok(()),
+async fn prepare(session: &Session) -> Result<(), ApiError> {
+    if !session.dialect().time_zones() {
+        crate::tz::ensure_offsets(session.db())
+            .await
+            .map_err(|e| ApiError::internal("time-zone offsets", e))?;
     }
+    Ok(())
 }
 
 /// Runs `stmt` and reads every column of `model` as optional text.
-async fn fetch(db: &DatabaseConnection, model: Model, stmt: Statement) -> Result<Vec<Row>, Error> {
-    let rows = db
-        .query_all_raw(stmt)
-        .await
-        .map_err(|e| Error::Database(format!("running gym.{}: {e}", model.name())))?;
+async fn fetch(session: &Session, model: Model, stmt: Statement) -> Result<Vec<Row>, ApiError> {
+    let rows = session.query(session.db(), model.name(), stmt).await?;
     let columns = model.columns();
     rows.iter()
         .map(|r| {
             let values = (0..columns.len())
                 .map(|i| r.try_get_by_index::<Option<String>>(i))
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| Error::Database(format!("reading gym.{}: {e}", model.name())))?;
+                .map_err(|e| ApiError::internal(model.name(), e))?;
             Ok(Row { model, values })
         })
         .collect()

@@ -6,6 +6,7 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::error::ApiError;
 use crate::semantic::{DimType, Granularity, MetricKind, Model};
 
 /// A validated request for metrics of one model.
@@ -134,26 +135,6 @@ pub struct OrderItem {
     pub descending: bool,
 }
 
-/// A user error in a request: a SHOUTY_SNAKE code and a message.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct QueryError {
-    /// The code clients match on (`UNKNOWN_NAME`, `UNREACHABLE_DIMENSION`, …).
-    pub code: &'static str,
-    /// What is wrong, with the nearest valid name when there is one.
-    pub message: String,
-}
-
-impl QueryError {
-    /// A new error.
-    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
-        QueryError {
-            code,
-            message: message.into(),
-        }
-    }
-}
-
 /// The candidate nearest to `name`, when it is close enough to be a likely typo.
 pub fn suggest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let lower = name.to_ascii_lowercase();
@@ -269,7 +250,7 @@ impl QuerySpec {
     }
 
     /// Checks every name and combination against `model`.
-    pub fn check(&self, model: &Model) -> Result<(), QueryError> {
+    pub fn check(&self, model: &Model) -> Result<(), ApiError> {
         let dim_names = || {
             model
                 .dimensions
@@ -279,84 +260,65 @@ impl QuerySpec {
         };
         let metrics = self.metric_names();
         if metrics.is_empty() {
-            return Err(QueryError::new(
-                "NO_METRIC",
-                format!(
-                    "select at least one metric of {} (dimensions group metrics; the metrics are {})",
-                    model.name,
-                    model
-                        .metrics
-                        .iter()
-                        .map(|m| m.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            ));
+            return Err(ApiError::NoMetric(format!(
+                "select at least one metric of {} (dimensions group metrics; the metrics are {})",
+                model.name,
+                model
+                    .metrics
+                    .iter()
+                    .map(|m| m.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
         }
         for m in &metrics {
             if model.metric(m).is_none() {
                 let candidates = model.metrics.iter().map(|m| m.name.as_str()).collect();
-                return Err(QueryError::new(
-                    "UNKNOWN_METRIC",
-                    format!(
-                        "unknown metric \"{m}\" of {}.{}",
-                        model.name,
-                        did_you_mean(m, candidates)
-                    ),
-                ));
+                return Err(ApiError::UnknownMetric(format!(
+                    "unknown metric \"{m}\" of {}.{}",
+                    model.name,
+                    did_you_mean(m, candidates)
+                )));
             }
         }
         for (d, g) in self.dimension_slots() {
             let Some(dim) = model.dimension(d) else {
-                return Err(QueryError::new(
-                    "UNKNOWN_DIMENSION",
-                    format!(
-                        "unknown dimension \"{d}\" of {}.{}",
-                        model.name,
-                        did_you_mean(d, dim_names())
-                    ),
-                ));
+                return Err(ApiError::UnknownDimension(format!(
+                    "unknown dimension \"{d}\" of {}.{}",
+                    model.name,
+                    did_you_mean(d, dim_names())
+                )));
             };
             match (dim.dim_type, g) {
                 (DimType::Time, Some(g)) if !dim.granularities.contains(&g) => {
-                    return Err(QueryError::new(
-                        "BAD_GRANULARITY",
-                        format!(
-                            "{d} has no {} granularity (it has {})",
-                            g.as_str().to_uppercase(),
-                            dim.granularities
-                                .iter()
-                                .map(|g| g.as_str().to_uppercase())
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ),
-                    ));
+                    return Err(ApiError::BadGranularity(format!(
+                        "{d} has no {} granularity (it has {})",
+                        g.as_str().to_uppercase(),
+                        dim.granularities
+                            .iter()
+                            .map(|g| g.as_str().to_uppercase())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )));
                 }
                 (DimType::Time, None) => {
-                    return Err(QueryError::new(
-                        "BAD_GRANULARITY",
-                        format!("{d} needs a granularity"),
-                    ));
+                    return Err(ApiError::BadGranularity(format!("{d} needs a granularity")));
                 }
                 (t, Some(_)) if t != DimType::Time => {
-                    return Err(QueryError::new(
-                        "BAD_GRANULARITY",
-                        format!("{d} is not a time dimension: it takes no granularity"),
-                    ));
+                    return Err(ApiError::BadGranularity(format!(
+                        "{d} is not a time dimension: it takes no granularity"
+                    )));
                 }
                 _ => {}
             }
         }
         for d in self.filter_dimensions() {
             if model.dimension(d).is_none() {
-                return Err(QueryError::new(
-                    "UNKNOWN_DIMENSION",
-                    format!(
-                        "where: unknown dimension \"{d}\" of {}.{}",
-                        model.name,
-                        did_you_mean(d, dim_names())
-                    ),
-                ));
+                return Err(ApiError::UnknownDimension(format!(
+                    "where: unknown dimension \"{d}\" of {}.{}",
+                    model.name,
+                    did_you_mean(d, dim_names())
+                )));
             }
         }
         // Every measure's table reaches every dimension used.
@@ -376,13 +338,10 @@ impl QuerySpec {
                         continue;
                     };
                     if model.join_path(&ms.table, &dim.table).is_none() {
-                        return Err(QueryError::new(
-                            "UNREACHABLE_DIMENSION",
-                            format!(
-                                "metric {m} cannot be grouped or filtered by {d}: its measure {measure} counts rows of table {}, and no many-to-one join path leads from {} to {} (the table of {d})",
-                                ms.table, ms.table, dim.table
-                            ),
-                        ));
+                        return Err(ApiError::UnreachableDimension(format!(
+                            "metric {m} cannot be grouped or filtered by {d}: its measure {measure} counts rows of table {}, and no many-to-one join path leads from {} to {} (the table of {d})",
+                            ms.table, ms.table, dim.table
+                        )));
                     }
                 }
             }
@@ -395,27 +354,26 @@ impl QuerySpec {
                 Item::IsComplete => false,
             });
             if !selected {
-                return Err(QueryError::new(
-                    "BAD_ORDER_BY",
-                    format!("orderBy {}: select it to order by it", o.target),
-                ));
+                return Err(ApiError::BadOrderBy(format!(
+                    "orderBy {}: select it to order by it",
+                    o.target
+                )));
             }
         }
         if let Some(tz) = &self.timezone
             && tz.parse::<chrono_tz::Tz>().is_err()
         {
-            return Err(QueryError::new(
-                "BAD_TIMEZONE",
-                format!("timezone {tz:?} is not an IANA time zone (e.g. Europe/London)"),
-            ));
+            return Err(ApiError::BadTimezone(format!(
+                "timezone {tz:?} is not an IANA time zone (e.g. Europe/London)"
+            )));
         }
         if let Some(cf) = &self.conversion_filter
             && !model.conversion_variants.contains(cf)
         {
-            return Err(QueryError::new(
-                "BAD_CONVERSION_FILTER",
-                format!("{} has no conversion variant {cf:?}", model.name),
-            ));
+            return Err(ApiError::BadConversionFilter(format!(
+                "{} has no conversion variant {cf:?}",
+                model.name
+            )));
         }
         Ok(())
     }
@@ -426,7 +384,7 @@ impl QuerySpec {
         metric: &str,
         time_dimension: &str,
         what: &str,
-    ) -> Result<Granularity, QueryError> {
+    ) -> Result<Granularity, ApiError> {
         let grains: Vec<Option<Granularity>> = self
             .dimension_slots()
             .into_iter()
@@ -435,16 +393,13 @@ impl QuerySpec {
             .collect();
         match grains.as_slice() {
             [Some(g)] => Ok(*g),
-            _ => Err(QueryError::new(
-                "MISSING_TIME_DIMENSION",
-                format!(
-                    "metric {metric} {what} {time_dimension}: select {time_dimension} once, with a granularity"
-                ),
-            )),
+            _ => Err(ApiError::MissingTimeDimension(format!(
+                "metric {metric} {what} {time_dimension}: select {time_dimension} once, with a granularity"
+            ))),
         }
     }
 
-    fn check_time_metrics(&self, model: &Model, metric: &str) -> Result<(), QueryError> {
+    fn check_time_metrics(&self, model: &Model, metric: &str) -> Result<(), ApiError> {
         let mut stack = vec![metric.to_owned()];
         let mut seen = Vec::new();
         while let Some(m) = stack.pop() {
@@ -464,13 +419,10 @@ impl QuerySpec {
                         match g.fixed_seconds() {
                             Some(s) if s <= *w => {}
                             _ => {
-                                return Err(QueryError::new(
-                                    "BAD_GRANULARITY",
-                                    format!(
-                                        "metric {metric} sums a trailing window of {} hours: group {time_dimension} by HOUR, DAY or WEEK no longer than the window",
-                                        w / 3600
-                                    ),
-                                ));
+                                return Err(ApiError::BadGranularity(format!(
+                                    "metric {metric} sums a trailing window of {} hours: group {time_dimension} by HOUR, DAY or WEEK no longer than the window",
+                                    w / 3600
+                                )));
                             }
                         }
                     }
@@ -490,14 +442,11 @@ impl QuerySpec {
                     let g =
                         self.one_time_slot(metric, time_dimension, "averages over the periods of")?;
                     if g <= *per {
-                        return Err(QueryError::new(
-                            "BAD_GRANULARITY",
-                            format!(
-                                "metric {metric} averages over the {}s of each bucket: group {time_dimension} by a longer period than {}",
-                                per.as_str(),
-                                per.as_str().to_uppercase()
-                            ),
-                        ));
+                        return Err(ApiError::BadGranularity(format!(
+                            "metric {metric} averages over the {}s of each bucket: group {time_dimension} by a longer period than {}",
+                            per.as_str(),
+                            per.as_str().to_uppercase()
+                        )));
                     }
                 }
                 MetricKind::Ratio {

@@ -10,11 +10,12 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{DatabaseConnection, Value};
+use sea_orm::Value;
 
 use super::{SaasConfig, Sql, get_int, get_money, get_text, get_time, query};
 use crate::db::{Backend, backend_of};
-use crate::error::Error;
+use crate::engine::Session;
+use crate::error::{ApiError, Error};
 
 /// A shop of a user as of T.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,31 +87,31 @@ fn file(name: &str, backend: Backend) -> &'static str {
 
 /// The statement of drill-down `name` for `keys`: `$1` = T, `$2` = keys, then `extra`.
 fn statement(
-    db: &DatabaseConnection,
+    session: &Session,
     name: &str,
     as_of: DateTime<Utc>,
     keys: &[String],
     extra: Vec<Value>,
-) -> Result<Sql, Error> {
+) -> Result<Sql, ApiError> {
     let keys = serde_json::to_string(keys)
         .map_err(|e| Error::Database(format!("encoding saas {name} keys: {e}")))?;
     let mut values: Vec<Value> = vec![as_of.into(), keys.into()];
     values.extend(extra);
     Ok(Sql {
-        text: file(name, backend_of(db)).to_owned(),
+        text: file(name, backend_of(session.db())).to_owned(),
         values,
     })
 }
 
 /// The shops of `user_ids` as of `as_of`, by owner, each list by creation time then shop id.
 pub async fn shops_of_users(
-    db: &DatabaseConnection,
+    session: &Session,
     as_of: DateTime<Utc>,
     user_ids: &[String],
-) -> Result<HashMap<String, Vec<Shop>>, Error> {
-    let backend = backend_of(db);
-    let sql = statement(db, "shops", as_of, user_ids, Vec::new())?;
-    let rows = query(db, sql, "shops").await?;
+) -> Result<HashMap<String, Vec<Shop>>, ApiError> {
+    let backend = backend_of(session.db());
+    let sql = statement(session, "shops", as_of, user_ids, Vec::new())?;
+    let rows = query(session, sql, "shops").await?;
     let mut out: HashMap<String, Vec<Shop>> = HashMap::new();
     for r in &rows {
         let shop = Shop {
@@ -135,12 +136,12 @@ pub async fn shops_of_users(
 
 /// The plans `plan_ids` as of `as_of` (plans without a row as of T are absent).
 pub async fn plans(
-    db: &DatabaseConnection,
+    session: &Session,
     as_of: DateTime<Utc>,
     plan_ids: &[String],
-) -> Result<HashMap<String, Plan>, Error> {
-    let sql = statement(db, "plans", as_of, plan_ids, Vec::new())?;
-    let rows = query(db, sql, "plans").await?;
+) -> Result<HashMap<String, Plan>, ApiError> {
+    let sql = statement(session, "plans", as_of, plan_ids, Vec::new())?;
+    let rows = query(session, sql, "plans").await?;
     let mut out = HashMap::new();
     for r in &rows {
         let plan = Plan {
@@ -154,20 +155,20 @@ pub async fn plans(
 
 /// The invoices of `shop_ids` as of `as_of`, by shop, each list by invoice time then id.
 pub async fn invoices_of_shops(
-    db: &DatabaseConnection,
+    session: &Session,
     as_of: DateTime<Utc>,
     config: &SaasConfig,
     shop_ids: &[String],
-) -> Result<HashMap<String, Vec<Invoice>>, Error> {
-    let backend = backend_of(db);
+) -> Result<HashMap<String, Vec<Invoice>>, ApiError> {
+    let backend = backend_of(session.db());
     let sql = statement(
-        db,
+        session,
         "invoices",
         as_of,
         shop_ids,
         vec![config.grace_seconds().into()],
     )?;
-    let rows = query(db, sql, "invoices").await?;
+    let rows = query(session, sql, "invoices").await?;
     let mut out: HashMap<String, Vec<Invoice>> = HashMap::new();
     for r in &rows {
         let invoice = Invoice {
@@ -195,12 +196,12 @@ pub async fn invoices_of_shops(
 
 /// The payments of `invoice_ids` as of `as_of`, by invoice, each list by ds then id.
 pub async fn payments_of_invoices(
-    db: &DatabaseConnection,
+    session: &Session,
     as_of: DateTime<Utc>,
     invoice_ids: &[String],
-) -> Result<HashMap<String, Vec<Payment>>, Error> {
-    let sql = statement(db, "payments", as_of, invoice_ids, Vec::new())?;
-    let rows = query(db, sql, "payments").await?;
+) -> Result<HashMap<String, Vec<Payment>>, ApiError> {
+    let sql = statement(session, "payments", as_of, invoice_ids, Vec::new())?;
+    let rows = query(session, sql, "payments").await?;
     let mut out: HashMap<String, Vec<Payment>> = HashMap::new();
     for r in &rows {
         let payment = Payment {

@@ -37,10 +37,11 @@ pub mod journey;
 use std::path::Path;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use sea_orm::{ConnectionTrait, DatabaseConnection, QueryResult, Statement, Value};
+use sea_orm::{QueryResult, Statement, Value};
 
 use crate::db::{Backend, backend_of};
-use crate::error::Error;
+use crate::engine::Session;
+use crate::error::{ApiError, Error};
 
 pub use history::StageSource;
 pub use journey::{Flow, FlowLink, FlowNode, JourneyFacts, JourneyNode, TransitionNode};
@@ -367,7 +368,7 @@ pub(crate) fn get_int(r: &QueryResult, i: usize) -> Result<i64, Error> {
 /// Reads a money column (a double rounded to 2 places in SQL) as a 2-place decimal string.
 pub(crate) fn get_money(r: &QueryResult, i: usize) -> Result<Option<String>, Error> {
     r.try_get_by_index::<Option<f64>>(i)
-        .map(|v| v.map(crate::exec::format_money))
+        .map(|v| v.map(crate::engine::values::format_money))
         .map_err(|e| Error::Database(format!("reading a saas amount: {e}")))
 }
 
@@ -434,21 +435,20 @@ impl Sql {
         s
     }
 
-    /// The statement for `db`.
-    pub(crate) fn statement(self, db: &DatabaseConnection) -> Statement {
-        Statement::from_sql_and_values(db.get_database_backend(), self.text, self.values)
+    /// The statement for `session`'s backend.
+    pub(crate) fn statement(self, session: &Session) -> Statement {
+        Statement::from_sql_and_values(session.db().get_database_backend(), self.text, self.values)
     }
 }
 
 /// Runs a statement and returns its rows; `what` names it in errors.
 pub(crate) async fn query(
-    db: &DatabaseConnection,
+    session: &Session,
     sql: Sql,
     what: &str,
-) -> Result<Vec<QueryResult>, Error> {
-    db.query_all_raw(sql.statement(db))
-        .await
-        .map_err(|e| Error::Database(format!("running saas {what}: {e}")))
+) -> Result<Vec<QueryResult>, ApiError> {
+    let stmt = sql.statement(session);
+    session.query(session.db(), what, stmt).await
 }
 
 /// Runs a statement over the stages of every user and returns its rows and where the
@@ -463,29 +463,31 @@ pub(crate) async fn query(
 /// query itself (1.8 s of JIT at 300 000 users). When the history was not usable and the
 /// server installed a [`history::Refresher`], a background refresh is started.
 pub(crate) async fn query_stages(
-    db: &DatabaseConnection,
+    session: &Session,
     config: &SaasConfig,
     what: &str,
     build: impl FnOnce(StageSource) -> Sql,
-) -> Result<(Vec<QueryResult>, StageSource), Error> {
-    query_stages_from(db, config, what, None, build).await
+) -> Result<(Vec<QueryResult>, StageSource), ApiError> {
+    query_stages_from(session, config, what, None, build).await
 }
 
 /// [`query_stages`], reading from `force` when given instead of what the history's status
 /// says (benchmarks and tests compare the two).
 async fn query_stages_from(
-    db: &DatabaseConnection,
+    session: &Session,
     config: &SaasConfig,
     what: &str,
     force: Option<StageSource>,
     build: impl FnOnce(StageSource) -> Sql,
-) -> Result<(Vec<QueryResult>, StageSource), Error> {
-    let err = |e: sea_orm::DbErr| Error::Database(format!("running saas {what}: {e}"));
-    let (txn, chosen) = history::begin_read(db, config).await?;
+) -> Result<(Vec<QueryResult>, StageSource), ApiError> {
+    let (txn, chosen) = history::begin_read(session.db(), config).await?;
     let source = force.unwrap_or(chosen);
-    let stmt = build(source).statement(db);
-    let rows = txn.query_all_raw(stmt).await.map_err(err)?;
-    txn.commit().await.map_err(err)?;
+    let stmt = build(source).statement(session);
+    let rows = session.query(&txn, what, stmt).await?;
+    session.note_source(source.describe());
+    txn.commit()
+        .await
+        .map_err(|e| ApiError::internal(what, e))?;
     if chosen != StageSource::History {
         history::kick_installed(config);
     }
@@ -494,7 +496,7 @@ async fn query_stages_from(
 }
 
 /// The stages of every user at `$1` as a subquery named `alias`: `stages_at` (the history)
-/// or the `user_stages` file, for `db`'s backend. Both give `user_id`, `signup_time`,
+/// or the `user_stages` file, for `session`'s backend. Both give `user_id`, `signup_time`,
 /// `stage`, `churn_reason`, the stage facts and `repeat_payer`.
 pub(crate) fn stages_from(source: StageSource, backend: Backend, alias: &str) -> String {
     let file = match (source, backend) {
@@ -505,7 +507,7 @@ pub(crate) fn stages_from(source: StageSource, backend: Backend, alias: &str) ->
     format!("(\n{file}\n) AS {alias}")
 }
 
-/// `(<user_stages file>) AS <alias>`, the file of `db`'s backend as a subquery.
+/// `(<user_stages file>) AS <alias>`, the file of `session`'s backend as a subquery.
 fn stages_subquery(backend: Backend, alias: &str) -> String {
     format!("(\n{}\n) AS {alias}", user_stages_sql(backend))
 }
@@ -513,25 +515,25 @@ fn stages_subquery(backend: Backend, alias: &str) -> String {
 /// Users per stage as of `as_of` (of `cohort`): all four stages in lifecycle order, zeros
 /// included.
 pub async fn stage_counts(
-    db: &DatabaseConnection,
+    session: &Session,
     as_of: DateTime<Utc>,
     config: &SaasConfig,
     cohort: &Cohort,
-) -> Result<Vec<(Stage, i64)>, Error> {
-    stage_counts_from(db, as_of, config, cohort, None).await
+) -> Result<Vec<(Stage, i64)>, ApiError> {
+    stage_counts_from(session, as_of, config, cohort, None).await
 }
 
 /// [`stage_counts`] read from `force` when given (the stage history without looking at its
 /// status, or `user_stages`), else from where the history's status says.
 pub async fn stage_counts_from(
-    db: &DatabaseConnection,
+    session: &Session,
     as_of: DateTime<Utc>,
     config: &SaasConfig,
     cohort: &Cohort,
     force: Option<StageSource>,
-) -> Result<Vec<(Stage, i64)>, Error> {
-    let backend = backend_of(db);
-    let (rows, _) = query_stages_from(db, config, "stage counts", force, |source| {
+) -> Result<Vec<(Stage, i64)>, ApiError> {
+    let backend = backend_of(session.db());
+    let (rows, _) = query_stages_from(session, config, "stage counts", force, |source| {
         let mut sql = Sql::new(as_of, config);
         let cohort_sql = sql.cohort("s", cohort);
         sql.text = format!(
@@ -557,13 +559,13 @@ pub async fn stage_counts_from(
 /// The journey (Sankey) of `cohort` as of `as_of`: the nodes and links of SEMANTICS §2
 /// ([`journey::JOURNEY_NODES`]), counts of users, zero counts included.
 pub async fn journey(
-    db: &DatabaseConnection,
+    session: &Session,
     as_of: DateTime<Utc>,
     config: &SaasConfig,
     cohort: &Cohort,
-) -> Result<Flow, Error> {
-    let backend = backend_of(db);
-    let (rows, _) = query_stages(db, config, "journey", |source| {
+) -> Result<Flow, ApiError> {
+    let backend = backend_of(session.db());
+    let (rows, _) = query_stages(session, config, "journey", |source| {
         let mut sql = Sql::new(as_of, config);
         let cohort_sql = sql.cohort("s", cohort);
         sql.text = format!(
@@ -600,21 +602,21 @@ pub async fn journey(
 /// at `from`), a node per stage at `to`, and a link per pair, zero counts included.
 /// `from` must not be later than `to`.
 pub async fn transitions(
-    db: &DatabaseConnection,
+    session: &Session,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
     config: &SaasConfig,
     cohort: &Cohort,
-) -> Result<Flow, Error> {
+) -> Result<Flow, ApiError> {
     if from > to {
-        return Err(Error::Input(format!(
+        return Err(ApiError::BadArgument(format!(
             "transitions: from ({}) is later than to ({})",
             format_time(from),
             format_time(to)
         )));
     }
-    let backend = backend_of(db);
-    let (rows, _) = query_stages(db, config, "transitions", |source| {
+    let backend = backend_of(session.db());
+    let (rows, _) = query_stages(session, config, "transitions", |source| {
         // $1, $2: the stages as of `to` (b); $3, $4: the stages as of `from` (a).
         let mut sql = Sql::new(to, config);
         sql.values.push(from.into());
@@ -672,7 +674,7 @@ fn read_stage(
     r: &QueryResult,
     stage: usize,
     reason: usize,
-) -> Result<(Stage, Option<ChurnReason>), Error> {
+) -> Result<(Stage, Option<ChurnReason>), ApiError> {
     let stage_name = get_text(r, stage)?.unwrap_or_default();
     let stage = Stage::parse(&stage_name)
         .ok_or_else(|| Error::Database(format!("user_stages gave stage {stage_name:?}")))?;
@@ -687,7 +689,7 @@ fn read_stage(
 }
 
 /// Reads a [`UserStage`] from the columns [`USER_COLUMNS`].
-fn read_user(r: &QueryResult, backend: Backend) -> Result<UserStage, Error> {
+fn read_user(r: &QueryResult, backend: Backend) -> Result<UserStage, ApiError> {
     let (stage, churn_reason) = read_stage(r, 3, 4)?;
     Ok(UserStage {
         user_id: get_text(r, 0)?.unwrap_or_default(),
@@ -721,18 +723,18 @@ fn by_user_id(backend: Backend) -> &'static str {
 /// Every user existing at `as_of` with their stage, in `user_id` byte order: the whole
 /// `user_stages` file, every column (tests and tools; a page of users is [`users_page`]).
 pub async fn user_stages(
-    db: &DatabaseConnection,
+    session: &Session,
     as_of: DateTime<Utc>,
     config: &SaasConfig,
-) -> Result<Vec<UserStage>, Error> {
-    let backend = backend_of(db);
+) -> Result<Vec<UserStage>, ApiError> {
+    let backend = backend_of(session.db());
     let mut sql = Sql::new(as_of, config);
     sql.text = format!(
         "SELECT {USER_COLUMNS} FROM {} ORDER BY {}",
         stages_subquery(backend, "s"),
         by_user_id(backend)
     );
-    let rows = query(db, sql, "user stages").await?;
+    let rows = query(session, sql, "user stages").await?;
     rows.iter().map(|r| read_user(r, backend)).collect()
 }
 
@@ -743,7 +745,7 @@ const CORE_COLUMNS: &str = "s.user_id, s.signup_time, s.stage, s.churn_reason, \
      s.reached_customer, s.repeat_payer";
 
 /// Reads a [`UserStage`] from the columns [`CORE_COLUMNS`] (descriptive fields empty).
-fn read_core(r: &QueryResult, backend: Backend) -> Result<UserStage, Error> {
+fn read_core(r: &QueryResult, backend: Backend) -> Result<UserStage, ApiError> {
     let (stage, churn_reason) = read_stage(r, 2, 3)?;
     Ok(UserStage {
         user_id: get_text(r, 0)?.unwrap_or_default(),
@@ -769,17 +771,17 @@ fn read_core(r: &QueryResult, backend: Backend) -> Result<UserStage, Error> {
 /// Fills the descriptive columns (email, payment_count, shop counts, plan) of `users` as of
 /// `as_of` with ONE statement (`user_details`), whatever their number.
 async fn add_details(
-    db: &DatabaseConnection,
+    session: &Session,
     as_of: DateTime<Utc>,
     users: &mut [UserStage],
-) -> Result<(), Error> {
+) -> Result<(), ApiError> {
     if users.is_empty() {
         return Ok(());
     }
     let ids: Vec<&str> = users.iter().map(|u| u.user_id.as_str()).collect();
     let keys = serde_json::to_string(&ids)
         .map_err(|e| Error::Database(format!("encoding saas user ids: {e}")))?;
-    let text = match backend_of(db) {
+    let text = match backend_of(session.db()) {
         Backend::Postgres => USER_DETAILS_POSTGRES,
         Backend::Sqlite => USER_DETAILS_SQLITE,
     };
@@ -787,7 +789,7 @@ async fn add_details(
         text: text.to_owned(),
         values: vec![as_of.into(), keys.into()],
     };
-    let rows = query(db, sql, "user details").await?;
+    let rows = query(session, sql, "user details").await?;
     let mut by_id = std::collections::HashMap::with_capacity(rows.len());
     for r in &rows {
         by_id.insert(get_text(r, 0)?.unwrap_or_default(), r);
@@ -813,16 +815,16 @@ async fn add_details(
 /// and its facts, so PostgreSQL skips the descriptive steps), then `user_details` for the
 /// page's users.
 pub async fn users_page(
-    db: &DatabaseConnection,
+    session: &Session,
     as_of: DateTime<Utc>,
     config: &SaasConfig,
     filter: &UserFilter,
     after: Option<&str>,
     first: Option<u64>,
-) -> Result<(Vec<UserStage>, bool), Error> {
-    let backend = backend_of(db);
+) -> Result<(Vec<UserStage>, bool), ApiError> {
+    let backend = backend_of(session.db());
     let order = by_user_id(backend);
-    let (rows, _) = query_stages(db, config, "users", |source| {
+    let (rows, _) = query_stages(session, config, "users", |source| {
         let mut sql = Sql::new(as_of, config);
         let mut where_sql = filter_sql(&mut sql, filter);
         if let Some(after) = after {
@@ -854,19 +856,19 @@ pub async fn users_page(
         }
         _ => false,
     };
-    add_details(db, as_of, &mut users).await?;
+    add_details(session, as_of, &mut users).await?;
     Ok((users, has_next))
 }
 
 /// How many users `filter` selects as of `as_of` (all pages).
 pub async fn users_total(
-    db: &DatabaseConnection,
+    session: &Session,
     as_of: DateTime<Utc>,
     config: &SaasConfig,
     filter: &UserFilter,
-) -> Result<i64, Error> {
-    let backend = backend_of(db);
-    let (rows, _) = query_stages(db, config, "users total", |source| {
+) -> Result<i64, ApiError> {
+    let backend = backend_of(session.db());
+    let (rows, _) = query_stages(session, config, "users total", |source| {
         let mut sql = Sql::new(as_of, config);
         let where_sql = filter_sql(&mut sql, filter);
         sql.text = format!(
@@ -877,7 +879,7 @@ pub async fn users_total(
     })
     .await?;
     match rows.first() {
-        Some(r) => get_int(r, 0),
+        Some(r) => Ok(get_int(r, 0)?),
         None => Ok(0),
     }
 }
@@ -889,19 +891,19 @@ pub async fn users_total(
 /// `user_stages`. For tests and benchmarks that compare the two; everything else lets
 /// `query_stages` choose.
 pub async fn core_stages_from(
-    db: &DatabaseConnection,
+    session: &Session,
     as_of: DateTime<Utc>,
     config: &SaasConfig,
     source: StageSource,
-) -> Result<Vec<UserStage>, Error> {
-    let backend = backend_of(db);
+) -> Result<Vec<UserStage>, ApiError> {
+    let backend = backend_of(session.db());
     let mut sql = Sql::new(as_of, config);
     sql.text = format!(
         "SELECT {CORE_COLUMNS} FROM {} ORDER BY {}",
         stages_from(source, backend, "s"),
         by_user_id(backend)
     );
-    let rows = query(db, sql, "core stages").await?;
+    let rows = query(session, sql, "core stages").await?;
     rows.iter().map(|r| read_core(r, backend)).collect()
 }
 

@@ -18,7 +18,7 @@ pub async fn check_live(models: &[Model], db: &DatabaseConnection) -> Result<(),
     let mut problems = Vec::new();
     let sqlite = db.get_database_backend() == DatabaseBackend::Sqlite;
     for model in models {
-        if sqlite && crate::graphql::needs_tz_offsets(model) {
+        if sqlite && model.reads_tz_offsets() {
             // the SQLite twins of the gym SQL read the offsets table: make it exist
             if let Err(e) = crate::tz::ensure_offsets(db).await {
                 problems.push(problem(

@@ -625,6 +625,14 @@ pub struct Metric {
 }
 
 impl Model {
+    /// Whether the model's SQLite SQL tables read `tally_tz_offsets` (the UTC offsets of
+    /// time zones, filled before they run).
+    pub fn reads_tz_offsets(&self) -> bool {
+        self.tables.iter().any(|t| match &t.source {
+            TableSource::Sql { sqlite, .. } => sqlite.contains(crate::tz::TABLE),
+            TableSource::Physical(_) => false,
+        })
+    }
     /// The logical table named `name`.
     pub fn table(&self, name: &str) -> Option<&Table> {
         self.tables.iter().find(|t| t.name == name)

@@ -19,6 +19,13 @@ pub trait Dialect: Sync + Send {
     /// otherwise from the `tally_tz_offsets` table (filled for the zone before the query).
     fn time_zones(&self) -> bool;
 
+    /// A statement that turns the JIT compiler off until the end of the current transaction,
+    /// for statements whose plans are costed far above what they take (embedded SQL tables);
+    /// `None` where there is no JIT.
+    fn jit_off(&self) -> Option<&'static str> {
+        None
+    }
+
     /// Equality that holds for two NULLs.
     fn null_safe_eq(&self) -> &'static str {
         "IS NOT DISTINCT FROM"
@@ -235,6 +242,10 @@ impl Dialect for Postgres {
     }
     fn byte_collation(&self) -> Option<&'static str> {
         Some("\"C\"")
+    }
+    fn jit_off(&self) -> Option<&'static str> {
+        // like `SET LOCAL`, only where the server has the setting (compatible engines may not)
+        Some("SELECT set_config('jit', 'off', true) WHERE current_setting('jit', true) IS NOT NULL")
     }
 }
 

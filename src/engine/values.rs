@@ -1,29 +1,12 @@
-//! Execution: the only place the semantic layer runs SQL.
-//!
-//! [`run`] binds a [`Rendered`] statement's parameters for a request, runs it as one
-//! statement, and reads every column by its planned type into JSON values (money as a
-//! decimal string with two places, time buckets as text).
-
-use std::time::{Duration, Instant};
+//! Values of result rows: every column read by its planned type into JSON or GraphQL values
+//! (money as a decimal string with two places, time buckets as text), rounded half away
+//! from zero so that both backends return the same numbers.
 
 use rust_decimal::{Decimal, RoundingStrategy};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, QueryResult, Statement};
+use sea_orm::{DbErr, QueryResult};
 use serde_json::Value;
 
 use crate::plan::OutType;
-use crate::query::QuerySpec;
-use crate::sql::Rendered;
-
-/// The rows of a response and how long the database took.
-#[derive(Debug, Clone)]
-pub struct Rows<V = Value> {
-    /// One `Vec` per row, one value per response column.
-    pub rows: Vec<Vec<V>>,
-    /// Time spent in the database (including the transfer of rows).
-    pub elapsed: Duration,
-    /// The bound values, for `explain`.
-    pub params: Vec<sea_orm::Value>,
-}
 
 /// A value type rows can be read into: JSON ([`serde_json::Value`]) for tools and tests, or
 /// GraphQL ([`async_graphql::Value`]) for the API, without converting one into the other.
@@ -80,58 +63,8 @@ impl Cell for async_graphql::Value {
     }
 }
 
-/// Runs a rendered statement for `spec`, values as JSON.
-pub async fn run(
-    db: &DatabaseConnection,
-    rendered: &Rendered,
-    spec: &QuerySpec,
-) -> Result<Rows, DbErr> {
-    run_as(db, rendered, spec).await
-}
-
-/// Runs a rendered statement for `spec`, reading every column by its planned type into `V`.
-pub async fn run_as<V: Cell>(
-    db: &DatabaseConnection,
-    rendered: &Rendered,
-    spec: &QuerySpec,
-) -> Result<Rows<V>, DbErr> {
-    let params = rendered.bind(spec);
-    let stmt = Statement::from_sql_and_values(
-        db.get_database_backend(),
-        rendered.sql.clone(),
-        params.clone(),
-    );
-    let started = Instant::now();
-    let result = if rendered.embeds_sql_tables
-        && db.get_database_backend() == sea_orm::DatabaseBackend::Postgres
-    {
-        // JIT off for this statement only: see `Rendered::embeds_sql_tables`.
-        use sea_orm::TransactionTrait;
-        let txn = db.begin().await?;
-        txn.execute_unprepared(crate::db::JIT_OFF).await?;
-        let rows = txn.query_all_raw(stmt).await?;
-        txn.commit().await?;
-        rows
-    } else {
-        db.query_all_raw(stmt).await?
-    };
-    let elapsed = started.elapsed();
-    let mut rows = Vec::with_capacity(result.len());
-    for r in &result {
-        let mut row = Vec::with_capacity(rendered.columns.len());
-        for (i, (_, ty)) in rendered.columns.iter().enumerate() {
-            row.push(read(r, i, *ty)?);
-        }
-        rows.push(row);
-    }
-    Ok(Rows {
-        rows,
-        elapsed,
-        params,
-    })
-}
-
-fn read<V: Cell>(r: &QueryResult, i: usize, ty: OutType) -> Result<V, DbErr> {
+/// Reads column `i` of a row by its planned type.
+pub(crate) fn read<V: Cell>(r: &QueryResult, i: usize, ty: OutType) -> Result<V, DbErr> {
     Ok(match ty {
         OutType::Int => r
             .try_get_by_index::<Option<i64>>(i)?
@@ -403,44 +336,4 @@ mod tests {
             }
         }
     }
-}
-
-/// Why [`query`] failed.
-#[derive(Debug, thiserror::Error)]
-pub enum QueryFailed {
-    /// The request is wrong (a code and a message for the user).
-    #[error("{0}")]
-    User(#[from] crate::query::QueryError),
-    /// The database failed.
-    #[error("database error: {0}")]
-    Database(#[from] DbErr),
-}
-
-/// Checks, plans, renders and runs one request without GraphQL (tests, tools, benchmarks).
-pub async fn query(
-    db: &DatabaseConnection,
-    model: &crate::semantic::Model,
-    spec: &QuerySpec,
-) -> Result<(Rendered, Rows), QueryFailed> {
-    spec.check(model)?;
-    let dialect: &dyn crate::sql::Dialect = match db.get_database_backend() {
-        sea_orm::DatabaseBackend::Postgres => &crate::sql::Postgres,
-        _ => &crate::sql::Sqlite,
-    };
-    if let Some(zone) = &spec.timezone
-        && !dialect.time_zones()
-    {
-        crate::tz::ensure_zone(db, zone)
-            .await
-            .map_err(|e| DbErr::Custom(e.to_string()))?;
-    }
-    if dialect.name() == "sqlite" && crate::graphql::needs_tz_offsets(model) {
-        crate::tz::ensure_offsets(db)
-            .await
-            .map_err(|e| DbErr::Custom(e.to_string()))?;
-    }
-    let plan = crate::plan::plan(model, spec, dialect.percentile_cont());
-    let rendered = crate::sql::render(model, spec, &plan, dialect);
-    let rows = run(db, &rendered, spec).await?;
-    Ok((rendered, rows))
 }

@@ -1,0 +1,223 @@
+//! The engine: the one place tally answers reads.
+//!
+//! An [`Engine`] is built once per database: the pool, its [`Dialect`], the validated models
+//! and the caches (rendered statements by request shape, time zones whose offsets are
+//! ready). Every field of the API reads through it:
+//!
+//! - semantic-layer queries ([`Engine::metrics`]): a checked [`QuerySpec`] is planned and
+//!   rendered (or found in the plan cache), bound and run as one statement;
+//! - the lifecycle features (`src/saas`) and the catalog of sources build their statements
+//!   with the same SQL pieces and run them through a [`Session`].
+//!
+//! A [`Session`] is the engine's execution for one field: it runs statements, records what
+//! `extensions.explain` shows of each, and turns database failures into internal
+//! [`ApiError`]s (cause logged under an id, never shown). Besides the engine only the
+//! loader, migrations and the saas stage-history builder run SQL (they write).
+
+mod cache;
+mod session;
+pub mod values;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use sea_orm::{ConnectionTrait, DatabaseConnection, Statement, TransactionTrait};
+
+pub use cache::PlanCache;
+pub use session::{Session, StatementExplain, Trace};
+pub use values::Cell;
+
+use crate::error::ApiError;
+use crate::plan::OutType;
+use crate::query::QuerySpec;
+use crate::semantic::Model;
+use crate::sql::{Dialect, Postgres, Sqlite};
+
+/// The dialect of an open connection's backend: the one place a backend becomes a dialect.
+pub fn dialect_of(db: &impl ConnectionTrait) -> &'static dyn Dialect {
+    match db.get_database_backend() {
+        sea_orm::DatabaseBackend::Postgres => &Postgres,
+        _ => &Sqlite,
+    }
+}
+
+/// The rows of an answer: the response columns (key and type) and one value per column.
+#[derive(Debug, Clone)]
+pub struct Table<V = serde_json::Value> {
+    /// The response columns: key and type, in order.
+    pub columns: Vec<(String, OutType)>,
+    /// One `Vec` per row, one value per column.
+    pub rows: Vec<Vec<V>>,
+}
+
+/// One engine per database: pool, dialect, models and caches.
+pub struct Engine {
+    db: DatabaseConnection,
+    dialect: &'static dyn Dialect,
+    models: Vec<Arc<Model>>,
+    plans: PlanCache,
+    /// Models whose SQL tables read `tally_tz_offsets` on this dialect (computed when the
+    /// models are loaded into the engine, not by reading SQL at request time).
+    offsets_needed: HashSet<String>,
+    /// Time zones whose offsets are in `tally_tz_offsets`.
+    zones_ready: Mutex<HashSet<String>>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("dialect", &self.dialect.name())
+            .field(
+                "models",
+                &self.models.iter().map(|m| &m.name).collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// The engine over `db` answering for `models`.
+    pub fn new(db: DatabaseConnection, models: Vec<Arc<Model>>) -> Engine {
+        let dialect = dialect_of(&db);
+        let offsets_needed = models
+            .iter()
+            .filter(|m| !dialect.time_zones() && m.reads_tz_offsets())
+            .map(|m| m.name.clone())
+            .collect();
+        Engine {
+            db,
+            dialect,
+            models,
+            plans: PlanCache::default(),
+            offsets_needed,
+            zones_ready: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// The engine over `db` with the models tally ships (tests and tools).
+    pub fn with_embedded_models(db: DatabaseConnection) -> Result<Engine, ApiError> {
+        let models =
+            crate::semantic::load_embedded().map_err(|e| ApiError::BadConfig(e.to_string()))?;
+        Ok(Engine::new(db, models.into_iter().map(Arc::new).collect()))
+    }
+
+    /// The pool.
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// The dialect of the pool's backend.
+    pub fn dialect(&self) -> &'static dyn Dialect {
+        self.dialect
+    }
+
+    /// The models the engine answers for.
+    pub fn models(&self) -> &[Arc<Model>] {
+        &self.models
+    }
+
+    /// The model called `name`.
+    pub fn model(&self, name: &str) -> Option<&Arc<Model>> {
+        self.models.iter().find(|m| m.name == name)
+    }
+
+    /// A new session (execution with its own trace) on this engine's pool.
+    pub fn session(&self) -> Session {
+        Session::new(&self.db)
+    }
+
+    /// Answers a semantic-layer query: checks `spec` against its model, plans and renders it
+    /// (or finds the statement in the plan cache), binds the request's values and runs it in
+    /// `session`. Values are read into `V` by their planned type.
+    pub async fn metrics<V: Cell>(
+        &self,
+        session: &Session,
+        spec: &QuerySpec,
+    ) -> Result<Table<V>, ApiError> {
+        let started = Instant::now();
+        let model = self.model(&spec.model).ok_or_else(|| {
+            ApiError::UnknownMetric(format!("there is no model {:?}", spec.model))
+        })?;
+        spec.check(model)?;
+        self.prepare_zones(model, spec).await?;
+        let (rendered, _hit) = self.plans.get_or_render(model, spec, self.dialect);
+        let plan_micros = started.elapsed().as_micros() as u64;
+        let params = rendered.bind(spec);
+        let stmt =
+            Statement::from_sql_and_values(self.db.get_database_backend(), &rendered.sql, params);
+        let join_path = rendered.join_path.clone();
+        let result = if rendered.embeds_sql_tables && self.dialect.jit_off().is_some() {
+            // JIT off for this statement only: see `Rendered::embeds_sql_tables`.
+            let txn = self
+                .db
+                .begin()
+                .await
+                .map_err(|e| ApiError::internal("metrics: begin", e))?;
+            if let Some(sql) = self.dialect.jit_off() {
+                txn.execute_unprepared(sql)
+                    .await
+                    .map_err(|e| ApiError::internal("metrics: jit off", e))?;
+            }
+            let rows = session
+                .query_planned(&txn, "metrics", stmt, join_path, plan_micros)
+                .await?;
+            txn.commit()
+                .await
+                .map_err(|e| ApiError::internal("metrics: commit", e))?;
+            rows
+        } else {
+            session
+                .query_planned(&self.db, "metrics", stmt, join_path, plan_micros)
+                .await?
+        };
+        let mut rows = Vec::with_capacity(result.len());
+        for r in &result {
+            let mut row = Vec::with_capacity(rendered.columns.len());
+            for (i, (_, ty)) in rendered.columns.iter().enumerate() {
+                row.push(
+                    values::read(r, i, *ty)
+                        .map_err(|e| ApiError::internal("metrics: reading a value", e))?,
+                );
+            }
+            rows.push(row);
+        }
+        Ok(Table {
+            columns: rendered.columns.clone(),
+            rows,
+        })
+    }
+
+    /// What the dialect needs before `spec` runs: on a backend without time zones, the UTC
+    /// offsets of the request's zone and of the zones the model's SQL tables read.
+    async fn prepare_zones(&self, model: &Model, spec: &QuerySpec) -> Result<(), ApiError> {
+        if let Some(zone) = &spec.timezone
+            && !self.dialect.time_zones()
+            && !self.zone_ready(zone)
+        {
+            crate::tz::ensure_zone(&self.db, zone)
+                .await
+                .map_err(|e| ApiError::internal("time-zone offsets", e))?;
+            self.set_zone_ready(zone);
+        }
+        if self.offsets_needed.contains(&model.name) {
+            crate::tz::ensure_offsets(&self.db)
+                .await
+                .map_err(|e| ApiError::internal("time-zone offsets", e))?;
+        }
+        Ok(())
+    }
+
+    fn zone_ready(&self, zone: &str) -> bool {
+        self.zones_ready
+            .lock()
+            .map(|z| z.contains(zone))
+            .unwrap_or(false)
+    }
+
+    fn set_zone_ready(&self, zone: &str) {
+        if let Ok(mut z) = self.zones_ready.lock() {
+            z.insert(zone.to_owned());
+        }
+    }
+}
