@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 
 use crate::config::{DEFAULT_BIND, ServeConfig};
 use crate::db;
@@ -108,14 +108,7 @@ pub enum Command {
     },
 }
 
-/// Output formats of `tally query`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    /// The GraphQL response as pretty JSON.
-    Json,
-    /// The first list in the result, one row per element, nested fields as `a.b` columns.
-    Csv,
-}
+pub use crate::cli_query::Format;
 
 /// Parses the process arguments and runs the command; the exit code says how it went.
 pub async fn run() -> ExitCode {
@@ -261,28 +254,9 @@ async fn execute(command: Command) -> Result<ExitCode, Error> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Loads and validates the model files (see [`crate::semantic::models_dir`]); a broken model is
-/// a configuration error listing every problem with file and line.
-pub fn load_models(dir: Option<&std::path::Path>) -> Result<Vec<crate::semantic::Model>, Error> {
-    crate::semantic::load_default(dir).map_err(|e| Error::Config(e.to_string()))
-}
+pub use crate::semantic::load_models;
 
-/// Generates one model's demo data and loads it through the validating loader.
-pub async fn load_demo(
-    conn: &sea_orm::DatabaseConnection,
-    model: &str,
-    opts: &crate::demo::DemoOptions,
-    progress: bool,
-) -> Result<crate::load::LoadReport, Error> {
-    let sources = crate::demo::sources(model, opts)?;
-    let load_opts = crate::load::LoadOptions {
-        progress,
-        ..Default::default()
-    };
-    crate::load::load(conn, model, sources, &load_opts)
-        .await
-        .map_err(|e| Error::Input(format!("demo data for {model} was rejected: {e}")))
-}
+pub use crate::demo::load_demo;
 
 fn print_report(report: &crate::load::LoadReport, started: Instant) {
     let mut read = 0;

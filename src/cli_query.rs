@@ -5,8 +5,16 @@ use std::process::ExitCode;
 use sea_orm::DatabaseConnection;
 use serde_json::{Map, Value};
 
-use crate::cli::Format;
 use crate::error::Error;
+
+/// Output formats of `tally query`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// The GraphQL response as pretty JSON.
+    Json,
+    /// The first list in the result, one row per element, nested fields as `a.b` columns.
+    Csv,
+}
 
 /// Runs `document` against the database and prints the result on stdout.
 ///

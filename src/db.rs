@@ -143,15 +143,15 @@ pub fn redact(url: &str) -> String {
     }
 }
 
-/// Brings the database's schema up to date (all migrations of all models), and creates the
-/// tables tally keeps for the saas stage history (see [`crate::saas::history::ensure_tables`]).
+/// Brings the database's schema up to date: all migrations of all models, and the tables
+/// tally keeps for itself (the saas stage history's, the time-zone offsets).
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), Error> {
     migration::Migrator::up(db, None)
         .await
         .map_err(|e| Error::Database(format!("migration failed: {e}")))?;
-    // The saas SQL tables read the stage history's status, so its (empty, stale) tables exist
-    // from the start; its triggers come with the first load or `serve`.
-    crate::saas::history::ensure_tables(db).await.map(|_| ())
+    migration::tally_state::up(db)
+        .await
+        .map_err(|e| Error::Database(format!("creating tally's own tables failed: {e}")))
 }
 
 /// Turns PostgreSQL's JIT off until the end of the current transaction (like `SET LOCAL`),

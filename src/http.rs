@@ -17,7 +17,7 @@ use crate::error::Error;
 
 /// The application's routes over a connection pool, with the default models.
 pub fn app(db: DatabaseConnection) -> Result<Router, Error> {
-    let models = crate::cli::load_models(None)?;
+    let models = crate::semantic::load_models(None)?;
     app_with(db, models)
 }
 
@@ -124,12 +124,12 @@ async fn prepare_stage_history(
 /// database, prints the URLs, serves, and drains in-flight requests on shutdown.
 pub async fn serve(config: ServeConfig) -> Result<(), Error> {
     // A broken model stops the server before it touches the database.
-    let models = crate::cli::load_models(config.models_dir.as_deref())?;
+    let models = crate::semantic::load_models(config.models_dir.as_deref())?;
     tracing::info!(models = models.len(), "models validated");
     let conn = db::connect(&config.database_url).await?;
     db::migrate(&conn).await?;
     // The models must match the live database too (columns, SQL tables that run).
-    crate::semantic::check_live(&models, &conn)
+    crate::engine::check_live(&models, &conn)
         .await
         .map_err(|e| Error::Config(e.to_string()))?;
     tracing::info!(db = %db::redact(&config.database_url), "database ready");
@@ -144,7 +144,7 @@ pub async fn serve(config: ServeConfig) -> Result<(), Error> {
         };
         for model in db::MODELS {
             let started = Instant::now();
-            let report = crate::cli::load_demo(&conn, model, &opts, false).await?;
+            let report = crate::demo::load_demo(&conn, model, &opts, false).await?;
             let rows: u64 = report.tables.iter().map(|t| t.rows_inserted).sum();
             tracing::info!(
                 model,

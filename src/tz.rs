@@ -21,11 +21,11 @@ use chrono::{DateTime, Offset, SecondsFormat, TimeZone, Utc};
 use chrono_tz::Tz;
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement, TransactionTrait, Value};
 
-use crate::db::{Backend, backend_of};
 use crate::error::Error;
+use crate::sql::dialect_of;
 
 /// The table's name (unqualified).
-pub const TABLE: &str = "tally_tz_offsets";
+pub const TABLE: &str = crate::semantic::TZ_OFFSETS_TABLE;
 
 /// The first year searched for transitions (from 1 January, 00:00 UTC).
 pub const FIRST_YEAR: i32 = 1970;
@@ -134,61 +134,13 @@ pub fn intervals(tz: Tz) -> Vec<OffsetInterval> {
     out
 }
 
-/// The table's qualified name on `backend` (`"main"."…"` or `"public"."…"`).
-pub fn qualified_table(backend: Backend) -> String {
-    match backend {
-        Backend::Sqlite => format!("\"main\".\"{TABLE}\""),
-        Backend::Postgres => format!("\"public\".\"{TABLE}\""),
-    }
-}
-
-/// Creates the table when it does not exist.
-async fn create_table(db: &impl ConnectionTrait) -> Result<(), Error> {
-    let sql = format!(
-        "CREATE TABLE IF NOT EXISTS {} (\
-         zone TEXT NOT NULL, \
-         valid_from TEXT NOT NULL, \
-         valid_to TEXT NOT NULL, \
-         offset_seconds INTEGER NOT NULL, \
-         PRIMARY KEY (zone, valid_from))",
-        qualified_table(backend_of(db))
-    );
-    db.execute_raw(Statement::from_string(db.get_database_backend(), sql))
-        .await
-        .map_err(|e| Error::Database(format!("creating {TABLE}: {e}")))?;
-    Ok(())
-}
-
-/// Whether the table exists (a catalogue look-up, no write).
-async fn table_exists(db: &impl ConnectionTrait) -> Result<bool, Error> {
-    let backend = db.get_database_backend();
-    let stmt = match backend_of(db) {
-        Backend::Sqlite => Statement::from_sql_and_values(
-            backend,
-            "SELECT 1 FROM \"main\".sqlite_master WHERE type = 'table' AND name = $1",
-            [TABLE.into()],
-        ),
-        Backend::Postgres => Statement::from_sql_and_values(
-            backend,
-            "SELECT 1 FROM information_schema.tables \
-             WHERE table_schema = 'public' AND table_name = $1",
-            [TABLE.into()],
-        ),
-    };
-    let row = db
-        .query_one_raw(stmt)
-        .await
-        .map_err(|e| Error::Database(format!("looking for {TABLE}: {e}")))?;
-    Ok(row.is_some())
-}
-
 /// The zones of `gym.dim_branch` that have no row in the table (the table must exist),
 /// in byte order.
 async fn missing_zones(db: &impl ConnectionTrait) -> Result<Vec<String>, Error> {
     let sql = format!(
         "SELECT DISTINCT b.timezone_id AS zone FROM \"gym\".\"dim_branch\" AS b \
          WHERE NOT EXISTS (SELECT 1 FROM {} AS o WHERE o.zone = b.timezone_id)",
-        qualified_table(backend_of(db))
+        dialect_of(db).tz_offsets_table()
     );
     let rows = db
         .query_all_raw(Statement::from_string(db.get_database_backend(), sql))
@@ -210,7 +162,6 @@ async fn missing_zones(db: &impl ConnectionTrait) -> Result<Vec<String>, Error> 
 /// concurrent calls are harmless (rows already present are skipped). Fails with
 /// [`Error::Input`] for a zone chrono-tz does not know.
 pub async fn refresh_offsets(db: &DatabaseConnection) -> Result<usize, Error> {
-    create_table(db).await?;
     let zones = missing_zones(db).await?;
     if zones.is_empty() {
         return Ok(0);
@@ -235,7 +186,7 @@ async fn insert_zones(
         })?;
         rows.extend(intervals(tz).into_iter().map(|i| (zone.clone(), i)));
     }
-    let table = qualified_table(backend_of(db));
+    let table = dialect_of(db).tz_offsets_table();
     let backend = db.get_database_backend();
     let txn = db
         .begin()
@@ -269,35 +220,31 @@ async fn insert_zones(
 }
 
 /// Makes sure the table holds the offsets of the IANA zone `zone`: one read-only look-up
-/// when it does, else the table is created if needed and the zone's intervals inserted.
+/// when it does, else the zone's intervals are inserted (the table is `tally migrate`'s).
 /// Fails with [`Error::Input`] for a zone chrono-tz does not know.
 pub async fn ensure_zone(db: &DatabaseConnection, zone: &str) -> Result<(), Error> {
-    if table_exists(db).await? {
-        let stmt = Statement::from_sql_and_values(
-            db.get_database_backend(),
-            format!(
-                "SELECT 1 FROM {} WHERE zone = $1 LIMIT 1",
-                qualified_table(backend_of(db))
-            ),
-            [zone.into()],
-        );
-        let found = db
-            .query_one_raw(stmt)
-            .await
-            .map_err(|e| Error::Database(format!("looking up {zone} in {TABLE}: {e}")))?;
-        if found.is_some() {
-            return Ok(());
-        }
-    } else {
-        create_table(db).await?;
+    let stmt = Statement::from_sql_and_values(
+        db.get_database_backend(),
+        format!(
+            "SELECT 1 FROM {} WHERE zone = $1 LIMIT 1",
+            dialect_of(db).tz_offsets_table()
+        ),
+        [zone.into()],
+    );
+    let found = db
+        .query_one_raw(stmt)
+        .await
+        .map_err(|e| Error::Database(format!("looking up {zone} in {TABLE}: {e}")))?;
+    if found.is_some() {
+        return Ok(());
     }
     insert_zones(db, &[zone.to_owned()], "the request").await
 }
 
-/// Makes sure the table holds every zone of `gym.dim_branch`: two read-only look-ups, and
-/// [`refresh_offsets`] only when the table or a zone is missing.
+/// Makes sure the table holds every zone of `gym.dim_branch`: one read-only look-up, and
+/// [`refresh_offsets`] only when a zone is missing.
 pub async fn ensure_offsets(db: &DatabaseConnection) -> Result<(), Error> {
-    if !table_exists(db).await? || !missing_zones(db).await?.is_empty() {
+    if !missing_zones(db).await?.is_empty() {
         refresh_offsets(db).await?;
     }
     Ok(())

@@ -966,7 +966,7 @@ async fn models_are_checked_against_the_live_database() {
     let models = tally::semantic::load_embedded().unwrap();
     for db in TestDb::all().await {
         // a freshly migrated database matches every shipped model, SQL tables included
-        tally::semantic::check_live(&models, &db.conn)
+        tally::engine::check_live(&models, &db.conn)
             .await
             .unwrap_or_else(|e| panic!("{}: {e}", db.backend));
         for sql in [
@@ -976,7 +976,7 @@ async fn models_are_checked_against_the_live_database() {
             use sea_orm::ConnectionTrait;
             db.conn.execute_unprepared(sql).await.unwrap();
         }
-        let err = tally::semantic::check_live(&models, &db.conn)
+        let err = tally::engine::check_live(&models, &db.conn)
             .await
             .unwrap_err();
         let text = err.to_string();
@@ -1016,7 +1016,7 @@ async fn models_are_checked_against_the_live_database() {
             sql_roots: vec![],
         };
         let m = tally::semantic::load_sources(&[src]).unwrap();
-        let err = tally::semantic::check_live(&m, &db.conn).await.unwrap_err();
+        let err = tally::engine::check_live(&m, &db.conn).await.unwrap_err();
         assert_eq!(err.problems.len(), 1, "{err}");
         assert_eq!(
             (err.problems[0].file.as_str(), err.problems[0].line),

@@ -21,9 +21,11 @@ mod m20261121_000003_shop;
 mod m20261121_000004_social;
 mod m20261121_000005_web;
 mod m20261122_000006_saas_event_keys;
+pub mod tally_state;
 
 /// The migrator of tally's source tables: one migration per model, in the order of
-/// `entity::MODELS` (saas, gym, shop, social, web), then the saas event indexes.
+/// `entity::MODELS` (saas, gym, shop, social, web), then the saas event indexes. The tables
+/// tally keeps for itself are created after them by [`tally_state::up`].
 pub struct Migrator;
 
 #[async_trait::async_trait]

@@ -205,3 +205,20 @@ fn opt<T: ToString>(v: Option<T>) -> String {
 fn boolean(b: bool) -> &'static str {
     if b { "true" } else { "false" }
 }
+
+/// Generates one model's demo data and loads it through the validating loader.
+pub async fn load_demo(
+    conn: &sea_orm::DatabaseConnection,
+    model: &str,
+    opts: &DemoOptions,
+    progress: bool,
+) -> Result<crate::load::LoadReport, Error> {
+    let sources = sources(model, opts)?;
+    let load_opts = crate::load::LoadOptions {
+        progress,
+        ..Default::default()
+    };
+    crate::load::load(conn, model, sources, &load_opts)
+        .await
+        .map_err(|e| Error::Input(format!("demo data for {model} was rejected: {e}")))
+}

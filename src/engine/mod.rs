@@ -15,6 +15,7 @@
 //! loader, migrations and the saas stage-history builder run SQL (they write).
 
 mod cache;
+mod live;
 mod session;
 pub mod values;
 
@@ -25,6 +26,7 @@ use std::time::Instant;
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement, TransactionTrait};
 
 pub use cache::PlanCache;
+pub use live::check_live;
 pub use session::{Session, StatementExplain, Trace};
 pub use values::Cell;
 
@@ -32,15 +34,8 @@ use crate::error::ApiError;
 use crate::plan::OutType;
 use crate::query::QuerySpec;
 use crate::semantic::Model;
-use crate::sql::{Dialect, Postgres, Sqlite};
-
-/// The dialect of an open connection's backend: the one place a backend becomes a dialect.
-pub fn dialect_of(db: &impl ConnectionTrait) -> &'static dyn Dialect {
-    match db.get_database_backend() {
-        sea_orm::DatabaseBackend::Postgres => &Postgres,
-        _ => &Sqlite,
-    }
-}
+use crate::sql::Dialect;
+pub use crate::sql::dialect_of;
 
 /// The rows of an answer: the response columns (key and type) and one value per column.
 #[derive(Debug, Clone)]

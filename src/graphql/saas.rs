@@ -263,7 +263,7 @@ pub(crate) fn fields() -> Vec<Field> {
     let config: Arc<Result<SaasConfig, String>> =
         Arc::new(SaasConfig::load_default().map_err(|e| e.to_string()));
     vec![
-        stage_counts_field(config.clone()),
+        stage_counts_field(),
         journey_field(config.clone()),
         transitions_field(config.clone()),
         users_field(config),
@@ -276,21 +276,20 @@ fn cohort_argument() -> InputValue {
 }
 
 /// `stageCounts(asOf, cohort)`.
-fn stage_counts_field(config: Arc<Result<SaasConfig, String>>) -> Field {
+fn stage_counts_field() -> Field {
     Field::new("stageCounts", TypeRef::named_nn_list_nn("SaasStageCount"), move |ctx| {
-        let config = config.clone();
         FieldFuture::new(async move {
-            let cfg = config_of(&ctx, &config)?;
+            let engine = common::engine(&ctx)?;
             let session = common::session(&ctx)?;
             let as_of = common::as_of_arg(&ctx.args)?;
             let cohort = cohort_arg(&ctx.args)?;
-            let counts = crate::saas::stage_counts(&session, as_of, &cfg, &cohort)
+            let counts = crate::saas::stage_counts_by_metric(engine, &session, as_of, &cohort)
                 .await
                 .map_err(ApiError::into_graphql)?;
             Ok(Some(FieldValue::list(counts.into_iter().map(FieldValue::owned_any))))
         })
     })
-    .description("Users per lifecycle stage as of asOf: all four stages in the order LEAD, PROSPECT, CUSTOMER, CHURNED, zeros included; their sum is every user whose account creation counts (of the cohort, when given). Unit: count of users. One SQL statement.")
+    .description("Users per lifecycle stage as of asOf: all four stages in the order LEAD, PROSPECT, CUSTOMER, CHURNED, zeros included; their sum is every user whose account creation counts (of the cohort, when given). The saas model's lifecycleUsers metric grouped by stage (one SQL statement; the grace period is the model's [saas] grace_days). Unit: count of users.")
     .argument(common::as_of_argument())
     .argument(cohort_argument())
 }

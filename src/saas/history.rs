@@ -184,32 +184,6 @@ fn qualified(table: &str) -> String {
     format!("\"saas\".\"{table}\"")
 }
 
-/// The DDL of the history and status tables for `backend` (idempotent).
-fn tables_ddl(backend: Backend) -> String {
-    let (text_c, time, int, big) = match backend {
-        Backend::Postgres => ("text COLLATE \"C\"", "timestamptz", "integer", "bigint"),
-        Backend::Sqlite => ("TEXT", "TEXT", "INTEGER", "INTEGER"),
-    };
-    let history = qualified(TABLE);
-    let status = qualified(STATUS_TABLE);
-    let scope = qualified(SCOPE_TABLE);
-    format!(
-        "CREATE TABLE IF NOT EXISTS {history} (\
-         user_id {text_c} NOT NULL, valid_from {time} NOT NULL, valid_to {time} NOT NULL, \
-         signup_time {time} NOT NULL, stage TEXT NOT NULL, churn_reason TEXT, \
-         account_deleted {int} NOT NULL, all_shops_deleted {int} NOT NULL, \
-         delinquent {int} NOT NULL, reached_prospect {int} NOT NULL, \
-         reached_customer {int} NOT NULL, repeat_payer {int} NOT NULL, \
-         PRIMARY KEY (user_id, valid_from));\n\
-         CREATE TABLE IF NOT EXISTS {status} (\
-         id {int} PRIMARY KEY, fresh {int} NOT NULL, grace_seconds {big} NOT NULL, \
-         built_at TEXT, row_count {big} NOT NULL, build_millis {big} NOT NULL);\n\
-         INSERT INTO {status} (id, fresh, grace_seconds, built_at, row_count, build_millis) \
-         VALUES (1, 0, -1, NULL, 0, 0) ON CONFLICT (id) DO NOTHING;\n\
-         CREATE TABLE IF NOT EXISTS {scope} (user_id TEXT PRIMARY KEY);"
-    )
-}
-
 /// The PostgreSQL trigger function: mark the history stale (the first writer after a
 /// refresh, exclusively), then hold a share lock on the status row until commit.
 const PG_TRIGGER_FUNCTION: &str = "CREATE OR REPLACE FUNCTION \"saas\".\"tally_stage_history_stale\"() \
@@ -221,13 +195,13 @@ const PG_TRIGGER_FUNCTION: &str = "CREATE OR REPLACE FUNCTION \"saas\".\"tally_s
      END\n\
      $fn$;";
 
-/// Creates the history, status and scope tables when they are missing, without the
-/// triggers (what SQL that reads them needs to run; `db::migrate` calls
-/// it). Without the triggers the history is never marked fresh: only [`ensure`], which
-/// creates them, lets a rebuild happen. Returns the backend.
+/// Creates the history, status and scope tables when they are missing (`tally migrate`
+/// creates them; this is for a database migrated by an older tally), without the triggers.
+/// Returns the backend.
 pub async fn ensure_tables(db: &impl ConnectionTrait) -> Result<Backend, Error> {
     let backend = backend_of(db);
-    db.execute_unprepared(&tables_ddl(backend))
+    let ddl = migration::tally_state::stage_history_tables(db.get_database_backend());
+    db.execute_unprepared(&ddl)
         .await
         .map_err(db_err("creating its tables"))?;
     Ok(backend)

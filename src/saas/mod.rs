@@ -40,8 +40,9 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use sea_orm::{QueryResult, Statement, Value};
 
 use crate::db::{Backend, backend_of};
-use crate::engine::Session;
+use crate::engine::{Engine, Session};
 use crate::error::{ApiError, Error};
+use crate::query::{Filter, FilterOp, Item, QuerySpec, ReqValue, Selected};
 
 pub use history::StageSource;
 pub use journey::{Flow, FlowLink, FlowNode, JourneyFacts, JourneyNode, TransitionNode};
@@ -512,8 +513,74 @@ fn stages_subquery(backend: Backend, alias: &str) -> String {
     format!("(\n{}\n) AS {alias}", user_stages_sql(backend))
 }
 
-/// Users per stage as of `as_of` (of `cohort`): all four stages in lifecycle order, zeros
-/// included.
+/// The semantic-layer query behind `stageCounts`: the saas model's `lifecycleUsers` metric
+/// grouped by `stage`, of the signup cohort when given (`signupCohort` in `[from, to)`).
+pub fn stage_counts_query(as_of: DateTime<Utc>, cohort: &Cohort) -> QuerySpec {
+    let mut spec = QuerySpec::new("saas", as_of);
+    spec.fields = vec![
+        Selected {
+            key: "stage".to_owned(),
+            item: Item::Dimension {
+                name: "stage".to_owned(),
+                granularity: None,
+            },
+        },
+        Selected {
+            key: "count".to_owned(),
+            item: Item::Metric {
+                name: "lifecycleUsers".to_owned(),
+            },
+        },
+    ];
+    let mut conds = Vec::new();
+    for (bound, op) in [(cohort.from, FilterOp::Gte), (cohort.to, FilterOp::Lt)] {
+        if let Some(t) = bound {
+            let i = spec.value(ReqValue::Time(t));
+            conds.push(Filter::Cond {
+                dimension: "signupCohort".to_owned(),
+                op,
+                args: vec![i],
+            });
+        }
+    }
+    if !conds.is_empty() {
+        spec.filter = Some(Filter::And(conds));
+    }
+    spec
+}
+
+/// Users per stage as of `as_of` (of `cohort`), answered by the engine as the saas model's
+/// stage metric ([`stage_counts_query`]): all four stages in lifecycle order, zeros
+/// included. The grace period is the model's (`[saas] grace_days`).
+pub async fn stage_counts_by_metric(
+    engine: &Engine,
+    session: &Session,
+    as_of: DateTime<Utc>,
+    cohort: &Cohort,
+) -> Result<Vec<(Stage, i64)>, ApiError> {
+    let table = engine
+        .metrics::<serde_json::Value>(session, &stage_counts_query(as_of, cohort))
+        .await?;
+    let mut counts: Vec<(Stage, i64)> = Stage::ALL.iter().map(|s| (*s, 0)).collect();
+    for row in &table.rows {
+        let name = row.first().and_then(|v| v.as_str()).unwrap_or_default();
+        let stage = Stage::parse(name).ok_or_else(|| {
+            ApiError::internal(
+                "stage counts",
+                format!("the stages table gave stage {name:?}"),
+            )
+        })?;
+        let n = row.get(1).and_then(|v| v.as_i64()).unwrap_or(0);
+        if let Some(slot) = counts.iter_mut().find(|(s, _)| *s == stage) {
+            slot.1 += n;
+        }
+    }
+    Ok(counts)
+}
+
+/// Users per stage as of `as_of` (of `cohort`) with the grace period of `config`, computed
+/// by the lifecycle's own statement (the reference [`stage_counts_by_metric`] is checked
+/// against): all four stages in lifecycle order, zeros included.
 pub async fn stage_counts(
     session: &Session,
     as_of: DateTime<Utc>,

@@ -155,6 +155,14 @@ const EMBEDDED_SQL: &[(&str, &str)] = &[
         include_str!("../../sql/saas/stages_at.sql"),
     ),
     (
+        "sql/saas/stages_model.sqlite.sql",
+        include_str!("../../sql/saas/stages_model.sqlite.sql"),
+    ),
+    (
+        "sql/saas/stages_at.sqlite.sql",
+        include_str!("../../sql/saas/stages_at.sqlite.sql"),
+    ),
+    (
         "social/activity.sql",
         include_str!("../../models/social/activity.sql"),
     ),

@@ -9,7 +9,7 @@
 mod columns;
 pub mod expr;
 mod file;
-mod live;
+
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -18,7 +18,6 @@ use std::sync::Arc;
 pub use columns::{ColType, physical_columns};
 pub use expr::{Expr, ExprType};
 pub use file::{EMBEDDED_MODELS, ModelSource, SourceFile};
-pub use live::check_live;
 
 /// A validated model: what the planner and the GraphQL layer read.
 #[derive(Debug, Clone)]
@@ -624,12 +623,16 @@ pub struct Metric {
     pub description: String,
 }
 
+/// The table of time-zone offsets that SQLite SQL files may read to compute local times
+/// (created by `tally migrate`, filled by tally before a statement that needs it runs).
+pub const TZ_OFFSETS_TABLE: &str = "tally_tz_offsets";
+
 impl Model {
     /// Whether the model's SQLite SQL tables read `tally_tz_offsets` (the UTC offsets of
     /// time zones, filled before they run).
     pub fn reads_tz_offsets(&self) -> bool {
         self.tables.iter().any(|t| match &t.source {
-            TableSource::Sql { sqlite, .. } => sqlite.contains(crate::tz::TABLE),
+            TableSource::Sql { sqlite, .. } => sqlite.contains(TZ_OFFSETS_TABLE),
             TableSource::Physical(_) => false,
         })
     }
@@ -851,4 +854,10 @@ pub fn load_default(explicit: Option<&Path>) -> Result<Vec<Model>, ModelErrors> 
         Some(dir) => load_dir(&dir),
         None => load_embedded(),
     }
+}
+
+/// Loads and validates the model files (see [`crate::semantic::models_dir`]); a broken model is
+/// a configuration error listing every problem with file and line.
+pub fn load_models(dir: Option<&std::path::Path>) -> Result<Vec<Model>, crate::error::Error> {
+    load_default(dir).map_err(|e| crate::error::Error::Config(e.to_string()))
 }

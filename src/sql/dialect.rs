@@ -26,6 +26,10 @@ pub trait Dialect: Sync + Send {
         None
     }
 
+    /// The qualified name of `tally_tz_offsets` (the UTC offsets of time zones), which lives
+    /// in the default namespace.
+    fn tz_offsets_table(&self) -> String;
+
     /// Equality that holds for two NULLs.
     fn null_safe_eq(&self) -> &'static str {
         "IS NOT DISTINCT FROM"
@@ -214,7 +218,7 @@ fn sqlite_local(x: Sql) -> Sql {
     s.append(x.clone());
     s.push(&format!(
         ", (SELECT \"tally_o\".\"offset_seconds\" || ' seconds' FROM {} AS \"tally_o\" WHERE \"tally_o\".\"zone\" = ",
-        crate::tz::qualified_table(crate::db::Backend::Sqlite)
+        Sqlite.tz_offsets_table()
     ));
     s.param(Param::TimeZone);
     s.push(" AND \"tally_o\".\"valid_from\" <= ");
@@ -243,6 +247,9 @@ impl Dialect for Postgres {
     fn byte_collation(&self) -> Option<&'static str> {
         Some("\"C\"")
     }
+    fn tz_offsets_table(&self) -> String {
+        format!("\"public\".\"{}\"", crate::semantic::TZ_OFFSETS_TABLE)
+    }
     fn jit_off(&self) -> Option<&'static str> {
         // like `SET LOCAL`, only where the server has the setting (compatible engines may not)
         Some("SELECT set_config('jit', 'off', true) WHERE current_setting('jit', true) IS NOT NULL")
@@ -265,6 +272,9 @@ impl Dialect for Sqlite {
     }
     fn time_zones(&self) -> bool {
         false
+    }
+    fn tz_offsets_table(&self) -> String {
+        format!("\"main\".\"{}\"", crate::semantic::TZ_OFFSETS_TABLE)
     }
     fn null_safe_eq(&self) -> &'static str {
         "IS"
@@ -361,5 +371,13 @@ impl Dialect for Sqlite {
     }
     fn bucket_epoch(&self, x: Sql) -> Sql {
         Sql::wrap("unixepoch(", x, ")")
+    }
+}
+
+/// The dialect of an open connection's backend: the one place a backend becomes a dialect.
+pub fn dialect_of(db: &impl sea_orm::ConnectionTrait) -> &'static dyn Dialect {
+    match db.get_database_backend() {
+        sea_orm::DatabaseBackend::Postgres => &Postgres,
+        _ => &Sqlite,
     }
 }

@@ -8,7 +8,7 @@
 
 mod dialect;
 
-pub use dialect::{Dialect, Postgres, Sqlite};
+pub use dialect::{Dialect, Postgres, Sqlite, dialect_of};
 
 use chrono::{DateTime, Utc};
 use sea_orm::Value;

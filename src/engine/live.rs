@@ -7,7 +7,7 @@
 use chrono::Utc;
 use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, Statement};
 
-use super::{Model, ModelErrors, Problem, Table, TableSource};
+use crate::semantic::{Model, ModelErrors, Problem, Table, TableSource};
 
 /// Checks every table of `models` against the database `db`; all problems are returned
 /// together (a database that cannot be read is one problem per table).
@@ -140,10 +140,7 @@ async fn check_physical(
 }
 
 async fn check_sql(t: &Table, db: &DatabaseConnection, problems: &mut Vec<Problem>) {
-    let dialect: &dyn crate::sql::Dialect = match db.get_database_backend() {
-        DatabaseBackend::Postgres => &crate::sql::Postgres,
-        _ => &crate::sql::Sqlite,
-    };
+    let dialect = super::dialect_of(db);
     let Some((sql, values)) = crate::sql::probe_sql_table(t, dialect, Utc::now()) else {
         return;
     };
