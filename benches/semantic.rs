@@ -8,7 +8,7 @@
 //! - `plan_and_render`: check + plan + render (no cache) of a typical request, and of a
 //!   request of 80 metrics by 10 dimensions; and a plan-cache hit.
 //! - `end_to_end_vs_raw_sql`: a GraphQL metrics request against the same SQL run directly
-//!   with the same driver (`query_all_raw`), and against `engine.metrics` (the statement plus
+//!   with the same driver (`query_all_raw`), and against `engine.run` (the statement plus
 //!   reading every cell into typed, rounded values), on demo data (`TALLY_BENCH_SCALE`,
 //!   default 1), on every backend; medians of `TALLY_BENCH_ITERS` (default 20) interleaved
 //!   runs.
@@ -232,7 +232,7 @@ async fn end_to_end_vs_raw_sql() {
             raw.push(s.elapsed());
             let s = Instant::now();
             let r = engine
-                .metrics::<serde_json::Value>(&engine.session(), &spec)
+                .run::<serde_json::Value>(&engine.session(), &spec)
                 .await
                 .unwrap();
             std::hint::black_box(r);
@@ -248,7 +248,7 @@ async fn end_to_end_vs_raw_sql() {
         };
         let (raw, exec, gql) = (median(&mut raw), median(&mut exec), median(&mut gql));
         println!(
-            "{}: {rows} rows; medians of {n}: raw SQL {raw:?}, engine.metrics (cached plan + SQL + typed values) {exec:?}, GraphQL end to end {gql:?}, ratio {:.3}",
+            "{}: {rows} rows; medians of {n}: raw SQL {raw:?}, engine.run (cached plan + SQL + typed values) {exec:?}, GraphQL end to end {gql:?}, ratio {:.3}",
             db.backend,
             gql.as_secs_f64() / raw.as_secs_f64()
         );

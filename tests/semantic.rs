@@ -892,5 +892,5 @@ async fn run_spec(
     spec: &QuerySpec,
 ) -> Result<tally::engine::Table, tally::error::ApiError> {
     let engine = tally::engine::Engine::new(db.clone(), vec![std::sync::Arc::new(model.clone())]);
-    engine.metrics(&engine.session(), spec).await
+    engine.run(&engine.session(), spec).await
 }

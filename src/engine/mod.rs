@@ -4,8 +4,9 @@
 //! and the caches (rendered statements by request shape, time zones whose offsets are
 //! ready). Every field of the API reads through it:
 //!
-//! - semantic-layer queries ([`Engine::metrics`]): a checked [`QuerySpec`] is planned and
-//!   rendered (or found in the plan cache), bound and run as one statement;
+//! - semantic-layer queries, metrics and row queries ([`Engine::run`]): a checked
+//!   [`QuerySpec`] is planned and rendered (or found in the plan cache), bound and run as
+//!   one statement;
 //! - the lifecycle features (`src/saas`) and the catalog of sources build their statements
 //!   with the same SQL pieces and run them through a [`Session`].
 //!
@@ -122,10 +123,11 @@ impl Engine {
         Session::new(&self.db)
     }
 
-    /// Answers a semantic-layer query: checks `spec` against its model, plans and renders it
-    /// (or finds the statement in the plan cache), binds the request's values and runs it in
-    /// `session`. Values are read into `V` by their planned type.
-    pub async fn metrics<V: Cell>(
+    /// The one entry point of semantic-layer reads, metrics and row queries alike: checks
+    /// `spec` against its model, plans and renders it (or finds the statement in the plan
+    /// cache), binds the request's values and runs it in `session`, which records its
+    /// explain. Values are read into `V` by their planned type.
+    pub async fn run<V: Cell>(
         &self,
         session: &Session,
         spec: &QuerySpec,
@@ -142,6 +144,11 @@ impl Engine {
         let stmt =
             Statement::from_sql_and_values(self.db.get_database_backend(), &rendered.sql, params);
         let join_path = rendered.join_path.clone();
+        let label = if spec.rows.is_some() {
+            "rows"
+        } else {
+            "metrics"
+        };
         let result = if rendered.embeds_sql_tables && self.dialect.jit_off().is_some() {
             // JIT off for this statement only: see `Rendered::embeds_sql_tables`.
             let txn = self
@@ -155,7 +162,7 @@ impl Engine {
                     .map_err(|e| ApiError::internal("metrics: jit off", e))?;
             }
             let rows = session
-                .query_planned(&txn, "metrics", stmt, join_path, plan_micros)
+                .query_planned(&txn, label, stmt, join_path, plan_micros)
                 .await?;
             txn.commit()
                 .await
@@ -163,7 +170,7 @@ impl Engine {
             rows
         } else {
             session
-                .query_planned(&self.db, "metrics", stmt, join_path, plan_micros)
+                .query_planned(&self.db, label, stmt, join_path, plan_micros)
                 .await?
         };
         let mut rows = Vec::with_capacity(result.len());

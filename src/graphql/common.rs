@@ -168,17 +168,6 @@ pub fn page(limit: Option<i64>, offset: Option<i64>) -> Result<Page, Error> {
     Ok(Page { limit, offset })
 }
 
-/// Reads and validates the `limit` and `offset` arguments of a field (see [`page`]).
-pub fn page_args(args: &ObjectAccessor<'_>) -> Result<Page, Error> {
-    let int = |name: &str| -> Result<Option<i64>, Error> {
-        match args.get(name) {
-            Some(v) if !v.is_null() => Ok(Some(v.i64()?)),
-            _ => Ok(None),
-        }
-    };
-    page(int("limit")?, int("offset")?)
-}
-
 /// The `limit` argument.
 pub fn limit_argument() -> InputValue {
     InputValue::new("limit", TypeRef::named(TypeRef::INT)).description(format!(

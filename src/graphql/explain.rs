@@ -46,7 +46,8 @@ impl ExplainLog {
     }
 }
 
-/// The response value of `metrics` fields by response path (`shop.metrics`, `a.metrics`),
+/// The response value of `metrics` and row fields by response path (`shop.metrics`,
+/// `a.metrics`, `gym.leadConversions`),
 /// built by their resolver; attached to the request as data by [`Explain`], whose resolve
 /// hook returns it in place of the (empty) list the resolver hands to async-graphql.
 #[derive(Debug, Clone, Default)]
@@ -103,8 +104,9 @@ impl Extension for ExplainExtension {
         info: ResolveInfo<'_>,
         next: NextResolve<'_>,
     ) -> ServerResult<Option<Value>> {
-        let is_metrics = info.name == "metrics";
-        let path = is_metrics.then(|| info.path_node.to_string_vec().join("."));
+        // the fields of a model's object (`metrics`, row fields) may have their rows ready
+        let is_model_field = info.parent_type.ends_with("Model");
+        let path = is_model_field.then(|| info.path_node.to_string_vec().join("."));
         let value = next.run(ctx, info).await?;
         if let Some(rows) = path.and_then(|p| self.rows.take(&p)) {
             return Ok(Some(rows));

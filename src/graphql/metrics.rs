@@ -20,6 +20,7 @@ use chrono::{DateTime, Utc};
 
 use super::common;
 use super::explain::PrebuiltRows;
+use crate::engine::Table;
 use crate::error::ApiError;
 use crate::query::{Filter, FilterOp, Item, OrderItem, QuerySpec, ReqValue, Selected};
 use crate::semantic::{DimType, Granularity, Model, Unit};
@@ -81,7 +82,7 @@ fn unit_text(u: Unit) -> &'static str {
     }
 }
 
-fn metric_type(u: Unit) -> &'static str {
+pub(super) fn metric_type(u: Unit) -> &'static str {
     match u {
         Unit::Count => TypeRef::INT,
         Unit::Currency => DECIMAL,
@@ -89,7 +90,7 @@ fn metric_type(u: Unit) -> &'static str {
     }
 }
 
-fn dim_type(t: DimType) -> &'static str {
+pub(super) fn dim_type(t: DimType) -> &'static str {
     match t {
         DimType::String | DimType::Time => TypeRef::STRING,
         DimType::Number => TypeRef::FLOAT,
@@ -97,7 +98,7 @@ fn dim_type(t: DimType) -> &'static str {
     }
 }
 
-fn filter_type(t: DimType) -> &'static str {
+pub(super) fn filter_type(t: DimType) -> &'static str {
     match t {
         DimType::String => "StringFilter",
         DimType::Number => "NumberFilter",
@@ -315,7 +316,7 @@ pub(crate) fn root_field(model: &Arc<Model>) -> Field {
 }
 
 /// A row of the response: its values, in the order of the shared response keys.
-struct Row {
+pub(super) struct Row {
     keys: Arc<[String]>,
     values: Vec<Value>,
 }
@@ -323,7 +324,7 @@ struct Row {
 /// A field of a metrics row: the row's value under the field's response key. Synchronous
 /// and allocation-free apart from the value's clone (a row has a handful of keys, so a
 /// linear search beats hashing).
-fn row_value(ctx: ResolverContext<'_>) -> FieldFuture<'_> {
+pub(super) fn row_value(ctx: ResolverContext<'_>) -> FieldFuture<'_> {
     let row = match ctx.parent_value.try_downcast_ref::<Row>() {
         Ok(r) => r,
         Err(e) => return FieldFuture::new(async move { Err::<Option<Value>, _>(e) }),
@@ -376,8 +377,8 @@ fn metrics_field(model: Arc<Model>) -> Field {
     field
 }
 
-/// What the `metrics` resolver produced.
-enum Resolved {
+/// What a `metrics` or row resolver produced.
+pub(super) enum Resolved {
     /// The response value is in the request's [`PrebuiltRows`].
     Prebuilt,
     /// Rows for async-graphql to resolve field by field (no [`PrebuiltRows`] in the request).
@@ -432,11 +433,31 @@ async fn resolve(ctx: &ResolverContext<'_>, model: &Arc<Model>) -> Result<Resolv
             spec.fields.push(sel);
         }
     }
+    read_args(ctx, &mut spec, &|name| {
+        model.dimension(name).map(|d| d.dim_type)
+    })?;
+    let engine = common::engine(ctx)?;
+    let session = common::session(ctx)?;
+    let table = engine
+        .run::<Value>(&session, &spec)
+        .await
+        .map_err(ApiError::into_graphql)?;
+    Ok(deliver(ctx, &keys, &type_names(model).row, table))
+}
+
+/// Reads the `where`, `orderBy`, `limit`, `offset`, `timezone` and `conversionFilter`
+/// arguments of a `metrics` or row field into `spec`; `lookup` gives the type of a field
+/// the filter names (a dimension, or a row column).
+pub(super) fn read_args(
+    ctx: &ResolverContext<'_>,
+    spec: &mut QuerySpec,
+    lookup: &dyn Fn(&str) -> Option<DimType>,
+) -> Result<(), Error> {
     if let Some(w) = ctx.args.get("where")
         && !w.is_null()
     {
         let obj = w.object()?;
-        spec.filter = Some(read_where(model, &obj, &mut spec.values, 0)?);
+        spec.filter = Some(read_where(lookup, &obj, &mut spec.values, 0)?);
     }
     if let Some(o) = ctx.args.get("orderBy")
         && !o.is_null()
@@ -479,15 +500,21 @@ async fn resolve(ctx: &ResolverContext<'_>, model: &Arc<Model>) -> Result<Resolv
     {
         spec.conversion_filter = Some(cf.enum_name()?.to_owned());
     }
-    let engine = common::engine(ctx)?;
-    let session = common::session(ctx)?;
-    let table = engine
-        .metrics::<Value>(&session, &spec)
-        .await
-        .map_err(ApiError::into_graphql)?;
+    Ok(())
+}
+
+/// Hands the rows of `table` to async-graphql: one object per row with the selected
+/// response keys (`keys`: key and whether it is `__typename`) — in the request's
+/// [`PrebuiltRows`] when there is one, else as [`Row`]s resolved field by field.
+pub(super) fn deliver(
+    ctx: &ResolverContext<'_>,
+    keys: &[(String, bool)],
+    type_name: &str,
+    table: Table<Value>,
+) -> Resolved {
     if let Ok(stash) = ctx.ctx.data::<PrebuiltRows>() {
         // one object per row, keys in selection order
-        let type_name = Value::from(type_names(model).row);
+        let type_name = Value::from(type_name);
         let slots: Vec<(async_graphql::Name, Option<usize>)> = keys
             .iter()
             .map(|(k, typename)| {
@@ -518,10 +545,10 @@ async fn resolve(ctx: &ResolverContext<'_>, model: &Arc<Model>) -> Result<Resolv
             })
             .collect();
         stash.put(common::path(ctx), Value::List(list));
-        return Ok(Resolved::Prebuilt);
+        return Resolved::Prebuilt;
     }
     let keys: Arc<[String]> = table.columns.iter().map(|(k, _)| k.clone()).collect();
-    Ok(Resolved::Rows(
+    Resolved::Rows(
         table
             .rows
             .into_iter()
@@ -530,7 +557,7 @@ async fn resolve(ctx: &ResolverContext<'_>, model: &Arc<Model>) -> Result<Resolv
                 values,
             })
             .collect(),
-    ))
+    )
 }
 
 fn is_utc(tz: &str) -> bool {
@@ -568,8 +595,8 @@ fn read_value(t: DimType, v: &ValueAccessor<'_>) -> Result<ReqValue, Error> {
     })
 }
 
-fn read_where(
-    model: &Model,
+pub(super) fn read_where(
+    lookup: &dyn Fn(&str) -> Option<DimType>,
     obj: &ObjectAccessor<'_>,
     values: &mut Vec<ReqValue>,
     depth: usize,
@@ -588,7 +615,7 @@ fn read_where(
             "and" | "or" => {
                 let mut xs = Vec::new();
                 for item in v.list()?.iter() {
-                    xs.push(read_where(model, &item.object()?, values, depth + 1)?);
+                    xs.push(read_where(lookup, &item.object()?, values, depth + 1)?);
                 }
                 all.push(if k.as_str() == "and" {
                     Filter::And(xs)
@@ -597,13 +624,13 @@ fn read_where(
                 });
             }
             "not" => all.push(Filter::Not(Box::new(read_where(
-                model,
+                lookup,
                 &v.object()?,
                 values,
                 depth + 1,
             )?))),
             dim => {
-                let Some(d) = model.dimension(dim) else {
+                let Some(dim_type) = lookup(dim) else {
                     return Err(common::bad_argument(format!("unknown dimension {dim:?}")));
                 };
                 for (op, arg) in v.object()?.iter() {
@@ -630,7 +657,7 @@ fn read_where(
                             let list = arg.list()?;
                             let mut idx = Vec::new();
                             for x in list.iter() {
-                                idx.push(push(read_value(d.dim_type, &x)?));
+                                idx.push(push(read_value(dim_type, &x)?));
                             }
                             if op.as_str() == "between" && idx.len() != 2 {
                                 return Err(common::bad_argument(format!(
@@ -660,7 +687,7 @@ fn read_where(
                                     )));
                                 }
                             };
-                            (fop, vec![push(read_value(d.dim_type, &arg)?)])
+                            (fop, vec![push(read_value(dim_type, &arg)?)])
                         }
                     };
                     all.push(Filter::Cond {

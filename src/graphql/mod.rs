@@ -11,8 +11,8 @@ mod catalog;
 mod codes;
 mod common;
 mod explain;
-mod gym;
 mod metrics;
+mod rows;
 mod saas;
 mod sources;
 
@@ -50,8 +50,6 @@ fn extra_fields(model: &str) -> Vec<Field> {
     match model {
         // stageCounts, journey, transitions, users (src/graphql/saas.rs)
         "saas" => saas::fields(),
-        // clientConversionEvents, leadConversions (src/graphql/gym.rs)
-        "gym" => gym::fields(),
         _ => Vec::new(),
     }
 }
@@ -78,7 +76,7 @@ pub fn build_with_saas(
         .extension(explain::Explain)
         .extension(codes::ErrorCodes);
     builder = sources::register(builder);
-    builder = gym::register(builder);
+    builder = common::register(builder);
     builder = saas::register(builder);
     builder = metrics::register_shared(builder);
     builder = catalog::register(builder);
@@ -92,7 +90,10 @@ pub fn build_with_saas(
             continue;
         }
         builder = metrics::register_model(builder, m);
-        builder = builder.register(metrics::model_object(m, extra_fields(&m.name)));
+        builder = rows::register(builder, m);
+        let mut fields = rows::fields(m);
+        fields.extend(extra_fields(&m.name));
+        builder = builder.register(metrics::model_object(m, fields));
         query = query.field(metrics::root_field(m));
     }
     if let Some(db) = db {

@@ -5,6 +5,10 @@
 //! Every node carries a one-line description, which the SQL renderer writes as a comment
 //! above the node's CTE.
 
+pub(crate) mod rows;
+
+pub use rows::{RowOrder, RowsNode};
+
 use crate::query::{Filter, Item, QuerySpec};
 use crate::semantic::{Agg, DimType, Granularity, JoinStep, MetricKind, Model, Unit};
 
@@ -40,6 +44,8 @@ pub struct Plan {
     pub offset: bool,
     /// The tables joined, measure tables first (for `explain`).
     pub join_path: Vec<String>,
+    /// A row query's node (the rows of one table); `None` for metrics.
+    pub rows: Option<RowsNode>,
 }
 
 /// The `asOf` cut of one table.
@@ -157,6 +163,8 @@ pub enum OutputValue {
     Metric(String),
     /// Whether every time bucket of the row has ended as of `asOf`.
     Complete,
+    /// A column of a row query (its field name).
+    Column(String),
 }
 
 /// The type a response column is read and returned as.
@@ -301,6 +309,9 @@ fn touch(t: &str, touched: &mut Vec<String>) {
 
 /// Plans a checked spec. `percentile_cont`: whether the backend computes medians natively.
 pub fn plan(model: &Model, spec: &QuerySpec, percentile_cont: bool) -> Plan {
+    if let Some(table) = &spec.rows {
+        return rows::plan_rows(model, spec, table);
+    }
     let slots: Vec<DimSlot> = spec
         .dimension_slots()
         .into_iter()
@@ -492,6 +503,8 @@ pub fn plan(model: &Model, spec: &QuerySpec, percentile_cont: bool) -> Plan {
                 (OutputValue::Metric(name.clone()), ty)
             }
             Item::IsComplete => (OutputValue::Complete, OutType::Bool),
+            // a row query's columns are planned by `rows::plan_rows`
+            Item::Column { .. } => continue,
         };
         output.push(OutputColumn {
             key: f.key.clone(),
@@ -504,7 +517,7 @@ pub fn plan(model: &Model, spec: &QuerySpec, percentile_cont: bool) -> Plan {
         let idx = output.iter().position(|c| match &c.value {
             OutputValue::Slot(i) => slots.get(*i).is_some_and(|s| s.dimension == o.target),
             OutputValue::Metric(m) => *m == o.target,
-            OutputValue::Complete => false,
+            OutputValue::Complete | OutputValue::Column(_) => false,
         });
         if let Some(i) = idx
             && !order.iter().any(|(x, _)| *x == i)
@@ -523,10 +536,11 @@ pub fn plan(model: &Model, spec: &QuerySpec, percentile_cont: bool) -> Plan {
         limit: spec.limit.is_some(),
         offset: spec.offset.is_some(),
         join_path: touched,
+        rows: None,
     }
 }
 
-fn cut_description(t: &crate::semantic::Table) -> String {
+pub(crate) fn cut_description(t: &crate::semantic::Table) -> String {
     use crate::semantic::AsOf;
     let base = match &t.as_of {
         AsOf::Event { time } => format!("asOf cut of {}: event rows with {time} <= asOf", t.name),

@@ -9,11 +9,15 @@ use chrono::{DateTime, Utc};
 use crate::error::ApiError;
 use crate::semantic::{DimType, Granularity, MetricKind, Model};
 
-/// A validated request for metrics of one model.
+/// A validated request of one model: metrics (aggregated, grouped by the selected
+/// dimensions), or, when [`QuerySpec::rows`] names a table, a row query (the rows of that
+/// table, with the selected columns).
 #[derive(Debug, Clone, PartialEq)]
 pub struct QuerySpec {
     /// The model asked.
     pub model: String,
+    /// A row query: the table (with a `rows` field) whose rows are listed. `None`: metrics.
+    pub rows: Option<String>,
     /// What is selected, in selection order (response key and what it is).
     pub fields: Vec<Selected>,
     /// The `where` filter over dimensions.
@@ -60,6 +64,11 @@ pub enum Item {
     },
     /// `isComplete`: whether every time bucket of the row has ended as of `asOf`.
     IsComplete,
+    /// A column of a row query (its field name).
+    Column {
+        /// The column's field name (`userId`).
+        name: String,
+    },
 }
 
 /// A filter over dimensions (their raw values: time dimensions are compared unbucketed).
@@ -158,6 +167,7 @@ impl QuerySpec {
     pub fn new(model: impl Into<String>, as_of: DateTime<Utc>) -> Self {
         QuerySpec {
             model: model.into(),
+            rows: None,
             fields: Vec::new(),
             filter: None,
             order: Vec::new(),
@@ -236,8 +246,9 @@ impl QuerySpec {
             })
             .collect();
         format!(
-            "{}|{:?}|{:?}|{:?}|{}|{}|{}|{}|{}",
+            "{}|{:?}|{:?}|{:?}|{:?}|{}|{}|{}|{}|{}",
             self.model,
+            self.rows,
             self.fields,
             self.filter,
             self.order,
@@ -249,8 +260,22 @@ impl QuerySpec {
         )
     }
 
+    /// A row query of `table` of `model` as of `as_of`, nothing selected yet.
+    pub fn rows_of(
+        model: impl Into<String>,
+        table: impl Into<String>,
+        as_of: DateTime<Utc>,
+    ) -> Self {
+        let mut spec = QuerySpec::new(model, as_of);
+        spec.rows = Some(table.into());
+        spec
+    }
+
     /// Checks every name and combination against `model`.
     pub fn check(&self, model: &Model) -> Result<(), ApiError> {
+        if let Some(table) = &self.rows {
+            return self.check_rows(model, table);
+        }
         let dim_names = || {
             model
                 .dimensions
@@ -351,7 +376,7 @@ impl QuerySpec {
         for o in &self.order {
             let selected = self.fields.iter().any(|f| match &f.item {
                 Item::Dimension { name, .. } | Item::Metric { name } => *name == o.target,
-                Item::IsComplete => false,
+                Item::IsComplete | Item::Column { .. } => false,
             });
             if !selected {
                 return Err(ApiError::BadOrderBy(format!(
@@ -360,22 +385,7 @@ impl QuerySpec {
                 )));
             }
         }
-        if let Some(tz) = &self.timezone
-            && tz.parse::<chrono_tz::Tz>().is_err()
-        {
-            return Err(ApiError::BadTimezone(format!(
-                "timezone {tz:?} is not an IANA time zone (e.g. Europe/London)"
-            )));
-        }
-        if let Some(cf) = &self.conversion_filter
-            && !model.conversion_variants.contains(cf)
-        {
-            return Err(ApiError::BadConversionFilter(format!(
-                "{} has no conversion variant {cf:?}",
-                model.name
-            )));
-        }
-        Ok(())
+        self.check_zone_and_variant(model)
     }
 
     /// The granularity of the one slot of `time_dimension`, or `MISSING_TIME_DIMENSION`.
@@ -397,6 +407,74 @@ impl QuerySpec {
                 "metric {metric} {what} {time_dimension}: select {time_dimension} once, with a granularity"
             ))),
         }
+    }
+
+    /// Checks a row query: the table lists its rows, every selected, filtered and sorted
+    /// column is one of its columns, and the time zone and conversion variant exist.
+    fn check_rows(&self, model: &Model, table: &str) -> Result<(), ApiError> {
+        let rows = model
+            .table(table)
+            .and_then(|t| t.rows.as_ref())
+            .ok_or_else(|| {
+                ApiError::BadArgument(format!("table {table:?} of {} lists no rows", model.name))
+            })?;
+        let fields = || {
+            rows.columns
+                .iter()
+                .map(|c| c.field.as_str())
+                .collect::<Vec<_>>()
+        };
+        let unknown = |what: &str, name: &str| {
+            ApiError::UnknownDimension(format!(
+                "{what}unknown column \"{name}\" of {}.{}.{}",
+                model.name,
+                rows.field,
+                did_you_mean(name, fields())
+            ))
+        };
+        for f in &self.fields {
+            match &f.item {
+                Item::Column { name } if rows.column(name).is_some() => {}
+                Item::Column { name } | Item::Dimension { name, .. } | Item::Metric { name } => {
+                    return Err(unknown("", name));
+                }
+                Item::IsComplete => return Err(unknown("", "isComplete")),
+            }
+        }
+        for d in self.filter_dimensions() {
+            if rows.column(d).is_none() {
+                return Err(unknown("where: ", d));
+            }
+        }
+        for o in &self.order {
+            if rows.column(&o.target).is_none() {
+                return Err(ApiError::BadOrderBy(format!(
+                    "orderBy: {} is not a column of {}.{}",
+                    o.target, model.name, rows.field
+                )));
+            }
+        }
+        self.check_zone_and_variant(model)
+    }
+
+    /// The time zone is an IANA zone and the conversion variant one of the model's.
+    fn check_zone_and_variant(&self, model: &Model) -> Result<(), ApiError> {
+        if let Some(tz) = &self.timezone
+            && tz.parse::<chrono_tz::Tz>().is_err()
+        {
+            return Err(ApiError::BadTimezone(format!(
+                "timezone {tz:?} is not an IANA time zone (e.g. Europe/London)"
+            )));
+        }
+        if let Some(cf) = &self.conversion_filter
+            && !model.conversion_variants.contains(cf)
+        {
+            return Err(ApiError::BadConversionFilter(format!(
+                "{} has no conversion variant {cf:?}",
+                model.name
+            )));
+        }
+        Ok(())
     }
 
     fn check_time_metrics(&self, model: &Model, metric: &str) -> Result<(), ApiError> {

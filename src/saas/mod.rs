@@ -559,7 +559,7 @@ pub async fn stage_counts_by_metric(
     cohort: &Cohort,
 ) -> Result<Vec<(Stage, i64)>, ApiError> {
     let table = engine
-        .metrics::<serde_json::Value>(session, &stage_counts_query(as_of, cohort))
+        .run::<serde_json::Value>(session, &stage_counts_query(as_of, cohort))
         .await?;
     let mut counts: Vec<(Stage, i64)> = Stage::ALL.iter().map(|s| (*s, 0)).collect();
     for row in &table.rows {

@@ -139,6 +139,14 @@ const EMBEDDED_SQL: &[(&str, &str)] = &[
         include_str!("../../sql/gym/fct_lead_conversions.sqlite.sql"),
     ),
     (
+        "sql/gym/fct_client_conversion_events.sql",
+        include_str!("../../sql/gym/fct_client_conversion_events.sql"),
+    ),
+    (
+        "sql/gym/fct_client_conversion_events.sqlite.sql",
+        include_str!("../../sql/gym/fct_client_conversion_events.sqlite.sql"),
+    ),
+    (
         "sql/saas/user_stages.sql",
         include_str!("../../sql/saas/user_stages.sql"),
     ),
@@ -331,6 +339,17 @@ pub(crate) struct RawTable {
     pub description: Option<String>,
     pub columns: Option<Spanned<BTreeMap<String, String>>>,
     pub conversion_filter: Option<Spanned<RawConversionFilter>>,
+    pub rows: Option<Spanned<RawRows>>,
+}
+
+/// `rows = { field = "…", description = "…", order = […] }`: the table's rows as a field.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRows {
+    pub field: String,
+    pub description: Option<String>,
+    #[serde(default)]
+    pub order: Vec<String>,
 }
 
 /// `sql = { postgres = "…", sqlite = "…" }`

@@ -62,6 +62,8 @@ pub struct Table {
     pub columns: Vec<(String, ColType)>,
     /// A column whose value selects a named conversion variant (`conversionFilter`).
     pub conversion_filter: Option<ConversionFilter>,
+    /// The table's rows as a field of the model (`rows = { field = … }`), when exposed.
+    pub rows: Option<RowsField>,
     /// The table is seen as of `asOf` moved back by this much (`None`: as of `asOf`).
     pub as_of_shift: Option<Shift>,
     /// Where the table is declared: `(file, line)` (for problems found later, e.g. against
@@ -77,6 +79,60 @@ impl Table {
             .find(|(c, _)| c == name)
             .map(|(_, t)| *t)
     }
+}
+
+/// A table exposed as rows: a field of the model that lists the table's rows as of `asOf`,
+/// filtered, sorted and paged (a row query).
+#[derive(Debug, Clone)]
+pub struct RowsField {
+    /// The GraphQL field name (camelCase), unique among the model's fields.
+    pub field: String,
+    /// What one row is.
+    pub description: String,
+    /// The columns, in table order: every column but JSON ones.
+    pub columns: Vec<RowColumn>,
+    /// The default sort: these columns ascending, then the rest of the table's key.
+    pub order: Vec<String>,
+}
+
+/// A column of a row query.
+#[derive(Debug, Clone)]
+pub struct RowColumn {
+    /// The column in the table (`local_user_created_at`).
+    pub column: String,
+    /// Its field name (camelCase: `localUserCreatedAt`).
+    pub field: String,
+    /// Its type.
+    pub ty: ColType,
+    /// Whether it is part of the table's key (never null).
+    pub key: bool,
+    /// The column as a dimension of its table (named by its field), which the row query's
+    /// `where` filters with the same typed conditions as `metrics`.
+    pub dimension: Dimension,
+}
+
+impl RowsField {
+    /// The column whose field is `field`.
+    pub fn column(&self, field: &str) -> Option<&RowColumn> {
+        self.columns.iter().find(|c| c.field == field)
+    }
+}
+
+/// `local_user_created_at` → `localUserCreatedAt`.
+pub fn camel_case(column: &str) -> String {
+    let mut out = String::with_capacity(column.len());
+    let mut upper = false;
+    for c in column.chars() {
+        if c == '_' {
+            upper = !out.is_empty();
+        } else if upper {
+            out.push(c.to_ascii_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Where a logical table's rows come from.

@@ -11,7 +11,8 @@ use super::file::{RawFile, line_of};
 use super::{
     Agg, AsOf, Cardinality, Conversion, ConversionCalc, ConversionFilter, ConversionWindow,
     DimType, Dimension, Granularity, Join, Measure, Metric, MetricKind, Model, ModelErrors,
-    ModelSource, Problem, RetentionEvent, Shift, SqlConst, Table, TableSource, TimeStorage, Unit,
+    ModelSource, Problem, RetentionEvent, RowColumn, RowsField, Shift, SqlConst, Table,
+    TableSource, TimeStorage, Unit,
 };
 
 /// Problems found so far, and where to report them.
@@ -103,6 +104,11 @@ fn is_field_name(s: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric())
         && !matches!(s, "and" | "or" | "not")
 }
+
+/// Field names of a model's object that row fields may not take: `metrics`, and the
+/// lifecycle fields of the saas model.
+pub(crate) const RESERVED_ROW_FIELDS: [&str; 5] =
+    ["metrics", "stageCounts", "journey", "transitions", "users"];
 
 /// Field names of every metrics row that dimensions and metrics may not take.
 pub(crate) const RESERVED_FIELDS: [&str; 1] = ["isComplete"];
@@ -454,6 +460,75 @@ fn build_tables(
                     })
                 }
             };
+            let rows = t.rows.as_ref().and_then(|rs| {
+                let raw = rs.get_ref();
+                let rloc = Loc::of(p, rs);
+                if !is_field_name(&raw.field) || RESERVED_ROW_FIELDS.contains(&raw.field.as_str()) {
+                    rloc.report(
+                        r,
+                        format!(
+                            "rows field {:?} of table {name:?} is not a camelCase GraphQL field name free for rows (not {})",
+                            raw.field,
+                            RESERVED_ROW_FIELDS.join(", ")
+                        ),
+                    );
+                    return None;
+                }
+                for c in &raw.order {
+                    if !has(c) {
+                        rloc.report(r, format!("rows order column {c:?} is not a column of {name:?}"));
+                    }
+                }
+                let row_columns: Vec<RowColumn> = columns
+                    .iter()
+                    .filter(|(_, ty)| *ty != ColType::Json)
+                    .map(|(c, ty)| {
+                        let field = super::camel_case(c);
+                        let (dim_type, time_storage) = match ty {
+                            ColType::Int | ColType::Float | ColType::Decimal => {
+                                (DimType::Number, TimeStorage::Instant)
+                            }
+                            ColType::Bool => (DimType::Boolean, TimeStorage::Instant),
+                            ColType::Time => (DimType::Time, TimeStorage::Instant),
+                            ColType::Date => (DimType::Time, TimeStorage::Date),
+                            ColType::LocalTime => (DimType::Time, TimeStorage::Local),
+                            ColType::String | ColType::Json => {
+                                (DimType::String, TimeStorage::Instant)
+                            }
+                        };
+                        RowColumn {
+                            column: c.clone(),
+                            field: field.clone(),
+                            ty: *ty,
+                            key: t.key.contains(c),
+                            dimension: Dimension {
+                                name: field,
+                                table: name.clone(),
+                                expr: Expr::Column(c.clone()),
+                                dim_type,
+                                granularities: Vec::new(),
+                                time_storage,
+                                description: format!("{c} of {name}"),
+                            },
+                        }
+                    })
+                    .collect();
+                let mut order = raw.order.clone();
+                for k in &t.key {
+                    if !order.contains(k) {
+                        order.push(k.clone());
+                    }
+                }
+                Some(RowsField {
+                    field: raw.field.clone(),
+                    description: raw
+                        .description
+                        .clone()
+                        .unwrap_or_else(|| description.clone()),
+                    columns: row_columns,
+                    order,
+                })
+            });
             out.push(Table {
                 name,
                 source: tsource,
@@ -462,6 +537,7 @@ fn build_tables(
                 description,
                 columns,
                 conversion_filter,
+                rows,
                 as_of_shift,
                 defined_at: (p.path.to_owned(), line_of(p.text, st.span().start)),
             });

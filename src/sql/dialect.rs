@@ -26,6 +26,10 @@ pub trait Dialect: Sync + Send {
         None
     }
 
+    /// An instant column as RFC 3339 text in UTC with whole seconds (`2024-03-01T09:30:00Z`),
+    /// the same text on every backend.
+    fn instant_text(&self, x: Sql) -> Sql;
+
     /// The qualified name of `tally_tz_offsets` (the UTC offsets of time zones), which lives
     /// in the default namespace.
     fn tz_offsets_table(&self) -> String;
@@ -250,6 +254,13 @@ impl Dialect for Postgres {
     fn tz_offsets_table(&self) -> String {
         format!("\"public\".\"{}\"", crate::semantic::TZ_OFFSETS_TABLE)
     }
+    fn instant_text(&self, x: Sql) -> Sql {
+        Sql::wrap(
+            "to_char((",
+            x,
+            ") AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')",
+        )
+    }
     fn jit_off(&self) -> Option<&'static str> {
         // like `SET LOCAL`, only where the server has the setting (compatible engines may not)
         Some("SELECT set_config('jit', 'off', true) WHERE current_setting('jit', true) IS NOT NULL")
@@ -275,6 +286,9 @@ impl Dialect for Sqlite {
     }
     fn tz_offsets_table(&self) -> String {
         format!("\"main\".\"{}\"", crate::semantic::TZ_OFFSETS_TABLE)
+    }
+    fn instant_text(&self, x: Sql) -> Sql {
+        Sql::wrap("strftime('%Y-%m-%dT%H:%M:%SZ', ", x, ")")
     }
     fn null_safe_eq(&self) -> &'static str {
         "IS"

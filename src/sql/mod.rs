@@ -7,6 +7,7 @@
 //! PostgreSQL and SQLite.
 
 mod dialect;
+mod rows;
 
 pub use dialect::{Dialect, Postgres, Sqlite, dialect_of};
 
@@ -276,6 +277,9 @@ struct Renderer<'a> {
 
 impl Renderer<'_> {
     fn statement(&self) -> Sql {
+        if let Some(node) = &self.plan.rows {
+            return self.rows_statement(node);
+        }
         let mut ctes: Vec<(String, String, Sql)> = Vec::new();
         for cut in &self.plan.cuts {
             if let Some(t) = self.model.table(&cut.table) {
@@ -403,7 +407,10 @@ impl Renderer<'_> {
             }
             AsOf::Static | AsOf::Sql => {}
         }
-        if let Some(cf) = &t.conversion_filter {
+        let all_variants = self.plan.rows.as_ref().is_some_and(|r| r.all_variants);
+        if let Some(cf) = &t.conversion_filter
+            && !all_variants
+        {
             let mut s = Sql::ident(&cf.column);
             s.push(" = ");
             s.param(Param::ConversionFilter(cf.default.clone()));
@@ -1258,6 +1265,8 @@ impl Renderer<'_> {
                 inner.push(",\n    ");
             }
             let v = match &c.value {
+                // a row query's columns: `rows_statement`, never a metrics select
+                OutputValue::Column(_) => continue,
                 OutputValue::Slot(s) => {
                     let r = self.slot_ref(*s);
                     match c.ty {
@@ -1436,13 +1445,14 @@ impl Renderer<'_> {
                 s.push(")");
                 s
             }
-            Filter::Not(x) => Sql::wrap("NOT (", self.filter(x), ")"),
+            // two-valued: a comparison with a null is false, so `not` is the exact complement
+            Filter::Not(x) => Sql::wrap("NOT COALESCE((", self.filter(x), "), FALSE)"),
             Filter::Cond {
                 dimension,
                 op,
                 args,
             } => {
-                let Some(dim) = self.model.dimension(dimension) else {
+                let Some(dim) = self.dimension(dimension) else {
                     return Sql::raw("1 = 0");
                 };
                 let how = match (dim.dim_type, dim.time_storage) {
@@ -1452,6 +1462,13 @@ impl Renderer<'_> {
                     _ => BindAs::Plain,
                 };
                 let x = Sql::wrap("(", self.expr(&dim.expr, &dim.table), ")");
+                // text ranges compare in byte order on every backend
+                let ranged = match (dim.dim_type, self.d.byte_collation()) {
+                    (DimType::String, Some(c)) => {
+                        Sql::wrap("", x.clone(), &format!(" COLLATE {c}"))
+                    }
+                    _ => x.clone(),
+                };
                 let arg = |k: usize| {
                     let mut s = Sql::default();
                     s.param(Param::Request(
@@ -1469,15 +1486,15 @@ impl Renderer<'_> {
                 match op {
                     FilterOp::Equals => cmp(x, " = ", 0),
                     FilterOp::NotEquals => cmp(x, " <> ", 0),
-                    FilterOp::Gt => cmp(x, " > ", 0),
-                    FilterOp::Gte => cmp(x, " >= ", 0),
-                    FilterOp::Lt => cmp(x, " < ", 0),
-                    FilterOp::Lte => cmp(x, " <= ", 0),
+                    FilterOp::Gt => cmp(ranged, " > ", 0),
+                    FilterOp::Gte => cmp(ranged, " >= ", 0),
+                    FilterOp::Lt => cmp(ranged, " < ", 0),
+                    FilterOp::Lte => cmp(ranged, " <= ", 0),
                     FilterOp::Between => {
                         let mut s = Sql::raw("(");
-                        s.append(cmp(x.clone(), " >= ", 0));
+                        s.append(cmp(ranged.clone(), " >= ", 0));
                         s.push(" AND ");
-                        s.append(cmp(x, " <= ", 1));
+                        s.append(cmp(ranged, " <= ", 1));
                         s.push(")");
                         s
                     }
