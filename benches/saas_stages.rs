@@ -269,7 +269,7 @@ async fn bench(backend: &str, db: &DatabaseConnection, scale: f64, runs: usize) 
         cohort: Cohort::default(),
     };
     let started = Instant::now();
-    let (page, _) = saas::users_page(&Session::new(db), as_of, &config, &filter, None, Some(50))
+    let (page, _) = saas::users_page(&Session::new(db), as_of, &config, &filter, 0, Some(50))
         .await
         .expect("users page");
     println!(

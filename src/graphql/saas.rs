@@ -35,8 +35,8 @@ use crate::saas::{
     ChurnReason, Cohort, Flow, SaasConfig, Stage, UserFilter, UserStage, format_time,
 };
 
-/// `users(first:)` when not given.
-const DEFAULT_FIRST: u64 = 50;
+/// `users(limit:)` when not given.
+const DEFAULT_USERS: u64 = 50;
 
 /// The most keys one dataloader batch sends in one statement (keys travel as one JSON
 /// parameter, so this only bounds the statement's work).
@@ -131,32 +131,6 @@ fn stage_arg(args: &ObjectAccessor<'_>) -> Result<Option<Stage>, Error> {
         }
         _ => Ok(None),
     }
-}
-
-/// The opaque cursor of a user: `c1` and the hex bytes of its id.
-fn encode_cursor(user_id: &str) -> String {
-    let mut s = String::with_capacity(2 + user_id.len() * 2);
-    s.push_str("c1");
-    for b in user_id.as_bytes() {
-        s.push_str(&format!("{b:02x}"));
-    }
-    s
-}
-
-/// The user id of a cursor made by [`encode_cursor`].
-fn decode_cursor(cursor: &str) -> Option<String> {
-    let hex = cursor.strip_prefix("c1")?;
-    if hex.len() % 2 != 0 {
-        return None;
-    }
-    let bytes = (0..hex.len())
-        .step_by(2)
-        .map(|i| {
-            hex.get(i..i + 2)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        })
-        .collect::<Option<Vec<u8>>>()?;
-    String::from_utf8(bytes).ok()
 }
 
 /// The cohort input's description.
@@ -450,7 +424,7 @@ struct InvoiceNode {
     drill: Arc<Drill>,
 }
 
-/// `users(asOf, stage, cohort, first, after)`.
+/// `users(asOf, stage, cohort, limit, offset)`.
 fn users_field(config: Arc<Result<SaasConfig, String>>) -> Field {
     Field::new("users", TypeRef::named_nn("SaasUserConnection"), move |ctx| {
         let config = config.clone();
@@ -463,37 +437,23 @@ fn users_field(config: Arc<Result<SaasConfig, String>>) -> Field {
                 stage: stage_arg(args)?,
                 cohort: cohort_arg(args)?,
             };
-            let first = match args.get("first") {
-                Some(v) if !v.is_null() => {
-                    let n = v.i64()?;
-                    u64::try_from(n)
-                        .ok()
-                        .filter(|n| (1..=common::MAX_LIMIT).contains(n))
-                        .ok_or_else(|| {
-                            common::bad_argument(format!(
-                                "first must be between 1 and {}, not {n}",
-                                common::MAX_LIMIT
-                            ))
-                        })?
-                }
-                _ => DEFAULT_FIRST,
-            };
-            let after = match args.get("after") {
-                Some(v) if !v.is_null() => {
-                    let s = v.string()?;
-                    Some(decode_cursor(s).ok_or_else(|| {
-                        common::bad_argument(format!("after {s:?} is not a cursor of SaasUserConnection"))
-                    })?)
-                }
-                _ => None,
-            };
+            let page = common::page(
+                match args.get("limit") {
+                    Some(v) if !v.is_null() => Some(v.i64()?),
+                    _ => Some(DEFAULT_USERS as i64),
+                },
+                match args.get("offset") {
+                    Some(v) if !v.is_null() => Some(v.i64()?),
+                    _ => None,
+                },
+            )?;
             let (users, has_next) = crate::saas::users_page(
                 &session,
                 as_of,
                 &cfg,
                 &filter,
-                after.as_deref(),
-                Some(first),
+                page.offset,
+                Some(page.limit),
             )
             .await
             .map_err(ApiError::into_graphql)?;
@@ -517,12 +477,12 @@ fn users_field(config: Arc<Result<SaasConfig, String>>) -> Field {
             })))
         })
     })
-    .description("The users behind a stage or a cohort as of asOf, one page at a time in user_id byte order (keyset pagination: pass pageInfo.endCursor as after). Each user comes with their shops, plans, invoices and payments as of asOf; every nested level is one SQL statement for the whole page (dataloaders): at most seven statements per request.")
+    .description("The users behind a stage or a cohort as of asOf, one page at a time in user_id byte order (limit and offset, like every list of the API). Each user comes with their shops, plans, invoices and payments as of asOf; every nested level is one SQL statement for the whole page (dataloaders): at most seven statements per request.")
     .argument(common::as_of_argument())
     .argument(InputValue::new("stage", TypeRef::named("SaasStage")).description("Only users in this stage as of asOf (default: every stage)."))
     .argument(cohort_argument())
-    .argument(InputValue::new("first", TypeRef::named(TypeRef::INT)).description(format!("At most this many users, 1 to {} (default {DEFAULT_FIRST}).", common::MAX_LIMIT)))
-    .argument(InputValue::new("after", TypeRef::named(TypeRef::STRING)).description("Only users after this cursor (an edge's cursor or pageInfo.endCursor; opaque)."))
+    .argument(InputValue::new("limit", TypeRef::named(TypeRef::INT)).description(format!("At most this many users, 1 to {} (default {DEFAULT_USERS}).", common::MAX_LIMIT)))
+    .argument(common::offset_argument())
 }
 
 /// `SaasUserConnection`.
@@ -564,13 +524,7 @@ fn connection_object() -> Object {
 /// `SaasUserEdge`.
 fn edge_object() -> Object {
     Object::new("SaasUserEdge")
-        .description("A user of a page and its cursor.")
-        .field(getter::<Edge>(
-            "cursor",
-            TypeRef::named_nn(TypeRef::STRING),
-            "This user's position, for after (opaque).",
-            |e| Some(Value::from(encode_cursor(&e.node.user.user_id))),
-        ))
+        .description("A user of a page.")
         .field(
             Field::new("node", TypeRef::named_nn("SaasUser"), |ctx| {
                 FieldFuture::new(async move {
@@ -586,8 +540,12 @@ fn edge_object() -> Object {
 fn page_info_object() -> Object {
     Object::new("SaasPageInfo")
         .description("Paging state of a connection.")
-        .field(getter::<Connection>("endCursor", TypeRef::named(TypeRef::STRING), "The cursor of the page's last user (null for an empty page); pass it as after for the next page.", |c| c.edges.last().map(|e| Value::from(encode_cursor(&e.node.user.user_id)))))
-        .field(getter::<Connection>("hasNextPage", TypeRef::named_nn(TypeRef::BOOLEAN), "Whether more users follow this page.", |c| Some(Value::from(c.has_next))))
+        .field(getter::<Connection>(
+            "hasNextPage",
+            TypeRef::named_nn(TypeRef::BOOLEAN),
+            "Whether more users follow this page (ask for the next one with offset + limit).",
+            |c| Some(Value::from(c.has_next)),
+        ))
 }
 
 /// `SaasUser`.
@@ -719,19 +677,4 @@ fn payment_object() -> Object {
         .description("A payment of an invoice (payments carry no amount: each pays its invoice).")
         .field(getter::<Payment>("paymentId", TypeRef::named_nn(TypeRef::STRING), "The payment's id.", |p| Some(Value::from(p.payment_id.clone()))))
         .field(getter::<Payment>("ds", TypeRef::named_nn(TypeRef::STRING), "The payment's daily partition (YYYY-MM-DD, UTC): it counts from 00:00 UTC of that day.", |p| Some(Value::from(p.ds.clone()))))
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cursors_round_trip() {
-        for id in ["usr_0000001", "", "ü/é"] {
-            assert_eq!(decode_cursor(&encode_cursor(id)).as_deref(), Some(id));
-        }
-        assert_eq!(decode_cursor("zz"), None);
-        assert_eq!(decode_cursor("c1f"), None);
-    }
 }

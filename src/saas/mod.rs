@@ -13,7 +13,8 @@
 //! - [`stage_counts`]: users per stage (all four, zeros included), optionally of a cohort;
 //! - [`journey`]: the Sankey of SEMANTICS §2 ([`journey::JourneyNode`]), from grouped facts;
 //! - [`transitions`]: stage at T0 → stage at T1 (the file twice, joined on `user_id`);
-//! - [`users_page`] / [`users_total`]: the users behind a stage or cohort, keyset-paginated
+//! - [`users_page`] / [`users_total`]: the users behind a stage or cohort, paged with
+//!   limit and offset
 //!   by `user_id` in byte order (the page from `user_stages`, then the page's emails,
 //!   payment counts, shop counts and plans from `sql/saas/user_details(.sqlite).sql`);
 //! - [`drill`]: shops, plans, invoices and payments of many users / shops / invoices in one
@@ -874,9 +875,8 @@ async fn add_details(
     Ok(())
 }
 
-/// One page of the users of `filter` as of `as_of`, in `user_id` byte order: the users after
-/// `after` (a user id, exclusive), at most `first` of them (all when `None`), and whether
-/// more follow.
+/// One page of the users of `filter` as of `as_of`, in `user_id` byte order: at most `limit`
+/// of them (all when `None`) after skipping `offset`, and whether more follow.
 ///
 /// Two statements whatever the page size: the page (`user_stages` reading only the stage
 /// and its facts, so PostgreSQL skips the descriptive steps), then `user_details` for the
@@ -886,25 +886,26 @@ pub async fn users_page(
     as_of: DateTime<Utc>,
     config: &SaasConfig,
     filter: &UserFilter,
-    after: Option<&str>,
-    first: Option<u64>,
+    offset: u64,
+    limit: Option<u64>,
 ) -> Result<(Vec<UserStage>, bool), ApiError> {
     let backend = backend_of(session.db());
     let order = by_user_id(backend);
     let (rows, _) = query_stages(session, config, "users", |source| {
         let mut sql = Sql::new(as_of, config);
-        let mut where_sql = filter_sql(&mut sql, filter);
-        if let Some(after) = after {
-            let p = sql.bind(after);
-            where_sql.push_str(&format!(" AND {order} > {p}"));
-        }
-        let limit = match first {
+        let where_sql = filter_sql(&mut sql, filter);
+        let mut limit = match limit {
             Some(n) => {
                 let p = sql.bind(i64::try_from(n.saturating_add(1)).unwrap_or(i64::MAX));
                 format!(" LIMIT {p}")
             }
+            None if offset > 0 => format!(" LIMIT {}", i64::MAX),
             None => String::new(),
         };
+        if offset > 0 {
+            let p = sql.bind(i64::try_from(offset).unwrap_or(i64::MAX));
+            limit.push_str(&format!(" OFFSET {p}"));
+        }
         sql.text = format!(
             "SELECT {CORE_COLUMNS} FROM {} WHERE 1 = 1{where_sql} ORDER BY {order}{limit}",
             stages_from(source, backend, "s")
@@ -916,7 +917,7 @@ pub async fn users_page(
         .iter()
         .map(|r| read_core(r, backend))
         .collect::<Result<Vec<_>, _>>()?;
-    let has_next = match first {
+    let has_next = match limit {
         Some(n) if users.len() as u64 > n => {
             users.truncate(usize::try_from(n).unwrap_or(usize::MAX));
             true
