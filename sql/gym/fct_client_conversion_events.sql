@@ -15,7 +15,7 @@
 --   EXECUTE fct_client_conversion_events('2024-10-27T01:00:00Z');
 --   DEALLOCATE fct_client_conversion_events;
 --
--- Rules (docs: /work/shared/spec/SEMANTICS.md §1 and §3):
+-- Rules (docs: docs/SEMANTICS.md §1 and §3):
 --   * a user exists as of T when dim_user.created_at <= T;
 --   * a purchase counts as of T when BOTH its purchase time and its record created_at are
 --     <= T (§1: rows with a record created_at next to a business time); a purchase made

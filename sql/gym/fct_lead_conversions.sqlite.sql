@@ -21,7 +21,7 @@
 --   sqlite> .parameter set $1 '2024-10-27T01:00:00+00:00'
 --   sqlite> .read sql/gym/fct_lead_conversions.sqlite.sql
 --
--- Rules (docs: /work/shared/spec/SEMANTICS.md §1 and §3), as in fct_client_conversion_events:
+-- Rules (docs: docs/SEMANTICS.md §1 and §3), as in fct_client_conversion_events:
 --   * a user exists as of T when dim_user.created_at <= T;
 --   * a purchase counts as of T when BOTH its purchase time and its record created_at are
 --     <= T; a purchase made before the user's created_at still counts, and so does one made

@@ -42,7 +42,7 @@
 --   plan_invoice_amount double     that plan's invoice_amount from the plans row of the latest
 --                                  partition ts <= T, rounded to 2 decimals (null if none)
 --
--- Rules (/work/shared/spec/SEMANTICS.md §1 and §2), each implemented by the step named:
+-- Rules (docs/SEMANTICS.md §1 and §2), each implemented by the step named:
 --   * §1 an event row counts when its partition ts <= T AND its event_time <= T (late-
 --     arriving events, ts later than event_time, count only once both hold)   [steps 2-8]
 --   * §2 a user exists at T when its user_account_creation counts            [steps 2, 3]
