@@ -154,22 +154,6 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), Error> {
         .map_err(|e| Error::Database(format!("creating tally's own tables failed: {e}")))
 }
 
-/// Turns PostgreSQL's JIT off until the end of the current transaction (like `SET LOCAL`),
-/// only where the server has the setting (Postgres-compatible engines may not).
-pub const JIT_OFF: &str =
-    "SELECT set_config('jit', 'off', true) WHERE current_setting('jit', true) IS NOT NULL";
-
-/// A subquery whose `value` column lists the strings of the JSON array bound at
-/// `placeholder` (`$1`): how tally sends a set of keys as one parameter.
-pub fn json_values(backend: Backend, placeholder: &str) -> String {
-    match backend {
-        Backend::Postgres => {
-            format!("SELECT value FROM jsonb_array_elements_text(CAST({placeholder} AS jsonb))")
-        }
-        Backend::Sqlite => format!("SELECT value FROM json_each({placeholder})"),
-    }
-}
-
 /// The backend of an open connection.
 pub fn backend_of(db: &impl ConnectionTrait) -> Backend {
     match db.get_database_backend() {

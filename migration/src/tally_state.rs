@@ -55,9 +55,73 @@ pub fn tz_offsets_table(backend: DbBackend) -> String {
     )
 }
 
+/// The saas source tables whose writes make the stage history stale.
+pub const STALENESS_SOURCES: [&str; 3] = ["global_events", "payments", "invoices"];
+
+/// The name of the staleness triggers (PostgreSQL) and their prefix (SQLite).
+pub const STALENESS_TRIGGER: &str = "tally_stage_history_stale";
+
+/// The PostgreSQL trigger function: mark the history stale (the first writer after a
+/// refresh, exclusively), then hold a share lock on the status row until commit.
+const PG_TRIGGER_FUNCTION: &str = "CREATE OR REPLACE FUNCTION \"saas\".\"tally_stage_history_stale\"() \
+     RETURNS trigger LANGUAGE plpgsql AS $fn$\n\
+     BEGIN\n\
+       UPDATE \"saas\".\"tally_stage_history_status\" SET fresh = 0 WHERE id = 1 AND fresh <> 0;\n\
+       PERFORM 1 FROM \"saas\".\"tally_stage_history_status\" WHERE id = 1 FOR SHARE;\n\
+       RETURN NULL;\n\
+     END\n\
+     $fn$;";
+
+/// Creates the staleness triggers of the stage history on its source tables when they are
+/// missing: whoever writes (tally, an ETL job, psql), the history's status says it is stale.
+/// PostgreSQL: one statement trigger per table (TRUNCATE included); SQLite (row triggers
+/// only): one per table and write, touching the status row only on the first write after a
+/// refresh.
+pub async fn staleness_triggers<C: ConnectionTrait>(conn: &C) -> Result<(), DbErr> {
+    let backend = conn.get_database_backend();
+    if backend == DbBackend::Postgres {
+        conn.execute_unprepared(PG_TRIGGER_FUNCTION).await?;
+        for table in STALENESS_SOURCES {
+            let exists = conn
+                .query_one_raw(sea_orm_migration::sea_orm::Statement::from_sql_and_values(
+                    backend,
+                    "SELECT 1 FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid \
+                     JOIN pg_namespace n ON n.oid = c.relnamespace \
+                     WHERE n.nspname = 'saas' AND c.relname = $1 AND t.tgname = $2",
+                    [table.into(), STALENESS_TRIGGER.into()],
+                ))
+                .await?
+                .is_some();
+            if !exists {
+                conn.execute_unprepared(&format!(
+                    "CREATE TRIGGER {STALENESS_TRIGGER} AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE \
+                     ON \"saas\".\"{table}\" FOR EACH STATEMENT EXECUTE FUNCTION \"saas\".\"{STALENESS_TRIGGER}\"()"
+                ))
+                .await?;
+            }
+        }
+    } else {
+        let mut ddl = String::new();
+        for table in STALENESS_SOURCES {
+            for event in ["INSERT", "UPDATE", "DELETE"] {
+                ddl.push_str(&format!(
+                    "CREATE TRIGGER IF NOT EXISTS \"saas\".\"{STALENESS_TRIGGER}_{table}_{}\" \
+                     AFTER {event} ON \"{table}\" \
+                     WHEN (SELECT fresh FROM \"tally_stage_history_status\" WHERE id = 1) <> 0 \
+                     BEGIN UPDATE \"tally_stage_history_status\" SET fresh = 0 WHERE id = 1; END;\n",
+                    event.to_lowercase()
+                ));
+            }
+        }
+        conn.execute_unprepared(&ddl).await?;
+    }
+    Ok(())
+}
+
 /// Creates the stage-history tables and the offsets table when they are missing
 /// (idempotent; run by `tally migrate` after the source tables' migrations, which it does
-/// not count among: they are tally's state, not source tables).
+/// not count among: they are tally's state, not source tables). The staleness triggers come
+/// with [`staleness_triggers`], run by the stage-history builder before it first builds.
 pub async fn up<C: ConnectionTrait>(conn: &C) -> Result<(), DbErr> {
     let backend = conn.get_database_backend();
     conn.execute_unprepared(&stage_history_tables(backend))

@@ -5,7 +5,7 @@
 //! table's declaration.
 
 use chrono::Utc;
-use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, Statement};
+use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 
 use crate::semantic::{Model, ModelErrors, Problem, Table, TableSource};
 
@@ -16,9 +16,9 @@ use crate::semantic::{Model, ModelErrors, Problem, Table, TableSource};
 /// tables do not match the database then stops the server with one message.
 pub async fn check_live(models: &[Model], db: &DatabaseConnection) -> Result<(), ModelErrors> {
     let mut problems = Vec::new();
-    let sqlite = db.get_database_backend() == DatabaseBackend::Sqlite;
+    let offsets = !super::dialect_of(db).time_zones();
     for model in models {
-        if sqlite && model.reads_tz_offsets() {
+        if offsets && model.reads_tz_offsets() {
             // the SQLite twins of the gym SQL read the offsets table: make it exist
             if let Err(e) = crate::tz::ensure_offsets(db).await {
                 problems.push(problem(
@@ -63,20 +63,8 @@ async fn live_columns(
     namespace: &str,
     table: &str,
 ) -> Result<Vec<String>, sea_orm::DbErr> {
-    let backend = db.get_database_backend();
-    let stmt = match backend {
-        DatabaseBackend::Postgres => Statement::from_sql_and_values(
-            backend,
-            "SELECT column_name::text FROM information_schema.columns \
-             WHERE table_schema = $1 AND table_name = $2 ORDER BY ordinal_position",
-            [namespace.into(), table.into()],
-        ),
-        _ => Statement::from_sql_and_values(
-            backend,
-            "SELECT name FROM pragma_table_info($1, $2) ORDER BY cid",
-            [table.into(), namespace.into()],
-        ),
-    };
+    let (sql, values) = super::dialect_of(db).columns_query(namespace, table);
+    let stmt = Statement::from_sql_and_values(db.get_database_backend(), sql, values);
     db.query_all_raw(stmt)
         .await?
         .iter()

@@ -546,7 +546,7 @@ impl Loader<'_> {
         let failed =
             |e: String| Error::Database(format!("cannot read {model}.{table}.{column}: {e}"));
         let backend = self.txn.get_database_backend();
-        let list = crate::db::json_values(crate::db::backend_of(self.txn), "$1");
+        let list = crate::sql::dialect_of(self.txn).json_values("$1");
         let sql = format!(
             "SELECT DISTINCT \"{column}\" FROM \"{model}\".\"{table}\" WHERE \"{column}\" IN ({list})"
         );

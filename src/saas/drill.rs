@@ -1,7 +1,7 @@
 //! The drill-down below a user: shops, plans, invoices and payments as of T, each fetched for
 //! many keys in ONE statement (the GraphQL dataloaders batch their keys into these calls).
 //!
-//! SQL files (per backend, `.sqlite.sql` for SQLite) under `sql/saas/`: `drill_shops`
+//! SQL files (per dialect, `.sqlite.sql` for SQLite) under `sql/saas/`: `drill_shops`
 //! (`$1` = T, `$2` = user ids as a JSON array), `drill_plans` (plan ids), `drill_invoices`
 //! (shop ids, `$3` = grace in seconds), `drill_payments` (invoice ids). Keys travel as one
 //! JSON array parameter, so a batch of any size is one statement with three or four
@@ -13,9 +13,9 @@ use chrono::{DateTime, Utc};
 use sea_orm::Value;
 
 use super::{SaasConfig, Sql, get_int, get_money, get_text, get_time, query};
-use crate::db::{Backend, backend_of};
 use crate::engine::Session;
 use crate::error::{ApiError, Error};
+use crate::sql::Dialect;
 
 /// A shop of a user as of T.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,20 +69,27 @@ pub struct Payment {
     pub ds: String,
 }
 
-/// The SQL file of a drill-down query for `backend`.
-fn file(name: &str, backend: Backend) -> &'static str {
-    match (name, backend) {
-        ("shops", Backend::Postgres) => include_str!("../../sql/saas/drill_shops.sql"),
-        ("shops", Backend::Sqlite) => include_str!("../../sql/saas/drill_shops.sqlite.sql"),
-        ("plans", Backend::Postgres) => include_str!("../../sql/saas/drill_plans.sql"),
-        ("plans", Backend::Sqlite) => include_str!("../../sql/saas/drill_plans.sqlite.sql"),
-        ("invoices", Backend::Postgres) => include_str!("../../sql/saas/drill_invoices.sql"),
-        ("invoices", Backend::Sqlite) => {
-            include_str!("../../sql/saas/drill_invoices.sqlite.sql")
-        }
-        (_, Backend::Postgres) => include_str!("../../sql/saas/drill_payments.sql"),
-        (_, Backend::Sqlite) => include_str!("../../sql/saas/drill_payments.sqlite.sql"),
-    }
+/// The SQL file of a drill-down query for `dialect`.
+fn file(name: &str, dialect: &dyn Dialect) -> &'static str {
+    let (postgres, sqlite) = match name {
+        "shops" => (
+            include_str!("../../sql/saas/drill_shops.sql"),
+            include_str!("../../sql/saas/drill_shops.sqlite.sql"),
+        ),
+        "plans" => (
+            include_str!("../../sql/saas/drill_plans.sql"),
+            include_str!("../../sql/saas/drill_plans.sqlite.sql"),
+        ),
+        "invoices" => (
+            include_str!("../../sql/saas/drill_invoices.sql"),
+            include_str!("../../sql/saas/drill_invoices.sqlite.sql"),
+        ),
+        _ => (
+            include_str!("../../sql/saas/drill_payments.sql"),
+            include_str!("../../sql/saas/drill_payments.sqlite.sql"),
+        ),
+    };
+    dialect.sql_text(postgres, sqlite)
 }
 
 /// The statement of drill-down `name` for `keys`: `$1` = T, `$2` = keys, then `extra`.
@@ -98,7 +105,7 @@ fn statement(
     let mut values: Vec<Value> = vec![as_of.into(), keys.into()];
     values.extend(extra);
     Ok(Sql {
-        text: file(name, backend_of(session.db())).to_owned(),
+        text: file(name, session.dialect()).to_owned(),
         values,
     })
 }
@@ -109,7 +116,7 @@ pub async fn shops_of_users(
     as_of: DateTime<Utc>,
     user_ids: &[String],
 ) -> Result<HashMap<String, Vec<Shop>>, ApiError> {
-    let backend = backend_of(session.db());
+    let dialect = session.dialect();
     let sql = statement(session, "shops", as_of, user_ids, Vec::new())?;
     let rows = query(session, sql, "shops").await?;
     let mut out: HashMap<String, Vec<Shop>> = HashMap::new();
@@ -117,7 +124,7 @@ pub async fn shops_of_users(
         let shop = Shop {
             owner_user_id: get_text(r, 0)?.unwrap_or_default(),
             shop_id: get_text(r, 1)?.unwrap_or_default(),
-            created_at: get_time(r, 2, backend)?
+            created_at: get_time(r, 2, dialect)?
                 .ok_or_else(|| Error::Database("drill_shops gave no created_at".to_owned()))?,
             deleted: get_int(r, 3)? != 0,
             plan_id: get_text(r, 4)?,
@@ -160,7 +167,7 @@ pub async fn invoices_of_shops(
     config: &SaasConfig,
     shop_ids: &[String],
 ) -> Result<HashMap<String, Vec<Invoice>>, ApiError> {
-    let backend = backend_of(session.db());
+    let dialect = session.dialect();
     let sql = statement(
         session,
         "invoices",
@@ -174,7 +181,7 @@ pub async fn invoices_of_shops(
         let invoice = Invoice {
             shop_id: get_text(r, 0)?.unwrap_or_default(),
             invoice_id: get_text(r, 1)?.unwrap_or_default(),
-            invoice_timestamp: get_time(r, 2, backend)?.ok_or_else(|| {
+            invoice_timestamp: get_time(r, 2, dialect)?.ok_or_else(|| {
                 Error::Database("drill_invoices gave no invoice_timestamp".to_owned())
             })?,
             invoice_amount: get_money(r, 3)?,

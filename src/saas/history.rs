@@ -42,13 +42,12 @@ use std::time::Instant;
 
 use chrono::Utc;
 use sea_orm::{
-    AccessMode, ConnectionTrait, DatabaseConnection, DatabaseTransaction, IsolationLevel,
-    Statement, TransactionTrait,
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, Statement, TransactionTrait,
 };
 
 use super::SaasConfig;
-use crate::db::{Backend, backend_of};
 use crate::error::Error;
+use crate::sql::dialect_of;
 
 /// The history table (in the saas namespace).
 pub const TABLE: &str = "tally_stage_history";
@@ -60,7 +59,7 @@ pub const STATUS_TABLE: &str = "tally_stage_history_status";
 pub const SCOPE_TABLE: &str = "tally_stage_history_scope";
 
 /// The source tables whose changes make the history stale.
-pub const SOURCE_TABLES: [&str; 3] = ["global_events", "payments", "invoices"];
+pub const SOURCE_TABLES: [&str; 3] = migration::tally_state::STALENESS_SOURCES;
 
 /// The query whose rows the history holds, PostgreSQL (`$1` = grace in seconds).
 pub const BUILD_POSTGRES: &str = include_str!("../../sql/saas/stage_history.sql");
@@ -82,9 +81,6 @@ fn status_select(extra: &str, suffix: &str) -> String {
         qualified(STATUS_TABLE)
     )
 }
-
-/// The name of the triggers (PostgreSQL) and their prefix (SQLite).
-const TRIGGER: &str = "tally_stage_history_stale";
 
 /// Where whole-population stage questions read stages from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -184,97 +180,30 @@ fn qualified(table: &str) -> String {
     format!("\"saas\".\"{table}\"")
 }
 
-/// The PostgreSQL trigger function: mark the history stale (the first writer after a
-/// refresh, exclusively), then hold a share lock on the status row until commit.
-const PG_TRIGGER_FUNCTION: &str = "CREATE OR REPLACE FUNCTION \"saas\".\"tally_stage_history_stale\"() \
-     RETURNS trigger LANGUAGE plpgsql AS $fn$\n\
-     BEGIN\n\
-       UPDATE \"saas\".\"tally_stage_history_status\" SET fresh = 0 WHERE id = 1 AND fresh <> 0;\n\
-       PERFORM 1 FROM \"saas\".\"tally_stage_history_status\" WHERE id = 1 FOR SHARE;\n\
-       RETURN NULL;\n\
-     END\n\
-     $fn$;";
-
 /// Creates the history, status and scope tables when they are missing (`tally migrate`
 /// creates them; this is for a database migrated by an older tally), without the triggers.
-/// Returns the backend.
-pub async fn ensure_tables(db: &impl ConnectionTrait) -> Result<Backend, Error> {
-    let backend = backend_of(db);
-    let ddl = migration::tally_state::stage_history_tables(db.get_database_backend());
-    db.execute_unprepared(&ddl)
+pub async fn ensure_tables(db: &impl ConnectionTrait) -> Result<(), Error> {
+    migration::tally_state::up(db)
         .await
-        .map_err(db_err("creating its tables"))?;
-    Ok(backend)
+        .map_err(db_err("creating its tables"))
 }
 
 /// Creates the history and status tables and the staleness triggers when they are missing
 /// (idempotent; run at server start and before every refresh).
 pub async fn ensure(db: &impl ConnectionTrait) -> Result<(), Error> {
-    let backend = ensure_tables(db).await?;
-    match backend {
-        Backend::Postgres => {
-            db.execute_unprepared(PG_TRIGGER_FUNCTION)
-                .await
-                .map_err(db_err("creating its trigger function"))?;
-            for table in SOURCE_TABLES {
-                let exists = db
-                    .query_one_raw(Statement::from_sql_and_values(
-                        db.get_database_backend(),
-                        "SELECT 1 FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid \
-                         JOIN pg_namespace n ON n.oid = c.relnamespace \
-                         WHERE n.nspname = 'saas' AND c.relname = $1 AND t.tgname = $2",
-                        [table.into(), TRIGGER.into()],
-                    ))
-                    .await
-                    .map_err(db_err("reading its triggers"))?
-                    .is_some();
-                if !exists {
-                    db.execute_unprepared(&format!(
-                        "CREATE TRIGGER {TRIGGER} AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE \
-                         ON {} FOR EACH STATEMENT EXECUTE FUNCTION \"saas\".\"{TRIGGER}\"()",
-                        qualified(table)
-                    ))
-                    .await
-                    .map_err(db_err("creating its triggers"))?;
-                }
-            }
-        }
-        Backend::Sqlite => {
-            // SQLite has row triggers only; the WHEN clause keeps all but the first write
-            // after a refresh from touching the status row.
-            let mut ddl = String::new();
-            for table in SOURCE_TABLES {
-                for event in ["INSERT", "UPDATE", "DELETE"] {
-                    ddl.push_str(&format!(
-                        "CREATE TRIGGER IF NOT EXISTS \"saas\".\"{TRIGGER}_{table}_{}\" \
-                         AFTER {event} ON \"{table}\" \
-                         WHEN (SELECT fresh FROM \"{STATUS_TABLE}\" WHERE id = 1) <> 0 \
-                         BEGIN UPDATE \"{STATUS_TABLE}\" SET fresh = 0 WHERE id = 1; END;\n",
-                        event.to_lowercase()
-                    ));
-                }
-            }
-            db.execute_unprepared(&ddl)
-                .await
-                .map_err(db_err("creating its triggers"))?;
-        }
-    }
-    Ok(())
+    ensure_tables(db).await?;
+    migration::tally_state::staleness_triggers(db)
+        .await
+        .map_err(db_err("creating its triggers"))
 }
 
 /// Reads the status row; `None` when the status table does not exist.
 pub async fn status(conn: &impl ConnectionTrait) -> Result<Option<Status>, Error> {
     let backend = conn.get_database_backend();
-    let exists_sql = match backend {
-        sea_orm::DatabaseBackend::Postgres => {
-            "SELECT 1 FROM information_schema.tables WHERE table_schema = 'saas' AND table_name = $1"
-        }
-        _ => "SELECT 1 FROM \"saas\".sqlite_master WHERE type = 'table' AND name = $1",
-    };
     let exists = conn
         .query_one_raw(Statement::from_sql_and_values(
             backend,
-            exists_sql,
+            dialect_of(conn).table_exists_query("saas"),
             [STATUS_TABLE.into()],
         ))
         .await
@@ -298,19 +227,13 @@ pub async fn begin_read(
     db: &DatabaseConnection,
     config: &SaasConfig,
 ) -> Result<(DatabaseTransaction, StageSource), Error> {
-    let backend = backend_of(db);
+    let dialect = dialect_of(db);
     let txn = begin_snapshot(db).await?;
-    let read = status_select(
-        match backend {
-            // Only where the server has the setting (Postgres-compatible engines may not).
-            Backend::Postgres => {
-                ", (SELECT set_config('jit', 'off', true) \
-                 WHERE current_setting('jit', true) IS NOT NULL)"
-            }
-            Backend::Sqlite => "",
-        },
-        "",
-    );
+    let jit_off = dialect
+        .jit_off_expression()
+        .map(|e| format!(", ({e})"))
+        .unwrap_or_default();
+    let read = status_select(&jit_off, "");
     match txn
         .query_one_raw(Statement::from_string(db.get_database_backend(), read))
         .await
@@ -325,8 +248,8 @@ pub async fn begin_read(
             // transaction, so start again without reading it.
             let _ = txn.rollback().await;
             let txn = begin_snapshot(db).await?;
-            if backend == Backend::Postgres {
-                txn.execute_unprepared(crate::db::JIT_OFF)
+            if let Some(jit_off) = dialect.jit_off() {
+                txn.execute_unprepared(jit_off)
                     .await
                     .map_err(db_err("turning JIT off"))?;
             }
@@ -337,16 +260,10 @@ pub async fn begin_read(
 
 /// A transaction whose reads see one snapshot.
 async fn begin_snapshot(db: &DatabaseConnection) -> Result<DatabaseTransaction, Error> {
-    match backend_of(db) {
-        Backend::Postgres => db
-            .begin_with_config(
-                Some(IsolationLevel::RepeatableRead),
-                Some(AccessMode::ReadOnly),
-            )
-            .await
-            .map_err(db_err("beginning a read")),
-        Backend::Sqlite => db.begin().await.map_err(db_err("beginning a read")),
-    }
+    let (isolation, access) = dialect_of(db).snapshot_read();
+    db.begin_with_config(isolation, access)
+        .await
+        .map_err(db_err("beginning a read"))
 }
 
 /// A [`Status`] from the columns fresh, grace_seconds, built_at, row_count, build_millis.
@@ -378,10 +295,7 @@ pub async fn refresh(db: &DatabaseConnection, config: &SaasConfig) -> Result<Ref
 /// rows the rebuild replaced given back (`VACUUM (ANALYZE)`), so that the next rebuild reuses
 /// their space instead of growing the table that every stage question scans.
 pub async fn analyze(db: &DatabaseConnection) -> Result<(), Error> {
-    let sql = match backend_of(db) {
-        Backend::Postgres => format!("VACUUM (ANALYZE) {}", qualified(TABLE)),
-        Backend::Sqlite => format!("ANALYZE {}", qualified(TABLE)),
-    };
+    let sql = dialect_of(db).reclaim_and_analyze(&qualified(TABLE));
     db.execute_unprepared(&sql)
         .await
         .map(|_| ())
@@ -396,31 +310,24 @@ pub async fn rebuild_in(
     txn: &DatabaseTransaction,
     config: &SaasConfig,
 ) -> Result<RefreshReport, Error> {
-    let backend = backend_of(txn);
+    let dialect = dialect_of(txn);
     let started = Instant::now();
     let status_table = qualified(STATUS_TABLE);
-    match backend {
-        Backend::Postgres => {
-            txn.execute_unprepared(
-                "SELECT set_config('jit', 'off', true), set_config('work_mem', '256MB', true) \
-                 WHERE current_setting('jit', true) IS NOT NULL",
-            )
+    if let Some(settings) = dialect.bulk_build_settings() {
+        txn.execute_unprepared(settings)
             .await
             .map_err(db_err("session settings"))?;
-            // Waits for writers still in flight (they hold the row, see the module doc).
-            txn.execute_unprepared(&format!(
-                "SELECT fresh FROM {status_table} WHERE id = 1 FOR UPDATE"
-            ))
-            .await
-            .map_err(db_err("locking its status"))?;
-        }
-        Backend::Sqlite => {
-            // The first write takes SQLite's write lock: no writer can slip in from here on.
-            txn.execute_unprepared(&format!("UPDATE {status_table} SET fresh = 0 WHERE id = 1"))
-                .await
-                .map_err(db_err("locking its status"))?;
-        }
     }
+    // Waits for writers still in flight (they hold the row, see the module doc); on a
+    // backend without row locks the first write takes the database's write lock, so no
+    // writer can slip in from here on.
+    let lock = match dialect.for_update() {
+        Some(for_update) => format!("SELECT fresh FROM {status_table} WHERE id = 1{for_update}"),
+        None => format!("UPDATE {status_table} SET fresh = 0 WHERE id = 1"),
+    };
+    txn.execute_unprepared(&lock)
+        .await
+        .map_err(db_err("locking its status"))?;
     txn.execute_unprepared(&format!("DELETE FROM {}", qualified(TABLE)))
         .await
         .map_err(db_err("clearing it"))?;
@@ -442,10 +349,7 @@ async fn build_into(
     scoped: bool,
 ) -> Result<i64, Error> {
     let db_backend = txn.get_database_backend();
-    let build = match db_backend {
-        sea_orm::DatabaseBackend::Postgres => BUILD_POSTGRES,
-        _ => BUILD_SQLITE,
-    };
+    let build = dialect_of(txn).sql_text(BUILD_POSTGRES, BUILD_SQLITE);
     let inserted = txn
         .execute_raw(Statement::from_sql_and_values(
             db_backend,
@@ -512,9 +416,10 @@ impl Touched {
 /// SQLite the first write takes the database's write lock. The tables must exist
 /// ([`ensure`]).
 pub async fn lock_for_update(txn: &DatabaseTransaction) -> Result<Option<Status>, Error> {
-    let lock = match txn.get_database_backend() {
-        sea_orm::DatabaseBackend::Postgres => status_select("", " FOR UPDATE"),
-        _ => {
+    let lock = match dialect_of(txn).for_update() {
+        Some(for_update) => status_select("", for_update),
+        None => {
+            // the first write takes the database's write lock
             txn.execute_unprepared(&format!(
                 "UPDATE {} SET fresh = fresh WHERE id = 1",
                 qualified(STATUS_TABLE)
@@ -561,7 +466,8 @@ pub async fn update_in(
         json(&touched.shops)?,
         json(&touched.invoices)?,
     );
-    let list = |p: &str| crate::db::json_values(backend_of(txn), p);
+    let dialect = dialect_of(txn);
+    let list = |p: &str| dialect.json_values(p);
     txn.execute_unprepared(&format!("DELETE FROM {scope}"))
         .await
         .map_err(db_err("clearing its scope"))?;
@@ -592,10 +498,10 @@ pub async fn update_in(
         .await
         .map_err(db_err("analysing its scope"))?;
     // the history's user_id is in byte order on PostgreSQL: compare in it to use its key
-    let in_byte_order = match db_backend {
-        sea_orm::DatabaseBackend::Postgres => " COLLATE \"C\"",
-        _ => "",
-    };
+    let in_byte_order = dialect_of(txn)
+        .byte_collation()
+        .map(|c| format!(" COLLATE {c}"))
+        .unwrap_or_default();
     let deleted = txn
         .execute_unprepared(&format!(
             "DELETE FROM {} WHERE user_id IN (SELECT user_id{in_byte_order} FROM {scope})",

@@ -2,7 +2,7 @@
 //! journey Sankey of a signup cohort, stage transitions between two instants, and the
 //! drill-down from users to shops, plans, invoices and payments.
 //!
-//! The building block is one SQL file per backend, `sql/saas/user_stages.sql` (PostgreSQL)
+//! The building block is one SQL file per dialect, `sql/saas/user_stages.sql` (PostgreSQL)
 //! and `sql/saas/user_stages.sqlite.sql` (SQLite), compiled in with `include_str!`: one row
 //! per user existing at T with the stage and the facts it is decided from ([`UserStage`]).
 //! Its parameters are `$1` = the as-of instant T and `$2` = the grace period of unpaid
@@ -40,10 +40,10 @@ use std::path::Path;
 use chrono::{DateTime, SecondsFormat, Utc};
 use sea_orm::{QueryResult, Statement, Value};
 
-use crate::db::{Backend, backend_of};
 use crate::engine::{Engine, Session};
 use crate::error::{ApiError, Error};
 use crate::query::{Filter, FilterOp, Item, QuerySpec, ReqValue, Selected};
+use crate::sql::Dialect;
 
 pub use history::StageSource;
 pub use journey::{Flow, FlowLink, FlowNode, JourneyFacts, JourneyNode, TransitionNode};
@@ -65,12 +65,9 @@ pub const STAGES_AT_POSTGRES: &str = include_str!("../../sql/saas/stages_at.sql"
 /// `stages_at` for SQLite.
 pub const STAGES_AT_SQLITE: &str = include_str!("../../sql/saas/stages_at.sqlite.sql");
 
-/// The `user_stages` file of `backend`.
-pub fn user_stages_sql(backend: Backend) -> &'static str {
-    match backend {
-        Backend::Postgres => USER_STAGES_POSTGRES,
-        Backend::Sqlite => USER_STAGES_SQLITE,
-    }
+/// The `user_stages` file of `dialect`.
+pub fn user_stages_sql(dialect: &dyn Dialect) -> &'static str {
+    dialect.sql_text(USER_STAGES_POSTGRES, USER_STAGES_SQLITE)
 }
 
 /// Settings of the saas model, read from the `[saas]` table of the model's files:
@@ -329,24 +326,11 @@ pub fn format_time(t: DateTime<Utc>) -> String {
 pub(crate) fn get_time(
     r: &QueryResult,
     i: usize,
-    backend: Backend,
+    dialect: &dyn Dialect,
 ) -> Result<Option<DateTime<Utc>>, Error> {
-    match backend {
-        Backend::Postgres => r
-            .try_get_by_index::<Option<DateTime<Utc>>>(i)
-            .map_err(|e| Error::Database(format!("reading a saas timestamp: {e}"))),
-        Backend::Sqlite => {
-            let s = r
-                .try_get_by_index::<Option<String>>(i)
-                .map_err(|e| Error::Database(format!("reading a saas timestamp: {e}")))?;
-            s.map(|s| {
-                DateTime::parse_from_rfc3339(&s)
-                    .map(|t| t.with_timezone(&Utc))
-                    .map_err(|e| Error::Database(format!("saas timestamp {s:?}: {e}")))
-            })
-            .transpose()
-        }
-    }
+    dialect
+        .read_instant(r, i)
+        .map_err(|e| Error::Database(format!("reading a saas timestamp: {e}")))
 }
 
 /// Reads a text column.
@@ -437,7 +421,7 @@ impl Sql {
         s
     }
 
-    /// The statement for `session`'s backend.
+    /// The statement for `session`'s dialect.
     pub(crate) fn statement(self, session: &Session) -> Statement {
         Statement::from_sql_and_values(session.db().get_database_backend(), self.text, self.values)
     }
@@ -498,20 +482,19 @@ async fn query_stages_from(
 }
 
 /// The stages of every user at `$1` as a subquery named `alias`: `stages_at` (the history)
-/// or the `user_stages` file, for `session`'s backend. Both give `user_id`, `signup_time`,
+/// or the `user_stages` file, for `session`'s dialect. Both give `user_id`, `signup_time`,
 /// `stage`, `churn_reason`, the stage facts and `repeat_payer`.
-pub(crate) fn stages_from(source: StageSource, backend: Backend, alias: &str) -> String {
-    let file = match (source, backend) {
-        (StageSource::History, Backend::Postgres) => STAGES_AT_POSTGRES,
-        (StageSource::History, Backend::Sqlite) => STAGES_AT_SQLITE,
-        (StageSource::Direct(_), backend) => user_stages_sql(backend),
+pub(crate) fn stages_from(source: StageSource, dialect: &dyn Dialect, alias: &str) -> String {
+    let file = match source {
+        StageSource::History => dialect.sql_text(STAGES_AT_POSTGRES, STAGES_AT_SQLITE),
+        StageSource::Direct(_) => user_stages_sql(dialect),
     };
     format!("(\n{file}\n) AS {alias}")
 }
 
-/// `(<user_stages file>) AS <alias>`, the file of `session`'s backend as a subquery.
-fn stages_subquery(backend: Backend, alias: &str) -> String {
-    format!("(\n{}\n) AS {alias}", user_stages_sql(backend))
+/// `(<user_stages file>) AS <alias>`, the file of `session`'s dialect as a subquery.
+fn stages_subquery(dialect: &dyn Dialect, alias: &str) -> String {
+    format!("(\n{}\n) AS {alias}", user_stages_sql(dialect))
 }
 
 /// The semantic-layer query behind `stageCounts`: the saas model's `lifecycleUsers` metric
@@ -600,13 +583,13 @@ pub async fn stage_counts_from(
     cohort: &Cohort,
     force: Option<StageSource>,
 ) -> Result<Vec<(Stage, i64)>, ApiError> {
-    let backend = backend_of(session.db());
+    let dialect = session.dialect();
     let (rows, _) = query_stages_from(session, config, "stage counts", force, |source| {
         let mut sql = Sql::new(as_of, config);
         let cohort_sql = sql.cohort("s", cohort);
         sql.text = format!(
             "SELECT s.stage, COUNT(*) AS n FROM {} WHERE 1 = 1{cohort_sql} GROUP BY s.stage",
-            stages_from(source, backend, "s")
+            stages_from(source, dialect, "s")
         );
         sql
     })
@@ -632,7 +615,7 @@ pub async fn journey(
     config: &SaasConfig,
     cohort: &Cohort,
 ) -> Result<Flow, ApiError> {
-    let backend = backend_of(session.db());
+    let dialect = session.dialect();
     let (rows, _) = query_stages(session, config, "journey", |source| {
         let mut sql = Sql::new(as_of, config);
         let cohort_sql = sql.cohort("s", cohort);
@@ -642,7 +625,7 @@ pub async fn journey(
              FROM {} WHERE 1 = 1{cohort_sql} \
              GROUP BY s.stage, s.reached_prospect, s.account_deleted, s.all_shops_deleted, \
              s.delinquent, s.reached_customer + s.repeat_payer",
-            stages_from(source, backend, "s")
+            stages_from(source, dialect, "s")
         );
         sql
     })
@@ -683,7 +666,7 @@ pub async fn transitions(
             format_time(to)
         )));
     }
-    let backend = backend_of(session.db());
+    let dialect = session.dialect();
     let (rows, _) = query_stages(session, config, "transitions", |source| {
         // $1, $2: the stages as of `to` (b); $3, $4: the stages as of `from` (a).
         let mut sql = Sql::new(to, config);
@@ -697,8 +680,8 @@ pub async fn transitions(
              LEFT JOIN {} ON a.user_id = b.user_id \
              WHERE 1 = 1{cohort_sql} \
              GROUP BY COALESCE(a.stage, 'NOT_SIGNED_UP'), b.stage",
-            stages_from(source, backend, "b"),
-            shift_params(&stages_from(source, backend, "a"), 2)
+            stages_from(source, dialect, "b"),
+            shift_params(&stages_from(source, dialect, "a"), 2)
         );
         sql
     })
@@ -757,12 +740,12 @@ fn read_stage(
 }
 
 /// Reads a [`UserStage`] from the columns [`USER_COLUMNS`].
-fn read_user(r: &QueryResult, backend: Backend) -> Result<UserStage, ApiError> {
+fn read_user(r: &QueryResult, dialect: &dyn Dialect) -> Result<UserStage, ApiError> {
     let (stage, churn_reason) = read_stage(r, 3, 4)?;
     Ok(UserStage {
         user_id: get_text(r, 0)?.unwrap_or_default(),
         email: get_text(r, 1)?,
-        signup_time: get_time(r, 2, backend)?
+        signup_time: get_time(r, 2, dialect)?
             .ok_or_else(|| Error::Database("user_stages gave no signup_time".to_owned()))?,
         stage,
         churn_reason,
@@ -781,10 +764,10 @@ fn read_user(r: &QueryResult, backend: Backend) -> Result<UserStage, ApiError> {
 }
 
 /// `ORDER BY` of user ids in byte order on both backends.
-fn by_user_id(backend: Backend) -> &'static str {
-    match backend {
-        Backend::Postgres => "s.user_id COLLATE \"C\"",
-        Backend::Sqlite => "s.user_id COLLATE BINARY",
+fn by_user_id(dialect: &dyn Dialect) -> String {
+    match dialect.byte_collation() {
+        Some(c) => format!("s.user_id COLLATE {c}"),
+        None => "s.user_id".to_owned(),
     }
 }
 
@@ -795,15 +778,15 @@ pub async fn user_stages(
     as_of: DateTime<Utc>,
     config: &SaasConfig,
 ) -> Result<Vec<UserStage>, ApiError> {
-    let backend = backend_of(session.db());
+    let dialect = session.dialect();
     let mut sql = Sql::new(as_of, config);
     sql.text = format!(
         "SELECT {USER_COLUMNS} FROM {} ORDER BY {}",
-        stages_subquery(backend, "s"),
-        by_user_id(backend)
+        stages_subquery(dialect, "s"),
+        by_user_id(dialect)
     );
     let rows = query(session, sql, "user stages").await?;
-    rows.iter().map(|r| read_user(r, backend)).collect()
+    rows.iter().map(|r| read_user(r, dialect)).collect()
 }
 
 /// The columns of `user_stages` a page is selected and ordered by: the stage and its facts,
@@ -813,12 +796,12 @@ const CORE_COLUMNS: &str = "s.user_id, s.signup_time, s.stage, s.churn_reason, \
      s.reached_customer, s.repeat_payer";
 
 /// Reads a [`UserStage`] from the columns [`CORE_COLUMNS`] (descriptive fields empty).
-fn read_core(r: &QueryResult, backend: Backend) -> Result<UserStage, ApiError> {
+fn read_core(r: &QueryResult, dialect: &dyn Dialect) -> Result<UserStage, ApiError> {
     let (stage, churn_reason) = read_stage(r, 2, 3)?;
     Ok(UserStage {
         user_id: get_text(r, 0)?.unwrap_or_default(),
         email: None,
-        signup_time: get_time(r, 1, backend)?
+        signup_time: get_time(r, 1, dialect)?
             .ok_or_else(|| Error::Database("user_stages gave no signup_time".to_owned()))?,
         stage,
         churn_reason,
@@ -849,10 +832,9 @@ async fn add_details(
     let ids: Vec<&str> = users.iter().map(|u| u.user_id.as_str()).collect();
     let keys = serde_json::to_string(&ids)
         .map_err(|e| Error::Database(format!("encoding saas user ids: {e}")))?;
-    let text = match backend_of(session.db()) {
-        Backend::Postgres => USER_DETAILS_POSTGRES,
-        Backend::Sqlite => USER_DETAILS_SQLITE,
-    };
+    let text = session
+        .dialect()
+        .sql_text(USER_DETAILS_POSTGRES, USER_DETAILS_SQLITE);
     let sql = Sql {
         text: text.to_owned(),
         values: vec![as_of.into(), keys.into()],
@@ -889,8 +871,8 @@ pub async fn users_page(
     offset: u64,
     limit: Option<u64>,
 ) -> Result<(Vec<UserStage>, bool), ApiError> {
-    let backend = backend_of(session.db());
-    let order = by_user_id(backend);
+    let dialect = session.dialect();
+    let order = by_user_id(dialect);
     let (rows, _) = query_stages(session, config, "users", |source| {
         let mut sql = Sql::new(as_of, config);
         let where_sql = filter_sql(&mut sql, filter);
@@ -908,14 +890,14 @@ pub async fn users_page(
         }
         sql.text = format!(
             "SELECT {CORE_COLUMNS} FROM {} WHERE 1 = 1{where_sql} ORDER BY {order}{limit}",
-            stages_from(source, backend, "s")
+            stages_from(source, dialect, "s")
         );
         sql
     })
     .await?;
     let mut users = rows
         .iter()
-        .map(|r| read_core(r, backend))
+        .map(|r| read_core(r, dialect))
         .collect::<Result<Vec<_>, _>>()?;
     let has_next = match limit {
         Some(n) if users.len() as u64 > n => {
@@ -935,13 +917,13 @@ pub async fn users_total(
     config: &SaasConfig,
     filter: &UserFilter,
 ) -> Result<i64, ApiError> {
-    let backend = backend_of(session.db());
+    let dialect = session.dialect();
     let (rows, _) = query_stages(session, config, "users total", |source| {
         let mut sql = Sql::new(as_of, config);
         let where_sql = filter_sql(&mut sql, filter);
         sql.text = format!(
             "SELECT COUNT(*) AS n FROM {} WHERE 1 = 1{where_sql}",
-            stages_from(source, backend, "s")
+            stages_from(source, dialect, "s")
         );
         sql
     })
@@ -964,15 +946,15 @@ pub async fn core_stages_from(
     config: &SaasConfig,
     source: StageSource,
 ) -> Result<Vec<UserStage>, ApiError> {
-    let backend = backend_of(session.db());
+    let dialect = session.dialect();
     let mut sql = Sql::new(as_of, config);
     sql.text = format!(
         "SELECT {CORE_COLUMNS} FROM {} ORDER BY {}",
-        stages_from(source, backend, "s"),
-        by_user_id(backend)
+        stages_from(source, dialect, "s"),
+        by_user_id(dialect)
     );
     let rows = query(session, sql, "core stages").await?;
-    rows.iter().map(|r| read_core(r, backend)).collect()
+    rows.iter().map(|r| read_core(r, dialect)).collect()
 }
 
 #[cfg(test)]

@@ -30,6 +30,54 @@ pub trait Dialect: Sync + Send {
     /// the same text on every backend.
     fn instant_text(&self, x: Sql) -> Sql;
 
+    /// Which of a SQL file's two texts (one per backend) this dialect runs.
+    fn sql_text<'a>(&self, postgres: &'a str, sqlite: &'a str) -> &'a str;
+
+    /// The expression that turns the JIT compiler off until the end of the transaction,
+    /// usable inside a select list (`None` where there is no JIT).
+    fn jit_off_expression(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// A query for whether a table exists in `namespace` (the table's name bound as `$1`).
+    fn table_exists_query(&self, namespace: &str) -> String;
+
+    /// A query for the columns of a table, in their order: `$1` = namespace, `$2` = table.
+    fn columns_query(&self, namespace: &str, table: &str) -> (String, Vec<sea_orm::Value>);
+
+    /// How to begin a transaction whose reads all see one snapshot.
+    fn snapshot_read(&self) -> (Option<sea_orm::IsolationLevel>, Option<sea_orm::AccessMode>) {
+        (None, None)
+    }
+
+    /// The statement that refreshes a table's planner statistics after it was rewritten
+    /// (and gives back the space of the rows it replaced, where that is a separate step).
+    fn reclaim_and_analyze(&self, table: &str) -> String {
+        format!("ANALYZE {table}")
+    }
+
+    /// Settings for a transaction that builds a large table (`None`: nothing to set).
+    fn bulk_build_settings(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// The clause that locks the rows a SELECT reads until the transaction ends (`None` on a
+    /// backend without row locks, where the first write locks the database).
+    fn for_update(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// A subquery whose `value` column lists the strings of the JSON array bound at
+    /// `placeholder` (`$1`): how tally sends a set of keys as one parameter.
+    fn json_values(&self, placeholder: &str) -> String;
+
+    /// Reads an instant column: a `timestamptz`, or RFC 3339 text.
+    fn read_instant(
+        &self,
+        r: &sea_orm::QueryResult,
+        i: usize,
+    ) -> Result<Option<chrono::DateTime<chrono::Utc>>, String>;
+
     /// The qualified name of `tally_tz_offsets` (the UTC offsets of time zones), which lives
     /// in the default namespace.
     fn tz_offsets_table(&self) -> String;
@@ -251,6 +299,56 @@ impl Dialect for Postgres {
     fn byte_collation(&self) -> Option<&'static str> {
         Some("\"C\"")
     }
+    fn sql_text<'a>(&self, postgres: &'a str, _sqlite: &'a str) -> &'a str {
+        postgres
+    }
+    fn jit_off_expression(&self) -> Option<&'static str> {
+        // only where the server has the setting (Postgres-compatible engines may not)
+        Some("SELECT set_config('jit', 'off', true) WHERE current_setting('jit', true) IS NOT NULL")
+    }
+    fn table_exists_query(&self, namespace: &str) -> String {
+        format!(
+            "SELECT 1 FROM information_schema.tables WHERE table_schema = '{}' AND table_name = $1",
+            namespace.replace('\'', "''")
+        )
+    }
+    fn columns_query(&self, namespace: &str, table: &str) -> (String, Vec<sea_orm::Value>) {
+        (
+            "SELECT column_name::text FROM information_schema.columns \
+             WHERE table_schema = $1 AND table_name = $2 ORDER BY ordinal_position"
+                .to_owned(),
+            vec![namespace.into(), table.into()],
+        )
+    }
+    fn snapshot_read(&self) -> (Option<sea_orm::IsolationLevel>, Option<sea_orm::AccessMode>) {
+        (
+            Some(sea_orm::IsolationLevel::RepeatableRead),
+            Some(sea_orm::AccessMode::ReadOnly),
+        )
+    }
+    fn reclaim_and_analyze(&self, table: &str) -> String {
+        format!("VACUUM (ANALYZE) {table}")
+    }
+    fn bulk_build_settings(&self) -> Option<&'static str> {
+        Some(
+            "SELECT set_config('jit', 'off', true), set_config('work_mem', '256MB', true) \
+             WHERE current_setting('jit', true) IS NOT NULL",
+        )
+    }
+    fn for_update(&self) -> Option<&'static str> {
+        Some(" FOR UPDATE")
+    }
+    fn json_values(&self, placeholder: &str) -> String {
+        format!("SELECT value FROM jsonb_array_elements_text(CAST({placeholder} AS jsonb))")
+    }
+    fn read_instant(
+        &self,
+        r: &sea_orm::QueryResult,
+        i: usize,
+    ) -> Result<Option<chrono::DateTime<chrono::Utc>>, String> {
+        r.try_get_by_index::<Option<chrono::DateTime<chrono::Utc>>>(i)
+            .map_err(|e| e.to_string())
+    }
     fn tz_offsets_table(&self) -> String {
         format!("\"public\".\"{}\"", crate::semantic::TZ_OFFSETS_TABLE)
     }
@@ -283,6 +381,39 @@ impl Dialect for Sqlite {
     }
     fn time_zones(&self) -> bool {
         false
+    }
+    fn sql_text<'a>(&self, _postgres: &'a str, sqlite: &'a str) -> &'a str {
+        sqlite
+    }
+    fn table_exists_query(&self, namespace: &str) -> String {
+        format!(
+            "SELECT 1 FROM \"{}\".sqlite_master WHERE type = 'table' AND name = $1",
+            namespace.replace('"', "\"\"")
+        )
+    }
+    fn columns_query(&self, namespace: &str, table: &str) -> (String, Vec<sea_orm::Value>) {
+        (
+            "SELECT name FROM pragma_table_info($1, $2) ORDER BY cid".to_owned(),
+            vec![table.into(), namespace.into()],
+        )
+    }
+    fn json_values(&self, placeholder: &str) -> String {
+        format!("SELECT value FROM json_each({placeholder})")
+    }
+    fn read_instant(
+        &self,
+        r: &sea_orm::QueryResult,
+        i: usize,
+    ) -> Result<Option<chrono::DateTime<chrono::Utc>>, String> {
+        let s = r
+            .try_get_by_index::<Option<String>>(i)
+            .map_err(|e| e.to_string())?;
+        s.map(|s| {
+            chrono::DateTime::parse_from_rfc3339(&s)
+                .map(|t| t.with_timezone(&chrono::Utc))
+                .map_err(|e| format!("{s:?}: {e}"))
+        })
+        .transpose()
     }
     fn tz_offsets_table(&self) -> String {
         format!("\"main\".\"{}\"", crate::semantic::TZ_OFFSETS_TABLE)
