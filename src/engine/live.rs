@@ -18,7 +18,7 @@ pub async fn check_live(models: &[Model], db: &DatabaseConnection) -> Result<(),
     let mut problems = Vec::new();
     let offsets = !super::dialect_of(db).time_zones();
     for model in models {
-        if offsets && model.reads_tz_offsets() {
+        if offsets && model.reads_tz_offsets {
             // the SQLite twins of the gym SQL read the offsets table: make it exist
             if let Err(e) = crate::tz::ensure_offsets(db).await {
                 problems.push(problem(

@@ -78,7 +78,7 @@ impl Engine {
         let dialect = dialect_of(&db);
         let offsets_needed = models
             .iter()
-            .filter(|m| !dialect.time_zones() && m.reads_tz_offsets())
+            .filter(|m| !dialect.time_zones() && m.reads_tz_offsets)
             .map(|m| m.name.clone())
             .collect();
         Engine {

@@ -28,6 +28,9 @@ pub struct Model {
     pub description: String,
     /// The database namespace of its physical tables (`"<namespace>"."<table>"`).
     pub namespace: String,
+    /// Whether its SQLite SQL tables read `tally_tz_offsets` (the UTC offsets of time
+    /// zones), whose zones must be filled before they run; computed when the model loads.
+    pub reads_tz_offsets: bool,
     /// Logical tables.
     pub tables: Vec<Table>,
     /// Joins between logical tables.
@@ -684,14 +687,6 @@ pub struct Metric {
 pub const TZ_OFFSETS_TABLE: &str = "tally_tz_offsets";
 
 impl Model {
-    /// Whether the model's SQLite SQL tables read `tally_tz_offsets` (the UTC offsets of
-    /// time zones, filled before they run).
-    pub fn reads_tz_offsets(&self) -> bool {
-        self.tables.iter().any(|t| match &t.source {
-            TableSource::Sql { sqlite, .. } => sqlite.contains(TZ_OFFSETS_TABLE),
-            TableSource::Physical(_) => false,
-        })
-    }
     /// The logical table named `name`.
     pub fn table(&self, name: &str) -> Option<&Table> {
         self.tables.iter().find(|t| t.name == name)

@@ -198,10 +198,16 @@ fn build_one(source: &ModelSource, r: &mut Report) -> Option<Model> {
     }
     let tables = build_tables(source, &parsed, &namespace, &settings, r);
     let joins = build_joins(&parsed, &tables, r);
+    // SQLite SQL tables that read the offsets table need its zones filled before they run
+    let reads_tz_offsets = tables.iter().any(|t| match &t.source {
+        TableSource::Sql { sqlite, .. } => sqlite.contains(super::TZ_OFFSETS_TABLE),
+        TableSource::Physical(_) => false,
+    });
     let mut model = Model {
         name,
         description,
         namespace,
+        reads_tz_offsets,
         tables,
         joins,
         dimensions: Vec::new(),
