@@ -4,9 +4,11 @@
 //! and the parameters in order. Only validated identifiers (model, table, column names) and
 //! tally's own constants reach the text; every value from a model file or a request is a
 //! [`Param`], bound when the statement runs. The [`Dialect`] trait holds what differs between
-//! PostgreSQL and SQLite.
+//! PostgreSQL and SQLite; [`lexer`] is the one place that reads SQL text (the SQL files of SQL
+//! tables).
 
 mod dialect;
+pub mod lexer;
 
 pub use dialect::{Dialect, Postgres, Sqlite};
 
@@ -1646,33 +1648,14 @@ fn one_line(s: &str) -> String {
     s.replace(['\n', '\r'], " ")
 }
 
-/// A SQL file's text with its `$1` (outside quotes) turned into the as-of parameter (moved
-/// back by `shift`), and `$2`, `$3`, … into the table's constants.
+/// A SQL file's text with its `$1` (outside strings, quoted identifiers and comments) turned
+/// into the as-of parameter (moved back by `shift`), and `$2`, `$3`, … into the table's
+/// constants. Parameter markers in the text are dropped.
 fn sql_file(text: &str, consts: &[SqlConst], shift: Option<Shift>) -> Sql {
+    use lexer::TokenKind;
     let mut s = Sql::default();
-    let chars: Vec<char> = text.chars().collect();
-    let mut i = 0;
-    let mut buf = String::new();
-    while i < chars.len() {
-        let c = chars[i];
-        if c == '\'' || c == '"' {
-            buf.push(c);
-            i += 1;
-            while i < chars.len() {
-                buf.push(chars[i]);
-                i += 1;
-                if chars[i - 1] == c {
-                    break;
-                }
-            }
-            continue;
-        }
-        if c == '$' && chars.get(i + 1).is_some_and(char::is_ascii_digit) {
-            let digits: String = chars[i + 1..]
-                .iter()
-                .take_while(|c| c.is_ascii_digit())
-                .collect();
-            let n: usize = digits.parse().unwrap_or(0);
+    for t in lexer::tokens(text) {
+        if let TokenKind::Placeholder(n) = t.kind {
             let p = if n == 1 {
                 Some(Param::AsOf(shift))
             } else {
@@ -1685,21 +1668,16 @@ fn sql_file(text: &str, consts: &[SqlConst], shift: Option<Shift>) -> Sql {
                 })
             };
             if let Some(p) = p {
-                s.push(&buf);
-                buf.clear();
                 s.param(p);
-                i += 1 + digits.len();
                 continue;
             }
         }
-        if c == MARK {
-            i += 1;
-            continue;
+        if t.text.contains(MARK) {
+            s.push(&t.text.replace(MARK, ""));
+        } else {
+            s.push(t.text);
         }
-        buf.push(c);
-        i += 1;
     }
-    s.push(&buf);
     s
 }
 
