@@ -12,6 +12,9 @@ pub trait Dialect: Sync + Send {
     /// The placeholder of the `n`-th (1-based) parameter.
     fn placeholder(&self, n: usize) -> String;
 
+    /// Which of a SQL table's two texts (one per backend) this dialect runs.
+    fn sql_text<'a>(&self, postgres: &'a str, sqlite: &'a str) -> &'a str;
+
     /// Whether `percentile_cont(0.5) WITHIN GROUP (ORDER BY x)` exists.
     fn percentile_cont(&self) -> bool;
 
@@ -227,6 +230,9 @@ impl Dialect for Postgres {
     fn placeholder(&self, n: usize) -> String {
         format!("${n}")
     }
+    fn sql_text<'a>(&self, postgres: &'a str, _sqlite: &'a str) -> &'a str {
+        postgres
+    }
     fn percentile_cont(&self) -> bool {
         true
     }
@@ -248,6 +254,9 @@ impl Dialect for Sqlite {
     }
     fn placeholder(&self, _n: usize) -> String {
         "?".to_owned()
+    }
+    fn sql_text<'a>(&self, _postgres: &'a str, sqlite: &'a str) -> &'a str {
+        sqlite
     }
     fn percentile_cont(&self) -> bool {
         false

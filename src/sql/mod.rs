@@ -354,11 +354,7 @@ impl Renderer<'_> {
                 sqlite,
                 params,
             } => {
-                let text = if self.d.name() == "postgres" {
-                    postgres
-                } else {
-                    sqlite
-                };
+                let text = self.d.sql_text(postgres, sqlite);
                 let mut s = Sql::raw("(\n");
                 s.append(sql_file(text, params, t.as_of_shift));
                 s.push("\n  )");
@@ -1698,11 +1694,7 @@ pub fn probe_sql_table(
     else {
         return None;
     };
-    let text = if dialect.name() == "postgres" {
-        postgres
-    } else {
-        sqlite
-    };
+    let text = dialect.sql_text(postgres, sqlite);
     let cols: Vec<String> = table
         .columns
         .iter()
