@@ -5,6 +5,10 @@
 //! Every node carries a one-line description, which the SQL renderer writes as a comment
 //! above the node's CTE.
 
+mod param;
+
+pub use param::{AsOfText, BindAs, Bindings, Param, bind};
+
 use crate::query::{Filter, Item, QuerySpec};
 use crate::semantic::{Agg, DimType, Granularity, JoinStep, MetricKind, Model, Unit};
 

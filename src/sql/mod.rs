@@ -10,6 +10,7 @@
 mod dialect;
 pub mod lexer;
 
+pub use crate::plan::{AsOfText, BindAs, Bindings, Param};
 pub use dialect::{Dialect, Postgres, Sqlite};
 
 use chrono::{DateTime, Utc};
@@ -18,7 +19,7 @@ use sea_orm::Value;
 use crate::plan::{
     AggregateNode, OutType, OutputValue, Plan, PlannedJoin, SpecialKind, SpecialNode,
 };
-use crate::query::{Filter, FilterOp, QuerySpec, ReqValue};
+use crate::query::{Filter, FilterOp, QuerySpec};
 use crate::semantic::expr::{BinOp, Func};
 use crate::semantic::{
     Agg, AsOf, ConversionCalc, DimType, Expr, ExprType, Granularity, MetricKind, Model,
@@ -27,56 +28,6 @@ use crate::semantic::{
 
 /// Where a parameter marker sits in [`Sql::text`].
 const MARK: char = '\u{1}';
-
-/// A parameter of a rendered statement, resolved against the request when it runs.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Param {
-    /// The as-of instant (moved back by the shift of a shifted table).
-    AsOf(Option<Shift>),
-    /// The as-of instant as partition text `YYYY-MM-DD HH:MM:SS` (UTC).
-    AsOfPartitionTs(Option<Shift>),
-    /// The as-of instant's UTC date.
-    AsOfDate(Option<Shift>),
-    /// The as-of instant written as time buckets are (whole seconds), to compare with the end
-    /// of a bucket.
-    AsOfText(AsOfText),
-    /// A constant (a literal of a model file).
-    Value(Value),
-    /// A request value, bound as the compared dimension is stored.
-    Request(usize, BindAs),
-    /// The request's time zone.
-    TimeZone,
-    /// The request's limit.
-    Limit,
-    /// The request's offset.
-    Offset,
-    /// The request's conversion variant, or this default.
-    ConversionFilter(String),
-}
-
-/// How [`Param::AsOfText`] writes the as-of instant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AsOfText {
-    /// `YYYY-MM-DDTHH:MM:SSZ` (UTC), as buckets of instants and dates are written.
-    Utc,
-    /// `YYYY-MM-DDTHH:MM:SS` (UTC wall clock), as buckets of local-time columns are written.
-    UtcDigits,
-    /// `YYYY-MM-DDTHH:MM:SS` in the request's time zone, as buckets with `timezone` are.
-    Zone,
-}
-
-/// How a request value is bound.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BindAs {
-    /// As it is.
-    Plain,
-    /// A time compared with an instant column.
-    Instant,
-    /// A time compared with a date column (its UTC date).
-    Date,
-    /// A time compared with local wall-clock text (its `YYYY-MM-DDTHH:MM:SS` digits).
-    Local,
-}
 
 /// A fragment of SQL text and its parameters, in order.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -146,78 +97,14 @@ pub struct Rendered {
 }
 
 impl Rendered {
-    /// The values to bind for a request.
+    /// The values to bind for a request (see [`Rendered::bind_with`]).
     pub fn bind(&self, spec: &QuerySpec) -> Vec<Value> {
-        self.params.iter().map(|p| bind_one(p, spec)).collect()
+        self.bind_with(&Bindings::of(spec))
     }
-}
 
-fn bind_one(p: &Param, spec: &QuerySpec) -> Value {
-    match p {
-        Param::AsOf(shift) => Value::ChronoDateTimeUtc(Some(shifted(spec, *shift))),
-        Param::AsOfPartitionTs(shift) => Value::String(Some(
-            shifted(spec, *shift)
-                .format("%Y-%m-%d %H:%M:%S")
-                .to_string(),
-        )),
-        Param::AsOfDate(shift) => Value::ChronoDate(Some(shifted(spec, *shift).date_naive())),
-        Param::AsOfText(how) => Value::String(Some(match how {
-            AsOfText::Utc => spec.as_of.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-            AsOfText::UtcDigits => spec.as_of.format("%Y-%m-%dT%H:%M:%S").to_string(),
-            AsOfText::Zone => match spec
-                .timezone
-                .as_deref()
-                .and_then(|z| z.parse::<chrono_tz::Tz>().ok())
-            {
-                Some(tz) => spec
-                    .as_of
-                    .with_timezone(&tz)
-                    .format("%Y-%m-%dT%H:%M:%S")
-                    .to_string(),
-                None => spec.as_of.format("%Y-%m-%dT%H:%M:%S").to_string(),
-            },
-        })),
-        Param::Value(v) => v.clone(),
-        Param::Request(i, how) => match spec.values.get(*i) {
-            None => Value::String(None),
-            Some(ReqValue::Str(s)) => Value::String(Some(s.clone())),
-            Some(ReqValue::Num(n)) => Value::Double(Some(*n)),
-            Some(ReqValue::Bool(b)) => Value::Bool(Some(*b)),
-            Some(ReqValue::Time(t)) => bind_time(*t, *how),
-        },
-        Param::TimeZone => Value::String(Some(
-            spec.timezone.clone().unwrap_or_else(|| "UTC".to_owned()),
-        )),
-        Param::Limit => Value::BigInt(Some(
-            spec.limit
-                .map(|l| l.min(i64::MAX as u64) as i64)
-                .unwrap_or(-1),
-        )),
-        Param::Offset => Value::BigInt(Some(
-            spec.offset
-                .map(|l| l.min(i64::MAX as u64) as i64)
-                .unwrap_or(0),
-        )),
-        Param::ConversionFilter(default) => Value::String(Some(
-            spec.conversion_filter
-                .clone()
-                .unwrap_or_else(|| default.clone()),
-        )),
-    }
-}
-
-fn shifted(spec: &QuerySpec, shift: Option<Shift>) -> DateTime<Utc> {
-    match shift {
-        Some(s) => s.apply(spec.as_of),
-        None => spec.as_of,
-    }
-}
-
-fn bind_time(t: DateTime<Utc>, how: BindAs) -> Value {
-    match how {
-        BindAs::Date => Value::ChronoDate(Some(t.date_naive())),
-        BindAs::Local => Value::String(Some(t.format("%Y-%m-%dT%H:%M:%S").to_string())),
-        BindAs::Instant | BindAs::Plain => Value::ChronoDateTimeUtc(Some(t)),
+    /// The values to bind for a request of the statement's shape, one per placeholder.
+    pub fn bind_with(&self, b: &Bindings<'_>) -> Vec<Value> {
+        crate::plan::bind(&self.params, b)
     }
 }
 
@@ -1703,7 +1590,6 @@ pub fn probe_sql_table(
     let mut s = Sql::raw(&format!("SELECT {} FROM (\n", cols.join(", ")));
     s.append(sql_file(text, params, table.as_of_shift));
     s.push("\n) AS \"tally_s\" WHERE 1 = 0");
-    let spec = QuerySpec::new(String::new(), as_of);
     let mut out = String::with_capacity(s.text.len());
     let mut n = 0;
     for c in s.text.chars() {
@@ -1714,5 +1600,5 @@ pub fn probe_sql_table(
             out.push(c);
         }
     }
-    Some((out, s.params.iter().map(|p| bind_one(p, &spec)).collect()))
+    Some((out, crate::plan::bind(&s.params, &Bindings::as_of(as_of))))
 }
