@@ -414,6 +414,9 @@ pub enum QueryFailed {
     /// The database failed.
     #[error("database error: {0}")]
     Database(#[from] DbErr),
+    /// Planning or rendering met a state a checked request cannot reach.
+    #[error("{0}")]
+    Internal(#[from] crate::plan::PlanError),
 }
 
 /// Checks, plans, renders and runs one request without GraphQL (tests, tools, benchmarks).
@@ -439,8 +442,8 @@ pub async fn query(
             .await
             .map_err(|e| DbErr::Custom(e.to_string()))?;
     }
-    let plan = crate::plan::plan(model, spec, dialect.percentile_cont());
-    let rendered = crate::sql::render(model, spec, &plan, dialect);
+    let plan = crate::plan::plan(model, spec, dialect.percentile_cont())?;
+    let rendered = crate::sql::render(&plan, dialect)?;
     let rows = run(db, &rendered, spec).await?;
     Ok((rendered, rows))
 }

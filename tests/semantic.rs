@@ -451,8 +451,8 @@ fn sql_snapshots_per_dialect() {
     for (name, model, spec) in snapshot_cases() {
         spec.check(&model).unwrap_or_else(|e| panic!("{name}: {e}"));
         for d in dialects {
-            let plan = tally::plan::plan(&model, &spec, d.percentile_cont());
-            let r = tally::sql::render(&model, &spec, &plan, d);
+            let plan = tally::plan::plan(&model, &spec, d.percentile_cont()).unwrap();
+            let r = tally::sql::render(&plan, d).unwrap();
             let text = format!("{}\n\n-- params: {:?}", r.sql, r.bind(&spec));
             insta::assert_snapshot!(format!("{name}__{}", d.name()), text);
         }

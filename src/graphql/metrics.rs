@@ -57,28 +57,29 @@ impl PlanCache {
         }
     }
 
-    /// The statement for `spec` on `dialect`, planned and rendered on a miss.
+    /// The statement for `spec` on `dialect`, planned and rendered on a miss (an error is an
+    /// internal one).
     pub fn get_or_render(
         &self,
         model: &Model,
         spec: &QuerySpec,
         dialect: &dyn Dialect,
-    ) -> (Arc<Rendered>, bool) {
+    ) -> Result<(Arc<Rendered>, bool), crate::plan::PlanError> {
         let key = format!("{}|{}", dialect.name(), spec.cache_key());
         if let Ok(map) = self.entries.lock()
             && let Some(r) = map.get(&key)
         {
-            return (r.clone(), true);
+            return Ok((r.clone(), true));
         }
-        let plan = crate::plan::plan(model, spec, dialect.percentile_cont());
-        let rendered = Arc::new(crate::sql::render(model, spec, &plan, dialect));
+        let plan = crate::plan::plan(model, spec, dialect.percentile_cont())?;
+        let rendered = Arc::new(crate::sql::render(&plan, dialect)?);
         if let Ok(mut map) = self.entries.lock() {
             if map.len() >= CACHE_CAPACITY {
                 map.clear();
             }
             map.insert(key, rendered.clone());
         }
-        (rendered, false)
+        Ok((rendered, false))
     }
 }
 
@@ -565,7 +566,10 @@ async fn resolve(ctx: &ResolverContext<'_>, model: &Arc<Model>) -> Result<Resolv
             )
         })?;
     }
-    let (rendered, _hit) = cache.get_or_render(model, &spec, dialect);
+    let (rendered, _hit) = cache.get_or_render(model, &spec, dialect).map_err(|e| {
+        tracing::error!(error = %e, "metrics query could not be planned");
+        common::coded_error("INTERNAL", "the request could not be planned (logged)")
+    })?;
     let plan_micros = started.elapsed().as_micros() as u64;
     let rows = crate::exec::run_as::<Value>(db, &rendered, &spec)
         .await
