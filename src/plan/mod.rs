@@ -12,6 +12,11 @@
 //!
 //! A name the checked request or the validated model should have made impossible is a
 //! [`PlanError`] (an internal error), never SQL.
+//!
+//! A new kind of metric that needs CTEs of its own is a node file here (the node, its value
+//! in the final SELECT, and its planning) and a renderer file in `src/sql/render/`, joined by
+//! one variant of [`SpecialNode`] and of [`MetricValue`] and their arms in the two dispatch
+//! points (`Plan`'s needs here, `Renderer::special_ctes` / `Renderer::metric` there).
 
 mod aggregate;
 mod conversion;
