@@ -148,13 +148,13 @@ fn plan_and_render() {
     ] {
         let per = time(n, || {
             spec.check(&model).unwrap();
-            let plan = tally::plan::plan(&model, &spec, true);
-            let r = tally::sql::render(&model, &spec, &plan, &d);
+            let plan = tally::plan::plan(&model, &spec, true).unwrap();
+            let r = tally::sql::render(&plan, &d).unwrap();
             std::hint::black_box(r);
         });
         let cache = tally::engine::PlanCache::default();
         let hit = time(n, || {
-            std::hint::black_box(cache.get_or_render(&model, &spec, &d));
+            std::hint::black_box(cache.get_or_render(&model, &spec, &d).unwrap());
         });
         println!("{name}: check+plan+render {per:?}; plan-cache hit {hit:?}");
     }
@@ -204,8 +204,8 @@ async fn end_to_end_vs_raw_sql() {
         } else {
             &tally::sql::Sqlite
         };
-        let plan = tally::plan::plan(&model, &spec, dialect.percentile_cont());
-        let rendered = tally::sql::render(&model, &spec, &plan, dialect);
+        let plan = tally::plan::plan(&model, &spec, dialect.percentile_cont()).unwrap();
+        let rendered = tally::sql::render(&plan, dialect).unwrap();
         // the statement the GraphQL request ran (its explain)
         if let Some(ran) = json["extensions"]["explain"][0]["sql"].as_str() {
             assert_eq!(rendered.sql, ran);

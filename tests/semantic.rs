@@ -451,12 +451,102 @@ fn sql_snapshots_per_dialect() {
     for (name, model, spec) in snapshot_cases() {
         spec.check(&model).unwrap_or_else(|e| panic!("{name}: {e}"));
         for d in dialects {
-            let plan = tally::plan::plan(&model, &spec, d.percentile_cont());
-            let r = tally::sql::render(&model, &spec, &plan, d);
+            let plan = tally::plan::plan(&model, &spec, d.percentile_cont()).unwrap();
+            let r = tally::sql::render(&plan, d).unwrap();
             let text = format!("{}\n\n-- params: {:?}", r.sql, r.bind(&spec));
             insta::assert_snapshot!(format!("{name}__{}", d.name()), text);
         }
     }
+}
+
+/// A statement rendered for one request is bound for another of the same shape (the plan
+/// cache): same SQL, and the values of the other request.
+#[test]
+fn a_rendered_statement_is_bound_per_request() {
+    let model = model("social");
+    let request = |at: &str, os: &str, limit: u64, zone: &str| {
+        let mut s = QuerySpec::new("social", t(at));
+        s.fields = vec![
+            dim("month", "activityTime", Some(Granularity::Month)),
+            met("churnRate"),
+            met("averageDailyActiveUsers"),
+        ];
+        let v = s.value(ReqValue::Str(os.into()));
+        s.filter = Some(Filter::Cond {
+            dimension: "os".into(),
+            op: FilterOp::NotEquals,
+            args: vec![v],
+        });
+        s.limit = Some(limit);
+        s.timezone = Some(zone.into());
+        s
+    };
+    let a = request("2024-03-31T00:00:00Z", "ios", 10, "Europe/London");
+    let b = request("2024-06-30T12:00:00Z", "android", 3, "Asia/Tokyo");
+    assert_eq!(a.cache_key(), b.cache_key());
+    for d in [
+        &tally::sql::Postgres as &dyn tally::sql::Dialect,
+        &tally::sql::Sqlite,
+    ] {
+        let render = |s: &QuerySpec| {
+            let plan = tally::plan::plan(&model, s, d.percentile_cont()).unwrap();
+            tally::sql::render(&plan, d).unwrap()
+        };
+        let (ra, rb) = (render(&a), render(&b));
+        assert_eq!(ra.sql, rb.sql);
+        assert_eq!(ra.bind(&b), rb.bind(&b));
+        assert_eq!(
+            ra.bind_with(&tally::sql::Bindings::of(&b)),
+            rb.bind(&b),
+            "{}",
+            d.name()
+        );
+        assert_ne!(ra.bind(&a), ra.bind(&b));
+    }
+}
+
+/// Names and values a checked request cannot have are internal errors of the planner, never
+/// SQL that silently answers something else.
+#[test]
+fn unchecked_requests_are_plan_errors_not_sql() {
+    let model = shop();
+    let at = t("2024-03-31T00:00:00Z");
+    let plan_err = |s: &QuerySpec| {
+        assert!(s.check(&model).is_err());
+        tally::plan::plan(&model, s, true).unwrap_err().message
+    };
+    let mut s = QuerySpec::new("shop", at);
+    s.fields = vec![met("noSuchMetric")];
+    assert!(plan_err(&s).contains("unknown metric"));
+    let mut s = QuerySpec::new("shop", at);
+    s.fields = vec![met("netSales")];
+    s.filter = Some(Filter::Cond {
+        dimension: "noSuchDimension".into(),
+        op: FilterOp::IsNull,
+        args: vec![],
+    });
+    assert!(plan_err(&s).contains("unknown dimension"));
+    let mut s = QuerySpec::new("shop", at);
+    s.fields = vec![met("netSalesRunningTotal")];
+    assert!(plan_err(&s).contains("orderTime is not selected"));
+    // malformed filters the GraphQL layer never builds
+    let mut s = QuerySpec::new("shop", at);
+    s.fields = vec![met("netSales")];
+    let v = s.value(ReqValue::Time(at));
+    for (op, args) in [(FilterOp::Between, vec![v]), (FilterOp::Gte, vec![v + 1])] {
+        s.filter = Some(Filter::Cond {
+            dimension: "orderTime".into(),
+            op,
+            args,
+        });
+        assert!(tally::plan::plan(&model, &s, true).is_err(), "{op:?}");
+    }
+    // a plan that counts on a median aggregate, rendered for a backend without one
+    let mut s = QuerySpec::new("shop", at);
+    s.fields = vec![met("medianLineNetSales")];
+    let plan = tally::plan::plan(&model, &s, true).unwrap();
+    assert!(tally::sql::render(&plan, &tally::sql::Postgres).is_ok());
+    assert!(tally::sql::render(&plan, &tally::sql::Sqlite).is_err());
 }
 
 // ------------------------------------------------------------------ results on fixtures

@@ -19,27 +19,27 @@ const CACHE_CAPACITY: usize = 1024;
 
 impl PlanCache {
     /// The statement for `spec` on `dialect`, planned and rendered on a miss; whether it was
-    /// a hit.
+    /// a hit. A plan error is a state a checked request cannot reach (an internal error).
     pub fn get_or_render(
         &self,
         model: &Model,
         spec: &QuerySpec,
         dialect: &dyn Dialect,
-    ) -> (Arc<Rendered>, bool) {
+    ) -> Result<(Arc<Rendered>, bool), crate::plan::PlanError> {
         let key = format!("{}|{}", dialect.name(), spec.cache_key());
         if let Ok(map) = self.entries.lock()
             && let Some(r) = map.get(&key)
         {
-            return (r.clone(), true);
+            return Ok((r.clone(), true));
         }
-        let plan = crate::plan::plan(model, spec, dialect.percentile_cont());
-        let rendered = Arc::new(crate::sql::render(model, spec, &plan, dialect));
+        let plan = crate::plan::plan(model, spec, dialect.percentile_cont())?;
+        let rendered = Arc::new(crate::sql::render(&plan, dialect)?);
         if let Ok(mut map) = self.entries.lock() {
             if map.len() >= CACHE_CAPACITY {
                 map.clear();
             }
             map.insert(key, rendered.clone());
         }
-        (rendered, false)
+        Ok((rendered, false))
     }
 }

@@ -138,7 +138,10 @@ impl Engine {
         })?;
         spec.check(model)?;
         self.prepare_zones(model, spec).await?;
-        let (rendered, _hit) = self.plans.get_or_render(model, spec, self.dialect);
+        let (rendered, _hit) = self
+            .plans
+            .get_or_render(model, spec, self.dialect)
+            .map_err(|e| ApiError::internal("planning", e))?;
         let plan_micros = started.elapsed().as_micros() as u64;
         let params = rendered.bind(spec);
         let stmt =

@@ -1,24 +1,25 @@
-//! Row queries: the rows of one table as of `asOf` — its `asOf` cut, the request's filter
-//! over its columns, a total order (the request's sort keys, then the table's default order
-//! and key), and a page.
+//! A row query: the rows of one table as of `asOf` — its `asOf` cut, the request's filter
+//! over its columns (each column is a dimension of its table, so the conditions are those of
+//! metrics), a total order (the request's sort keys, then the table's default order and
+//! key) and a page.
 
-use super::{CutNode, OutType, OutputColumn, OutputValue, Plan, cut_description};
+use super::cut::{self, CutCondition};
+use super::{OutType, OutputColumn, OutputNode, OutputValue, Plan, PlanError, Planner, filter};
 use crate::query::{Item, QuerySpec};
-use crate::semantic::{ColType, Model, RowColumn};
+use crate::semantic::{ColType, RowColumn};
 
 /// The rows of one table, filtered, sorted and paged.
 #[derive(Debug, Clone)]
 pub struct RowsNode {
     /// The logical table.
     pub table: String,
-    /// The selected columns, in response order: response key and column.
-    pub columns: Vec<(String, RowColumn)>,
-    /// Sort keys, the request's first, then the table's default order and key.
+    /// The CTE of its cut.
+    pub cte: String,
+    /// The selected columns, in response order.
+    pub columns: Vec<RowColumn>,
+    /// Sort keys: the request's first, then the table's default order and key.
     pub order: Vec<RowOrder>,
-    /// Whether rows of every conversion variant are listed (no `conversionFilter` given),
-    /// or only the request's variant.
-    pub all_variants: bool,
-    /// What the node computes.
+    /// What the node returns.
     pub description: String,
 }
 
@@ -47,26 +48,36 @@ pub fn out_type(ty: ColType) -> OutType {
 }
 
 /// Plans a checked row query of `table`.
-pub(super) fn plan_rows(model: &Model, spec: &QuerySpec, table: &str) -> Plan {
-    let t = model.table(table);
-    let rows = t.and_then(|t| t.rows.as_ref());
-    let column = |field: &str| rows.and_then(|r| r.column(field)).cloned();
+pub(super) fn plan(p: &mut Planner<'_>, spec: &QuerySpec, table: &str) -> Result<Plan, PlanError> {
+    let model = p.model;
+    let t = p.table(table)?;
+    let rows = t
+        .rows
+        .as_ref()
+        .ok_or_else(|| PlanError::new(format!("table {table} lists no rows")))?;
+    p.row_columns = rows.columns.iter().map(|c| c.dimension.clone()).collect();
+    let column = |field: &str| {
+        rows.column(field)
+            .cloned()
+            .ok_or_else(|| PlanError::new(format!("unknown column {field:?} of {table}")))
+    };
     let mut columns = Vec::new();
     let mut output = Vec::new();
     for f in &spec.fields {
-        if let Item::Column { name } = &f.item
-            && let Some(c) = column(name)
-        {
-            output.push(OutputColumn {
-                key: f.key.clone(),
-                value: OutputValue::Column(c.field.clone()),
-                ty: out_type(c.ty),
-            });
-            columns.push((f.key.clone(), c));
-        }
+        let Item::Column { name } = &f.item else {
+            return Err(PlanError::new(format!("{} selected in a row query", f.key)));
+        };
+        let c = column(name)?;
+        output.push(OutputColumn {
+            key: f.key.clone(),
+            value: OutputValue::Column(columns.len()),
+            ty: out_type(c.ty),
+        });
+        columns.push(c);
     }
     let variants = |c: &RowColumn| {
-        t.and_then(|t| t.conversion_filter.as_ref())
+        t.conversion_filter
+            .as_ref()
             .filter(|cf| cf.column == c.column)
             .map(|_| model.conversion_variants.clone())
     };
@@ -82,45 +93,57 @@ pub(super) fn plan_rows(model: &Model, spec: &QuerySpec, table: &str) -> Plan {
         }
     };
     for o in &spec.order {
-        if let Some(c) = column(&o.target) {
-            push(c, o.descending);
-        }
+        push(column(&o.target)?, o.descending);
     }
-    if let Some(r) = rows {
-        for name in &r.order {
-            if let Some(c) = r.columns.iter().find(|c| c.column == *name) {
-                push(c.clone(), false);
-            }
-        }
+    for name in &rows.order {
+        let c = rows
+            .columns
+            .iter()
+            .find(|c| c.column == *name)
+            .ok_or_else(|| PlanError::new(format!("order column {name:?} of {table}")))?;
+        push(c.clone(), false);
     }
-    let cuts = t
-        .map(|t| CutNode {
-            table: t.name.clone(),
-            cte: format!("asof_{}", t.name),
-            description: cut_description(t),
-        })
-        .into_iter()
-        .collect();
-    let field = rows.map(|r| r.field.as_str()).unwrap_or(table);
-    Plan {
+    let filter = spec
+        .filter
+        .as_ref()
+        .map(|f| filter::plan(p, f, spec.values.len()))
+        .transpose()?;
+    p.touch(table);
+    let mut cut = cut::plan(p, table)?;
+    if spec.conversion_filter.is_none() {
+        // every variant's rows (metrics keep the default variant's instead)
+        let cf = t.conversion_filter.as_ref().map(|cf| cf.column.as_str());
+        cut.conditions
+            .retain(|c| !matches!(c, CutCondition::Equals(col, _) if Some(col.as_str()) == cf));
+    }
+    let description = format!(
+        "the rows of {table} ({}): the request's filter, sorted, one page",
+        rows.field
+    );
+    Ok(Plan {
         model: model.name.clone(),
-        cuts,
-        aggregates: Vec::new(),
-        specials: Vec::new(),
         slots: Vec::new(),
-        output,
-        order: Vec::new(),
-        limit: spec.limit.is_some(),
-        offset: spec.offset.is_some(),
-        join_path: vec![table.to_owned()],
         rows: Some(RowsNode {
             table: table.to_owned(),
+            cte: cut.cte.clone(),
             columns,
             order,
-            all_variants: spec.conversion_filter.is_none(),
-            description: format!(
-                "the rows of {table} ({field}): the request's filter, sorted, one page"
-            ),
+            description: description.clone(),
         }),
-    }
+        cuts: vec![cut],
+        aggregates: Vec::new(),
+        specials: Vec::new(),
+        keys: None,
+        filter,
+        output: OutputNode {
+            columns: output,
+            from: cut::cte_name(table),
+            joined: Vec::new(),
+            order: Vec::new(),
+            limit: spec.limit.is_some(),
+            offset: spec.offset.is_some(),
+            description,
+        },
+        join_path: vec![table.to_owned()],
+    })
 }

@@ -698,43 +698,29 @@ fn read_sql(source: &ModelSource, rel: &str, loc: Loc<'_>, r: &mut Report) -> Op
 }
 
 /// Checks that a SQL table's text reads `$1` (the as-of instant) and no parameter beyond
-/// `$n` (`$2`… are the table's `params`), outside quotes.
+/// `$n` (`$2`… are the table's `params`), outside strings, quoted identifiers and comments;
+/// a `$` that is no parameter there is rejected too.
 pub(crate) fn check_sql_params(text: &str, n: usize) -> Result<(), String> {
+    use crate::sql::lexer::{TokenKind, tokens};
     let mut seen_1 = false;
-    let chars: Vec<char> = text.chars().collect();
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        if c == '\'' || c == '"' {
-            i += 1;
-            while i < chars.len() && chars[i] != c {
-                i += 1;
+    for t in tokens(text) {
+        let bad = match t.kind {
+            TokenKind::Placeholder(1) => {
+                seen_1 = true;
+                None
             }
-            i += 1;
-            continue;
+            TokenKind::Placeholder(k) if k >= 2 && k <= n => None,
+            TokenKind::Placeholder(_) => Some(t.text),
+            TokenKind::Text if t.text.contains('$') => Some("$"),
+            _ => None,
+        };
+        if let Some(p) = bad {
+            return Err(if n == 1 {
+                format!("its only parameter must be $1 (the as-of instant), not {p}")
+            } else {
+                format!("its parameters are $1 (the as-of instant) and $2..${n} (params), not {p}")
+            });
         }
-        if c == '$' {
-            let digits: String = chars[i + 1..]
-                .iter()
-                .take_while(|c| c.is_ascii_digit())
-                .collect();
-            match digits.parse::<usize>() {
-                Ok(1) => seen_1 = true,
-                Ok(k) if k >= 2 && k <= n => {}
-                _ => {
-                    return Err(if n == 1 {
-                        format!("its only parameter must be $1 (the as-of instant), not ${digits}")
-                    } else {
-                        format!(
-                            "its parameters are $1 (the as-of instant) and $2..${n} (params), not ${digits}"
-                        )
-                    });
-                }
-            }
-            i += 1 + digits.len();
-            continue;
-        }
-        i += 1;
     }
     if seen_1 {
         Ok(())
@@ -802,44 +788,10 @@ fn eval_setting(e: &Expr, settings: &BTreeMap<String, toml::Value>) -> Result<Sq
     })
 }
 
-/// Removes `-- …` and `/* … */` comments outside string literals and quoted identifiers;
-/// trims a trailing semicolon.
+/// Removes `-- …` and `/* … */` comments outside string literals and quoted identifiers
+/// (see [`crate::sql::lexer`]), and blank lines; trims a trailing semicolon.
 pub(crate) fn strip_sql_comments(text: &str) -> String {
-    let chars: Vec<char> = text.chars().collect();
-    let mut out = String::with_capacity(text.len());
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        match c {
-            '\'' | '"' => {
-                out.push(c);
-                i += 1;
-                while i < chars.len() {
-                    out.push(chars[i]);
-                    i += 1;
-                    if chars[i - 1] == c {
-                        break;
-                    }
-                }
-            }
-            '-' if chars.get(i + 1) == Some(&'-') => {
-                while i < chars.len() && chars[i] != '\n' {
-                    i += 1;
-                }
-            }
-            '/' if chars.get(i + 1) == Some(&'*') => {
-                i += 2;
-                while i < chars.len() && !(chars[i] == '*' && chars.get(i + 1) == Some(&'/')) {
-                    i += 1;
-                }
-                i += 2;
-            }
-            _ => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
+    let out = crate::sql::lexer::strip_comments(text);
     let lines: Vec<&str> = out
         .lines()
         .map(str::trim_end)
@@ -1856,6 +1808,22 @@ mod tests {
     fn strips_comments_but_not_strings() {
         let s = strip_sql_comments("-- a $2\nSELECT '--x' AS \"a--b\", $1 /* $3 */ FROM t;\n");
         assert_eq!(s, "SELECT '--x' AS \"a--b\", $1  FROM t");
+    }
+
+    #[test]
+    fn sql_params_are_read_outside_strings_identifiers_and_comments() {
+        assert_eq!(
+            check_sql_params("SELECT $1, $2, '$9', \"$8\", $$ $7 $$ -- $6", 2),
+            Ok(())
+        );
+        let e = check_sql_params("SELECT $1, $3", 2).unwrap_err();
+        assert!(e.ends_with("$2..$2 (params), not $3"), "{e}");
+        let e = check_sql_params("SELECT $1, a$b", 1).unwrap_err();
+        assert!(e.ends_with("must be $1 (the as-of instant), not $"), "{e}");
+        assert_eq!(
+            check_sql_params("SELECT '$1' /* $1 */", 1),
+            Err("it never reads $1 (the as-of instant)".to_owned())
+        );
     }
 
     #[test]

@@ -12,6 +12,9 @@ pub trait Dialect: Sync + Send {
     /// The placeholder of the `n`-th (1-based) parameter.
     fn placeholder(&self, n: usize) -> String;
 
+    /// Which of a SQL table's two texts (one per backend) this dialect runs.
+    fn sql_text<'a>(&self, postgres: &'a str, sqlite: &'a str) -> &'a str;
+
     /// Whether `percentile_cont(0.5) WITHIN GROUP (ORDER BY x)` exists.
     fn percentile_cont(&self) -> bool;
 
@@ -29,9 +32,6 @@ pub trait Dialect: Sync + Send {
     /// An instant column as RFC 3339 text in UTC with whole seconds (`2024-03-01T09:30:00Z`),
     /// the same text on every backend.
     fn instant_text(&self, x: Sql) -> Sql;
-
-    /// Which of a SQL file's two texts (one per backend) this dialect runs.
-    fn sql_text<'a>(&self, postgres: &'a str, sqlite: &'a str) -> &'a str;
 
     /// The expression that turns the JIT compiler off until the end of the transaction,
     /// usable inside a select list (`None` where there is no JIT).
@@ -290,6 +290,9 @@ impl Dialect for Postgres {
     fn placeholder(&self, n: usize) -> String {
         format!("${n}")
     }
+    fn sql_text<'a>(&self, postgres: &'a str, _sqlite: &'a str) -> &'a str {
+        postgres
+    }
     fn percentile_cont(&self) -> bool {
         true
     }
@@ -298,9 +301,6 @@ impl Dialect for Postgres {
     }
     fn byte_collation(&self) -> Option<&'static str> {
         Some("\"C\"")
-    }
-    fn sql_text<'a>(&self, postgres: &'a str, _sqlite: &'a str) -> &'a str {
-        postgres
     }
     fn jit_off_expression(&self) -> Option<&'static str> {
         // only where the server has the setting (Postgres-compatible engines may not)
@@ -376,14 +376,14 @@ impl Dialect for Sqlite {
     fn placeholder(&self, _n: usize) -> String {
         "?".to_owned()
     }
+    fn sql_text<'a>(&self, _postgres: &'a str, sqlite: &'a str) -> &'a str {
+        sqlite
+    }
     fn percentile_cont(&self) -> bool {
         false
     }
     fn time_zones(&self) -> bool {
         false
-    }
-    fn sql_text<'a>(&self, _postgres: &'a str, sqlite: &'a str) -> &'a str {
-        sqlite
     }
     fn table_exists_query(&self, namespace: &str) -> String {
         format!(

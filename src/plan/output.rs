@@ -1,0 +1,198 @@
+//! The response: the final SELECT's columns (slots, metric values, `isComplete`), the CTEs
+//! it joins on the slot values, its order, limit and offset.
+
+use super::metric::Resolver;
+use super::{AggregateNode, DimSlot, KeysNode, MetricValue, PlanError, Planner, SpecialNode};
+use crate::query::{Item, QuerySpec};
+use crate::semantic::{DimType, Granularity, Unit};
+
+/// The final SELECT.
+#[derive(Debug, Clone)]
+pub struct OutputNode {
+    /// The response columns (`c<i>`).
+    pub columns: Vec<OutputColumn>,
+    /// The CTE it starts from: `keys`, or the only node.
+    pub from: String,
+    /// The other CTEs, joined on the slot values (cross joined without slots).
+    pub joined: Vec<String>,
+    /// Sort keys: (column index, descending); then the other slot columns ascending.
+    pub order: Vec<(usize, bool)>,
+    /// Whether `LIMIT` is bound.
+    pub limit: bool,
+    /// Whether `OFFSET` is bound.
+    pub offset: bool,
+    /// What it returns.
+    pub description: String,
+}
+
+/// One response column.
+#[derive(Debug, Clone)]
+pub struct OutputColumn {
+    /// The response key.
+    pub key: String,
+    /// What it holds.
+    pub value: OutputValue,
+    /// Its type.
+    pub ty: OutType,
+}
+
+/// What a response column holds.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OutputValue {
+    /// A dimension slot (index into [`super::Plan::slots`]).
+    Slot(usize),
+    /// A metric's value.
+    Metric(MetricValue),
+    /// Whether every time bucket of the row has ended as of `asOf`: the slots of time
+    /// dimensions and their granularities (none: always).
+    Complete(Vec<(usize, Granularity)>),
+    /// A column of a row query (index into [`super::RowsNode::columns`]).
+    Column(usize),
+}
+
+/// The type a response column is read and returned as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutType {
+    /// A 64-bit integer.
+    Int,
+    /// A float, rounded to the given decimals (`None`: as stored).
+    Float(Option<u32>),
+    /// Money: rounded to 2 decimals, returned as a decimal string.
+    Decimal,
+    /// Text.
+    String,
+    /// A boolean.
+    Bool,
+    /// A time bucket's start, RFC 3339 text.
+    Time,
+}
+
+impl OutType {
+    /// Decimal places values are rounded to (`None`: not rounded).
+    pub fn decimals(self) -> Option<u32> {
+        match self {
+            OutType::Float(d) => d,
+            OutType::Decimal => Some(2),
+            _ => None,
+        }
+    }
+
+    /// The type of a metric's values.
+    pub fn of_unit(u: Unit) -> OutType {
+        match u {
+            Unit::Count => OutType::Int,
+            Unit::Currency => OutType::Decimal,
+            u => OutType::Float(u.decimals()),
+        }
+    }
+    /// The type of a dimension's values.
+    pub fn of_dim(t: DimType) -> OutType {
+        match t {
+            DimType::String => OutType::String,
+            DimType::Number => OutType::Float(None),
+            DimType::Boolean => OutType::Bool,
+            DimType::Time => OutType::Time,
+        }
+    }
+}
+
+/// The output of `spec` over the planned nodes.
+pub(super) fn plan(
+    p: &Planner<'_>,
+    spec: &QuerySpec,
+    slots: &[DimSlot],
+    aggregates: &[AggregateNode],
+    specials: &[SpecialNode],
+    keys: Option<&KeysNode>,
+) -> Result<OutputNode, PlanError> {
+    let resolver = Resolver {
+        p,
+        slots,
+        aggregates,
+        specials,
+    };
+    let mut columns = Vec::new();
+    for f in &spec.fields {
+        let (value, ty) = match &f.item {
+            Item::Dimension { name, granularity } => {
+                let idx = slots
+                    .iter()
+                    .position(|s| s.dimension.name == *name && s.granularity == *granularity)
+                    .ok_or_else(|| PlanError::new(format!("dimension {name} has no slot")))?;
+                (
+                    OutputValue::Slot(idx),
+                    OutType::of_dim(slots[idx].dimension.dim_type),
+                )
+            }
+            Item::Metric { name } => (
+                OutputValue::Metric(resolver.value(name, 0)?),
+                OutType::of_unit(p.metric(name)?.unit),
+            ),
+            Item::IsComplete => (
+                OutputValue::Complete(
+                    slots
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(i, s)| s.bucket(None).map(|g| (i, g)))
+                        .collect(),
+                ),
+                OutType::Bool,
+            ),
+            Item::Column { name } => {
+                return Err(PlanError::new(format!(
+                    "column {name} selected in a metrics query"
+                )));
+            }
+        };
+        columns.push(OutputColumn {
+            key: f.key.clone(),
+            value,
+            ty,
+        });
+    }
+    let mut order = Vec::new();
+    for o in &spec.order {
+        let idx = spec
+            .fields
+            .iter()
+            .position(|f| match &f.item {
+                Item::Dimension { name, .. } | Item::Metric { name } => *name == o.target,
+                Item::IsComplete | Item::Column { .. } => false,
+            })
+            .ok_or_else(|| PlanError::new(format!("orderBy {}: not selected", o.target)))?;
+        if !order.iter().any(|(x, _)| *x == idx) {
+            order.push((idx, o.descending));
+        }
+    }
+    let sources = super::keys::sources(aggregates, specials);
+    let from = match keys {
+        Some(k) => k.cte.clone(),
+        None => sources
+            .into_iter()
+            .next()
+            .ok_or_else(|| PlanError::new("no node computes the metrics"))?,
+    };
+    let mut joined = Vec::new();
+    for a in aggregates {
+        if a.agg_cte != from {
+            joined.push(a.agg_cte.clone());
+        }
+        joined.extend(a.measures.iter().filter_map(|m| m.median_cte.clone()));
+    }
+    for n in specials {
+        if n.cte() != from {
+            joined.push(n.cte().to_owned());
+        }
+    }
+    Ok(OutputNode {
+        columns,
+        from,
+        joined,
+        order,
+        limit: spec.limit.is_some(),
+        offset: spec.offset.is_some(),
+        description:
+            "the response: metrics from the per-table aggregates, joined on the dimension values"
+                .to_owned(),
+    })
+}

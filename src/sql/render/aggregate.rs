@@ -1,0 +1,119 @@
+//! The per-table aggregate: its rows (`rows_<table>`: slot values and measure inputs), the
+//! aggregate (`agg_<table>`), and medians by window functions where the backend has no
+//! median aggregate (`med_<table>_<i>`).
+
+use super::super::{Sql, quote};
+use super::{Cte, Renderer};
+use crate::plan::{AggregateNode, MeasureRef, PlanError};
+use crate::semantic::Agg;
+
+impl Renderer<'_> {
+    pub(super) fn aggregate_ctes(
+        &self,
+        a: &AggregateNode,
+        out: &mut Vec<Cte>,
+    ) -> Result<(), PlanError> {
+        let table = &a.rows.table;
+        let mut extra = Vec::new();
+        let names: Vec<String> = (0..a.measures.len()).map(|i| format!("v{i}")).collect();
+        for (m, name) in a.measures.iter().zip(&names) {
+            extra.push((self.measure_input(&m.measure, table, true)?, name.as_str()));
+        }
+        out.push(Cte::new(
+            &a.rows_cte,
+            format!(
+                "rows of {} with their dimension values and measure inputs",
+                table.name
+            ),
+            self.rows_from(&a.rows, extra, None, self.request_filter())?,
+        ));
+        out.push(Cte::new(&a.agg_cte, &a.description, self.aggregate(a)?));
+        for (i, m) in a.measures.iter().enumerate() {
+            if let Some(cte) = &m.median_cte {
+                out.push(Cte::new(
+                    cte,
+                    format!(
+                        "median of {} by window functions (middle row, or the mean of the two middle rows)",
+                        m.measure.name
+                    ),
+                    self.window_median(a, i),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn aggregate(&self, a: &AggregateNode) -> Result<Sql, PlanError> {
+        let slots = self.slot_list(None);
+        let mut s = Sql::raw("SELECT ");
+        if !slots.is_empty() {
+            s.push(&slots);
+            s.push(", ");
+        }
+        s.push("COUNT(*) AS \"n\"");
+        for (i, m) in a.measures.iter().enumerate() {
+            if m.median_cte.is_some() {
+                continue;
+            }
+            let v = Sql::raw(&format!("\"v{i}\""));
+            let agg = match m.measure.agg {
+                Agg::Count => Sql::wrap("COUNT(", v, ")"),
+                Agg::CountDistinct => Sql::wrap("COUNT(DISTINCT ", v, ")"),
+                Agg::Sum => Sql::wrap("SUM(", v, ")"),
+                Agg::Avg => Sql::wrap("AVG(", v, ")"),
+                Agg::Min => Sql::wrap("MIN(", v, ")"),
+                Agg::Max => Sql::wrap("MAX(", v, ")"),
+                Agg::Median => self.d.median(v).ok_or_else(|| {
+                    PlanError::new(format!(
+                        "median {}: the plan expects a median aggregate, which {} lacks",
+                        m.measure.name,
+                        self.d.name()
+                    ))
+                })?,
+            };
+            s.push(", ");
+            s.append(agg);
+            s.push(&format!(" AS \"m{i}\""));
+        }
+        s.push(&format!("\n  FROM {}", quote(&a.rows_cte)));
+        if !slots.is_empty() {
+            s.push("\n  GROUP BY ");
+            s.push(&slots);
+        }
+        Ok(s)
+    }
+
+    fn window_median(&self, a: &AggregateNode, i: usize) -> Sql {
+        let slots = self.slot_list(None);
+        let part = if slots.is_empty() {
+            String::new()
+        } else {
+            format!("PARTITION BY {slots} ")
+        };
+        let lead = if slots.is_empty() {
+            String::new()
+        } else {
+            format!("{slots}, ")
+        };
+        Sql::raw(&format!(
+            "SELECT {lead}AVG(\"v\") AS \"m\" FROM (SELECT {lead}\"v{i}\" AS \"v\", ROW_NUMBER() OVER ({part}ORDER BY \"v{i}\") AS \"rn\", COUNT(*) OVER ({}) AS \"cnt\"\n    FROM {} WHERE \"v{i}\" IS NOT NULL) AS \"tally_m\"\n  WHERE \"rn\" IN ((\"cnt\" + 1) / 2, (\"cnt\" + 2) / 2){}",
+            part.trim_end(),
+            quote(&a.rows_cte),
+            if slots.is_empty() {
+                String::new()
+            } else {
+                format!("\n  GROUP BY {slots}")
+            }
+        ))
+    }
+
+    /// A measure's aggregate in the final SELECT (0 for counts and sums of missing groups).
+    pub(super) fn measure_value(&self, m: &MeasureRef) -> Sql {
+        let r = Self::node_col(&m.cte, &m.column);
+        if m.zero_if_null {
+            Sql::wrap("COALESCE(", r, ", 0)")
+        } else {
+            r
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! The `asOf` cut of a table: `SELECT * FROM <source> WHERE <conditions>`, or the latest
+//! row per key of the rows meeting them.
+
+use super::super::lexer::{self, TokenKind};
+use super::super::{MARK, Sql, quote};
+use super::Renderer;
+use crate::plan::{CutCondition, CutNode, CutSource, Param, PlanError};
+
+impl Renderer<'_> {
+    pub(super) fn cut(&self, c: &CutNode) -> Result<Sql, PlanError> {
+        let src = match &c.source {
+            CutSource::Physical { namespace, name } => {
+                Sql::raw(&format!("{}.{}", quote(namespace), quote(name)))
+            }
+            CutSource::Sql {
+                postgres,
+                sqlite,
+                params,
+            } => {
+                let mut s = Sql::raw("(\n");
+                s.append(sql_file(self.d.sql_text(postgres, sqlite), params, false)?);
+                s.push("\n  )");
+                s
+            }
+        };
+        let mut where_clause = Sql::default();
+        for (i, cond) in c.conditions.iter().enumerate() {
+            where_clause.push(if i == 0 { " WHERE " } else { " AND " });
+            let (col, op, p) = match cond {
+                CutCondition::AtMost(col, p) => (col, " <= ", p),
+                CutCondition::Equals(col, p) => (col, " = ", p),
+            };
+            where_clause.append(Sql::ident(col));
+            where_clause.push(op);
+            where_clause.param(p.clone());
+        }
+        Ok(match &c.latest {
+            None => {
+                let mut s = Sql::raw("SELECT * FROM ");
+                s.append(src);
+                s.push(" AS \"tally_s\"");
+                s.append(where_clause);
+                s
+            }
+            Some(latest) => {
+                let keys: Vec<String> = latest.key.iter().map(|k| quote(k)).collect();
+                let mut s = Sql::raw(
+                    "SELECT * FROM (SELECT \"tally_s\".*, ROW_NUMBER() OVER (PARTITION BY ",
+                );
+                s.push(&keys.join(", "));
+                s.push(&format!(
+                    " ORDER BY {} DESC) AS \"tally_rn\" FROM ",
+                    quote(&latest.by)
+                ));
+                s.append(src);
+                s.push(" AS \"tally_s\"");
+                s.append(where_clause);
+                s.push(") AS \"tally_v\" WHERE \"tally_rn\" = 1");
+                s
+            }
+        })
+    }
+}
+
+/// A SQL file's text with every `$n` outside strings, quoted identifiers and comments
+/// turned into `params[n - 1]` (never spliced). A `$n` without a parameter is an internal
+/// error (validation rejects it), or with `lenient` stays as it is written. Parameter
+/// markers in the text are dropped.
+pub(crate) fn sql_file(text: &str, params: &[Param], lenient: bool) -> Result<Sql, PlanError> {
+    let mut s = Sql::default();
+    for t in lexer::tokens(text) {
+        if let TokenKind::Placeholder(n) = t.kind {
+            match n.checked_sub(1).and_then(|k| params.get(k)) {
+                Some(p) => {
+                    s.param(p.clone());
+                    continue;
+                }
+                None if !lenient => {
+                    return Err(PlanError::new(format!(
+                        "a SQL table's {} has no parameter ({} declared)",
+                        t.text,
+                        params.len()
+                    )));
+                }
+                None => {}
+            }
+        }
+        if t.text.contains(MARK) {
+            s.push(&t.text.replace(MARK, ""));
+        } else {
+            s.push(t.text);
+        }
+    }
+    Ok(s)
+}

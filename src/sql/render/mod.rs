@@ -1,0 +1,292 @@
+//! The renderer: a [`Plan`] and a [`Dialect`] in, one statement out. Each node kind is
+//! rendered by its own module; this one dispatches on the node kinds (the CTEs of a special
+//! node, the value of a metric) and holds what nodes share (their rows, the slots).
+
+mod aggregate;
+mod conversion;
+mod cut;
+mod distinct_window;
+mod expr;
+mod keys;
+mod metric;
+mod output;
+mod period_average;
+mod retention;
+mod rows;
+
+pub(super) use cut::sql_file;
+
+use super::{Dialect, Sql, quote};
+use crate::plan::{DimSlot, MetricValue, Plan, PlanError, RowSource, SpecialNode};
+use crate::semantic::{Granularity, Measure, Table};
+
+/// One CTE: its name, the one-line comment above it, its body.
+struct Cte {
+    name: String,
+    description: String,
+    body: Sql,
+}
+
+impl Cte {
+    fn new(name: impl Into<String>, description: impl Into<String>, body: Sql) -> Cte {
+        Cte {
+            name: name.into(),
+            description: description.into(),
+            body,
+        }
+    }
+}
+
+/// What rendering one plan keeps.
+struct Renderer<'a> {
+    plan: &'a Plan,
+    d: &'a dyn Dialect,
+    /// The request's `where`, rendered once (every node's rows apply it).
+    filter: Option<Sql>,
+}
+
+/// The statement of `plan` for `d`.
+pub(super) fn statement(plan: &Plan, d: &dyn Dialect) -> Result<Sql, PlanError> {
+    let mut r = Renderer {
+        plan,
+        d,
+        filter: None,
+    };
+    r.filter = plan.filter.as_ref().map(|f| r.filter(f)).transpose()?;
+    if let Some(node) = &plan.rows {
+        return r.rows_statement(node);
+    }
+    let mut ctes: Vec<Cte> = Vec::new();
+    for cut in &plan.cuts {
+        ctes.push(Cte::new(&cut.cte, &cut.description, r.cut(cut)?));
+    }
+    for a in &plan.aggregates {
+        r.aggregate_ctes(a, &mut ctes)?;
+    }
+    for n in &plan.specials {
+        r.special_ctes(n, &mut ctes)?;
+    }
+    if let Some(k) = &plan.keys {
+        ctes.push(Cte::new(&k.cte, &k.description, r.keys(k)));
+    }
+    let mut out = Renderer::with(ctes);
+    out.push(&format!("\n-- {}\n", one_line(&plan.output.description)));
+    out.append(r.select()?);
+    Ok(out)
+}
+
+fn one_line(s: &str) -> String {
+    s.replace(['\n', '\r'], " ")
+}
+
+impl Renderer<'_> {
+    /// `WITH` and the CTEs, each under its one-line comment.
+    fn with(ctes: Vec<Cte>) -> Sql {
+        let mut out = Sql::raw("WITH\n");
+        for (i, cte) in ctes.into_iter().enumerate() {
+            if i > 0 {
+                out.push(",\n");
+            }
+            out.push(&format!(
+                "-- {}\n{} AS (\n  ",
+                one_line(&cte.description),
+                quote(&cte.name)
+            ));
+            out.append(cte.body);
+            out.push("\n)");
+        }
+        out
+    }
+
+    /// The CTEs of a special node (the last one is the node's own).
+    fn special_ctes(&self, n: &SpecialNode, out: &mut Vec<Cte>) -> Result<(), PlanError> {
+        match n {
+            SpecialNode::Conversion(x) => self.conversion_ctes(x, out),
+            SpecialNode::Retention(x) => self.retention_ctes(x, out),
+            SpecialNode::PeriodAverage(x) => self.period_average_ctes(x, out),
+            SpecialNode::DistinctWindow(x) => self.distinct_window_ctes(x, out),
+        }
+    }
+
+    /// A metric's (unrounded) value in the final SELECT.
+    fn metric(&self, v: &MetricValue) -> Result<Sql, PlanError> {
+        match v {
+            MetricValue::Measure(m) => Ok(self.measure_value(m)),
+            MetricValue::Ratio(a, b) => Ok(self.divide(self.metric(a)?, self.metric(b)?)),
+            MetricValue::Derived(e) => self.derived(e),
+            MetricValue::Cumulative(c) => self.cumulative_value(c),
+            MetricValue::Conversion(c) => Ok(self.conversion_value(c)),
+            MetricValue::Retention(x) => self.retention_value(x),
+            MetricValue::PeriodAverage(x) => self.period_average_value(x),
+            MetricValue::DistinctWindow(x) => Ok(self.distinct_window_value(x)),
+        }
+    }
+
+    fn slot(&self, i: usize) -> Result<&DimSlot, PlanError> {
+        self.plan
+            .slots
+            .get(i)
+            .ok_or_else(|| PlanError::new(format!("no dimension slot d{i}")))
+    }
+
+    /// `"d0", "d1", …` (prefixed by an alias).
+    fn slot_list(&self, prefix: Option<&str>) -> String {
+        (0..self.plan.slots.len())
+            .map(|i| match prefix {
+                Some(p) => format!("{}.\"d{i}\"", quote(p)),
+                None => format!("\"d{i}\""),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// `SELECT d0.., aggs FROM from [GROUP BY d0..]`.
+    fn group(&self, from: &str, aggs: &str) -> Sql {
+        let slots = self.slot_list(None);
+        let mut s = Sql::raw("SELECT ");
+        if !slots.is_empty() {
+            s.push(&slots);
+            s.push(", ");
+        }
+        s.push(aggs);
+        s.push(&format!("\n  FROM {}", quote(from)));
+        if !slots.is_empty() {
+            s.push(&format!("\n  GROUP BY {slots}"));
+        }
+        s
+    }
+
+    /// The value of slot `i` for a row of its dimension's table: the dimension's expression,
+    /// bucketed (at `grain`, else the slot's granularity) for time dimensions.
+    fn slot_value(&self, i: usize, grain: Option<Granularity>) -> Result<Sql, PlanError> {
+        let slot = self.slot(i)?;
+        let e = self.expr(&slot.dimension.expr, &slot.table)?;
+        Ok(match slot.bucket(grain) {
+            Some(g) => self
+                .d
+                .time_bucket(e, slot.dimension.time_storage, g, slot.in_zone),
+            None => e,
+        })
+    }
+
+    /// `SELECT d0.., items FROM asof_<table> AS <table> LEFT JOIN … [extra_join] WHERE conds`.
+    fn rows_from(
+        &self,
+        rows: &RowSource,
+        extra: Vec<(Sql, &str)>,
+        extra_join: Option<Sql>,
+        conds: Vec<Sql>,
+    ) -> Result<Sql, PlanError> {
+        let mut s = Sql::raw("SELECT ");
+        let mut items: Vec<Sql> = Vec::new();
+        for i in 0..self.plan.slots.len() {
+            items.push(Sql::wrap(
+                "",
+                self.slot_value(i, None)?,
+                &format!(" AS \"d{i}\""),
+            ));
+        }
+        for (v, name) in extra {
+            items.push(Sql::wrap("", v, &format!(" AS {}", quote(name))));
+        }
+        for (i, it) in items.into_iter().enumerate() {
+            if i > 0 {
+                s.push(",\n    ");
+            }
+            s.append(it);
+        }
+        s.push(&format!(
+            "\n  FROM {} AS {}",
+            quote(&rows.cte),
+            quote(&rows.table.name)
+        ));
+        for j in &rows.joins {
+            s.push(&format!(
+                "\n  LEFT JOIN {} AS {} ON ",
+                quote(&j.to_cte),
+                quote(&j.to)
+            ));
+            let conds: Vec<String> =
+                j.on.iter()
+                    .map(|(from_col, to_col)| {
+                        format!(
+                            "{}.{} = {}.{}",
+                            quote(&j.to),
+                            quote(to_col),
+                            quote(&j.from),
+                            quote(from_col)
+                        )
+                    })
+                    .collect();
+            s.push(&conds.join(" AND "));
+        }
+        if let Some(j) = extra_join {
+            s.push("\n  ");
+            s.append(j);
+        }
+        for (i, c) in conds.into_iter().enumerate() {
+            s.push(if i == 0 { "\n  WHERE " } else { " AND " });
+            s.append(c);
+        }
+        Ok(s)
+    }
+
+    /// The request's filter, as a list of conditions (empty or one).
+    fn request_filter(&self) -> Vec<Sql> {
+        self.filter.iter().cloned().collect()
+    }
+
+    /// A measure's input for one row of `table`: its expression (1 for `COUNT(*)`), and
+    /// `NULL` when its filter does not hold (`with_filter`).
+    fn measure_input(
+        &self,
+        m: &Measure,
+        table: &Table,
+        with_filter: bool,
+    ) -> Result<Sql, PlanError> {
+        let value = match &m.expr {
+            Some(e) => self.expr(e, table)?,
+            None => Sql::raw("1"),
+        };
+        Ok(match &m.filter {
+            Some(f) if with_filter => {
+                let mut s = Sql::raw("CASE WHEN ");
+                s.append(self.expr(f, table)?);
+                s.push(" THEN ");
+                s.append(value);
+                s.push(" END");
+                s
+            }
+            _ => value,
+        })
+    }
+
+    /// A slot's column in the final SELECT.
+    fn slot_ref(&self, i: usize) -> Sql {
+        Sql::raw(&format!("{}.\"d{i}\"", quote(&self.plan.output.from)))
+    }
+
+    /// `bucket + n periods <= asOf` for slot `i` (bucket texts compare in time order).
+    fn ended(&self, i: usize, g: Granularity, n: i64) -> Result<Sql, PlanError> {
+        let slot = self.slot(i)?;
+        let mut s = self.d.bucket_add(self.slot_ref(i), g, n, slot.z);
+        s.push(" <= ");
+        s.param(crate::plan::Param::AsOfText(slot.as_of));
+        Ok(s)
+    }
+
+    /// `a / b` as a float division, null when `b` is 0.
+    fn divide(&self, a: Sql, b: Sql) -> Sql {
+        let mut s = Sql::raw("(");
+        s.append(self.d.float(a));
+        s.push(" / NULLIF(");
+        s.append(self.d.float(b));
+        s.push(", 0))");
+        s
+    }
+
+    /// `"<cte>"."<column>"`.
+    fn node_col(cte: &str, column: &str) -> Sql {
+        Sql::raw(&format!("{}.{}", quote(cte), quote(column)))
+    }
+}

@@ -1,0 +1,137 @@
+//! The final SELECT: the response columns over the nodes joined on the slot values, its
+//! order (metrics by their rounded value, text in byte order, nulls last), limit and offset.
+
+use super::super::{Sql, quote};
+use super::Renderer;
+use crate::plan::{OutType, OutputValue, Param, PlanError};
+
+impl Renderer<'_> {
+    pub(super) fn select(&self) -> Result<Sql, PlanError> {
+        let out = &self.plan.output;
+        let mut inner = Sql::raw("SELECT ");
+        for (i, c) in out.columns.iter().enumerate() {
+            if i > 0 {
+                inner.push(",\n    ");
+            }
+            let v = match &c.value {
+                OutputValue::Column(i) => {
+                    return Err(PlanError::new(format!(
+                        "row column #{i} in a metrics select"
+                    )));
+                }
+                OutputValue::Slot(s) => {
+                    let r = self.slot_ref(*s);
+                    match c.ty {
+                        OutType::Float(_) => self.d.float(r),
+                        OutType::Bool => self.d.bool_int(r),
+                        _ => r,
+                    }
+                }
+                OutputValue::Metric(m) => {
+                    // Unrounded: exec rounds every backend's double the same way.
+                    let v = self.metric(m)?;
+                    match c.ty {
+                        OutType::Int => self.d.int(v),
+                        _ => self.d.float(v),
+                    }
+                }
+                OutputValue::Complete(slots) if slots.is_empty() => self.d.int(Sql::raw("1")),
+                OutputValue::Complete(slots) => {
+                    let mut s = Sql::raw("CASE WHEN ");
+                    for (k, (i, g)) in slots.iter().enumerate() {
+                        if k > 0 {
+                            s.push(" AND ");
+                        }
+                        s.append(self.ended(*i, *g, 1)?);
+                    }
+                    s.push(" THEN 1 ELSE 0 END");
+                    self.d.int(s)
+                }
+            };
+            inner.append(v);
+            inner.push(&format!(" AS \"c{i}\""));
+        }
+        // FROM
+        let slots = self.plan.slots.len();
+        let on = |left: &str, right: &str| -> String {
+            if slots == 0 {
+                return String::new();
+            }
+            let conds: Vec<String> = (0..slots)
+                .map(|i| {
+                    format!(
+                        "{}.\"d{i}\" {} {}.\"d{i}\"",
+                        quote(right),
+                        self.d.null_safe_eq(),
+                        quote(left)
+                    )
+                })
+                .collect();
+            format!(" ON {}", conds.join(" AND "))
+        };
+        let join_kw = if slots == 0 {
+            "CROSS JOIN"
+        } else {
+            "LEFT JOIN"
+        };
+        inner.push(&format!("\n  FROM {}", quote(&out.from)));
+        for cte in &out.joined {
+            inner.push(&format!(
+                "\n  {join_kw} {}{}",
+                quote(cte),
+                on(&out.from, cte)
+            ));
+        }
+        // ORDER BY on the result's columns.
+        let collate = |i: usize| -> String {
+            match (out.columns.get(i).map(|c| c.ty), self.d.byte_collation()) {
+                (Some(OutType::String), Some(c)) => format!(" COLLATE {c}"),
+                _ => String::new(),
+            }
+        };
+        let key = |i: usize| -> String {
+            let col = Sql::raw(&format!("\"c{i}\""));
+            match out.columns.get(i).map(|c| (c.ty.decimals(), &c.value)) {
+                // metrics sort by their rounded value, as returned
+                Some((Some(n), OutputValue::Metric(_))) => self.d.round(col, n).text,
+                _ => format!("{}{}", col.text, collate(i)),
+            }
+        };
+        let mut order: Vec<String> = Vec::new();
+        for (i, desc) in &out.order {
+            order.push(format!(
+                "{} {}",
+                key(*i),
+                if *desc {
+                    "DESC NULLS LAST"
+                } else {
+                    "ASC NULLS LAST"
+                }
+            ));
+        }
+        for (i, c) in out.columns.iter().enumerate() {
+            if matches!(c.value, OutputValue::Slot(_)) && !out.order.iter().any(|(x, _)| *x == i) {
+                order.push(format!("\"c{i}\"{} ASC NULLS LAST", collate(i)));
+            }
+        }
+        let mut s = Sql::raw("SELECT * FROM (\n  ");
+        s.append(inner);
+        s.push("\n) AS \"tally_result\"");
+        if !order.is_empty() {
+            s.push("\nORDER BY ");
+            s.push(&order.join(", "));
+        }
+        if out.limit {
+            s.push("\nLIMIT ");
+            s.param(Param::Limit);
+        } else if out.offset {
+            s.push("\n");
+            s.push(self.d.limit_all());
+        }
+        if out.offset {
+            s.push(" OFFSET ");
+            s.param(Param::Offset);
+        }
+        Ok(s)
+    }
+}
