@@ -12,10 +12,11 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use sea_orm::Value;
 
-use super::{SaasConfig, Sql, get_int, get_money, get_text, get_time, query};
+use super::{SaasConfig, get_int, get_money, get_text, get_time, query};
 use crate::engine::Session;
 use crate::error::{ApiError, Error};
 use crate::sql::Dialect;
+use crate::sql::Sql;
 
 /// A shop of a user as of T.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,10 +105,8 @@ fn statement(
         .map_err(|e| Error::Database(format!("encoding saas {name} keys: {e}")))?;
     let mut values: Vec<Value> = vec![as_of.into(), keys.into()];
     values.extend(extra);
-    Ok(Sql {
-        text: file(name, session.dialect()).to_owned(),
-        values,
-    })
+    crate::sql::file(file(name, session.dialect()), values)
+        .map_err(|e| ApiError::internal("saas drill-down", e))
 }
 
 /// The shops of `user_ids` as of `as_of`, by owner, each list by creation time then shop id.

@@ -38,12 +38,12 @@ pub mod journey;
 use std::path::Path;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use sea_orm::{QueryResult, Statement, Value};
+use sea_orm::{QueryResult, Statement};
 
 use crate::engine::{Engine, Session};
 use crate::error::{ApiError, Error};
 use crate::query::{Filter, FilterOp, Item, QuerySpec, ReqValue, Selected};
-use crate::sql::Dialect;
+use crate::sql::{Dialect, Sql};
 
 pub use history::StageSource;
 pub use journey::{Flow, FlowLink, FlowNode, JourneyFacts, JourneyNode, TransitionNode};
@@ -358,73 +358,22 @@ pub(crate) fn get_money(r: &QueryResult, i: usize) -> Result<Option<String>, Err
         .map_err(|e| Error::Database(format!("reading a saas amount: {e}")))
 }
 
-/// Rewrites every `$n` placeholder of `sql` to `$(n + by)`, so that one file can appear twice
-/// in a statement with its own parameters.
-pub(crate) fn shift_params(sql: &str, by: usize) -> String {
-    let mut out = String::with_capacity(sql.len() + 16);
-    let mut chars = sql.char_indices().peekable();
-    while let Some((_, c)) = chars.next() {
-        out.push(c);
-        if c == '$' {
-            let mut digits = String::new();
-            while let Some((_, d)) = chars.peek().copied() {
-                if d.is_ascii_digit() {
-                    digits.push(d);
-                    chars.next();
-                } else {
-                    break;
-                }
-            }
-            match digits.parse::<usize>() {
-                Ok(n) => out.push_str(&(n + by).to_string()),
-                Err(_) => out.push_str(&digits),
-            }
-        }
+/// ` AND <alias>.signup_time >= <from> AND … < <to>` for the cohort's bounds, bound.
+pub(crate) fn cohort_sql(sql: &mut Sql, alias: &str, cohort: &Cohort) {
+    if let Some(from) = cohort.from {
+        sql.push(&format!(" AND {alias}.signup_time >= "));
+        sql.value(from);
     }
-    out
+    if let Some(to) = cohort.to {
+        sql.push(&format!(" AND {alias}.signup_time < "));
+        sql.value(to);
+    }
 }
 
-/// A statement under construction: text plus bound values (`$1`, `$2` are T and grace).
-pub(crate) struct Sql {
-    /// The text.
-    pub text: String,
-    /// The values, `$1` first.
-    pub values: Vec<Value>,
-}
-
-impl Sql {
-    /// Starts with the `user_stages` parameters: T and the grace period.
-    pub(crate) fn new(as_of: DateTime<Utc>, config: &SaasConfig) -> Sql {
-        Sql {
-            text: String::new(),
-            values: vec![as_of.into(), config.grace_seconds().into()],
-        }
-    }
-
-    /// Binds `v` and returns its placeholder (`$n`).
-    pub(crate) fn bind(&mut self, v: impl Into<Value>) -> String {
-        self.values.push(v.into());
-        format!("${}", self.values.len())
-    }
-
-    /// ` AND <alias>.signup_time >= $n AND … < $m` for the cohort's bounds.
-    pub(crate) fn cohort(&mut self, alias: &str, cohort: &Cohort) -> String {
-        let mut s = String::new();
-        if let Some(from) = cohort.from {
-            let p = self.bind(from);
-            s.push_str(&format!(" AND {alias}.signup_time >= {p}"));
-        }
-        if let Some(to) = cohort.to {
-            let p = self.bind(to);
-            s.push_str(&format!(" AND {alias}.signup_time < {p}"));
-        }
-        s
-    }
-
-    /// The statement for `session`'s dialect.
-    pub(crate) fn statement(self, session: &Session) -> Statement {
-        Statement::from_sql_and_values(session.db().get_database_backend(), self.text, self.values)
-    }
+/// The statement of `sql` (every parameter a constant) for `session`'s dialect.
+pub(crate) fn statement(session: &Session, sql: Sql) -> Result<Statement, ApiError> {
+    sql.to_statement(session.dialect(), session.db().get_database_backend())
+        .map_err(|e| ApiError::internal("saas statement", e))
 }
 
 /// Runs a statement and returns its rows; `what` names it in errors.
@@ -433,7 +382,7 @@ pub(crate) async fn query(
     sql: Sql,
     what: &str,
 ) -> Result<Vec<QueryResult>, ApiError> {
-    let stmt = sql.statement(session);
+    let stmt = statement(session, sql)?;
     session.query(session.db(), what, stmt).await
 }
 
@@ -452,7 +401,7 @@ pub(crate) async fn query_stages(
     session: &Session,
     config: &SaasConfig,
     what: &str,
-    build: impl FnOnce(StageSource) -> Sql,
+    build: impl FnOnce(StageSource) -> Result<Sql, ApiError>,
 ) -> Result<(Vec<QueryResult>, StageSource), ApiError> {
     query_stages_from(session, config, what, None, build).await
 }
@@ -464,11 +413,11 @@ async fn query_stages_from(
     config: &SaasConfig,
     what: &str,
     force: Option<StageSource>,
-    build: impl FnOnce(StageSource) -> Sql,
+    build: impl FnOnce(StageSource) -> Result<Sql, ApiError>,
 ) -> Result<(Vec<QueryResult>, StageSource), ApiError> {
     let (txn, chosen) = history::begin_read(session.db(), config).await?;
     let source = force.unwrap_or(chosen);
-    let stmt = build(source).statement(session);
+    let stmt = statement(session, build(source)?)?;
     let rows = session.query(&txn, what, stmt).await?;
     session.note_source(source.describe());
     txn.commit()
@@ -481,20 +430,38 @@ async fn query_stages_from(
     Ok((rows, source))
 }
 
-/// The stages of every user at `$1` as a subquery named `alias`: `stages_at` (the history)
-/// or the `user_stages` file, for `session`'s dialect. Both give `user_id`, `signup_time`,
-/// `stage`, `churn_reason`, the stage facts and `repeat_payer`.
-pub(crate) fn stages_from(source: StageSource, dialect: &dyn Dialect, alias: &str) -> String {
+/// The stages of every user as of `as_of` as a subquery named `alias`: `stages_at` (the
+/// history) or the `user_stages` file, for `dialect`, their `$1` and `$2` bound to `as_of`
+/// and `config`'s grace period. Both give `user_id`, `signup_time`, `stage`,
+/// `churn_reason`, the stage facts and `repeat_payer`.
+pub(crate) fn stages_from(
+    source: StageSource,
+    dialect: &dyn Dialect,
+    alias: &str,
+    as_of: DateTime<Utc>,
+    config: &SaasConfig,
+) -> Result<Sql, ApiError> {
     let file = match source {
         StageSource::History => dialect.sql_text(STAGES_AT_POSTGRES, STAGES_AT_SQLITE),
         StageSource::Direct(_) => user_stages_sql(dialect),
     };
-    format!("(\n{file}\n) AS {alias}")
+    subquery(file, alias, as_of, config)
 }
 
-/// `(<user_stages file>) AS <alias>`, the file of `session`'s dialect as a subquery.
-fn stages_subquery(dialect: &dyn Dialect, alias: &str) -> String {
-    format!("(\n{}\n) AS {alias}", user_stages_sql(dialect))
+/// `(<file>) AS <alias>` with the file's `$1` = `as_of` and `$2` = the grace period.
+fn subquery(
+    file: &str,
+    alias: &str,
+    as_of: DateTime<Utc>,
+    config: &SaasConfig,
+) -> Result<Sql, ApiError> {
+    let mut s = Sql::raw("(\n");
+    s.append(
+        crate::sql::file(file, vec![as_of.into(), config.grace_seconds().into()])
+            .map_err(|e| ApiError::internal("saas stages", e))?,
+    );
+    s.push(&format!("\n) AS {alias}"));
+    Ok(s)
 }
 
 /// The semantic-layer query behind `stageCounts`: the saas model's `lifecycleUsers` metric
@@ -585,13 +552,12 @@ pub async fn stage_counts_from(
 ) -> Result<Vec<(Stage, i64)>, ApiError> {
     let dialect = session.dialect();
     let (rows, _) = query_stages_from(session, config, "stage counts", force, |source| {
-        let mut sql = Sql::new(as_of, config);
-        let cohort_sql = sql.cohort("s", cohort);
-        sql.text = format!(
-            "SELECT s.stage, COUNT(*) AS n FROM {} WHERE 1 = 1{cohort_sql} GROUP BY s.stage",
-            stages_from(source, dialect, "s")
-        );
-        sql
+        let mut sql = Sql::raw("SELECT s.stage, COUNT(*) AS n FROM ");
+        sql.append(stages_from(source, dialect, "s", as_of, config)?);
+        sql.push(" WHERE 1 = 1");
+        cohort_sql(&mut sql, "s", cohort);
+        sql.push(" GROUP BY s.stage");
+        Ok(sql)
     })
     .await?;
     let mut counts: Vec<(Stage, i64)> = Stage::ALL.iter().map(|s| (*s, 0)).collect();
@@ -617,17 +583,18 @@ pub async fn journey(
 ) -> Result<Flow, ApiError> {
     let dialect = session.dialect();
     let (rows, _) = query_stages(session, config, "journey", |source| {
-        let mut sql = Sql::new(as_of, config);
-        let cohort_sql = sql.cohort("s", cohort);
-        sql.text = format!(
+        let mut sql = Sql::raw(
             "SELECT s.stage, s.reached_prospect, s.account_deleted, s.all_shops_deleted, \
-             s.delinquent, s.reached_customer + s.repeat_payer AS payments, COUNT(*) AS n \
-             FROM {} WHERE 1 = 1{cohort_sql} \
-             GROUP BY s.stage, s.reached_prospect, s.account_deleted, s.all_shops_deleted, \
-             s.delinquent, s.reached_customer + s.repeat_payer",
-            stages_from(source, dialect, "s")
+             s.delinquent, s.reached_customer + s.repeat_payer AS payments, COUNT(*) AS n FROM ",
         );
-        sql
+        sql.append(stages_from(source, dialect, "s", as_of, config)?);
+        sql.push(" WHERE 1 = 1");
+        cohort_sql(&mut sql, "s", cohort);
+        sql.push(
+            " GROUP BY s.stage, s.reached_prospect, s.account_deleted, s.all_shops_deleted, \
+             s.delinquent, s.reached_customer + s.repeat_payer",
+        );
+        Ok(sql)
     })
     .await?;
     let mut groups = Vec::with_capacity(rows.len());
@@ -668,22 +635,18 @@ pub async fn transitions(
     }
     let dialect = session.dialect();
     let (rows, _) = query_stages(session, config, "transitions", |source| {
-        // $1, $2: the stages as of `to` (b); $3, $4: the stages as of `from` (a).
-        let mut sql = Sql::new(to, config);
-        sql.values.push(from.into());
-        sql.values.push(config.grace_seconds().into());
-        let cohort_sql = sql.cohort("b", cohort);
-        sql.text = format!(
+        // b: the stages as of `to`; a: the stages as of `from`
+        let mut sql = Sql::raw(
             "SELECT COALESCE(a.stage, 'NOT_SIGNED_UP') AS from_stage, b.stage AS to_stage, \
-             COUNT(*) AS n \
-             FROM {} \
-             LEFT JOIN {} ON a.user_id = b.user_id \
-             WHERE 1 = 1{cohort_sql} \
-             GROUP BY COALESCE(a.stage, 'NOT_SIGNED_UP'), b.stage",
-            stages_from(source, dialect, "b"),
-            shift_params(&stages_from(source, dialect, "a"), 2)
+             COUNT(*) AS n FROM ",
         );
-        sql
+        sql.append(stages_from(source, dialect, "b", to, config)?);
+        sql.push(" LEFT JOIN ");
+        sql.append(stages_from(source, dialect, "a", from, config)?);
+        sql.push(" ON a.user_id = b.user_id WHERE 1 = 1");
+        cohort_sql(&mut sql, "b", cohort);
+        sql.push(" GROUP BY COALESCE(a.stage, 'NOT_SIGNED_UP'), b.stage");
+        Ok(sql)
     })
     .await?;
     let mut pairs = Vec::with_capacity(rows.len());
@@ -708,15 +671,13 @@ pub struct UserFilter {
     pub cohort: Cohort,
 }
 
-/// ` AND s.stage = $n` and the cohort bounds of `filter`.
-fn filter_sql(sql: &mut Sql, filter: &UserFilter) -> String {
-    let mut s = String::new();
+/// ` AND s.stage = <stage>` and the cohort bounds of `filter`, bound.
+fn filter_sql(sql: &mut Sql, filter: &UserFilter) {
     if let Some(stage) = filter.stage {
-        let p = sql.bind(stage.as_str());
-        s.push_str(&format!(" AND s.stage = {p}"));
+        sql.push(" AND s.stage = ");
+        sql.value(stage.as_str());
     }
-    s.push_str(&sql.cohort("s", &filter.cohort));
-    s
+    cohort_sql(sql, "s", &filter.cohort);
 }
 
 /// Reads the stage and churn reason of a `user_stages` row from the columns at `stage` and
@@ -779,12 +740,9 @@ pub async fn user_stages(
     config: &SaasConfig,
 ) -> Result<Vec<UserStage>, ApiError> {
     let dialect = session.dialect();
-    let mut sql = Sql::new(as_of, config);
-    sql.text = format!(
-        "SELECT {USER_COLUMNS} FROM {} ORDER BY {}",
-        stages_subquery(dialect, "s"),
-        by_user_id(dialect)
-    );
+    let mut sql = Sql::raw(&format!("SELECT {USER_COLUMNS} FROM "));
+    sql.append(subquery(user_stages_sql(dialect), "s", as_of, config)?);
+    sql.push(&format!(" ORDER BY {}", by_user_id(dialect)));
     let rows = query(session, sql, "user stages").await?;
     rows.iter().map(|r| read_user(r, dialect)).collect()
 }
@@ -835,10 +793,8 @@ async fn add_details(
     let text = session
         .dialect()
         .sql_text(USER_DETAILS_POSTGRES, USER_DETAILS_SQLITE);
-    let sql = Sql {
-        text: text.to_owned(),
-        values: vec![as_of.into(), keys.into()],
-    };
+    let sql = crate::sql::file(text, vec![as_of.into(), keys.into()])
+        .map_err(|e| ApiError::internal("user details", e))?;
     let rows = query(session, sql, "user details").await?;
     let mut by_id = std::collections::HashMap::with_capacity(rows.len());
     for r in &rows {
@@ -874,25 +830,24 @@ pub async fn users_page(
     let dialect = session.dialect();
     let order = by_user_id(dialect);
     let (rows, _) = query_stages(session, config, "users", |source| {
-        let mut sql = Sql::new(as_of, config);
-        let where_sql = filter_sql(&mut sql, filter);
-        let mut limit = match limit {
+        let mut sql = Sql::raw(&format!("SELECT {CORE_COLUMNS} FROM "));
+        sql.append(stages_from(source, dialect, "s", as_of, config)?);
+        sql.push(" WHERE 1 = 1");
+        filter_sql(&mut sql, filter);
+        sql.push(&format!(" ORDER BY {order}"));
+        match limit {
             Some(n) => {
-                let p = sql.bind(i64::try_from(n.saturating_add(1)).unwrap_or(i64::MAX));
-                format!(" LIMIT {p}")
+                sql.push(" LIMIT ");
+                sql.value(i64::try_from(n.saturating_add(1)).unwrap_or(i64::MAX));
             }
-            None if offset > 0 => format!(" LIMIT {}", i64::MAX),
-            None => String::new(),
-        };
-        if offset > 0 {
-            let p = sql.bind(i64::try_from(offset).unwrap_or(i64::MAX));
-            limit.push_str(&format!(" OFFSET {p}"));
+            None if offset > 0 => sql.push(&format!(" {}", dialect.limit_all())),
+            None => {}
         }
-        sql.text = format!(
-            "SELECT {CORE_COLUMNS} FROM {} WHERE 1 = 1{where_sql} ORDER BY {order}{limit}",
-            stages_from(source, dialect, "s")
-        );
-        sql
+        if offset > 0 {
+            sql.push(" OFFSET ");
+            sql.value(i64::try_from(offset).unwrap_or(i64::MAX));
+        }
+        Ok(sql)
     })
     .await?;
     let mut users = rows
@@ -919,13 +874,11 @@ pub async fn users_total(
 ) -> Result<i64, ApiError> {
     let dialect = session.dialect();
     let (rows, _) = query_stages(session, config, "users total", |source| {
-        let mut sql = Sql::new(as_of, config);
-        let where_sql = filter_sql(&mut sql, filter);
-        sql.text = format!(
-            "SELECT COUNT(*) AS n FROM {} WHERE 1 = 1{where_sql}",
-            stages_from(source, dialect, "s")
-        );
-        sql
+        let mut sql = Sql::raw("SELECT COUNT(*) AS n FROM ");
+        sql.append(stages_from(source, dialect, "s", as_of, config)?);
+        sql.push(" WHERE 1 = 1");
+        filter_sql(&mut sql, filter);
+        Ok(sql)
     })
     .await?;
     match rows.first() {
@@ -947,12 +900,9 @@ pub async fn core_stages_from(
     source: StageSource,
 ) -> Result<Vec<UserStage>, ApiError> {
     let dialect = session.dialect();
-    let mut sql = Sql::new(as_of, config);
-    sql.text = format!(
-        "SELECT {CORE_COLUMNS} FROM {} ORDER BY {}",
-        stages_from(source, dialect, "s"),
-        by_user_id(dialect)
-    );
+    let mut sql = Sql::raw(&format!("SELECT {CORE_COLUMNS} FROM "));
+    sql.append(stages_from(source, dialect, "s", as_of, config)?);
+    sql.push(&format!(" ORDER BY {}", by_user_id(dialect)));
     let rows = query(session, sql, "core stages").await?;
     rows.iter().map(|r| read_core(r, dialect)).collect()
 }
@@ -964,7 +914,10 @@ mod tests {
 
     #[test]
     fn shifts_placeholders() {
-        assert_eq!(shift_params("a $1 b $2, $10 $", 2), "a $3 b $4, $12 $");
+        assert_eq!(
+            crate::sql::lexer::shift_placeholders("a $1 b $2, $10 $", 2),
+            "a $3 b $4, $12 $"
+        );
     }
 
     #[test]

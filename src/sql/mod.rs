@@ -65,6 +65,34 @@ impl Sql {
         Sql::raw(&quote(name))
     }
 
+    /// Appends a bound constant (a value tally computed, never spliced into the text).
+    pub fn value(&mut self, v: impl Into<Value>) {
+        self.param(Param::Value(v.into()));
+    }
+
+    /// The statement of a fragment whose parameters are all constants ([`Sql::value`], the
+    /// values of a [`file`]), for `dialect`: its text with the dialect's placeholders and the
+    /// values. A parameter that needs a request to bind is an internal error.
+    pub fn to_statement(
+        self,
+        dialect: &dyn Dialect,
+        backend: sea_orm::DatabaseBackend,
+    ) -> Result<sea_orm::Statement, PlanError> {
+        let (text, params) = self.finish(dialect);
+        let values = params
+            .into_iter()
+            .map(|p| match p {
+                Param::Value(v) => Ok(v),
+                other => Err(PlanError::new(format!(
+                    "a constant statement has the request parameter {other:?}"
+                ))),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(sea_orm::Statement::from_sql_and_values(
+            backend, text, values,
+        ))
+    }
+
     /// The text with the dialect's placeholders, and the parameters.
     fn finish(self, dialect: &dyn Dialect) -> (String, Vec<Param>) {
         let mut text = String::with_capacity(self.text.len() + 16);
@@ -83,6 +111,14 @@ impl Sql {
 
 fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// A SQL file as a fragment: its text (comments and all) with every `$n` outside quotes and
+/// comments bound to `values[n - 1]` (read by the one lexer); a `$n` without a value is an
+/// internal error.
+pub fn file(text: &str, values: Vec<Value>) -> Result<Sql, PlanError> {
+    let params: Vec<Param> = values.into_iter().map(Param::Value).collect();
+    render::sql_file(text, &params, false)
 }
 
 /// A rendered statement: SQL text with the dialect's placeholders, and what each binds.
