@@ -32,6 +32,7 @@
 //! - [`tz`]: UTC offsets of time zones as a table, for SQLite.
 #![deny(clippy::unwrap_used)]
 #![warn(missing_docs)]
+#![warn(unreachable_pub)]
 
 pub mod cli;
 pub mod cli_query;

@@ -7,20 +7,20 @@
 use super::rng::Rng;
 
 /// 2024-01-01T00:00:00Z.
-pub const START: i64 = 1_704_067_200;
+pub(super) const START: i64 = 1_704_067_200;
 /// 2025-12-31T23:59:59Z, the last second of the demo calendar.
-pub const END: i64 = 1_767_225_599;
+pub(super) const END: i64 = 1_767_225_599;
 /// Seconds in a minute, an hour, a day.
-pub const MINUTE: i64 = 60;
+pub(super) const MINUTE: i64 = 60;
 /// Seconds in an hour.
-pub const HOUR: i64 = 3_600;
+pub(super) const HOUR: i64 = 3_600;
 /// Seconds in a day.
-pub const DAY: i64 = 86_400;
+pub(super) const DAY: i64 = 86_400;
 /// The number of days of the calendar (731: 2024 is a leap year).
-pub const DAYS: i64 = (END + 1 - START) / DAY;
+pub(super) const DAYS: i64 = (END + 1 - START) / DAY;
 
 /// (year, month, day) of a day number counted from 1970-01-01 (Howard Hinnant's algorithm).
-pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
+pub(super) fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;
@@ -34,7 +34,7 @@ pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
 }
 
 /// The day number (from 1970-01-01) of a civil date.
-pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+pub(super) fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
     let yoe = y - era * 400;
@@ -45,7 +45,7 @@ pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
 }
 
 /// `2024-03-01T09:30:00Z`.
-pub fn ts(t: i64) -> String {
+pub(super) fn ts(t: i64) -> String {
     let (y, mo, d) = civil_from_days(t.div_euclid(DAY));
     let s = t.rem_euclid(DAY);
     format!(
@@ -57,7 +57,7 @@ pub fn ts(t: i64) -> String {
 }
 
 /// The hourly partition of an instant: `2024-03-01 09:00:00`.
-pub fn hour_partition(t: i64) -> String {
+pub(super) fn hour_partition(t: i64) -> String {
     let (y, mo, d) = civil_from_days(t.div_euclid(DAY));
     format!(
         "{y:04}-{mo:02}-{d:02} {:02}:00:00",
@@ -66,18 +66,18 @@ pub fn hour_partition(t: i64) -> String {
 }
 
 /// The UTC date of an instant: `2024-03-01`.
-pub fn date(t: i64) -> String {
+pub(super) fn date(t: i64) -> String {
     let (y, mo, d) = civil_from_days(t.div_euclid(DAY));
     format!("{y:04}-{mo:02}-{d:02}")
 }
 
 /// The start of the hour of an instant.
-pub fn hour_start(t: i64) -> i64 {
+pub(super) fn hour_start(t: i64) -> i64 {
     t.div_euclid(HOUR) * HOUR
 }
 
 /// An amount in cents with exactly two decimals: `1234` → `12.34`, `-5` → `-0.05`.
-pub fn money(cents: i64) -> String {
+pub(super) fn money(cents: i64) -> String {
     let sign = if cents < 0 { "-" } else { "" };
     let a = cents.unsigned_abs();
     format!("{sign}{}.{:02}", a / 100, a % 100)
@@ -105,7 +105,7 @@ fn warp_day(frac: f64) -> i64 {
 }
 
 /// A second of the day with the daytime activity shape.
-pub fn time_of_day(rng: &mut Rng) -> i64 {
+pub(super) fn time_of_day(rng: &mut Rng) -> i64 {
     warp_day(rng.f64())
 }
 
@@ -117,7 +117,7 @@ const GROWTH: f64 = 1.5;
 /// with signups growing over the two years and a daytime peak. `jitter` is a uniform draw in
 /// `[0, 1)` from the entity's own generator; `from`/`to` bound the times (usually
 /// [`START`] and a little before [`END`]).
-pub fn ordered_time(i: u64, n: u64, jitter: f64, from: i64, to: i64) -> i64 {
+pub(super) fn ordered_time(i: u64, n: u64, jitter: f64, from: i64, to: i64) -> i64 {
     let n = n.max(1) as f64;
     let x = ((i as f64 + jitter) / n).clamp(0.0, 1.0);
     // Inverse CDF of the density (1 + a y) / (1 + a / 2) on [0, 1].

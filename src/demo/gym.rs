@@ -391,7 +391,7 @@ fn details(p: &Purchase) -> String {
 }
 
 /// The `gym` tables.
-pub fn sources(opts: &DemoOptions) -> Vec<TableSource> {
+pub(super) fn sources(opts: &DemoOptions) -> Vec<TableSource> {
     let seed = opts.seed;
     let n = count(10_000.0, opts.scale, 1);
     let branches = BRANCHES

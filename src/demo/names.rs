@@ -1,7 +1,7 @@
 //! Word lists for names, emails and places (plain ASCII, no commas or quotes).
 
 /// Given names.
-pub const FIRST: &[&str] = &[
+pub(super) const FIRST: &[&str] = &[
     "Olivia",
     "Liam",
     "Emma",
@@ -55,7 +55,7 @@ pub const FIRST: &[&str] = &[
 ];
 
 /// Family names.
-pub const LAST: &[&str] = &[
+pub(super) const LAST: &[&str] = &[
     "Smith",
     "Johnson",
     "Williams",
@@ -109,10 +109,10 @@ pub const LAST: &[&str] = &[
 ];
 
 /// Email domains (reserved example domains).
-pub const DOMAINS: &[&str] = &["example.com", "example.org", "example.net", "mail.example"];
+pub(super) const DOMAINS: &[&str] = &["example.com", "example.org", "example.net", "mail.example"];
 
 /// (city, state, country) triples for customers and addresses.
-pub const CITIES: &[(&str, &str, &str)] = &[
+pub(super) const CITIES: &[(&str, &str, &str)] = &[
     ("New York", "NY", "US"),
     ("Los Angeles", "CA", "US"),
     ("Chicago", "IL", "US"),
@@ -132,21 +132,21 @@ pub const CITIES: &[(&str, &str, &str)] = &[
 ];
 
 /// Street names for addresses.
-pub const STREETS: &[&str] = &[
+pub(super) const STREETS: &[&str] = &[
     "Oak", "Maple", "Cedar", "Pine", "Elm", "Birch", "Walnut", "Willow", "Lake", "Hill", "Park",
     "Sunset", "River", "Meadow", "Forest", "Spring",
 ];
 
 /// Street suffixes.
-pub const STREET_KINDS: &[&str] = &["St", "Ave", "Rd", "Blvd", "Ln", "Dr", "Way", "Ct"];
+pub(super) const STREET_KINDS: &[&str] = &["St", "Ave", "Rd", "Blvd", "Ln", "Dr", "Way", "Ct"];
 
 /// A person's name of entity `i`, drawn from the lists.
-pub fn person(rng: &mut super::rng::Rng) -> (&'static str, &'static str) {
+pub(super) fn person(rng: &mut super::rng::Rng) -> (&'static str, &'static str) {
     (*rng.pick(FIRST), *rng.pick(LAST))
 }
 
 /// An email unique to entity `tag` (e.g. a user id number): `olivia.smith.123@example.com`.
-pub fn email(first: &str, last: &str, tag: u64, rng: &mut super::rng::Rng) -> String {
+pub(super) fn email(first: &str, last: &str, tag: u64, rng: &mut super::rng::Rng) -> String {
     format!(
         "{}.{}.{tag}@{}",
         first.to_ascii_lowercase(),
@@ -156,6 +156,6 @@ pub fn email(first: &str, last: &str, tag: u64, rng: &mut super::rng::Rng) -> St
 }
 
 /// A phone number in the reserved 555-01xx range.
-pub fn phone(rng: &mut super::rng::Rng) -> String {
+pub(super) fn phone(rng: &mut super::rng::Rng) -> String {
     format!("+1-{}-555-01{:02}", rng.range(200, 989), rng.range(0, 99))
 }

@@ -3,7 +3,7 @@
 //! correctly rounded everywhere) so that every machine draws the same numbers.
 
 /// One step of SplitMix64: a good 64-bit mixer, used to seed and to hash.
-pub fn splitmix(state: &mut u64) -> u64 {
+pub(super) fn splitmix(state: &mut u64) -> u64 {
     *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
     let mut z = *state;
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -12,13 +12,13 @@ pub fn splitmix(state: &mut u64) -> u64 {
 }
 
 /// Mixes one word (the SplitMix64 finaliser of `x`).
-pub fn mix(x: u64) -> u64 {
+pub(super) fn mix(x: u64) -> u64 {
     let mut s = x;
     splitmix(&mut s)
 }
 
 /// FNV-1a of a string: a stable hash of names (`"saas"`, `"invoice"`).
-pub fn fnv1a(s: &str) -> u64 {
+pub(super) fn fnv1a(s: &str) -> u64 {
     let mut h: u64 = 0xCBF2_9CE4_8422_2325;
     for b in s.bytes() {
         h ^= u64::from(b);
@@ -29,13 +29,13 @@ pub fn fnv1a(s: &str) -> u64 {
 
 /// xoshiro256**: the generator every entity draws from.
 #[derive(Debug, Clone)]
-pub struct Rng {
+pub(super) struct Rng {
     s: [u64; 4],
 }
 
 impl Rng {
     /// A generator seeded from one word.
-    pub fn new(seed: u64) -> Self {
+    pub(super) fn new(seed: u64) -> Self {
         let mut st = seed;
         let s = [
             splitmix(&mut st),
@@ -48,14 +48,14 @@ impl Rng {
 
     /// The generator of one entity: a function of the run's seed, the model, the kind of
     /// entity (`"user"`, `"product"`) and its index only, so any table can regenerate it.
-    pub fn entity(seed: u64, model: &str, kind: &str, index: u64) -> Self {
+    pub(super) fn entity(seed: u64, model: &str, kind: &str, index: u64) -> Self {
         let a = mix(seed ^ fnv1a(model));
         let b = mix(a ^ fnv1a(kind).rotate_left(23));
         Rng::new(mix(b ^ index.wrapping_mul(0xD6E8_FEB8_6659_FD93)))
     }
 
     /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
+    pub(super) fn next_u64(&mut self) -> u64 {
         let result = self.s[1].wrapping_mul(5).rotate_left(7).wrapping_mul(9);
         let t = self.s[1] << 17;
         self.s[2] ^= self.s[0];
@@ -68,17 +68,17 @@ impl Rng {
     }
 
     /// A uniform float in `[0, 1)`.
-    pub fn f64(&mut self) -> f64 {
+    pub(super) fn f64(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
     }
 
     /// A uniform integer in `[0, n)` (0 when `n` is 0).
-    pub fn below(&mut self, n: u64) -> u64 {
+    pub(super) fn below(&mut self, n: u64) -> u64 {
         ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
     }
 
     /// A uniform integer in `[lo, hi]` (inclusive; `lo` when `hi < lo`).
-    pub fn range(&mut self, lo: i64, hi: i64) -> i64 {
+    pub(super) fn range(&mut self, lo: i64, hi: i64) -> i64 {
         if hi <= lo {
             return lo;
         }
@@ -87,18 +87,18 @@ impl Rng {
     }
 
     /// True with probability `p`.
-    pub fn chance(&mut self, p: f64) -> bool {
+    pub(super) fn chance(&mut self, p: f64) -> bool {
         self.f64() < p
     }
 
     /// An element of a non-empty slice, uniformly.
-    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+    pub(super) fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
         let i = self.below(items.len() as u64) as usize;
         &items[i.min(items.len().saturating_sub(1))]
     }
 
     /// An index drawn with the given (non-negative) weights.
-    pub fn weighted(&mut self, weights: &[f64]) -> usize {
+    pub(super) fn weighted(&mut self, weights: &[f64]) -> usize {
         let total: f64 = weights.iter().sum();
         let mut x = self.f64() * total;
         for (i, w) in weights.iter().enumerate() {
@@ -111,12 +111,12 @@ impl Rng {
     }
 
     /// An exponential variate with the given mean.
-    pub fn exp(&mut self, mean: f64) -> f64 {
+    pub(super) fn exp(&mut self, mean: f64) -> f64 {
         -mean * ln(1.0 - self.f64())
     }
 
     /// A number of seconds, exponentially distributed with a mean of `mean` seconds.
-    pub fn exp_secs(&mut self, mean: f64) -> i64 {
+    pub(super) fn exp_secs(&mut self, mean: f64) -> i64 {
         let v = self.exp(mean);
         if v > 1.0e12 {
             1_000_000_000_000
@@ -126,13 +126,13 @@ impl Rng {
     }
 
     /// 128 random bits, to be shown as a UUID with [`uuid`].
-    pub fn uuid_bits(&mut self) -> (u64, u64) {
+    pub(super) fn uuid_bits(&mut self) -> (u64, u64) {
         (self.next_u64(), self.next_u64())
     }
 }
 
 /// A UUID-shaped string (version 4 layout) from 128 bits.
-pub fn uuid(bits: (u64, u64)) -> String {
+pub(super) fn uuid(bits: (u64, u64)) -> String {
     let (a, b) = bits;
     let a = (a & 0xFFFF_FFFF_FFFF_0FFF) | 0x0000_0000_0000_4000;
     let b = (b & 0x3FFF_FFFF_FFFF_FFFF) | 0x8000_0000_0000_0000;
@@ -148,7 +148,7 @@ pub fn uuid(bits: (u64, u64)) -> String {
 
 /// Natural logarithm from basic operations only (deterministic on every machine).
 /// `x <= 0` gives a large negative number instead of `-inf`.
-pub fn ln(x: f64) -> f64 {
+pub(super) fn ln(x: f64) -> f64 {
     if x.is_nan() || x <= 0.0 {
         return -745.0;
     }

@@ -777,7 +777,7 @@ fn inv_record(e: InvEvent) -> Record {
 }
 
 /// The `shop` tables.
-pub fn sources(opts: &DemoOptions) -> Vec<TableSource> {
+pub(super) fn sources(opts: &DemoOptions) -> Vec<TableSource> {
     let seed = opts.seed;
     let n_products = count(400.0, opts.scale, 30) as usize;
     let products = products(seed, n_products);

@@ -574,7 +574,7 @@ fn user(sh: &Shared, i: u64) -> User {
 }
 
 /// The `social` tables.
-pub fn sources(opts: &DemoOptions) -> Vec<TableSource> {
+pub(super) fn sources(opts: &DemoOptions) -> Vec<TableSource> {
     let seed = opts.seed;
     let n_users = count(10_000.0, opts.scale, 2);
     let n_content = count(2_500.0, opts.scale, 20);

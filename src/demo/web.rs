@@ -284,7 +284,7 @@ fn user(seed: u64, i: u64, n: u64) -> User {
 }
 
 /// The `web` tables.
-pub fn sources(opts: &DemoOptions) -> Vec<TableSource> {
+pub(super) fn sources(opts: &DemoOptions) -> Vec<TableSource> {
     let seed = opts.seed;
     let n = count(10_000.0, opts.scale, 1);
     let products: Vec<Record> = PRODUCTS

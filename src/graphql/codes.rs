@@ -15,7 +15,7 @@ use crate::error::ApiError;
 
 /// The extension factory to add to the schema.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct ErrorCodes;
+pub(super) struct ErrorCodes;
 
 impl ExtensionFactory for ErrorCodes {
     fn create(&self) -> Arc<dyn Extension> {

@@ -20,13 +20,13 @@ use crate::engine::{Engine, Session, StatementExplain};
 use crate::error::ApiError;
 
 /// The GraphQL name of the sort-direction enum.
-pub const SORT_DIRECTION: &str = "SortDirection";
+pub(super) const SORT_DIRECTION: &str = "SortDirection";
 
 /// Rows returned when `limit` is not given.
-pub const DEFAULT_LIMIT: u64 = 100;
+pub(super) const DEFAULT_LIMIT: u64 = 100;
 
 /// The largest `limit` accepted.
-pub const MAX_LIMIT: u64 = 10_000;
+pub(super) const MAX_LIMIT: u64 = 10_000;
 
 /// The engine of the request's database.
 pub(crate) fn engine<'a>(ctx: &ResolverContext<'a>) -> Result<&'a Arc<Engine>, Error> {
@@ -73,7 +73,7 @@ pub(crate) fn explain_without_sql(ctx: &ResolverContext<'_>, label: &str) {
 }
 
 /// A `BAD_ARGUMENT` error, as GraphQL.
-pub fn bad_argument(message: impl Into<String>) -> Error {
+pub(super) fn bad_argument(message: impl Into<String>) -> Error {
     ApiError::BadArgument(message.into()).into_graphql()
 }
 
@@ -82,7 +82,7 @@ pub fn bad_argument(message: impl Into<String>) -> Error {
 ///
 /// A value that is not an RFC 3339 instant gives `BAD_AS_OF` with the message
 /// `asOf "2024-13-01" is not an RFC 3339 instant (expected e.g. 2024-12-01T00:00:00Z)`.
-pub fn parse_as_of(value: Option<&str>) -> Result<DateTime<Utc>, Error> {
+pub(super) fn parse_as_of(value: Option<&str>) -> Result<DateTime<Utc>, Error> {
     match value {
         None => Ok(Utc::now().trunc_subsecs(6)),
         Some(s) => DateTime::parse_from_rfc3339(s)
@@ -97,7 +97,7 @@ pub fn parse_as_of(value: Option<&str>) -> Result<DateTime<Utc>, Error> {
 }
 
 /// The `asOf` argument: an optional RFC 3339 string.
-pub fn as_of_argument() -> InputValue {
+pub(super) fn as_of_argument() -> InputValue {
     InputValue::new("asOf", TypeRef::named(TypeRef::STRING)).description(
         "The instant the answer is as of (RFC 3339, e.g. 2024-12-01T00:00:00Z; default: now). \
          Only rows known at that instant count: the same asOf gives the same answer after \
@@ -106,7 +106,7 @@ pub fn as_of_argument() -> InputValue {
 }
 
 /// Reads the `asOf` argument of a field (see [`parse_as_of`]); an explicit null is now.
-pub fn as_of_arg(args: &ObjectAccessor<'_>) -> Result<DateTime<Utc>, Error> {
+pub(super) fn as_of_arg(args: &ObjectAccessor<'_>) -> Result<DateTime<Utc>, Error> {
     let raw = match args.get("asOf") {
         Some(v) if !v.is_null() => Some(v.string()?),
         _ => None,
@@ -115,7 +115,7 @@ pub fn as_of_arg(args: &ObjectAccessor<'_>) -> Result<DateTime<Utc>, Error> {
 }
 
 /// The `SortDirection` enum: `ASC` | `DESC`.
-pub fn sort_direction_enum() -> Enum {
+pub(super) fn sort_direction_enum() -> Enum {
     Enum::new(SORT_DIRECTION)
         .description("Sort direction. Text sorts in byte order; nulls come last either way.")
         .item(EnumItem::new("ASC").description("Smallest first."))
@@ -123,7 +123,7 @@ pub fn sort_direction_enum() -> Enum {
 }
 
 /// Whether a `SortDirection` value is `DESC` (null or absent is `ASC`).
-pub fn is_descending(value: Option<ValueAccessor<'_>>) -> Result<bool, Error> {
+pub(super) fn is_descending(value: Option<ValueAccessor<'_>>) -> Result<bool, Error> {
     match value {
         Some(v) if !v.is_null() => match v.enum_name()? {
             "ASC" => Ok(false),
@@ -135,13 +135,13 @@ pub fn is_descending(value: Option<ValueAccessor<'_>>) -> Result<bool, Error> {
 }
 
 /// Registers the shared types (`SortDirection`); registering them twice is harmless.
-pub fn register(builder: SchemaBuilder) -> SchemaBuilder {
+pub(super) fn register(builder: SchemaBuilder) -> SchemaBuilder {
     builder.register(sort_direction_enum())
 }
 
 /// A validated page: how many rows, after how many.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Page {
+pub(super) struct Page {
     /// At most this many rows, `1..=MAX_LIMIT`.
     pub limit: u64,
     /// Rows skipped first.
@@ -150,7 +150,7 @@ pub struct Page {
 
 /// Validates `limit` (`1..=10000`, default 100) and `offset` (`>= 0`, default 0);
 /// `BAD_ARGUMENT` otherwise.
-pub fn page(limit: Option<i64>, offset: Option<i64>) -> Result<Page, Error> {
+pub(super) fn page(limit: Option<i64>, offset: Option<i64>) -> Result<Page, Error> {
     let limit = match limit {
         None => DEFAULT_LIMIT,
         Some(n) => u64::try_from(n)
@@ -169,14 +169,14 @@ pub fn page(limit: Option<i64>, offset: Option<i64>) -> Result<Page, Error> {
 }
 
 /// The `limit` argument.
-pub fn limit_argument() -> InputValue {
+pub(super) fn limit_argument() -> InputValue {
     InputValue::new("limit", TypeRef::named(TypeRef::INT)).description(format!(
         "At most this many rows, 1 to {MAX_LIMIT} (default {DEFAULT_LIMIT})."
     ))
 }
 
 /// The `offset` argument.
-pub fn offset_argument() -> InputValue {
+pub(super) fn offset_argument() -> InputValue {
     InputValue::new("offset", TypeRef::named(TypeRef::INT))
         .description("Skip this many rows first (default 0), for paging with limit.")
 }

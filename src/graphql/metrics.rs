@@ -26,10 +26,10 @@ use crate::query::{Filter, FilterOp, Item, OrderItem, QuerySpec, ReqValue, Selec
 use crate::semantic::{DimType, Granularity, Model, Unit};
 
 /// The name of the money scalar.
-pub const DECIMAL: &str = "Decimal";
+pub(super) const DECIMAL: &str = "Decimal";
 
 /// The field of every metrics row telling whether its time buckets have ended.
-pub const IS_COMPLETE: &str = "isComplete";
+pub(super) const IS_COMPLETE: &str = "isComplete";
 
 /// `shop` → `Shop`, `lead_funnel` → `LeadFunnel`.
 pub fn pascal(name: &str) -> String {

@@ -65,12 +65,12 @@ pub(crate) struct TableSpec {
 
 impl TableSpec {
     /// The index of a column by name.
-    pub fn index_of(&self, column: &str) -> Option<usize> {
+    pub(super) fn index_of(&self, column: &str) -> Option<usize> {
         self.columns.iter().position(|c| c.name == column)
     }
 
     /// The column names, comma-separated, for messages.
-    pub fn column_list(&self) -> String {
+    pub(super) fn column_list(&self) -> String {
         self.columns
             .iter()
             .map(|c| c.name)

@@ -30,7 +30,7 @@ pub struct ModelSource {
 
 /// The line that includes another SQL file: `-- tally:include <path>` (the path resolved
 /// like the model file's own SQL paths).
-pub const INCLUDE: &str = "-- tally:include ";
+pub(super) const INCLUDE: &str = "-- tally:include ";
 
 /// How deep includes may nest.
 const MAX_INCLUDE_DEPTH: usize = 4;
