@@ -29,6 +29,7 @@
 //! - [`gym`]: the gym lead-conversion models (SQL files under `sql/gym/`).
 //! - [`saas`]: the SaaS lifecycle: stages at any instant, journey, transitions, drill-down
 //!   (SQL files under `sql/saas/`).
+//! - [`lexer`]: the one reader of `$n` placeholders, quotes and comments in SQL text.
 //! - [`tz`]: UTC offsets of time zones as a table, for SQLite.
 #![deny(clippy::unwrap_used)]
 #![warn(missing_docs)]
@@ -45,6 +46,7 @@ pub mod explorer;
 pub mod graphql;
 pub mod gym;
 pub mod http;
+pub mod lexer;
 pub mod load;
 pub mod plan;
 pub mod query;

@@ -915,7 +915,7 @@ mod tests {
     #[test]
     fn shifts_placeholders() {
         assert_eq!(
-            crate::sql::lexer::shift_placeholders("a $1 b $2, $10 $", 2),
+            crate::lexer::shift_placeholders("a $1 b $2, $10 $", 2),
             "a $3 b $4, $12 $"
         );
     }

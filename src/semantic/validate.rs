@@ -701,7 +701,7 @@ fn read_sql(source: &ModelSource, rel: &str, loc: Loc<'_>, r: &mut Report) -> Op
 /// `$n` (`$2`… are the table's `params`), outside strings, quoted identifiers and comments;
 /// a `$` that is no parameter there is rejected too.
 pub(crate) fn check_sql_params(text: &str, n: usize) -> Result<(), String> {
-    use crate::sql::lexer::{TokenKind, tokens};
+    use crate::lexer::{TokenKind, tokens};
     let mut seen_1 = false;
     for t in tokens(text) {
         let bad = match t.kind {
@@ -789,9 +789,9 @@ fn eval_setting(e: &Expr, settings: &BTreeMap<String, toml::Value>) -> Result<Sq
 }
 
 /// Removes `-- …` and `/* … */` comments outside string literals and quoted identifiers
-/// (see [`crate::sql::lexer`]), and blank lines; trims a trailing semicolon.
+/// (see [`crate::lexer`]), and blank lines; trims a trailing semicolon.
 pub(crate) fn strip_sql_comments(text: &str) -> String {
-    let out = crate::sql::lexer::strip_comments(text);
+    let out = crate::lexer::strip_comments(text);
     let lines: Vec<&str> = out
         .lines()
         .map(str::trim_end)

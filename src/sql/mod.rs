@@ -8,7 +8,7 @@
 //! tables). Each plan node is rendered by its own module under `render/`.
 
 mod dialect;
-pub mod lexer;
+
 mod render;
 
 pub use crate::plan::{AsOfText, BindAs, Bindings, Param};

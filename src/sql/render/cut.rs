@@ -1,7 +1,7 @@
 //! The `asOf` cut of a table: `SELECT * FROM <source> WHERE <conditions>`, or the latest
 //! row per key of the rows meeting them.
 
-use super::super::lexer::{self, TokenKind};
+use crate::lexer::{self, TokenKind};
 use super::super::{MARK, Sql, quote};
 use super::Renderer;
 use crate::plan::{CutCondition, CutNode, CutSource, Param, PlanError};
