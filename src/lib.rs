@@ -26,7 +26,6 @@
 //! - [`sql`]: a plan → one parameterised statement per dialect.
 //! - [`engine`]: the one place reads run: one engine per database (pool, dialect, models,
 //!   caches); every field answers through it.
-//! - [`gym`]: the gym lead-conversion models (SQL files under `sql/gym/`).
 //! - [`saas`]: the SaaS lifecycle: stages at any instant, journey, transitions, drill-down
 //!   (SQL files under `sql/saas/`).
 //! - [`lexer`]: the one reader of `$n` placeholders, quotes and comments in SQL text.
@@ -44,7 +43,6 @@ pub mod engine;
 pub mod error;
 pub mod explorer;
 pub mod graphql;
-pub mod gym;
 pub mod http;
 pub mod lexer;
 pub mod load;
