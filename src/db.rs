@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use migration::MigratorTrait as _;
 use sea_orm::sqlx::{self, Executor as _};
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection};
 
 use crate::error::Error;
 
@@ -152,12 +152,4 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), Error> {
     migration::tally_state::up(db)
         .await
         .map_err(|e| Error::Database(format!("creating tally's own tables failed: {e}")))
-}
-
-/// The backend of an open connection.
-pub fn backend_of(db: &impl ConnectionTrait) -> Backend {
-    match db.get_database_backend() {
-        DatabaseBackend::Postgres => Backend::Postgres,
-        _ => Backend::Sqlite,
-    }
 }

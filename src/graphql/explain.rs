@@ -116,10 +116,10 @@ impl Extension for ExplainExtension {
 
     async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
         let mut response = next.run(ctx).await;
+        // every response explains itself: an empty list when nothing ran (a request that
+        // failed before any field did)
         let entries = self.log.take();
-        if !entries.is_empty()
-            && let Ok(v) = Value::from_json(serde_json::Value::Array(entries))
-        {
+        if let Ok(v) = Value::from_json(serde_json::Value::Array(entries)) {
             response.extensions.insert("explain".to_owned(), v);
         }
         response

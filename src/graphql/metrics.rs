@@ -288,7 +288,18 @@ pub(crate) fn register_model(mut builder: SchemaBuilder, model: &Arc<Model>) -> 
                     "The named conversion variants of {}: which events convert.",
                     model.name
                 ))
-                .items(model.conversion_variants.iter().map(EnumItem::new)),
+                .items(model.conversion_variants.iter().map(|v| {
+                    let default = model.default_variant.as_deref() == Some(v.as_str());
+                    EnumItem::new(v).description(format!(
+                        "The {v} variant of {}'s conversion filter{}.",
+                        model.name,
+                        if default {
+                            " (the default of metrics)"
+                        } else {
+                            ""
+                        }
+                    ))
+                })),
         );
     }
     builder

@@ -1,9 +1,9 @@
 //! The `asOf` cut of a table: `SELECT * FROM <source> WHERE <conditions>`, or the latest
 //! row per key of the rows meeting them.
 
-use crate::lexer::{self, TokenKind};
 use super::super::{MARK, Sql, quote};
 use super::Renderer;
+use crate::lexer::{self, TokenKind};
 use crate::plan::{CutCondition, CutNode, CutSource, Param, PlanError};
 
 impl Renderer<'_> {
