@@ -251,19 +251,7 @@ pub(crate) fn register_model(mut builder: SchemaBuilder, model: &Arc<Model>) -> 
                 .description(d.description.clone()),
         );
     }
-    where_input = where_input
-        .field(
-            InputValue::new("and", TypeRef::named_nn_list(&n.where_input))
-                .description("All of these hold."),
-        )
-        .field(
-            InputValue::new("or", TypeRef::named_nn_list(&n.where_input))
-                .description("At least one of these holds."),
-        )
-        .field(
-            InputValue::new("not", TypeRef::named(&n.where_input))
-                .description("This does not hold."),
-        );
+    where_input = combinators(where_input, &n.where_input);
     let mut order = InputObject::new(&n.order).description(format!(
         "A sort key of {} metrics: set one field (a selected dimension or metric) per list element.",
         model.name
@@ -454,6 +442,21 @@ async fn resolve(ctx: &ResolverContext<'_>, model: &Arc<Model>) -> Result<Resolv
         .await
         .map_err(ApiError::into_graphql)?;
     Ok(deliver(ctx, &keys, &type_names(model).row, table))
+}
+
+/// `and`, `or` and `not` of a `…Where` input named `name`.
+pub(super) fn combinators(input: InputObject, name: &str) -> InputObject {
+    input
+        .field(
+            InputValue::new("and", TypeRef::named_nn_list(name)).description("All of these hold."),
+        )
+        .field(
+            InputValue::new("or", TypeRef::named_nn_list(name))
+                .description("At least one of these holds."),
+        )
+        .field(InputValue::new("not", TypeRef::named(name)).description(
+            "This does not hold (the exact complement: a comparison with a null is false).",
+        ))
 }
 
 /// Reads the `where`, `orderBy`, `limit`, `offset`, `timezone` and `conversionFilter`

@@ -120,19 +120,7 @@ pub(crate) fn register(mut builder: SchemaBuilder, model: &Arc<Model>) -> Schema
                     .description(format!("Sort by {}.", c.column)),
             );
         }
-        where_input = where_input
-            .field(
-                InputValue::new("and", TypeRef::named_nn_list(&n.where_input))
-                    .description("All of these hold."),
-            )
-            .field(
-                InputValue::new("or", TypeRef::named_nn_list(&n.where_input))
-                    .description("At least one of these holds."),
-            )
-            .field(
-                InputValue::new("not", TypeRef::named(&n.where_input))
-                    .description("This does not hold."),
-            );
+        where_input = super::metrics::combinators(where_input, &n.where_input);
         builder = builder.register(row).register(where_input).register(order);
     }
     builder

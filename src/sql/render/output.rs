@@ -121,6 +121,13 @@ impl Renderer<'_> {
             s.push("\nORDER BY ");
             s.push(&order.join(", "));
         }
+        self.page(&mut s);
+        Ok(s)
+    }
+
+    /// `LIMIT` and `OFFSET` of the response, bound per request, where it has them.
+    pub(super) fn page(&self, s: &mut Sql) {
+        let out = &self.plan.output;
         if out.limit {
             s.push("\nLIMIT ");
             s.param(Param::Limit);
@@ -132,6 +139,5 @@ impl Renderer<'_> {
             s.push(" OFFSET ");
             s.param(Param::Offset);
         }
-        Ok(s)
     }
 }

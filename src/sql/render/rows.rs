@@ -77,18 +77,7 @@ impl Renderer<'_> {
                 " ASC NULLS LAST"
             });
         }
-        let page = &self.plan.output;
-        if page.limit {
-            out.push("\nLIMIT ");
-            out.param(Param::Limit);
-        } else if page.offset {
-            out.push("\n");
-            out.push(self.d.limit_all());
-        }
-        if page.offset {
-            out.push(" OFFSET ");
-            out.param(Param::Offset);
-        }
+        self.page(&mut out);
         Ok(out)
     }
 }
