@@ -8,9 +8,10 @@
 -- The stage comes from the stage history (stages_at.sqlite.sql; src/saas/history.rs,
 -- docs/SAAS-LIFECYCLE.md) when its status row says it is fresh and built for $2, else from
 -- user_stages.sqlite.sql; both are included below. The choice is made inside this one
--- statement: each branch of the UNION ALL carries a WHERE term that reads no row of the
--- branch, which SQLite evaluates once before the branch's loop, so the branch not chosen
--- does not run. The plan is user_stages.sqlite.sql's step 8, a correlated subquery run only
+-- statement: the history branch's WHERE term reads no row of the branch, and the
+-- user_stages branch is cut by a LIMIT that is 0 when the history is usable, which SQLite
+-- checks before it computes a single step of the branch (a WHERE term alone still let it
+-- materialise some of them: 65 ms instead of 21 ms for the stage counts of 10,000 users). The plan is user_stages.sqlite.sql's step 8, a correlated subquery run only
 -- when a query reads plan_id.
 WITH
 usable AS MATERIALIZED (
@@ -97,6 +98,10 @@ SELECT
     s.repeat_payer,
     s.plan_id
 FROM (
+    SELECT *
+    FROM (
 -- tally:include sql/saas/user_stages.sqlite.sql
+    )
+    -- no row at all (not computed) when the history is usable
+    LIMIT (SELECT CASE WHEN EXISTS (SELECT 1 FROM usable) THEN 0 ELSE -1 END)
 ) AS s
-WHERE NOT EXISTS (SELECT 1 FROM usable)
