@@ -51,7 +51,7 @@ pub struct Table<V = serde_json::Value> {
 pub struct Engine {
     db: DatabaseConnection,
     dialect: &'static dyn Dialect,
-    models: Vec<Arc<Model>>,
+    models: Arc<[Arc<Model>]>,
     plans: PlanCache,
     /// Models whose SQL tables read `tally_tz_offsets` on this dialect (computed when the
     /// models are loaded into the engine, not by reading SQL at request time).
@@ -84,7 +84,7 @@ impl Engine {
         Engine {
             db,
             dialect,
-            models,
+            models: models.into(),
             plans: PlanCache::default(),
             offsets_needed,
             zones_ready: Mutex::new(HashSet::new()),
@@ -120,7 +120,7 @@ impl Engine {
 
     /// A new session (execution with its own trace) on this engine's pool.
     pub fn session(&self) -> Session {
-        Session::new(&self.db)
+        Session::with_models(&self.db, self.models.clone())
     }
 
     /// The one entry point of semantic-layer reads, metrics and row queries alike: checks

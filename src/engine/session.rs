@@ -3,12 +3,13 @@
 //! what `extensions.explain` shows of it, and turns a database failure into an internal
 //! [`ApiError`] whose cause is logged (never shown).
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use sea_orm::{ConnectionTrait, DatabaseConnection, QueryResult, Statement};
 
 use crate::error::ApiError;
+use crate::semantic::Model;
 use crate::sql::Dialect;
 
 /// What `extensions.explain` shows of one statement (or of a field answered without SQL).
@@ -72,6 +73,7 @@ pub type Trace = Arc<Mutex<Vec<StatementExplain>>>;
 pub struct Session {
     db: DatabaseConnection,
     dialect: &'static dyn Dialect,
+    models: Arc<[Arc<Model>]>,
     trace: Trace,
 }
 
@@ -84,13 +86,32 @@ impl std::fmt::Debug for Session {
 }
 
 impl Session {
-    /// A session on `db`, with the dialect of its backend and an empty trace.
+    /// A session on `db` answering for the models tally ships, with the dialect of its
+    /// backend and an empty trace (tests and tools; the API's sessions come from
+    /// [`super::Engine::session`], with the served models).
     pub fn new(db: &DatabaseConnection) -> Session {
+        static EMBEDDED: OnceLock<Arc<[Arc<Model>]>> = OnceLock::new();
+        let models = EMBEDDED.get_or_init(|| {
+            crate::semantic::load_embedded()
+                .map(|ms| ms.into_iter().map(Arc::new).collect())
+                .unwrap_or_default()
+        });
+        Session::with_models(db, models.clone())
+    }
+
+    /// A session on `db` answering for `models`.
+    pub(crate) fn with_models(db: &DatabaseConnection, models: Arc<[Arc<Model>]>) -> Session {
         Session {
             db: db.clone(),
             dialect: super::dialect_of(db),
+            models,
             trace: Trace::default(),
         }
+    }
+
+    /// The model called `name`, among those the session answers for.
+    pub fn model(&self, name: &str) -> Option<&Arc<Model>> {
+        self.models.iter().find(|m| m.name == name)
     }
 
     /// The pool.

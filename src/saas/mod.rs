@@ -43,10 +43,15 @@ use sea_orm::{QueryResult, Statement};
 use crate::engine::{Engine, Session};
 use crate::error::{ApiError, Error};
 use crate::query::{Filter, FilterOp, Item, QuerySpec, ReqValue, Selected};
+use crate::semantic::TableSource;
 use crate::sql::{Dialect, Sql};
 
 pub use history::StageSource;
 pub use journey::{Flow, FlowLink, FlowNode, JourneyFacts, JourneyNode, TransitionNode};
+
+/// The saas model's table of every user's stage as of `asOf` (a SQL table of the model
+/// file), which the lifecycle fields read.
+pub const STAGES_TABLE: &str = "stages";
 
 /// `user_stages` for PostgreSQL (`$1` = T as timestamptz, `$2` = grace in seconds).
 pub const USER_STAGES_POSTGRES: &str = include_str!("../../sql/saas/user_stages.sql");
@@ -401,7 +406,7 @@ pub(crate) async fn query_stages(
     session: &Session,
     config: &SaasConfig,
     what: &str,
-    build: impl FnOnce(StageSource) -> Result<Sql, ApiError>,
+    build: impl FnOnce(Option<StageSource>) -> Result<Sql, ApiError>,
 ) -> Result<(Vec<QueryResult>, StageSource), ApiError> {
     query_stages_from(session, config, what, None, build).await
 }
@@ -413,11 +418,11 @@ async fn query_stages_from(
     config: &SaasConfig,
     what: &str,
     force: Option<StageSource>,
-    build: impl FnOnce(StageSource) -> Result<Sql, ApiError>,
+    build: impl FnOnce(Option<StageSource>) -> Result<Sql, ApiError>,
 ) -> Result<(Vec<QueryResult>, StageSource), ApiError> {
     let (txn, chosen) = history::begin_read(session.db(), config).await?;
     let source = force.unwrap_or(chosen);
-    let stmt = statement(session, build(source)?)?;
+    let stmt = statement(session, build(force)?)?;
     let rows = session.query(&txn, what, stmt).await?;
     session.note_source(source.describe());
     txn.commit()
@@ -430,20 +435,37 @@ async fn query_stages_from(
     Ok((rows, source))
 }
 
-/// The stages of every user as of `as_of` as a subquery named `alias`: `stages_at` (the
-/// history) or the `user_stages` file, for `dialect`, their `$1` and `$2` bound to `as_of`
-/// and `config`'s grace period. Both give `user_id`, `signup_time`, `stage`,
-/// `churn_reason`, the stage facts and `repeat_payer`.
+/// The stages of every user as of `as_of` as a subquery named `alias`, their `$1` and `$2`
+/// bound to `as_of` and `config`'s grace period: the saas model's `stages` table (which
+/// reads the stage history when its status, in the statement's own snapshot, says it is
+/// usable, and `user_stages` otherwise), or, when `force` says so, `stages_at` (the history,
+/// whatever its status) or `user_stages` (tests and benchmarks compare the two). All give
+/// `user_id`, `signup_time`, `stage`, `churn_reason`, the stage facts and `repeat_payer`.
 pub(crate) fn stages_from(
-    source: StageSource,
-    dialect: &dyn Dialect,
+    force: Option<StageSource>,
+    session: &Session,
     alias: &str,
     as_of: DateTime<Utc>,
     config: &SaasConfig,
 ) -> Result<Sql, ApiError> {
-    let file = match source {
-        StageSource::History => dialect.sql_text(STAGES_AT_POSTGRES, STAGES_AT_SQLITE),
-        StageSource::Direct(_) => user_stages_sql(dialect),
+    let dialect = session.dialect();
+    let file = match force {
+        Some(StageSource::History) => dialect.sql_text(STAGES_AT_POSTGRES, STAGES_AT_SQLITE),
+        Some(StageSource::Direct(_)) => user_stages_sql(dialect),
+        None => match session
+            .model("saas")
+            .and_then(|m| m.table(STAGES_TABLE))
+            .map(|t| &t.source)
+        {
+            Some(TableSource::Sql {
+                postgres, sqlite, ..
+            }) => dialect.sql_text(postgres, sqlite),
+            _ => {
+                return Err(ApiError::BadConfig(format!(
+                    "the saas model has no SQL table {STAGES_TABLE:?}: the lifecycle fields read it"
+                )));
+            }
+        },
     };
     subquery(file, alias, as_of, config)
 }
@@ -550,10 +572,9 @@ pub async fn stage_counts_from(
     cohort: &Cohort,
     force: Option<StageSource>,
 ) -> Result<Vec<(Stage, i64)>, ApiError> {
-    let dialect = session.dialect();
-    let (rows, _) = query_stages_from(session, config, "stage counts", force, |source| {
+    let (rows, _) = query_stages_from(session, config, "stage counts", force, |force| {
         let mut sql = Sql::raw("SELECT s.stage, COUNT(*) AS n FROM ");
-        sql.append(stages_from(source, dialect, "s", as_of, config)?);
+        sql.append(stages_from(force, session, "s", as_of, config)?);
         sql.push(" WHERE 1 = 1");
         cohort_sql(&mut sql, "s", cohort);
         sql.push(" GROUP BY s.stage");
@@ -581,13 +602,12 @@ pub async fn journey(
     config: &SaasConfig,
     cohort: &Cohort,
 ) -> Result<Flow, ApiError> {
-    let dialect = session.dialect();
-    let (rows, _) = query_stages(session, config, "journey", |source| {
+    let (rows, _) = query_stages(session, config, "journey", |force| {
         let mut sql = Sql::raw(
             "SELECT s.stage, s.reached_prospect, s.account_deleted, s.all_shops_deleted, \
              s.delinquent, s.reached_customer + s.repeat_payer AS payments, COUNT(*) AS n FROM ",
         );
-        sql.append(stages_from(source, dialect, "s", as_of, config)?);
+        sql.append(stages_from(force, session, "s", as_of, config)?);
         sql.push(" WHERE 1 = 1");
         cohort_sql(&mut sql, "s", cohort);
         sql.push(
@@ -633,16 +653,15 @@ pub async fn transitions(
             format_time(to)
         )));
     }
-    let dialect = session.dialect();
-    let (rows, _) = query_stages(session, config, "transitions", |source| {
+    let (rows, _) = query_stages(session, config, "transitions", |force| {
         // b: the stages as of `to`; a: the stages as of `from`
         let mut sql = Sql::raw(
             "SELECT COALESCE(a.stage, 'NOT_SIGNED_UP') AS from_stage, b.stage AS to_stage, \
              COUNT(*) AS n FROM ",
         );
-        sql.append(stages_from(source, dialect, "b", to, config)?);
+        sql.append(stages_from(force, session, "b", to, config)?);
         sql.push(" LEFT JOIN ");
-        sql.append(stages_from(source, dialect, "a", from, config)?);
+        sql.append(stages_from(force, session, "a", from, config)?);
         sql.push(" ON a.user_id = b.user_id WHERE 1 = 1");
         cohort_sql(&mut sql, "b", cohort);
         sql.push(" GROUP BY COALESCE(a.stage, 'NOT_SIGNED_UP'), b.stage");
@@ -829,9 +848,9 @@ pub async fn users_page(
 ) -> Result<(Vec<UserStage>, bool), ApiError> {
     let dialect = session.dialect();
     let order = by_user_id(dialect);
-    let (rows, _) = query_stages(session, config, "users", |source| {
+    let (rows, _) = query_stages(session, config, "users", |force| {
         let mut sql = Sql::raw(&format!("SELECT {CORE_COLUMNS} FROM "));
-        sql.append(stages_from(source, dialect, "s", as_of, config)?);
+        sql.append(stages_from(force, session, "s", as_of, config)?);
         sql.push(" WHERE 1 = 1");
         filter_sql(&mut sql, filter);
         sql.push(&format!(" ORDER BY {order}"));
@@ -872,10 +891,9 @@ pub async fn users_total(
     config: &SaasConfig,
     filter: &UserFilter,
 ) -> Result<i64, ApiError> {
-    let dialect = session.dialect();
-    let (rows, _) = query_stages(session, config, "users total", |source| {
+    let (rows, _) = query_stages(session, config, "users total", |force| {
         let mut sql = Sql::raw("SELECT COUNT(*) AS n FROM ");
-        sql.append(stages_from(source, dialect, "s", as_of, config)?);
+        sql.append(stages_from(force, session, "s", as_of, config)?);
         sql.push(" WHERE 1 = 1");
         filter_sql(&mut sql, filter);
         Ok(sql)
@@ -901,7 +919,7 @@ pub async fn core_stages_from(
 ) -> Result<Vec<UserStage>, ApiError> {
     let dialect = session.dialect();
     let mut sql = Sql::raw(&format!("SELECT {CORE_COLUMNS} FROM "));
-    sql.append(stages_from(source, dialect, "s", as_of, config)?);
+    sql.append(stages_from(Some(source), session, "s", as_of, config)?);
     sql.push(&format!(" ORDER BY {}", by_user_id(dialect)));
     let rows = query(session, sql, "core stages").await?;
     rows.iter().map(|r| read_core(r, dialect)).collect()
