@@ -22,7 +22,7 @@ pub async fn check_live(models: &[Model], db: &DatabaseConnection) -> Result<(),
             // the SQLite twins of the gym SQL read the offsets table: make it exist
             if let Err(e) = crate::tz::ensure_offsets(db).await {
                 problems.push(problem(
-                    model.tables.first(),
+                    model.tables.first().map(|t| t.as_ref()),
                     format!(
                         "model {}: cannot prepare the time-zone offsets: {e}",
                         model.name

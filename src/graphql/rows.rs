@@ -78,7 +78,7 @@ fn row_tables(model: &Model) -> impl Iterator<Item = (&Table, &RowsField)> {
     model
         .tables
         .iter()
-        .filter_map(|t| t.rows.as_ref().map(|r| (t, r)))
+        .filter_map(|t| t.rows.as_ref().map(|r| (t.as_ref(), r)))
 }
 
 /// Registers the row, where and order types of every row field of `model`.

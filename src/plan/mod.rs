@@ -289,12 +289,11 @@ impl Planner<'_> {
         if let Some(t) = self.tables.iter().find(|t| t.name == name) {
             return Ok(t.clone());
         }
-        let t = Arc::new(
-            self.model
-                .table(name)
-                .ok_or_else(|| PlanError::new(format!("unknown table {name:?}")))?
-                .clone(),
-        );
+        let t = self
+            .model
+            .table(name)
+            .ok_or_else(|| PlanError::new(format!("unknown table {name:?}")))?
+            .clone();
         self.tables.push(t.clone());
         Ok(t)
     }

@@ -31,8 +31,8 @@ pub struct Model {
     /// Whether its SQLite SQL tables read `tally_tz_offsets` (the UTC offsets of time
     /// zones), whose zones must be filled before they run; computed when the model loads.
     pub reads_tz_offsets: bool,
-    /// Logical tables.
-    pub tables: Vec<Table>,
+    /// Logical tables (shared: plans hold them without copying).
+    pub tables: Vec<Arc<Table>>,
     /// Joins between logical tables.
     pub joins: Vec<Join>,
     /// Dimensions, in file order.
@@ -688,7 +688,7 @@ pub const TZ_OFFSETS_TABLE: &str = "tally_tz_offsets";
 
 impl Model {
     /// The logical table named `name`.
-    pub fn table(&self, name: &str) -> Option<&Table> {
+    pub fn table(&self, name: &str) -> Option<&Arc<Table>> {
         self.tables.iter().find(|t| t.name == name)
     }
     /// The dimension named `name`.

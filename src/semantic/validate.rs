@@ -267,8 +267,8 @@ fn build_tables(
     namespace: &str,
     settings: &BTreeMap<String, toml::Value>,
     r: &mut Report,
-) -> Vec<Table> {
-    let mut out: Vec<Table> = Vec::new();
+) -> Vec<Arc<Table>> {
+    let mut out: Vec<Arc<Table>> = Vec::new();
     for p in parsed {
         for st in &p.raw.table {
             let t = st.get_ref();
@@ -535,7 +535,7 @@ fn build_tables(
                     order,
                 })
             });
-            out.push(Table {
+            out.push(Arc::new(Table {
                 name,
                 source: tsource,
                 key: t.key.clone(),
@@ -546,7 +546,7 @@ fn build_tables(
                 rows,
                 as_of_shift,
                 defined_at: (p.path.to_owned(), line_of(p.text, st.span().start)),
-            });
+            }));
         }
     }
     out
@@ -804,7 +804,7 @@ pub(crate) fn strip_sql_comments(text: &str) -> String {
     s
 }
 
-fn build_joins(parsed: &[Parsed<'_>], tables: &[Table], r: &mut Report) -> Vec<Join> {
+fn build_joins(parsed: &[Parsed<'_>], tables: &[Arc<Table>], r: &mut Report) -> Vec<Join> {
     let mut out = Vec::new();
     for p in parsed {
         for sj in &p.raw.join {
