@@ -387,18 +387,9 @@ pub(super) enum Resolved {
 async fn resolve(ctx: &ResolverContext<'_>, model: &Arc<Model>) -> Result<Resolved, Error> {
     let as_of = common::as_of_arg(&ctx.args)?;
     let mut spec = QuerySpec::new(model.name.clone(), as_of);
-    // the response keys of a row, in selection order, and the __typename ones
-    let mut keys: Vec<(String, bool)> = Vec::new();
-    for f in ctx.ctx.field().selection_set() {
+    let keys = read_selection(ctx, &mut spec, |f| {
         let name = f.name();
-        let key = f.alias().unwrap_or(name).to_owned();
-        if !keys.iter().any(|(k, _)| *k == key) {
-            keys.push((key.clone(), name == "__typename"));
-        }
-        if name.starts_with("__") {
-            continue;
-        }
-        let item = if name == IS_COMPLETE {
+        Ok(if name == IS_COMPLETE {
             Item::IsComplete
         } else if let Some(d) = model.dimension(name) {
             let granularity = if d.dim_type == DimType::Time {
@@ -426,12 +417,8 @@ async fn resolve(ctx: &ResolverContext<'_>, model: &Arc<Model>) -> Result<Resolv
             Item::Metric {
                 name: name.to_owned(),
             }
-        };
-        let sel = Selected { key, item };
-        if !spec.fields.contains(&sel) {
-            spec.fields.push(sel);
-        }
-    }
+        })
+    })?;
     read_args(ctx, &mut spec, &|name| {
         model.dimension(name).map(|d| d.dim_type)
     })?;
@@ -442,6 +429,35 @@ async fn resolve(ctx: &ResolverContext<'_>, model: &Arc<Model>) -> Result<Resolv
         .await
         .map_err(ApiError::into_graphql)?;
     Ok(deliver(ctx, &keys, &type_names(model).row, table))
+}
+
+/// Reads the selection set of a `metrics` or row field into `spec.fields` (aliases kept,
+/// duplicates once), `item` saying what each selected field is; returns the response keys
+/// of a row in selection order, with whether each is `__typename`.
+pub(super) fn read_selection(
+    ctx: &ResolverContext<'_>,
+    spec: &mut QuerySpec,
+    mut item: impl FnMut(&async_graphql::SelectionField<'_>) -> Result<Item, Error>,
+) -> Result<Vec<(String, bool)>, Error> {
+    let mut keys: Vec<(String, bool)> = Vec::new();
+    for f in ctx.ctx.field().selection_set() {
+        let name = f.name();
+        let key = f.alias().unwrap_or(name).to_owned();
+        if !keys.iter().any(|(k, _)| *k == key) {
+            keys.push((key.clone(), name == "__typename"));
+        }
+        if name.starts_with("__") {
+            continue;
+        }
+        let sel = Selected {
+            key,
+            item: item(&f)?,
+        };
+        if !spec.fields.contains(&sel) {
+            spec.fields.push(sel);
+        }
+    }
+    Ok(keys)
 }
 
 /// `and`, `or` and `not` of a `…Where` input named `name`.

@@ -17,9 +17,9 @@ use async_graphql::dynamic::{
 };
 
 use super::common;
-use super::metrics::{Resolved, deliver, pascal, read_args, row_value, type_names};
+use super::metrics::{Resolved, deliver, pascal, read_args, read_selection, row_value, type_names};
 use crate::error::ApiError;
-use crate::query::{Item, QuerySpec, Selected};
+use crate::query::{Item, QuerySpec};
 use crate::semantic::{ColType, Model, RowsField, Table};
 
 /// The GraphQL type names of a row field.
@@ -148,26 +148,11 @@ fn field(model: Arc<Model>, t: &Table, rows: &RowsField) -> Field {
         FieldFuture::new(async move {
             let as_of = common::as_of_arg(&ctx.args)?;
             let mut spec = QuerySpec::rows_of(model.name.clone(), table.clone(), as_of);
-            let mut keys: Vec<(String, bool)> = Vec::new();
-            for f in ctx.ctx.field().selection_set() {
-                let name = f.name();
-                let key = f.alias().unwrap_or(name).to_owned();
-                if !keys.iter().any(|(k, _)| *k == key) {
-                    keys.push((key.clone(), name == "__typename"));
-                }
-                if name.starts_with("__") {
-                    continue;
-                }
-                let sel = Selected {
-                    key,
-                    item: Item::Column {
-                        name: name.to_owned(),
-                    },
-                };
-                if !spec.fields.contains(&sel) {
-                    spec.fields.push(sel);
-                }
-            }
+            let keys = read_selection(&ctx, &mut spec, |f| {
+                Ok(Item::Column {
+                    name: f.name().to_owned(),
+                })
+            })?;
             let rows = model.table(&table).and_then(|t| t.rows.as_ref());
             read_args(&ctx, &mut spec, &|name| {
                 rows.and_then(|r| r.column(name)).map(|c| c.dimension.dim_type)
