@@ -64,3 +64,54 @@ async fn database_failures_are_masked_on_every_field() {
         db.cleanup().await;
     }
 }
+
+#[tokio::test]
+async fn filters_are_bounded_before_any_sql() {
+    let db = TestDb::sqlite().await;
+    let schema = tally::graphql::build(Some(db.conn.clone())).unwrap();
+    let code = |out: &serde_json::Value| out["errors"][0]["extensions"]["code"].clone();
+    // an `in` list past the limit, on a row field and on metrics
+    let ids: Vec<String> = (0..1001).map(|i| format!("\"u{i}\"")).collect();
+    for q in [
+        format!(
+            "{{ gym {{ leadConversions(where: {{ userId: {{ in: [{}] }} }}) {{ userId }} }} }}",
+            ids.join(", ")
+        ),
+        format!(
+            "{{ gym {{ metrics(where: {{ branchId: {{ in: [{}] }} }}) {{ leads }} }} }}",
+            ids.join(", ")
+        ),
+    ] {
+        let out = serde_json::to_value(schema.execute(q.as_str()).await).unwrap();
+        assert_eq!(code(&out), "BAD_ARGUMENT", "{out}");
+        let m = out["errors"][0]["message"].as_str().unwrap();
+        assert!(m.contains("1001") && m.contains("1000"), "{m}");
+        assert_eq!(out["extensions"]["explain"], serde_json::json!([]), "{out}");
+    }
+    // an `or` of too many branches
+    let branches: Vec<String> = (0..201)
+        .map(|i| format!("{{ userId: {{ equals: \"u{i}\" }} }}"))
+        .collect();
+    let q = format!(
+        "{{ gym {{ leadConversions(where: {{ or: [{}] }}) {{ userId }} }} }}",
+        branches.join(", ")
+    );
+    let out = serde_json::to_value(schema.execute(q.as_str()).await).unwrap();
+    assert_eq!(code(&out), "BAD_ARGUMENT", "{out}");
+    assert!(
+        out["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("201 conditions"),
+        "{out}"
+    );
+    // at the limits, the request runs
+    let ids: Vec<String> = (0..1000).map(|i| format!("\"u{i}\"")).collect();
+    let q = format!(
+        "{{ gym {{ leadConversions(where: {{ userId: {{ in: [{}] }} }}) {{ userId }} }} }}",
+        ids.join(", ")
+    );
+    let out = serde_json::to_value(schema.execute(q.as_str()).await).unwrap();
+    assert_eq!(out["errors"], serde_json::Value::Null, "{out}");
+    db.cleanup().await;
+}

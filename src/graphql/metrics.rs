@@ -460,6 +460,36 @@ pub(super) fn read_selection(
     Ok(keys)
 }
 
+/// The most conditions a `where` may hold (leaves of its and/or/not tree).
+pub const MAX_FILTER_CONDITIONS: usize = 200;
+
+/// The most values a `where` may bind, `in` lists included.
+pub const MAX_FILTER_VALUES: usize = 1000;
+
+/// `BAD_ARGUMENT` for a filter past [`MAX_FILTER_CONDITIONS`] or [`MAX_FILTER_VALUES`],
+/// checked before any SQL is built.
+fn check_filter_size(filter: &Filter, values: usize) -> Result<(), Error> {
+    fn leaves(f: &Filter) -> usize {
+        match f {
+            Filter::And(xs) | Filter::Or(xs) => xs.iter().map(leaves).sum(),
+            Filter::Not(x) => leaves(x),
+            Filter::Cond { .. } => 1,
+        }
+    }
+    let n = leaves(filter);
+    if n > MAX_FILTER_CONDITIONS {
+        return Err(common::bad_argument(format!(
+            "where holds {n} conditions; at most {MAX_FILTER_CONDITIONS} are accepted"
+        )));
+    }
+    if values > MAX_FILTER_VALUES {
+        return Err(common::bad_argument(format!(
+            "where binds {values} values (in lists included); at most {MAX_FILTER_VALUES} are accepted"
+        )));
+    }
+    Ok(())
+}
+
 /// `and`, `or` and `not` of a `…Where` input named `name`.
 pub(super) fn combinators(input: InputObject, name: &str) -> InputObject {
     input
@@ -487,7 +517,9 @@ pub(super) fn read_args(
         && !w.is_null()
     {
         let obj = w.object()?;
-        spec.filter = Some(read_where(lookup, &obj, &mut spec.values, 0)?);
+        let filter = read_where(lookup, &obj, &mut spec.values, 0)?;
+        check_filter_size(&filter, spec.values.len())?;
+        spec.filter = Some(filter);
     }
     if let Some(o) = ctx.args.get("orderBy")
         && !o.is_null()
