@@ -461,10 +461,10 @@ pub(super) fn read_selection(
 }
 
 /// The most conditions a `where` may hold (leaves of its and/or/not tree).
-pub const MAX_FILTER_CONDITIONS: usize = 200;
+pub(super) const MAX_FILTER_CONDITIONS: usize = 200;
 
 /// The most values a `where` may bind, `in` lists included.
-pub const MAX_FILTER_VALUES: usize = 1000;
+pub(super) const MAX_FILTER_VALUES: usize = 1000;
 
 /// `BAD_ARGUMENT` for a filter past [`MAX_FILTER_CONDITIONS`] or [`MAX_FILTER_VALUES`],
 /// checked before any SQL is built.
