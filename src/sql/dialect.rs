@@ -78,6 +78,16 @@ pub trait Dialect: Sync + Send {
         i: usize,
     ) -> Result<Option<chrono::DateTime<chrono::Utc>>, String>;
 
+    /// Sets what a connection pool on `url` needs on this backend (size, per-connection
+    /// set-up); `models` are the namespaces every connection must see. The message of an
+    /// error says what is wrong with the URL.
+    fn configure_pool(
+        &self,
+        opts: &mut sea_orm::ConnectOptions,
+        url: &str,
+        models: &[&str],
+    ) -> Result<(), String>;
+
     /// The qualified name of `tally_tz_offsets` (the UTC offsets of time zones), which lives
     /// in the default namespace.
     fn tz_offsets_table(&self) -> String;
@@ -293,6 +303,16 @@ impl Dialect for Postgres {
     fn sql_text<'a>(&self, postgres: &'a str, _sqlite: &'a str) -> &'a str {
         postgres
     }
+    fn configure_pool(
+        &self,
+        opts: &mut sea_orm::ConnectOptions,
+        _url: &str,
+        _models: &[&str],
+    ) -> Result<(), String> {
+        // every model is a schema of the one database
+        opts.max_connections(16).min_connections(1);
+        Ok(())
+    }
     fn percentile_cont(&self) -> bool {
         true
     }
@@ -378,6 +398,59 @@ impl Dialect for Sqlite {
     }
     fn sql_text<'a>(&self, _postgres: &'a str, sqlite: &'a str) -> &'a str {
         sqlite
+    }
+    /// Every pooled connection attaches one database file per model (`saas`, `gym`, …) next
+    /// to the main one, creating the files when missing; WAL, foreign keys off (the loader
+    /// checks references), and a 10 s wait for a lock instead of failing.
+    fn configure_pool(
+        &self,
+        opts: &mut sea_orm::ConnectOptions,
+        url: &str,
+        models: &[&str],
+    ) -> Result<(), String> {
+        use sea_orm::sqlx::{self, Executor as _};
+        use std::time::Duration;
+        let main = sqlite_path(url).ok_or_else(|| {
+            format!(
+                "SQLite URL {url:?} names no file; tally keeps each model in a file next to the main one (e.g. sqlite://tally.db)"
+            )
+        })?;
+        let attachments: Vec<(String, String)> = models
+            .iter()
+            .map(|m| {
+                (
+                    (*m).to_owned(),
+                    sqlite_model_path(&main, m).to_string_lossy().into_owned(),
+                )
+            })
+            .collect();
+        opts.max_connections(8).min_connections(1);
+        opts.map_sqlx_sqlite_opts(|o| {
+            o.create_if_missing(true)
+                .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+                .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(false)
+        });
+        opts.map_sqlx_sqlite_pool_opts(move |pool| {
+            let attachments = attachments.clone();
+            pool.after_connect(move |conn, _meta| {
+                let attachments = attachments.clone();
+                Box::pin(async move {
+                    for (name, file) in &attachments {
+                        sqlx::query("ATTACH DATABASE ? AS ?")
+                            .bind(file)
+                            .bind(name)
+                            .execute(&mut *conn)
+                            .await?;
+                        let pragma = format!("PRAGMA \"{name}\".journal_mode = WAL");
+                        conn.execute(sqlx::AssertSqlSafe(pragma)).await?;
+                    }
+                    Ok(())
+                })
+            })
+        });
+        Ok(())
     }
     fn percentile_cont(&self) -> bool {
         false
@@ -525,4 +598,39 @@ pub fn dialect_of(db: &impl sea_orm::ConnectionTrait) -> &'static dyn Dialect {
         sea_orm::DatabaseBackend::Postgres => &Postgres,
         _ => &Sqlite,
     }
+}
+
+/// The dialect of a database URL (`sqlite:…`, `postgres://…`, `postgresql://…`), `None` for
+/// another scheme.
+pub fn dialect_of_url(url: &str) -> Option<&'static dyn Dialect> {
+    if url.starts_with("sqlite:") {
+        Some(&Sqlite)
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Some(&Postgres)
+    } else {
+        None
+    }
+}
+
+/// The file an SQLite URL names, or `None` for an in-memory database.
+fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    if path.is_empty() || path == ":memory:" {
+        None
+    } else {
+        Some(std::path::PathBuf::from(path))
+    }
+}
+
+/// The file that holds `model`'s tables next to the main SQLite file `main`:
+/// `tally.db` → `tally.saas.db`.
+pub fn sqlite_model_path(main: &std::path::Path, model: &str) -> std::path::PathBuf {
+    let stem = main
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "tally".to_owned());
+    main.with_file_name(format!("{stem}.{model}.db"))
 }

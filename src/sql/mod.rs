@@ -12,7 +12,7 @@ mod dialect;
 mod render;
 
 pub use crate::plan::{AsOfText, BindAs, Bindings, Param};
-pub use dialect::{Dialect, Postgres, Sqlite, dialect_of};
+pub use dialect::{Dialect, Postgres, Sqlite, dialect_of, dialect_of_url, sqlite_model_path};
 
 use chrono::{DateTime, Utc};
 use sea_orm::Value;
