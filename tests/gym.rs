@@ -123,19 +123,7 @@ impl Model {
 
 /// The GraphQL field of a column: `local_user_created_at` → `localUserCreatedAt`.
 fn field(column: &str) -> String {
-    let mut out = String::with_capacity(column.len());
-    let mut upper = false;
-    for c in column.chars() {
-        if c == '_' {
-            upper = true;
-        } else if upper {
-            out.push(c.to_ascii_uppercase());
-            upper = false;
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    tally::semantic::camel_case(column)
 }
 
 /// One row of a model: the values of its columns, in their order (null is `None`).

@@ -69,16 +69,7 @@ history_plans AS MATERIALIZED (
     WHERE r.rn = 1
 )
 SELECT
-    h.user_id,
-    h.signup_time,
-    h.stage,
-    h.churn_reason,
-    h.account_deleted,
-    h.all_shops_deleted,
-    h.delinquent,
-    h.reached_prospect,
-    h.reached_customer,
-    h.repeat_payer,
+    h.*,
     (SELECT hp.plan_id FROM history_plans AS hp WHERE hp.user_id = h.user_id) AS plan_id
 FROM (
 -- tally:include sql/saas/stages_at.sqlite.sql

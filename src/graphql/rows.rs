@@ -30,20 +30,11 @@ struct RowNames {
 }
 
 fn names(model: &Model, rows: &RowsField) -> RowNames {
-    let p = format!("{}{}", pascal(&model.name), pascal_field(&rows.field));
+    let p = format!("{}{}", pascal(&model.name), pascal(&rows.field));
     RowNames {
         row: format!("{p}Row"),
         where_input: format!("{p}Where"),
         order: format!("{p}OrderBy"),
-    }
-}
-
-/// `leadConversions` → `LeadConversions`.
-fn pascal_field(field: &str) -> String {
-    let mut c = field.chars();
-    match c.next() {
-        Some(f) => f.to_ascii_uppercase().to_string() + c.as_str(),
-        None => String::new(),
     }
 }
 
