@@ -199,27 +199,6 @@ pub fn placeholders(sql: &str) -> Vec<usize> {
         .collect()
 }
 
-/// `sql` with every placeholder `$n` replaced by `f(n)` (`None` keeps it as it is).
-pub fn rewrite_placeholders(sql: &str, mut f: impl FnMut(usize) -> Option<String>) -> String {
-    let mut out = String::with_capacity(sql.len() + 16);
-    for t in tokens(sql) {
-        match t.kind {
-            TokenKind::Placeholder(n) => match f(n) {
-                Some(s) => out.push_str(&s),
-                None => out.push_str(t.text),
-            },
-            _ => out.push_str(t.text),
-        }
-    }
-    out
-}
-
-/// `sql` with every placeholder `$n` renumbered `$(n + by)`, so that one text can appear
-/// twice in a statement with parameters of its own.
-pub fn shift_placeholders(sql: &str, by: usize) -> String {
-    rewrite_placeholders(sql, |n| Some(format!("${}", n.saturating_add(by))))
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -319,18 +298,10 @@ mod tests {
     }
 
     #[test]
-    fn strips_comments_and_rewrites_placeholders() {
+    fn strips_comments() {
         assert_eq!(
             strip_comments("-- a $2\nSELECT '--x' AS \"a--b\", $1 /* $3 */ FROM t;\n"),
             "\nSELECT '--x' AS \"a--b\", $1  FROM t;\n"
-        );
-        assert_eq!(
-            shift_placeholders("a $1 b $2, $10 $ '$1' -- $1", 2),
-            "a $3 b $4, $12 $ '$1' -- $1"
-        );
-        assert_eq!(
-            rewrite_placeholders("$1 $2 $3", |n| (n != 2).then(|| "?".to_owned())),
-            "? $2 ?"
         );
     }
 }

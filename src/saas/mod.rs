@@ -931,14 +931,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn shifts_placeholders() {
-        assert_eq!(
-            crate::lexer::shift_placeholders("a $1 b $2, $10 $", 2),
-            "a $3 b $4, $12 $"
-        );
-    }
-
-    #[test]
     fn config_from_toml() {
         assert_eq!(
             SaasConfig::from_toml("[model]\nname = 'saas'\n").unwrap(),
