@@ -23,20 +23,35 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Serve GraphQL at /graphql and the explorer at / (migrates, and loads demo data into an empty database).
+    /// Serve GraphQL at /graphql and the explorer at /. Without --db: the embedded SQLite
+    /// database ./tally.db, created with demo data on first start. With --db: that database,
+    /// read-only (nothing is created or written unless --demo).
     Serve {
-        /// Database URL: sqlite://FILE or postgres://USER@HOST/DB.
-        #[arg(long = "db", env = "DATABASE_URL", default_value = db::DEFAULT_URL)]
-        db: String,
+        /// Database URL: sqlite://FILE or postgres://USER@HOST/DB. Read-only unless --demo.
+        #[arg(long = "db", env = "DATABASE_URL")]
+        db: Option<String>,
         /// Address to listen on.
         #[arg(long, env = "TALLY_BIND", default_value = DEFAULT_BIND)]
         bind: String,
-        /// Do not load demo data into an empty database.
-        #[arg(long)]
+        /// Embedded default only: do not load demo data into the new database.
+        #[arg(long, conflicts_with = "demo")]
         no_demo: bool,
+        /// Write into the --db database: create the demo schema (migrate) and load demo data
+        /// when it holds no rows.
+        #[arg(long)]
+        demo: bool,
         /// Scale of the demo data loaded into an empty database.
         #[arg(long, default_value_t = 1.0)]
         demo_scale: f64,
+        /// Where a model's tables live: MODEL=NAMESPACE (a PostgreSQL schema or an attached
+        /// SQLite database, e.g. gym=public); repeatable, or comma-separated in
+        /// TALLY_NAMESPACES. Overrides the model file's `namespace`.
+        #[arg(long = "namespace", env = "TALLY_NAMESPACES", value_delimiter = ',')]
+        namespaces: Vec<String>,
+        /// Serve only these models (comma-separated, e.g. gym,shop): for a database that
+        /// holds the tables of some models only.
+        #[arg(long, env = "TALLY_ONLY", value_delimiter = ',')]
+        only: Vec<String>,
         /// Folder of model files (`<dir>/<model>/*.toml`); default `$TALLY_MODELS`, else
         /// `./models`, else the models built into the binary.
         #[arg(long)]
@@ -47,6 +62,23 @@ pub enum Command {
         /// Database URL.
         #[arg(long = "db", env = "DATABASE_URL", default_value = db::DEFAULT_URL)]
         db: String,
+    },
+    /// Scaffold a model folder from an existing database's tables (read-only): tables, keys,
+    /// joins from foreign keys, dimensions, measures and metrics; edit it, then serve it.
+    Init {
+        /// Database URL (read-only; it must exist).
+        #[arg(long = "db", env = "DATABASE_URL")]
+        db: String,
+        /// The schema (PostgreSQL; default public) or attached database (SQLite; default main)
+        /// whose tables are modelled.
+        #[arg(long)]
+        schema: Option<String>,
+        /// The model's name (default: the schema's name; `main` and `public` give `model`).
+        #[arg(long)]
+        model: Option<String>,
+        /// The folder the model folder is written into.
+        #[arg(long, default_value = "models")]
+        out: PathBuf,
     },
     /// Print the GraphQL schema (SDL) the server serves; schema.graphql is its output.
     Schema {
@@ -98,13 +130,20 @@ pub enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Json)]
         format: Format,
-        /// Database URL.
+        /// Database URL (read-only; it must exist).
         #[arg(long = "db", env = "DATABASE_URL", default_value = db::DEFAULT_URL)]
         db: String,
         /// Folder of model files (`<dir>/<model>/*.toml`); default `$TALLY_MODELS`, else
         /// `./models`, else the models built into the binary.
         #[arg(long)]
         models: Option<PathBuf>,
+        /// Where a model's tables live: MODEL=NAMESPACE (e.g. gym=public); repeatable, or
+        /// comma-separated in TALLY_NAMESPACES.
+        #[arg(long = "namespace", env = "TALLY_NAMESPACES", value_delimiter = ',')]
+        namespaces: Vec<String>,
+        /// Answer from these models only (comma-separated, e.g. gym,shop).
+        #[arg(long, env = "TALLY_ONLY", value_delimiter = ',')]
+        only: Vec<String>,
     },
 }
 
@@ -150,16 +189,46 @@ async fn execute(command: Command) -> Result<ExitCode, Error> {
             db,
             bind,
             no_demo,
+            demo,
             demo_scale,
             models,
+            namespaces,
+            only,
         } => {
-            let config = ServeConfig::new(db, &bind, !no_demo, demo_scale, models)?;
+            let database = match db {
+                None => crate::config::Database::Embedded { demo: !no_demo },
+                Some(url) => crate::config::Database::Given { url, demo },
+            };
+            let mut config = ServeConfig::new(database, &bind, demo_scale, models)?;
+            config.namespaces = crate::config::parse_namespaces(&namespaces)?;
+            config.only = crate::config::parse_only(&only);
             crate::http::serve(config).await?;
         }
         Command::Migrate { db } => {
             let conn = db::connect(&db).await?;
             db::migrate(&conn).await?;
             eprintln!("migrated {}", db::redact(&db));
+        }
+        Command::Init {
+            db,
+            schema,
+            model,
+            out,
+        } => {
+            let conn = db::open(&db).await?;
+            let namespace = schema
+                .unwrap_or_else(|| crate::sql::dialect_of(&conn).default_namespace().to_owned());
+            let model = model.unwrap_or_else(|| match namespace.as_str() {
+                "public" | "main" => "model".to_owned(),
+                ns => ns.to_ascii_lowercase(),
+            });
+            let (path, tables) = crate::init::scaffold(&conn, &namespace, &model, &out).await?;
+            eprintln!(
+                "wrote {} ({tables} tables of {namespace:?}); serve it with: tally serve --db {} --models {} --only {model}",
+                path.display(),
+                db::redact(&db),
+                out.display()
+            );
         }
         Command::Schema { models } => {
             let models = load_models(models.as_deref())?;
@@ -229,8 +298,9 @@ async fn execute(command: Command) -> Result<ExitCode, Error> {
             format,
             db,
             models,
+            namespaces,
+            only,
         } => {
-            let models = load_models(models.as_deref())?;
             let text = match document.strip_prefix('@') {
                 Some(path) => std::fs::read_to_string(path).map_err(|source| Error::Io {
                     context: format!("cannot read the query file {path}"),
@@ -245,8 +315,16 @@ async fn execute(command: Command) -> Result<ExitCode, Error> {
                 ),
                 None => None,
             };
-            let conn = db::connect(&db).await?;
-            db::migrate(&conn).await?;
+            let conn = db::open(&db).await?;
+            let namespaces = crate::config::parse_namespaces(&namespaces)?;
+            let only = crate::config::parse_only(&only);
+            let models = crate::engine::load_live_models(
+                &conn,
+                models.as_deref(),
+                &namespaces,
+                only.as_ref(),
+            )
+            .await?;
             let code = crate::cli_query::run(conn, models, &text, variables, format).await?;
             return Ok(code);
         }

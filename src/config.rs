@@ -8,27 +8,115 @@ use crate::error::Error;
 /// The address `tally serve` listens on when neither `--bind` nor `TALLY_BIND` is given.
 pub const DEFAULT_BIND: &str = "127.0.0.1:4000";
 
+/// The database `tally serve` answers from, and what it may do to it.
+#[derive(Debug, Clone)]
+pub enum Database {
+    /// No database given: tally's own SQLite file [`crate::db::DEFAULT_URL`], created and
+    /// migrated at start, with demo data loaded into it when it is empty (unless `demo` is
+    /// false: `--no-demo`).
+    Embedded {
+        /// Load demo data when the database holds no rows.
+        demo: bool,
+    },
+    /// A database tally is given (`--db`, `DATABASE_URL`). It belongs to its users: tally
+    /// reads it and writes nothing, unless `demo` (`--demo`) asks it to migrate it and load
+    /// demo data when it is empty.
+    Given {
+        /// The URL.
+        url: String,
+        /// Migrate and load demo data into an empty database.
+        demo: bool,
+    },
+}
+
+impl Database {
+    /// The URL.
+    pub fn url(&self) -> &str {
+        match self {
+            Database::Embedded { .. } => crate::db::DEFAULT_URL,
+            Database::Given { url, .. } => url,
+        }
+    }
+
+    /// Whether tally may write to it (migrate, demo data, its saas stage history).
+    pub fn writable(&self) -> bool {
+        match self {
+            Database::Embedded { .. } => true,
+            Database::Given { demo, .. } => *demo,
+        }
+    }
+
+    /// Whether demo data is loaded into it when it holds no rows.
+    pub fn demo_when_empty(&self) -> bool {
+        match self {
+            Database::Embedded { demo } | Database::Given { demo, .. } => *demo,
+        }
+    }
+}
+
+pub use crate::semantic::Namespaces;
+
+/// Parses `MODEL=NAMESPACE` items (`--namespace`, `TALLY_NAMESPACES`).
+pub fn parse_namespaces(items: &[String]) -> Result<Namespaces, Error> {
+    let mut out = Namespaces::new();
+    for item in items.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+        let Some((model, namespace)) = item.split_once('=') else {
+            return Err(Error::Config(format!(
+                "--namespace {item:?} is not MODEL=NAMESPACE (e.g. gym=public)"
+            )));
+        };
+        let (model, namespace) = (model.trim(), namespace.trim());
+        let ident = |s: &str| {
+            !s.is_empty()
+                && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && !s.starts_with(|c: char| c.is_ascii_digit())
+        };
+        if !ident(model) || !ident(namespace) {
+            return Err(Error::Config(format!(
+                "--namespace {item:?}: the model and the namespace must be identifiers (letters, digits, _)"
+            )));
+        }
+        if out.insert(model.to_owned(), namespace.to_owned()).is_some() {
+            return Err(Error::Config(format!(
+                "--namespace names the model {model:?} twice"
+            )));
+        }
+    }
+    Ok(out)
+}
+
+/// The models of `--only` (empty: every model).
+pub fn parse_only(items: &[String]) -> Option<std::collections::BTreeSet<String>> {
+    let set: std::collections::BTreeSet<String> = items
+        .iter()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect();
+    (!set.is_empty()).then_some(set)
+}
+
 /// Settings of the server.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
-    /// Database URL (`sqlite://tally.db` by default, or `postgres://…`).
-    pub database_url: String,
+    /// The database and what tally may do to it.
+    pub database: Database,
     /// Socket address to listen on.
     pub bind: SocketAddr,
-    /// Load demo data when the database holds no rows at all.
-    pub demo_when_empty: bool,
-    /// Scale of that demo data (1.0 ≈ 10k users per model).
+    /// Scale of the demo data (1.0 ≈ 10k users per model).
     pub demo_scale: f64,
     /// Folder of model files; `None`: `$TALLY_MODELS`, `./models`, or the built-in models.
     pub models_dir: Option<PathBuf>,
+    /// Where models' tables live, overriding their files' `namespace`.
+    pub namespaces: Namespaces,
+    /// Serve only these models (`--only`), `None`: every model.
+    pub only: Option<std::collections::BTreeSet<String>>,
 }
 
 impl ServeConfig {
     /// Builds the settings, checking the bind address.
     pub fn new(
-        database_url: String,
+        database: Database,
         bind: &str,
-        demo_when_empty: bool,
         demo_scale: f64,
         models_dir: Option<PathBuf>,
     ) -> Result<Self, Error> {
@@ -38,11 +126,12 @@ impl ServeConfig {
             ))
         })?;
         Ok(Self {
-            database_url,
+            database,
             bind,
-            demo_when_empty,
             demo_scale,
             models_dir,
+            namespaces: Namespaces::new(),
+            only: None,
         })
     }
 }

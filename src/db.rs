@@ -11,6 +11,7 @@ use migration::MigratorTrait as _;
 use sea_orm::{ConnectOptions, Database, DatabaseConnection};
 
 use crate::error::Error;
+use crate::sql::Access;
 
 /// The models tally ships, in the order they are migrated and loaded.
 pub const MODELS: &[&str] = entity::MODELS;
@@ -18,12 +19,24 @@ pub const MODELS: &[&str] = entity::MODELS;
 /// The database URL used when none is given: an SQLite file in the working directory.
 pub const DEFAULT_URL: &str = "sqlite://tally.db";
 
-/// Opens a pool on `url`, creating the SQLite files when they do not exist yet.
+/// Opens a pool on a database tally owns (`migrate`, `load`, `demo`, the embedded default),
+/// creating the SQLite files when they do not exist yet.
 ///
 /// On SQLite every pooled connection attaches one database file per model (`saas`, `gym`, …),
 /// turns on WAL and foreign keys off (references are checked by the loader), and waits up to
 /// 10 s for a lock instead of failing.
 pub async fn connect(url: &str) -> Result<DatabaseConnection, Error> {
+    connect_with(url, Access::ReadWrite).await
+}
+
+/// Opens a pool on a database tally is given (`serve --db`, `query`): nothing is created or
+/// written. An SQLite file must exist and is opened read-only (with the model files beside it
+/// that exist); every PostgreSQL transaction is read-only.
+pub async fn open(url: &str) -> Result<DatabaseConnection, Error> {
+    connect_with(url, Access::ReadOnly).await
+}
+
+async fn connect_with(url: &str, access: Access) -> Result<DatabaseConnection, Error> {
     let dialect = crate::sql::dialect_of_url(url).ok_or_else(|| {
         Error::Config(format!(
             "database URL {url:?} is neither sqlite:… nor postgres://…"
@@ -34,7 +47,7 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, Error> {
         .connect_timeout(Duration::from_secs(10))
         .acquire_timeout(Duration::from_secs(30));
     dialect
-        .configure_pool(&mut opts, url, MODELS)
+        .configure_pool(&mut opts, url, MODELS, access)
         .map_err(Error::Config)?;
     Database::connect(opts)
         .await

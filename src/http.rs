@@ -92,6 +92,41 @@ pub async fn database_is_empty(db: &DatabaseConnection) -> Result<bool, Error> {
     Ok(true)
 }
 
+/// On a database tally only reads: says once how the saas lifecycle answers are computed (the
+/// stage history is used when `tally migrate` made it and it is fresh; tally never builds or
+/// refreshes it there).
+async fn report_stage_history(
+    conn: &sea_orm::DatabaseConnection,
+    models: &[crate::semantic::Model],
+    saas: crate::saas::SaasConfig,
+) {
+    use crate::saas::{StageSource, history};
+    let Some(model) = models.iter().find(|m| m.name == "saas") else {
+        return;
+    };
+    if model.namespace != "saas" {
+        tracing::info!(
+            namespace = %model.namespace,
+            "saas lifecycle answers are computed from the events (read-only database: no stage history)"
+        );
+        return;
+    }
+    match history::status(conn).await {
+        Ok(Some(s)) if s.source_for(&saas) == StageSource::History => {
+            tracing::info!(
+                "saas stage history is fresh: lifecycle answers read it (read-only: tally does not refresh it)"
+            );
+        }
+        Ok(Some(_)) => tracing::info!(
+            "saas stage history is stale: lifecycle answers are computed from the events (read-only: tally does not refresh it; `tally migrate` and a load do)"
+        ),
+        Ok(None) => tracing::info!(
+            "saas lifecycle answers are computed from the events (read-only database: no stage history; `tally migrate` creates it where tally may write)"
+        ),
+        Err(e) => tracing::warn!("saas stage history: {e}"),
+    }
+}
+
 /// Prepares the saas stage history (`crate::saas::history`) for serving: creates its tables
 /// and triggers when missing, installs the background refresher, and starts a refresh when
 /// the history is stale or built for another grace period. Until that refresh is done,
@@ -120,20 +155,32 @@ async fn prepare_stage_history(
     Ok(())
 }
 
-/// Runs the server until SIGTERM or Ctrl-C: connects, migrates, loads demo data into an empty
-/// database, prints the URLs, serves, and drains in-flight requests on shutdown.
+/// Runs the server until SIGTERM or Ctrl-C and drains in-flight requests on shutdown.
+///
+/// The embedded default (no database given) is tally's own: it is created and migrated, and
+/// demo data is loaded into it when it is empty. A database given with `--db` belongs to its
+/// users and is only read (`--demo` asks tally to migrate it and load demo data when empty).
 pub async fn serve(config: ServeConfig) -> Result<(), Error> {
-    // A broken model stops the server before it touches the database.
-    let models = crate::semantic::load_models(config.models_dir.as_deref())?;
-    tracing::info!(models = models.len(), "models validated");
-    let conn = db::connect(&config.database_url).await?;
-    db::migrate(&conn).await?;
-    // The models must match the live database too (columns, SQL tables that run).
-    crate::engine::check_live(&models, &conn)
-        .await
-        .map_err(|e| Error::Config(e.to_string()))?;
-    tracing::info!(db = %db::redact(&config.database_url), "database ready");
-    if config.demo_when_empty && database_is_empty(&conn).await? {
+    let url = config.database.url().to_owned();
+    let writable = config.database.writable();
+    if writable {
+        // A broken model file stops the server before it writes to the database. (On a
+        // given database the models are checked against it below: their columns come from it.)
+        crate::semantic::load_models(config.models_dir.as_deref())?;
+    }
+    let conn = if writable {
+        let conn = db::connect(&url).await?;
+        db::migrate(&conn).await?;
+        conn
+    } else {
+        db::open(&url).await?
+    };
+    tracing::info!(
+        db = %db::redact(&url),
+        access = if writable { "read-write" } else { "read-only" },
+        "database ready"
+    );
+    if config.database.demo_when_empty() && database_is_empty(&conn).await? {
         tracing::info!(
             scale = config.demo_scale,
             "database is empty: loading demo data"
@@ -154,10 +201,26 @@ pub async fn serve(config: ServeConfig) -> Result<(), Error> {
             );
         }
     }
+    // The models against the live database: where their tables are, their columns.
+    let models = crate::engine::load_live_models(
+        &conn,
+        config.models_dir.as_deref(),
+        &config.namespaces,
+        config.only.as_ref(),
+    )
+    .await?;
+    tracing::info!(
+        models = models.len(),
+        "models validated against the database"
+    );
     let saas = crate::saas::SaasConfig::load(
         crate::semantic::models_dir(config.models_dir.as_deref()).as_deref(),
     )?;
-    prepare_stage_history(&conn, saas).await?;
+    if writable {
+        prepare_stage_history(&conn, saas).await?;
+    } else {
+        report_stage_history(&conn, &models, saas).await;
+    }
     let app = app_with_saas(conn, models, Some(saas))?;
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
@@ -169,7 +232,11 @@ pub async fn serve(config: ServeConfig) -> Result<(), Error> {
         context: "cannot read the listening address".to_owned(),
         source,
     })?;
-    println!("tally is serving {}", db::redact(&config.database_url));
+    println!(
+        "tally is serving {} ({})",
+        db::redact(&url),
+        if writable { "read-write" } else { "read-only" }
+    );
     println!("  explorer: http://{addr}/");
     println!("  GraphQL:  http://{addr}/graphql");
     println!("  health:   http://{addr}/healthz");

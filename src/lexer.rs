@@ -189,6 +189,25 @@ pub fn strip_comments(sql: &str) -> String {
         .collect()
 }
 
+/// `sql` with every qualifier `"from".` (a quoted identifier followed by a dot, outside
+/// strings and comments) replaced by `"to".`: how a model's SQL files, which name their
+/// model's tables `"gym"."dim_user"`, read them from the namespace the model is mapped to.
+pub fn requalify(sql: &str, from: &str, to: &str) -> String {
+    let quoted_from = format!("\"{}\"", from.replace('"', "\"\""));
+    let quoted_to = format!("\"{}\"", to.replace('"', "\"\""));
+    let toks: Vec<Token<'_>> = tokens(sql).collect();
+    let mut out = String::with_capacity(sql.len());
+    for (i, t) in toks.iter().enumerate() {
+        let qualifies = t.kind == TokenKind::QuotedIdent
+            && t.text == quoted_from
+            && toks
+                .get(i + 1)
+                .is_some_and(|n| n.kind == TokenKind::Text && n.text.starts_with('.'));
+        out.push_str(if qualifies { &quoted_to } else { t.text });
+    }
+    out
+}
+
 /// The placeholders of `sql` (outside strings, identifiers and comments), in order.
 pub fn placeholders(sql: &str) -> Vec<usize> {
     tokens(sql)
@@ -203,6 +222,15 @@ pub fn placeholders(sql: &str) -> Vec<usize> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn requalify_moves_only_the_models_qualifier() {
+        let sql = "SELECT \"gym\".x, '\"gym\".y' FROM \"gym\".\"dim_user\" AS u -- \"gym\".z\n JOIN \"gym\" AS g ON TRUE";
+        assert_eq!(
+            requalify(sql, "gym", "public"),
+            "SELECT \"public\".x, '\"gym\".y' FROM \"public\".\"dim_user\" AS u -- \"gym\".z\n JOIN \"gym\" AS g ON TRUE"
+        );
+    }
 
     fn kinds(sql: &str) -> Vec<(TokenKind, &str)> {
         tokens(sql).map(|t| (t.kind, t.text)).collect()

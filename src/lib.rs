@@ -30,6 +30,7 @@
 //!   (SQL files under `sql/saas/`).
 //! - [`lexer`]: the one reader of `$n` placeholders, quotes and comments in SQL text.
 //! - [`tz`]: UTC offsets of time zones as a table, for SQLite.
+//! - [`init`]: `tally init`, a model folder scaffolded from an existing database.
 #![deny(clippy::unwrap_used)]
 #![warn(missing_docs)]
 #![warn(unreachable_pub)]
@@ -44,6 +45,7 @@ pub mod error;
 pub mod explorer;
 pub mod graphql;
 pub mod http;
+pub mod init;
 pub mod lexer;
 pub mod load;
 pub mod plan;

@@ -2,9 +2,11 @@
 //!
 //! PostgreSQL turns a UTC instant into local time with `AT TIME ZONE`; SQLite cannot. The
 //! SQLite variants of the gym models (`sql/gym/*.sqlite.sql`) therefore look the offset up
-//! in `tally_tz_offsets(zone, valid_from, valid_to, offset_seconds)`, in the main namespace
-//! (SQLite's `main` database, PostgreSQL's `public` schema): one row per interval between
-//! two transitions of a zone, computed from chrono-tz (daylight saving included).
+//! in `tally_tz_offsets(zone, valid_from, valid_to, offset_seconds)`, in the scratch database
+//! every SQLite pool attaches as `tally_state` (a file of its own, never a database tally is
+//! given): one row per interval between two transitions of a zone, computed from chrono-tz
+//! (daylight saving included). PostgreSQL needs no table: there the zones are only checked
+//! to be ones tally knows.
 //!
 //! Intervals are half-open `[valid_from, valid_to)`, written as tally writes timestamps on
 //! SQLite (`2024-03-31T01:00:00+00:00`), so that text comparison with stored timestamps is
@@ -134,24 +136,43 @@ pub fn intervals(tz: Tz) -> Vec<OffsetInterval> {
     out
 }
 
-/// The zones of `gym.dim_branch` that have no row in the table (the table must exist),
-/// in byte order.
-async fn missing_zones(db: &impl ConnectionTrait) -> Result<Vec<String>, Error> {
-    let sql = format!(
-        "SELECT DISTINCT b.timezone_id AS zone FROM \"gym\".\"dim_branch\" AS b \
-         WHERE NOT EXISTS (SELECT 1 FROM {} AS o WHERE o.zone = b.timezone_id)",
-        dialect_of(db).tz_offsets_table()
-    );
+/// The zones of `<namespace>.dim_branch` (the gym model's branches, where they live) that
+/// have no row in the table, in byte order. On a backend with time zones there is no table:
+/// every zone is only checked to be one tally knows, and none is missing.
+async fn missing_zones(db: &impl ConnectionTrait, namespace: &str) -> Result<Vec<String>, Error> {
+    let dialect = dialect_of(db);
+    let branches = format!("\"{}\".\"dim_branch\"", namespace.replace('"', "\"\""));
+    let sql = if dialect.time_zones() {
+        format!("SELECT DISTINCT b.timezone_id AS zone FROM {branches} AS b")
+    } else {
+        format!(
+            "SELECT DISTINCT b.timezone_id AS zone FROM {branches} AS b \
+             WHERE NOT EXISTS (SELECT 1 FROM {} AS o WHERE o.zone = b.timezone_id)",
+            dialect.tz_offsets_table()
+        )
+    };
     let rows = db
         .query_all_raw(Statement::from_string(db.get_database_backend(), sql))
         .await
-        .map_err(|e| Error::Database(format!("listing the zones of gym.dim_branch: {e}")))?;
+        .map_err(|e| {
+            Error::Database(format!("listing the zones of {namespace}.dim_branch: {e}"))
+        })?;
     let mut zones = rows
         .iter()
         .map(|r| r.try_get_by_index::<String>(0))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| Error::Database(format!("reading the zones of gym.dim_branch: {e}")))?;
+        .map_err(|e| {
+            Error::Database(format!("reading the zones of {namespace}.dim_branch: {e}"))
+        })?;
     zones.sort();
+    if dialect.time_zones() {
+        if let Some(z) = zones.iter().find(|z| z.parse::<Tz>().is_err()) {
+            return Err(Error::Input(format!(
+                "{namespace}.dim_branch has the time zone {z:?}, which is not an IANA zone tally knows"
+            )));
+        }
+        return Ok(Vec::new());
+    }
     Ok(zones)
 }
 
@@ -162,7 +183,12 @@ async fn missing_zones(db: &impl ConnectionTrait) -> Result<Vec<String>, Error> 
 /// concurrent calls are harmless (rows already present are skipped). Fails with
 /// [`Error::Input`] for a zone chrono-tz does not know.
 pub async fn refresh_offsets(db: &DatabaseConnection) -> Result<usize, Error> {
-    let zones = missing_zones(db).await?;
+    refresh_offsets_in(db, "gym").await
+}
+
+/// [`refresh_offsets`] for the branches of the gym model mapped to `namespace`.
+pub async fn refresh_offsets_in(db: &DatabaseConnection, namespace: &str) -> Result<usize, Error> {
+    let zones = missing_zones(db, namespace).await?;
     if zones.is_empty() {
         return Ok(0);
     }
@@ -241,11 +267,11 @@ pub async fn ensure_zone(db: &DatabaseConnection, zone: &str) -> Result<(), Erro
     insert_zones(db, &[zone.to_owned()], "the request").await
 }
 
-/// Makes sure the table holds every zone of `gym.dim_branch`: one read-only look-up, and
-/// [`refresh_offsets`] only when a zone is missing.
-pub async fn ensure_offsets(db: &DatabaseConnection) -> Result<(), Error> {
-    if !missing_zones(db).await?.is_empty() {
-        refresh_offsets(db).await?;
+/// Makes sure the table holds every zone of `<namespace>.dim_branch` (the gym model's
+/// branches): one look-up, and [`refresh_offsets_in`] only when a zone is missing.
+pub async fn ensure_offsets(db: &DatabaseConnection, namespace: &str) -> Result<(), Error> {
+    if !missing_zones(db, namespace).await?.is_empty() {
+        refresh_offsets_in(db, namespace).await?;
     }
     Ok(())
 }

@@ -19,6 +19,7 @@ const LAYERS: &[&str] = &[
     "saas",
     "load",
     "demo",
+    "init",
     "graphql",
     "explorer",
     "config",

@@ -1206,24 +1206,56 @@ async fn offsets_table_matches_postgres_time_zones() {
         return;
     };
     load_case(&db.conn, "rules").await;
-    // Every 15 minutes of 2023-2026, in every zone of the fixture: the table's offset gives
+    // The intervals tally computes for SQLite, bound as JSON rows.
+    let zones: Vec<String> = db
+        .conn
+        .query_all_raw(Statement::from_string(
+            db.conn.get_database_backend(),
+            r#"SELECT DISTINCT timezone_id FROM "gym"."dim_branch""#,
+        ))
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.try_get_by_index::<String>(0).unwrap())
+        .collect();
+    let mut offsets = Vec::new();
+    for zone in &zones {
+        let tz: chrono_tz::Tz = zone.parse().unwrap();
+        for i in tally::tz::intervals(tz) {
+            offsets.push(serde_json::json!({
+                "zone": zone,
+                "valid_from": i.valid_from_text(),
+                "offset_seconds": i.offset_seconds,
+            }));
+        }
+    }
+    let offsets = serde_json::Value::Array(offsets).to_string();
+    // Every 15 minutes of 2023-2026, in every zone of the fixture: the computed offset gives
     // the same local time as AT TIME ZONE.
     let sql = r#"
         WITH instants AS (
             SELECT generate_series(timestamptz '2023-01-01T00:00:00Z',
                                    timestamptz '2027-01-01T00:00:00Z', interval '15 minutes') AS ts
-        ), zones AS (SELECT DISTINCT timezone_id AS zone FROM "gym"."dim_branch")
+        ), zones AS (SELECT DISTINCT timezone_id AS zone FROM "gym"."dim_branch"),
+        offsets AS MATERIALIZED (
+            SELECT * FROM jsonb_to_recordset(CAST($1 AS jsonb))
+                AS x(zone text, valid_from text, offset_seconds integer)
+        )
         SELECT count(*) AS n,
                count(*) FILTER (WHERE to_char(ts AT TIME ZONE zone, 'YYYY-MM-DD"T"HH24:MI:SS')
                    IS DISTINCT FROM to_char((ts AT TIME ZONE 'UTC') + make_interval(secs => (
-                       SELECT o.offset_seconds FROM public.tally_tz_offsets o
+                       SELECT o.offset_seconds FROM offsets o
                        WHERE o.zone = zones.zone
                          AND o.valid_from <= to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS') || '+00:00'
                        ORDER BY o.valid_from DESC LIMIT 1)), 'YYYY-MM-DD"T"HH24:MI:SS')) AS bad
         FROM instants CROSS JOIN zones"#;
     let row = db
         .conn
-        .query_one_raw(Statement::from_string(db.conn.get_database_backend(), sql))
+        .query_one_raw(Statement::from_sql_and_values(
+            db.conn.get_database_backend(),
+            sql,
+            [offsets.into()],
+        ))
         .await
         .unwrap()
         .unwrap();

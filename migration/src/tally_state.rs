@@ -3,9 +3,10 @@
 //!
 //! - the saas stage history (`saas.tally_stage_history`), its status row and its scope
 //!   table ([`stage_history_tables`]; filled and kept fresh by tally's stage-history
-//!   builder);
-//! - `tally_tz_offsets` in the default namespace ([`tz_offsets_table`]): the UTC offsets of
-//!   time zones, through which SQLite computes local times.
+//!   builder).
+//!
+//! (The UTC offsets of time zones, through which SQLite computes local times, are not kept
+//! in the database: each SQLite pool computes them into a scratch file of its own.)
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend};
@@ -34,24 +35,6 @@ pub fn stage_history_tables(backend: DbBackend) -> String {
          INSERT INTO {status} (id, fresh, grace_seconds, built_at, row_count, build_millis) \
          VALUES (1, 0, -1, NULL, 0, 0) ON CONFLICT (id) DO NOTHING;\n\
          CREATE TABLE IF NOT EXISTS {scope} (user_id TEXT PRIMARY KEY);"
-    )
-}
-
-/// The DDL of `tally_tz_offsets` (idempotent): per zone, the intervals `[valid_from,
-/// valid_to)` (RFC 3339 text in UTC) over which its UTC offset is `offset_seconds`.
-pub fn tz_offsets_table(backend: DbBackend) -> String {
-    let namespace = if backend == DbBackend::Postgres {
-        "public"
-    } else {
-        "main"
-    };
-    format!(
-        "CREATE TABLE IF NOT EXISTS \"{namespace}\".\"tally_tz_offsets\" (\
-         zone TEXT NOT NULL, \
-         valid_from TEXT NOT NULL, \
-         valid_to TEXT NOT NULL, \
-         offset_seconds INTEGER NOT NULL, \
-         PRIMARY KEY (zone, valid_from))"
     )
 }
 
@@ -118,7 +101,7 @@ pub async fn staleness_triggers<C: ConnectionTrait>(conn: &C) -> Result<(), DbEr
     Ok(())
 }
 
-/// Creates the stage-history tables and the offsets table when they are missing
+/// Creates the stage-history tables when they are missing
 /// (idempotent; run by `tally migrate` after the source tables' migrations, which it does
 /// not count among: they are tally's state, not source tables). The staleness triggers come
 /// with [`staleness_triggers`], run by the stage-history builder before it first builds.
@@ -126,6 +109,5 @@ pub async fn up<C: ConnectionTrait>(conn: &C) -> Result<(), DbErr> {
     let backend = conn.get_database_backend();
     conn.execute_unprepared(&stage_history_tables(backend))
         .await?;
-    conn.execute_unprepared(&tz_offsets_table(backend)).await?;
     Ok(())
 }

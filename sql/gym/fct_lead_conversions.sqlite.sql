@@ -14,7 +14,7 @@
 -- with every value bound, so the file is ONE query without a trailing semicolon.
 --
 -- Run it by hand with the sqlite3 shell (from the directory of tally.db; tally must have
--- filled main.tally_tz_offsets, which `tally load`/`tally demo` and every query do):
+-- filled tally_state.tally_tz_offsets, which `tally load`/`tally demo` and every query do):
 --
 --   sqlite3 tally.db
 --   sqlite> ATTACH 'tally.gym.db' AS gym;
@@ -34,7 +34,7 @@
 --     an event, else LEAD (and the event columns are null);
 --   * local times: the UTC instant plus the UTC offset of the USER's branch zone at that
 --     instant, written as text YYYY-MM-DDTHH:MM:SS (fractions of a second truncated).
---     SQLite has no time zones: main.tally_tz_offsets(zone, valid_from, valid_to,
+--     SQLite has no time zones: tally_state.tally_tz_offsets(zone, valid_from, valid_to,
 --     offset_seconds), filled from chrono-tz by tally::tz::refresh_offsets, holds every
 --     zone's offsets (daylight saving included) between its transitions; the offset of
 --     an instant is that of the interval with the greatest valid_from <= the instant.
@@ -188,12 +188,12 @@ events AS (
 -- Step 10 (figure 1.4.2): the output columns. Every local time is the UTC instant seen in
 -- the zone of the USER's branch (timezone_id), also for purchases made at another branch:
 -- the UTC wall-clock time (first 19 characters, fraction dropped) plus the zone's offset at
--- that instant (looked up in main.tally_tz_offsets), formatted as text YYYY-MM-DDTHH:MM:SS.
+-- that instant (looked up in tally_state.tally_tz_offsets), formatted as text YYYY-MM-DDTHH:MM:SS.
 SELECT
     user_id,
     branch_id,
     strftime('%Y-%m-%dT%H:%M:%S', substr(e.created_at, 1, 19), (
-        SELECT o.offset_seconds || ' seconds' FROM main.tally_tz_offsets AS o
+        SELECT o.offset_seconds || ' seconds' FROM tally_state.tally_tz_offsets AS o
         WHERE o.zone = e.timezone_id AND o.valid_from <= e.created_at
         ORDER BY o.valid_from DESC LIMIT 1))
         AS local_user_created_at,
@@ -201,7 +201,7 @@ SELECT
     event_type AS client_conversion_event_type,
     event_id AS client_conversion_event_id,
     strftime('%Y-%m-%dT%H:%M:%S', substr(e.event_created_at, 1, 19), (
-        SELECT o.offset_seconds || ' seconds' FROM main.tally_tz_offsets AS o
+        SELECT o.offset_seconds || ' seconds' FROM tally_state.tally_tz_offsets AS o
         WHERE o.zone = e.timezone_id AND o.valid_from <= e.event_created_at
         ORDER BY o.valid_from DESC LIMIT 1))
         AS client_conversion_event_local_created_at,

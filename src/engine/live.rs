@@ -7,7 +7,73 @@
 use chrono::Utc;
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 
-use crate::semantic::{Model, ModelErrors, Problem, Table, TableSource};
+use crate::semantic::{Catalog, Model, ModelErrors, Problem, Table, TableSource};
+
+/// Loads the models (of `dir`, or the embedded ones) for the database `db`: where their tables
+/// live (`namespaces` over the files' `namespace`), their physical tables' columns read from
+/// the database, SQL tables without tally's state where the database holds none; then checks
+/// them against it ([`check_live`]). A problem is a configuration error naming file and line.
+pub async fn load_live_models(
+    db: &DatabaseConnection,
+    dir: Option<&std::path::Path>,
+    namespaces: &crate::semantic::Namespaces,
+    only: Option<&std::collections::BTreeSet<String>>,
+) -> Result<Vec<Model>, crate::error::Error> {
+    let catalog = read_catalog(db).await.map_err(|e| {
+        crate::error::Error::Database(format!("cannot read the database's tables: {e}"))
+    })?;
+    let ctx = crate::semantic::LoadContext {
+        namespaces: namespaces.clone(),
+        catalog: Some(catalog),
+        without_state: false,
+        only: only.cloned(),
+    };
+    let models = crate::semantic::load_for(dir, &ctx)
+        .map_err(|e| crate::error::Error::Config(e.to_string()))?;
+    for m in &models {
+        let todo = m.placeholder_descriptions();
+        if !todo.is_empty() {
+            tracing::warn!(
+                model = %m.name,
+                "{} description(s) are still placeholders (TODO:): {}",
+                todo.len(),
+                todo.join(", ")
+            );
+        }
+    }
+    check_live(&models, db)
+        .await
+        .map_err(|e| crate::error::Error::Config(e.to_string()))?;
+    Ok(models)
+}
+
+/// Reads the columns of every table and view the pool's role can read (see
+/// [`crate::sql::Dialect::catalog_queries`]).
+pub async fn read_catalog(db: &DatabaseConnection) -> Result<Catalog, sea_orm::DbErr> {
+    let dialect = super::dialect_of(db);
+    let backend = db.get_database_backend();
+    let databases: Vec<String> = match dialect.databases_query() {
+        Some(q) => db
+            .query_all_raw(Statement::from_string(backend, q))
+            .await?
+            .iter()
+            .map(|r| r.try_get_by_index::<String>(0))
+            .collect::<Result<_, _>>()?,
+        None => Vec::new(),
+    };
+    let mut catalog = Catalog::default();
+    for q in dialect.catalog_queries(&databases) {
+        for r in db.query_all_raw(Statement::from_string(backend, q)).await? {
+            let ns: String = r.try_get_by_index(0)?;
+            let table: String = r.try_get_by_index(1)?;
+            let column: String = r.try_get_by_index(2)?;
+            let declared: Option<String> = r.try_get_by_index(3)?;
+            let ty = dialect.column_type(declared.as_deref().unwrap_or(""));
+            catalog.push(&ns, &table, column, ty);
+        }
+    }
+    Ok(catalog)
+}
 
 /// Checks every table of `models` against the database `db`; all problems are returned
 /// together (a database that cannot be read is one problem per table).
@@ -20,7 +86,7 @@ pub async fn check_live(models: &[Model], db: &DatabaseConnection) -> Result<(),
     for model in models {
         if offsets && model.reads_tz_offsets {
             // the SQLite twins of the gym SQL read the offsets table: make it exist
-            if let Err(e) = crate::tz::ensure_offsets(db).await {
+            if let Err(e) = crate::tz::ensure_offsets(db, &model.namespace).await {
                 problems.push(problem(
                     model.tables.first().map(|t| t.as_ref()),
                     format!(
@@ -32,8 +98,8 @@ pub async fn check_live(models: &[Model], db: &DatabaseConnection) -> Result<(),
         }
         for t in &model.tables {
             match &t.source {
-                TableSource::Physical(physical) => {
-                    check_physical(model, t, physical, db, &mut problems).await;
+                TableSource::Physical { namespace, table } => {
+                    check_physical(t, namespace, table, db, &mut problems).await;
                 }
                 TableSource::Sql { .. } => check_sql(t, db, &mut problems).await,
             }
@@ -73,13 +139,12 @@ async fn live_columns(
 }
 
 async fn check_physical(
-    model: &Model,
     t: &Table,
+    ns: &str,
     physical: &str,
     db: &DatabaseConnection,
     problems: &mut Vec<Problem>,
 ) {
-    let ns = &model.namespace;
     let live = match live_columns(db, ns, physical).await {
         Ok(c) => c,
         Err(e) => {

@@ -27,7 +27,7 @@ use std::time::Instant;
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement, TransactionTrait};
 
 pub use cache::PlanCache;
-pub use live::check_live;
+pub use live::{check_live, load_live_models, read_catalog};
 pub use session::{Session, StatementExplain, Trace};
 pub use values::Cell;
 
@@ -206,7 +206,7 @@ impl Engine {
             self.set_zone_ready(zone);
         }
         if self.offsets_needed.contains(&model.name) {
-            crate::tz::ensure_offsets(&self.db)
+            crate::tz::ensure_offsets(&self.db, &model.namespace)
                 .await
                 .map_err(|e| ApiError::internal("time-zone offsets", e))?;
         }

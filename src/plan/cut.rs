@@ -88,11 +88,10 @@ pub fn sql_params(table: &Table) -> Vec<Param> {
 /// The cut of `table`.
 pub(super) fn plan(p: &mut Planner<'_>, table: &str) -> Result<CutNode, PlanError> {
     let t = p.table(table)?;
-    let namespace = p.model.namespace.clone();
     let source = match &t.source {
-        TableSource::Physical(name) => CutSource::Physical {
-            namespace,
-            name: name.clone(),
+        TableSource::Physical { namespace, table } => CutSource::Physical {
+            namespace: namespace.clone(),
+            name: table.clone(),
         },
         TableSource::Sql {
             postgres, sqlite, ..

@@ -105,8 +105,11 @@ fn statement(
         .map_err(|e| Error::Database(format!("encoding saas {name} keys: {e}")))?;
     let mut values: Vec<Value> = vec![as_of.into(), keys.into()];
     values.extend(extra);
-    crate::sql::file(file(name, session.dialect()), values)
-        .map_err(|e| ApiError::internal("saas drill-down", e))
+    crate::sql::file(
+        &super::located(session, file(name, session.dialect())),
+        values,
+    )
+    .map_err(|e| ApiError::internal("saas drill-down", e))
 }
 
 /// The shops of `user_ids` as of `as_of`, by owner, each list by creation time then shop id.

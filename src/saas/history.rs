@@ -53,7 +53,7 @@ use crate::sql::dialect_of;
 pub const TABLE: &str = "tally_stage_history";
 
 /// The status table (one row, `id = 1`).
-pub const STATUS_TABLE: &str = "tally_stage_history_status";
+pub const STATUS_TABLE: &str = crate::semantic::STATE_TABLE;
 
 /// The users a scoped rebuild recomputes (one column, `user_id`).
 pub const SCOPE_TABLE: &str = "tally_stage_history_scope";

@@ -450,8 +450,11 @@ pub(crate) fn stages_from(
 ) -> Result<Sql, ApiError> {
     let dialect = session.dialect();
     let file = match force {
-        Some(StageSource::History) => dialect.sql_text(STAGES_AT_POSTGRES, STAGES_AT_SQLITE),
-        Some(StageSource::Direct(_)) => user_stages_sql(dialect),
+        Some(StageSource::History) => &located(
+            session,
+            dialect.sql_text(STAGES_AT_POSTGRES, STAGES_AT_SQLITE),
+        ),
+        Some(StageSource::Direct(_)) => &located(session, user_stages_sql(dialect)),
         None => match session
             .model("saas")
             .and_then(|m| m.table(STAGES_TABLE))
@@ -459,7 +462,7 @@ pub(crate) fn stages_from(
         {
             Some(TableSource::Sql {
                 postgres, sqlite, ..
-            }) => dialect.sql_text(postgres, sqlite),
+            }) => &std::borrow::Cow::Borrowed(dialect.sql_text(postgres, sqlite)),
             _ => {
                 return Err(ApiError::BadConfig(format!(
                     "the saas model has no SQL table {STAGES_TABLE:?}: the lifecycle fields read it"
@@ -468,6 +471,18 @@ pub(crate) fn stages_from(
         },
     };
     subquery(file, alias, as_of, config)
+}
+
+/// A lifecycle SQL file's text reading the saas model's tables where they live: the files name
+/// them `"saas"."…"`, pointed at the model's namespace when it is mapped elsewhere (the model's
+/// own SQL tables are pointed there when the model loads).
+pub(crate) fn located<'a>(session: &Session, text: &'a str) -> std::borrow::Cow<'a, str> {
+    match session.model("saas").map(|m| m.namespace.as_str()) {
+        Some(ns) if ns != "saas" => {
+            std::borrow::Cow::Owned(crate::lexer::requalify(text, "saas", ns))
+        }
+        _ => std::borrow::Cow::Borrowed(text),
+    }
 }
 
 /// `(<file>) AS <alias>` with the file's `$1` = `as_of` and `$2` = the grace period.
@@ -534,6 +549,21 @@ pub async fn stage_counts_by_metric(
     let table = engine
         .run::<serde_json::Value>(session, &stage_counts_query(as_of, cohort))
         .await?;
+    let stateless = session
+        .model("saas")
+        .and_then(|m| m.table(STAGES_TABLE))
+        .is_some_and(|t| {
+            matches!(
+                t.source,
+                TableSource::Sql {
+                    without_state: true,
+                    ..
+                }
+            )
+        });
+    if stateless {
+        session.note_source("direct (no stage history in this database)");
+    }
     let mut counts: Vec<(Stage, i64)> = Stage::ALL.iter().map(|s| (*s, 0)).collect();
     for row in &table.rows {
         let name = row.first().and_then(|v| v.as_str()).unwrap_or_default();
@@ -760,7 +790,12 @@ pub async fn user_stages(
 ) -> Result<Vec<UserStage>, ApiError> {
     let dialect = session.dialect();
     let mut sql = Sql::raw(&format!("SELECT {USER_COLUMNS} FROM "));
-    sql.append(subquery(user_stages_sql(dialect), "s", as_of, config)?);
+    sql.append(subquery(
+        &located(session, user_stages_sql(dialect)),
+        "s",
+        as_of,
+        config,
+    )?);
     sql.push(&format!(" ORDER BY {}", by_user_id(dialect)));
     let rows = query(session, sql, "user stages").await?;
     rows.iter().map(|r| read_user(r, dialect)).collect()
@@ -812,7 +847,7 @@ async fn add_details(
     let text = session
         .dialect()
         .sql_text(USER_DETAILS_POSTGRES, USER_DETAILS_SQLITE);
-    let sql = crate::sql::file(text, vec![as_of.into(), keys.into()])
+    let sql = crate::sql::file(&located(session, text), vec![as_of.into(), keys.into()])
         .map_err(|e| ApiError::internal("user details", e))?;
     let rows = query(session, sql, "user details").await?;
     let mut by_id = std::collections::HashMap::with_capacity(rows.len());

@@ -163,6 +163,14 @@ const EMBEDDED_SQL: &[(&str, &str)] = &[
         include_str!("../../sql/saas/stages_at.sql"),
     ),
     (
+        "sql/saas/stages_direct.sql",
+        include_str!("../../sql/saas/stages_direct.sql"),
+    ),
+    (
+        "sql/saas/stages_direct.sqlite.sql",
+        include_str!("../../sql/saas/stages_direct.sqlite.sql"),
+    ),
+    (
         "sql/saas/stages_model.sqlite.sql",
         include_str!("../../sql/saas/stages_model.sqlite.sql"),
     ),
@@ -361,6 +369,16 @@ pub(crate) struct RawSql {
     /// Expressions over the model's settings, bound as `$2`, `$3`, …
     #[serde(default)]
     pub params: Vec<String>,
+    /// The texts used where tally keeps no state in the database (no saas stage history).
+    pub without_state: Option<RawSqlTexts>,
+}
+
+/// `without_state = { postgres = "…", sqlite = "…" }`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSqlTexts {
+    pub postgres: String,
+    pub sqlite: String,
 }
 
 /// `as_of = { kind = "…", … }`

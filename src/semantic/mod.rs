@@ -141,8 +141,14 @@ pub fn camel_case(column: &str) -> String {
 /// Where a logical table's rows come from.
 #[derive(Debug, Clone)]
 pub enum TableSource {
-    /// A physical table in the model's namespace.
-    Physical(String),
+    /// A physical table: `"<namespace>"."<table>"` (the namespace is the model's, or the one
+    /// `physical = "namespace.table"` names).
+    Physical {
+        /// The schema (PostgreSQL) or attached database (SQLite) it lives in.
+        namespace: String,
+        /// The table's name there.
+        table: String,
+    },
     /// A query per dialect: `$1` is the as-of instant, `$2`, `$3`, … the constants of
     /// `params`.
     Sql {
@@ -152,6 +158,9 @@ pub enum TableSource {
         sqlite: Arc<str>,
         /// The values of `$2`, `$3`, … (from the model's settings).
         params: Vec<SqlConst>,
+        /// The texts are the table's `without_state` ones: the database holds none of
+        /// tally's state (e.g. the saas stage history) for the model.
+        without_state: bool,
     },
 }
 
@@ -687,6 +696,41 @@ pub struct Metric {
 pub const TZ_OFFSETS_TABLE: &str = "tally_tz_offsets";
 
 impl Model {
+    /// What still has a placeholder description (`TODO:…`, as `tally init` writes them):
+    /// `model`, `table t`, `dimension d`, `measure m`, `metric m`.
+    pub fn placeholder_descriptions(&self) -> Vec<String> {
+        let todo = |d: &str| d.trim_start().starts_with("TODO:");
+        let mut out = Vec::new();
+        if todo(&self.description) {
+            out.push("model".to_owned());
+        }
+        out.extend(
+            self.tables
+                .iter()
+                .filter(|t| todo(&t.description))
+                .map(|t| format!("table {}", t.name)),
+        );
+        out.extend(
+            self.dimensions
+                .iter()
+                .filter(|d| todo(&d.description))
+                .map(|d| format!("dimension {}", d.name)),
+        );
+        out.extend(
+            self.measures
+                .iter()
+                .filter(|m| todo(&m.description))
+                .map(|m| format!("measure {}", m.name)),
+        );
+        out.extend(
+            self.metrics
+                .iter()
+                .filter(|m| todo(&m.description))
+                .map(|m| format!("metric {}", m.name)),
+        );
+        out
+    }
+
     /// The logical table named `name`.
     pub fn table(&self, name: &str) -> Option<&Arc<Table>> {
         self.tables.iter().find(|t| t.name == name)
@@ -867,23 +911,134 @@ impl std::fmt::Display for Problem {
 /// The environment variable that names the models folder.
 pub const MODELS_ENV: &str = "TALLY_MODELS";
 
+/// The table whose presence in a model's namespace says tally keeps its state there (the
+/// saas stage history's status row, created by `tally migrate`).
+pub const STATE_TABLE: &str = "tally_stage_history_status";
+
+/// Where models' tables live, overriding their files' `namespace`: model name → namespace
+/// (`--namespace gym=public`).
+pub type Namespaces = std::collections::BTreeMap<String, String>;
+
+/// The columns of the database's tables, read from the live database (PostgreSQL's
+/// `information_schema`, SQLite's `pragma_table_info`): what physical tables are validated
+/// against when the models are loaded for a database.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    tables: std::collections::HashMap<(String, String), Vec<(String, ColType)>>,
+}
+
+impl Catalog {
+    /// Adds a column of `namespace.table` (in column order).
+    pub fn push(&mut self, namespace: &str, table: &str, column: String, ty: ColType) {
+        self.tables
+            .entry((namespace.to_owned(), table.to_owned()))
+            .or_default()
+            .push((column, ty));
+    }
+
+    /// The columns of `namespace.table`, `None` when the database has no such table.
+    pub fn columns(&self, namespace: &str, table: &str) -> Option<&[(String, ColType)]> {
+        self.tables
+            .get(&(namespace.to_owned(), table.to_owned()))
+            .map(Vec::as_slice)
+    }
+
+    /// The tables of `namespace`, sorted.
+    pub fn tables_in(&self, namespace: &str) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .tables
+            .keys()
+            .filter(|(ns, _)| ns == namespace)
+            .map(|(_, t)| t.clone())
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// How many tables it knows.
+    pub fn len(&self) -> usize {
+        self.tables.len()
+    }
+
+    /// Whether it knows no table.
+    pub fn is_empty(&self) -> bool {
+        self.tables.is_empty()
+    }
+}
+
+/// What the models are loaded for: where their tables live and what the database holds.
+/// The default is the shipped layout (each model in the namespace named like it, columns from
+/// the model files and the demo schema) with tally's state available.
+#[derive(Debug, Clone, Default)]
+pub struct LoadContext {
+    /// Namespace overrides (`--namespace MODEL=NAMESPACE`).
+    pub namespaces: Namespaces,
+    /// The live database's columns: when set, every physical table takes its columns from
+    /// here (and must exist).
+    pub catalog: Option<Catalog>,
+    /// Without a catalog: tally keeps no state in this database, so SQL tables with a
+    /// `without_state` text use it. With a catalog, a model is without state when its
+    /// namespace has no [`STATE_TABLE`].
+    pub without_state: bool,
+    /// Serve only these models (by folder name; `--only gym,shop`), `None`: every model.
+    pub only: Option<std::collections::BTreeSet<String>>,
+}
+
 /// Loads and validates every model folder under `dir` (`dir/<model>/*.toml`).
 ///
 /// SQL files named by `sql = { … }` are read relative to `dir`'s parent (the repository) or,
 /// failing that, to `dir`.
 pub fn load_dir(dir: &Path) -> Result<Vec<Model>, ModelErrors> {
     let sources = file::read_dir(dir)?;
-    validate::build_all(&sources)
+    validate::build_all(&sources, &LoadContext::default())
 }
 
 /// Loads and validates the models embedded in the binary (the shipped `models/` folder).
 pub fn load_embedded() -> Result<Vec<Model>, ModelErrors> {
-    validate::build_all(&file::embedded())
+    validate::build_all(&file::embedded(), &LoadContext::default())
 }
 
 /// Loads and validates models from given sources (tests, tools).
 pub fn load_sources(sources: &[ModelSource]) -> Result<Vec<Model>, ModelErrors> {
-    validate::build_all(sources)
+    validate::build_all(sources, &LoadContext::default())
+}
+
+/// Loads and validates models from given sources for a database described by `ctx`.
+pub fn load_sources_with(
+    sources: &[ModelSource],
+    ctx: &LoadContext,
+) -> Result<Vec<Model>, ModelErrors> {
+    validate::build_all(sources, ctx)
+}
+
+/// Loads and validates the models of [`models_dir`] (or the embedded ones) for a database
+/// described by `ctx`.
+pub fn load_for(explicit: Option<&Path>, ctx: &LoadContext) -> Result<Vec<Model>, ModelErrors> {
+    let mut sources = match models_dir(explicit) {
+        Some(dir) => file::read_dir(&dir)?,
+        None => file::embedded(),
+    };
+    if let Some(only) = &ctx.only {
+        let known: Vec<&str> = sources.iter().map(|s| s.folder.as_str()).collect();
+        let unknown: Vec<&String> = only
+            .iter()
+            .filter(|m| !known.contains(&m.as_str()))
+            .collect();
+        if !unknown.is_empty() {
+            return Err(ModelErrors {
+                problems: vec![Problem {
+                    file: "--only".to_owned(),
+                    line: 1,
+                    message: format!(
+                        "unknown model(s) {unknown:?}; the models are {}",
+                        known.join(", ")
+                    ),
+                }],
+            });
+        }
+        sources.retain(|s| only.contains(&s.folder));
+    }
+    validate::build_all(&sources, ctx)
 }
 
 /// The models folder to use: `explicit`, else `$TALLY_MODELS`, else `./models` when it exists;

@@ -10,9 +10,9 @@ use super::expr::{Expr, ExprType};
 use super::file::{RawFile, line_of};
 use super::{
     Agg, AsOf, Cardinality, Conversion, ConversionCalc, ConversionFilter, ConversionWindow,
-    DimType, Dimension, Granularity, Join, Measure, Metric, MetricKind, Model, ModelErrors,
-    ModelSource, Problem, RetentionEvent, RowColumn, RowsField, Shift, SqlConst, Table,
-    TableSource, TimeStorage, Unit,
+    DimType, Dimension, Granularity, Join, LoadContext, Measure, Metric, MetricKind, Model,
+    ModelErrors, ModelSource, Problem, RetentionEvent, RowColumn, RowsField, Shift, SqlConst,
+    Table, TableSource, TimeStorage, Unit,
 };
 
 /// Problems found so far, and where to report them.
@@ -59,13 +59,16 @@ impl<'a> Loc<'a> {
 }
 
 /// Validates every model source; all problems of all models are returned together.
-pub(crate) fn build_all(sources: &[ModelSource]) -> Result<Vec<Model>, ModelErrors> {
+pub(crate) fn build_all(
+    sources: &[ModelSource],
+    ctx: &LoadContext,
+) -> Result<Vec<Model>, ModelErrors> {
     let mut report = Report {
         problems: Vec::new(),
     };
     let mut models = Vec::new();
     for source in sources {
-        if let Some(m) = build_one(source, &mut report) {
+        if let Some(m) = build_one(source, ctx, &mut report) {
             if models.iter().any(|x: &Model| x.name == m.name) {
                 report.problems.push(Problem {
                     file: source
@@ -113,7 +116,7 @@ pub(crate) const RESERVED_ROW_FIELDS: [&str; 5] =
 /// Field names of every metrics row that dimensions and metrics may not take.
 pub(crate) const RESERVED_FIELDS: [&str; 1] = ["isComplete"];
 
-fn build_one(source: &ModelSource, r: &mut Report) -> Option<Model> {
+fn build_one(source: &ModelSource, ctx: &LoadContext, r: &mut Report) -> Option<Model> {
     let before = r.problems.len();
     let mut parsed = Vec::new();
     for f in &source.files {
@@ -163,10 +166,11 @@ fn build_one(source: &ModelSource, r: &mut Report) -> Option<Model> {
     if description.trim().is_empty() {
         Loc::of(hp, hm).report(r, "the model needs a description");
     }
-    let namespace = m
-        .namespace
-        .as_ref()
-        .map(|n| n.get_ref().clone())
+    let namespace = ctx
+        .namespaces
+        .get(&name)
+        .cloned()
+        .or_else(|| m.namespace.as_ref().map(|n| n.get_ref().clone()))
         .unwrap_or_else(|| name.clone());
     if !is_ident(&namespace) {
         Loc::of(hp, hm).report(r, format!("namespace {namespace:?} is not an identifier"));
@@ -196,12 +200,17 @@ fn build_one(source: &ModelSource, r: &mut Report) -> Option<Model> {
             }
         }
     }
-    let tables = build_tables(source, &parsed, &namespace, &settings, r);
+    let place = Place {
+        model: &name,
+        namespace: &namespace,
+        ctx,
+    };
+    let tables = build_tables(source, &parsed, &place, &settings, r);
     let joins = build_joins(&parsed, &tables, r);
     // SQLite SQL tables that read the offsets table need its zones filled before they run
     let reads_tz_offsets = tables.iter().any(|t| match &t.source {
         TableSource::Sql { sqlite, .. } => sqlite.contains(super::TZ_OFFSETS_TABLE),
-        TableSource::Physical(_) => false,
+        TableSource::Physical { .. } => false,
     });
     let mut model = Model {
         name,
@@ -261,13 +270,42 @@ fn build_one(source: &ModelSource, r: &mut Report) -> Option<Model> {
     (r.problems.len() == before).then_some(model)
 }
 
+/// Where a model's tables are looked for.
+struct Place<'a> {
+    /// The model's name: the qualifier its SQL files use for its own tables (`"gym"."dim_user"`).
+    model: &'a str,
+    /// Where its tables live.
+    namespace: &'a str,
+    ctx: &'a LoadContext,
+}
+
+impl Place<'_> {
+    /// Whether tally keeps no state in the model's namespace.
+    fn without_state(&self) -> bool {
+        match &self.ctx.catalog {
+            Some(c) => c.columns(self.namespace, super::STATE_TABLE).is_none(),
+            None => self.ctx.without_state,
+        }
+    }
+
+    /// A SQL file's text with the model's own qualifier pointed at its namespace.
+    fn sql_text(&self, text: String) -> String {
+        if self.namespace == self.model {
+            text
+        } else {
+            crate::lexer::requalify(&text, self.model, self.namespace)
+        }
+    }
+}
+
 fn build_tables(
     source: &ModelSource,
     parsed: &[Parsed<'_>],
-    namespace: &str,
+    place: &Place<'_>,
     settings: &BTreeMap<String, toml::Value>,
     r: &mut Report,
 ) -> Vec<Arc<Table>> {
+    let namespace = place.namespace;
     let mut out: Vec<Arc<Table>> = Vec::new();
     for p in parsed {
         for st in &p.raw.table {
@@ -300,8 +338,23 @@ fn build_tables(
                 (None, Some(sql)) => {
                     let s = sql.get_ref();
                     let sloc = Loc::of(p, sql);
-                    let pg = read_sql(source, &s.postgres, sloc, r);
-                    let lite = read_sql(source, &s.sqlite, sloc, r);
+                    let (pg_file, lite_file) = match &s.without_state {
+                        Some(w) if place.without_state() => (&w.postgres, &w.sqlite),
+                        _ => (&s.postgres, &s.sqlite),
+                    };
+                    let pg = read_sql(source, pg_file, sloc, r).map(|t| place.sql_text(t));
+                    let lite = read_sql(source, lite_file, sloc, r).map(|t| place.sql_text(t));
+                    if let Some(w) = &s.without_state {
+                        // both texts must exist and read, whichever is used here
+                        let other = if place.without_state() {
+                            [&s.postgres, &s.sqlite]
+                        } else {
+                            [&w.postgres, &w.sqlite]
+                        };
+                        for f in other {
+                            let _ = read_sql(source, f, sloc, r);
+                        }
+                    }
                     let Some(cols) = &t.columns else {
                         loc.report(
                             r,
@@ -332,7 +385,7 @@ fn build_tables(
                         }
                     }
                     let n_params = 1 + s.params.len();
-                    for (file, text) in [(&s.postgres, &pg), (&s.sqlite, &lite)] {
+                    for (file, text) in [(pg_file, &pg), (lite_file, &lite)] {
                         if let Some(text) = text
                             && let Err(e) = check_sql_params(text, n_params)
                         {
@@ -345,6 +398,7 @@ fn build_tables(
                                 postgres: Arc::from(postgres),
                                 sqlite: Arc::from(sqlite),
                                 params,
+                                without_state: s.without_state.is_some() && place.without_state(),
                             },
                             columns,
                         ),
@@ -352,43 +406,65 @@ fn build_tables(
                     }
                 }
                 (phys, None) => {
-                    let physical = phys
+                    let written = phys
                         .as_ref()
                         .map(|x| x.get_ref().clone())
                         .unwrap_or_else(|| name.clone());
                     let ploc = phys.as_ref().map(|x| Loc::of(p, x)).unwrap_or(loc);
-                    if !is_ident(&physical) {
+                    // `physical = "analytics.dim_user"` names its namespace too
+                    let (ns, physical) = match written.split_once('.') {
+                        Some((ns, t)) => (ns.to_owned(), t.to_owned()),
+                        None => (namespace.to_owned(), written.clone()),
+                    };
+                    if !is_ident(&physical) || !is_ident(&ns) {
                         ploc.report(
                             r,
-                            format!("physical table {physical:?} is not an identifier"),
+                            format!("physical table {written:?} is not an identifier (or namespace.identifier)"),
                         );
                         continue;
                     }
-                    let columns = match physical_columns(namespace, &physical) {
-                        Some(c) => c,
-                        None if is_shipped_namespace(namespace) => {
-                            ploc.report(r, format!("unknown table {namespace}.{physical}"));
-                            continue;
-                        }
-                        None => match &t.columns {
-                            Some(cols) => cols
-                                .get_ref()
-                                .iter()
-                                .filter_map(|(c, ty)| ColType::parse(ty).map(|t| (c.clone(), t)))
-                                .collect(),
+                    let columns = match &place.ctx.catalog {
+                        Some(catalog) => match catalog.columns(&ns, &physical) {
+                            Some(c) => c.to_vec(),
                             None => {
-                                ploc.report(r, format!("table {namespace}.{physical} is not a shipped table: list its `columns`"));
+                                ploc.report(r, format!("table {name:?}: the database has no table {ns}.{physical} (or tally's role cannot read it); name where it lives with `physical = \"namespace.table\"`, the model's `namespace`, or --namespace {}=NAMESPACE", place.model));
                                 continue;
                             }
                         },
+                        None => match physical_columns(&ns, &physical) {
+                            Some(c) => c,
+                            None if is_shipped_namespace(&ns) => {
+                                ploc.report(r, format!("unknown table {ns}.{physical}"));
+                                continue;
+                            }
+                            None => match &t.columns {
+                                Some(cols) => cols
+                                    .get_ref()
+                                    .iter()
+                                    .filter_map(|(c, ty)| {
+                                        ColType::parse(ty).map(|t| (c.clone(), t))
+                                    })
+                                    .collect(),
+                                None => {
+                                    ploc.report(r, format!("table {ns}.{physical} is not a shipped table: list its `columns`, or load the models for a database (serve, query) to read them from it"));
+                                    continue;
+                                }
+                            },
+                        },
                     };
-                    if t.columns.is_some() && is_shipped_namespace(namespace) {
+                    if t.columns.is_some() && is_shipped_namespace(&ns) {
                         loc.report(
                             r,
                             "`columns` is only for sql tables and tables tally does not ship",
                         );
                     }
-                    (TableSource::Physical(physical), columns)
+                    (
+                        TableSource::Physical {
+                            namespace: ns,
+                            table: physical,
+                        },
+                        columns,
+                    )
                 }
             };
             let has = |c: &str| columns.iter().any(|(x, _)| x == c);

@@ -4,6 +4,34 @@
 use super::{Param, Sql};
 use crate::semantic::{Granularity, TimeStorage};
 
+/// Whether a pool may write to the database it opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// tally owns the database (the embedded default, `migrate`, `load`, `demo`): SQLite
+    /// files are created when missing.
+    ReadWrite,
+    /// A database tally is given: nothing is created, altered or written. SQLite files are
+    /// opened read-only (and must exist); PostgreSQL sessions are read-only transactions.
+    ReadOnly,
+}
+
+/// The namespace (attached database) of tally's scratch state on SQLite: a file of its own
+/// per pool, under the temporary directory, removed when the pool closes.
+pub const SQLITE_STATE: &str = "tally_state";
+
+/// The statements of [`Dialect::introspection`].
+#[derive(Debug, Clone, Copy)]
+pub struct Introspection {
+    /// `(table, column)` of primary keys, in key order.
+    pub primary_keys: &'static str,
+    /// `(table, column)` of single-column unique constraints (and unique indexes).
+    pub unique_columns: &'static str,
+    /// `(table, column, referenced table, referenced column, constraint)`.
+    pub foreign_keys: &'static str,
+    /// `(table, column or NULL, text)`.
+    pub comments: &'static str,
+}
+
 /// What differs between the databases tally renders for.
 pub trait Dialect: Sync + Send {
     /// `postgres` or `sqlite` (also the snapshot suffix).
@@ -79,17 +107,44 @@ pub trait Dialect: Sync + Send {
     ) -> Result<Option<chrono::DateTime<chrono::Utc>>, String>;
 
     /// Sets what a connection pool on `url` needs on this backend (size, per-connection
-    /// set-up); `models` are the namespaces every connection must see. The message of an
-    /// error says what is wrong with the URL.
+    /// set-up); `models` are the namespaces every connection must see, `access` whether tally
+    /// may write there. The message of an error says what is wrong with the URL.
     fn configure_pool(
         &self,
         opts: &mut sea_orm::ConnectOptions,
         url: &str,
         models: &[&str],
+        access: Access,
     ) -> Result<(), String>;
 
-    /// The qualified name of `tally_tz_offsets` (the UTC offsets of time zones), which lives
-    /// in the default namespace.
+    /// The statements that list the columns of every table and view tally can read, each row
+    /// `(namespace, table, column, declared type)` in column order: one statement on
+    /// PostgreSQL; on SQLite one per attached database of `databases` (from
+    /// [`Dialect::databases_query`]).
+    fn catalog_queries(&self, databases: &[String]) -> Vec<String>;
+
+    /// The statement listing the attached databases (SQLite), `None` where one catalog
+    /// statement covers every namespace.
+    fn databases_query(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// What `tally init` reads of the tables of `namespace`, each a statement whose first
+    /// parameter is the namespace: primary keys `(table, column)` in key order; columns with
+    /// a single-column unique constraint `(table, column)`; foreign keys `(table, column,
+    /// referenced table, referenced column, constraint)`; comments `(table, column or NULL,
+    /// text)`.
+    fn introspection(&self) -> Introspection;
+
+    /// The namespace tables live in when none is named (`public`, `main`).
+    fn default_namespace(&self) -> &'static str;
+
+    /// The type of a column from the type the database declares for it.
+    fn column_type(&self, declared: &str) -> crate::semantic::ColType;
+
+    /// The qualified name of `tally_tz_offsets` (the UTC offsets of time zones). On SQLite
+    /// it lives in the scratch database every connection of a pool attaches as
+    /// `tally_state` (never in a database tally is given).
     fn tz_offsets_table(&self) -> String;
 
     /// Equality that holds for two NULLs.
@@ -308,9 +363,14 @@ impl Dialect for Postgres {
         opts: &mut sea_orm::ConnectOptions,
         _url: &str,
         _models: &[&str],
+        access: Access,
     ) -> Result<(), String> {
         // every model is a schema of the one database
         opts.max_connections(16).min_connections(1);
+        if access == Access::ReadOnly {
+            // belt and braces: every transaction of the pool is read-only
+            opts.map_sqlx_postgres_opts(|o| o.options([("default_transaction_read_only", "on")]));
+        }
         Ok(())
     }
     fn percentile_cont(&self) -> bool {
@@ -369,6 +429,61 @@ impl Dialect for Postgres {
         r.try_get_by_index::<Option<chrono::DateTime<chrono::Utc>>>(i)
             .map_err(|e| e.to_string())
     }
+    fn default_namespace(&self) -> &'static str {
+        "public"
+    }
+    fn introspection(&self) -> Introspection {
+        Introspection {
+            primary_keys: "SELECT c.relname::text, a.attname::text FROM pg_index i \
+                 JOIN pg_class c ON c.oid = i.indrelid \
+                 JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) \
+                 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum \
+                 WHERE i.indisprimary AND n.nspname = $1 ORDER BY c.relname, k.ord",
+            unique_columns: "SELECT c.relname::text, a.attname::text FROM pg_index i \
+                 JOIN pg_class c ON c.oid = i.indrelid \
+                 JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = i.indkey[0] \
+                 WHERE i.indisunique AND i.indnatts = 1 AND n.nspname = $1",
+            foreign_keys: "SELECT cl.relname::text, a.attname::text, cr.relname::text, \
+                 ar.attname::text, con.conname::text FROM pg_constraint con \
+                 JOIN pg_class cl ON cl.oid = con.conrelid \
+                 JOIN pg_namespace n ON n.oid = cl.relnamespace \
+                 JOIN pg_class cr ON cr.oid = con.confrelid \
+                 CROSS JOIN LATERAL unnest(con.conkey, con.confkey) WITH ORDINALITY AS k(l, r, ord) \
+                 JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.l \
+                 JOIN pg_attribute ar ON ar.attrelid = con.confrelid AND ar.attnum = k.r \
+                 WHERE con.contype = 'f' AND n.nspname = $1 ORDER BY cl.relname, con.conname, k.ord",
+            comments: "SELECT c.relname::text, a.attname::text, d.description FROM pg_description d \
+                 JOIN pg_class c ON c.oid = d.objoid AND d.classoid = 'pg_class'::regclass \
+                 JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = d.objsubid AND d.objsubid > 0 \
+                 WHERE n.nspname = $1",
+        }
+    }
+    fn catalog_queries(&self, _databases: &[String]) -> Vec<String> {
+        vec![
+            "SELECT table_schema::text, table_name::text, column_name::text, data_type::text \
+             FROM information_schema.columns \
+             WHERE table_schema NOT IN ('pg_catalog', 'information_schema') \
+             AND table_schema NOT LIKE 'pg\\_toast%' AND table_schema NOT LIKE 'pg\\_temp%' \
+             ORDER BY table_schema, table_name, ordinal_position"
+                .to_owned(),
+        ]
+    }
+    fn column_type(&self, declared: &str) -> crate::semantic::ColType {
+        use crate::semantic::ColType;
+        match declared {
+            "smallint" | "integer" | "bigint" => ColType::Int,
+            "numeric" | "money" => ColType::Decimal,
+            "real" | "double precision" => ColType::Float,
+            "boolean" => ColType::Bool,
+            "timestamp with time zone" | "timestamp without time zone" => ColType::Time,
+            "date" => ColType::Date,
+            "json" | "jsonb" => ColType::Json,
+            _ => ColType::String,
+        }
+    }
     fn tz_offsets_table(&self) -> String {
         format!("\"public\".\"{}\"", crate::semantic::TZ_OFFSETS_TABLE)
     }
@@ -400,13 +515,16 @@ impl Dialect for Sqlite {
         sqlite
     }
     /// Every pooled connection attaches one database file per model (`saas`, `gym`, …) next
-    /// to the main one, creating the files when missing; WAL, foreign keys off (the loader
-    /// checks references), and a 10 s wait for a lock instead of failing.
+    /// to the main one and tally's scratch state as `tally_state`. Read-write: the files are
+    /// created when missing, in WAL mode. Read-only: the main file must exist, it and the
+    /// model files that exist are opened read-only. Foreign keys off (the loader checks
+    /// references), and a 10 s wait for a lock instead of failing.
     fn configure_pool(
         &self,
         opts: &mut sea_orm::ConnectOptions,
         url: &str,
         models: &[&str],
+        access: Access,
     ) -> Result<(), String> {
         use sea_orm::sqlx::{self, Executor as _};
         use std::time::Duration;
@@ -415,27 +533,47 @@ impl Dialect for Sqlite {
                 "SQLite URL {url:?} names no file; tally keeps each model in a file next to the main one (e.g. sqlite://tally.db)"
             )
         })?;
-        let attachments: Vec<(String, String)> = models
-            .iter()
-            .map(|m| {
-                (
-                    (*m).to_owned(),
-                    sqlite_model_path(&main, m).to_string_lossy().into_owned(),
-                )
-            })
-            .collect();
+        let write = access == Access::ReadWrite;
+        if !write && !main.is_file() {
+            return Err(format!(
+                "there is no SQLite database at {}: `tally serve` without --db creates the embedded one, `tally migrate`, `tally demo` or `tally load` create one",
+                main.display()
+            ));
+        }
+        let mut attachments: Vec<(String, String)> = Vec::new();
+        for m in models {
+            let file = sqlite_model_path(&main, m);
+            if write {
+                attachments.push(((*m).to_owned(), file.to_string_lossy().into_owned()));
+            } else if file.is_file() {
+                attachments.push(((*m).to_owned(), read_only_uri(&file)));
+            }
+        }
+        // created here: a read-only pool's connections may not create files (an empty file
+        // is an empty database)
+        let state = std::sync::Arc::new(ScratchFile::new()?);
+        let main_uri = read_only_uri(&main);
         opts.max_connections(8).min_connections(1);
-        opts.map_sqlx_sqlite_opts(|o| {
-            o.create_if_missing(true)
-                .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
-                .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
+        opts.map_sqlx_sqlite_opts(move |o| {
+            let o = o
+                .create_if_missing(write)
                 .busy_timeout(Duration::from_secs(10))
-                .foreign_keys(false)
+                .foreign_keys(false);
+            if write {
+                o.journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+                    .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
+            } else {
+                // the given file read-only (a `mode=ro` URI), while the connection may still
+                // write to the scratch database it attaches
+                o.filename(&main_uri)
+            }
         });
         opts.map_sqlx_sqlite_pool_opts(move |pool| {
             let attachments = attachments.clone();
+            let state = state.clone();
             pool.after_connect(move |conn, _meta| {
                 let attachments = attachments.clone();
+                let state = state.clone();
                 Box::pin(async move {
                     for (name, file) in &attachments {
                         sqlx::query("ATTACH DATABASE ? AS ?")
@@ -443,9 +581,21 @@ impl Dialect for Sqlite {
                             .bind(name)
                             .execute(&mut *conn)
                             .await?;
-                        let pragma = format!("PRAGMA \"{name}\".journal_mode = WAL");
-                        conn.execute(sqlx::AssertSqlSafe(pragma)).await?;
+                        if write {
+                            let pragma = format!("PRAGMA \"{name}\".journal_mode = WAL");
+                            conn.execute(sqlx::AssertSqlSafe(pragma)).await?;
+                        }
                     }
+                    sqlx::query("ATTACH DATABASE ? AS ?")
+                        .bind(state.path.to_string_lossy().into_owned())
+                        .bind(SQLITE_STATE)
+                        .execute(&mut *conn)
+                        .await?;
+                    conn.execute(sqlx::AssertSqlSafe(format!(
+                        "PRAGMA \"{SQLITE_STATE}\".journal_mode = WAL"
+                    )))
+                    .await?;
+                    conn.execute(sqlx::AssertSqlSafe(tz_offsets_ddl())).await?;
                     Ok(())
                 })
             })
@@ -488,8 +638,75 @@ impl Dialect for Sqlite {
         })
         .transpose()
     }
+    fn default_namespace(&self) -> &'static str {
+        "main"
+    }
+    fn introspection(&self) -> Introspection {
+        // the namespace is bound as the schema argument of the table-valued pragmas; the
+        // tables are listed from the schema's sqlite_master through pragma_table_list
+        Introspection {
+            primary_keys: "SELECT t.name, p.name FROM pragma_table_list AS t \
+                 JOIN pragma_table_info(t.name, t.schema) AS p \
+                 WHERE t.schema = $1 AND t.type = 'table' AND p.pk > 0 ORDER BY t.name, p.pk",
+            unique_columns: "SELECT t.name, ii.name FROM pragma_table_list AS t \
+                 JOIN pragma_index_list(t.name, t.schema) AS il \
+                 JOIN pragma_index_info(il.name, t.schema) AS ii \
+                 WHERE t.schema = $1 AND t.type = 'table' AND il.\"unique\" = 1 \
+                 AND (SELECT count(*) FROM pragma_index_info(il.name, t.schema)) = 1",
+            foreign_keys: "SELECT t.name, f.\"from\", f.\"table\", f.\"to\", t.name || '_fk' || f.id \
+                 FROM pragma_table_list AS t \
+                 JOIN pragma_foreign_key_list(t.name, t.schema) AS f \
+                 WHERE t.schema = $1 AND t.type = 'table' ORDER BY t.name, f.id, f.seq",
+            comments: "SELECT NULL, NULL, NULL WHERE $1 IS NULL AND 0",
+        }
+    }
+    fn databases_query(&self) -> Option<&'static str> {
+        Some("SELECT name FROM pragma_database_list ORDER BY seq")
+    }
+    fn catalog_queries(&self, databases: &[String]) -> Vec<String> {
+        databases
+            .iter()
+            .filter(|d| d.as_str() != "temp" && d.as_str() != SQLITE_STATE)
+            .map(|d| {
+                let q = d.replace('"', "\"\"");
+                let lit = d.replace('\'', "''");
+                format!(
+                    "SELECT '{lit}', m.name, p.name, p.type FROM \"{q}\".sqlite_master AS m \
+                     JOIN pragma_table_info(m.name, '{lit}') AS p \
+                     WHERE m.type IN ('table', 'view') AND m.name NOT LIKE 'sqlite\\_%' ESCAPE '\\' \
+                     ORDER BY m.name, p.cid"
+                )
+            })
+            .collect()
+    }
+    /// SQLite's declared types, as tally's migrations write them (`timestamp_with_timezone_text`,
+    /// `decimal_text`, `json_text`, …) and as other tools do (`INTEGER`, `REAL`, `DATETIME`…).
+    fn column_type(&self, declared: &str) -> crate::semantic::ColType {
+        use crate::semantic::ColType;
+        let d = declared.to_ascii_lowercase();
+        if d.contains("timestamp") || d.contains("datetime") {
+            ColType::Time
+        } else if d.contains("date") {
+            ColType::Date
+        } else if d.contains("bool") {
+            ColType::Bool
+        } else if d.contains("decimal") || d.contains("numeric") || d.contains("money") {
+            ColType::Decimal
+        } else if d.contains("json") {
+            ColType::Json
+        } else if d.contains("int") {
+            ColType::Int
+        } else if d.contains("real") || d.contains("floa") || d.contains("doub") {
+            ColType::Float
+        } else {
+            ColType::String
+        }
+    }
     fn tz_offsets_table(&self) -> String {
-        format!("\"main\".\"{}\"", crate::semantic::TZ_OFFSETS_TABLE)
+        format!(
+            "\"{SQLITE_STATE}\".\"{}\"",
+            crate::semantic::TZ_OFFSETS_TABLE
+        )
     }
     fn instant_text(&self, x: Sql) -> Sql {
         Sql::wrap("strftime('%Y-%m-%dT%H:%M:%SZ', ", x, ")")
@@ -633,4 +850,65 @@ pub fn sqlite_model_path(main: &std::path::Path, model: &str) -> std::path::Path
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "tally".to_owned());
     main.with_file_name(format!("{stem}.{model}.db"))
+}
+
+/// The DDL of SQLite's `tally_state.tally_tz_offsets` (idempotent): per zone, the intervals
+/// `[valid_from, valid_to)` (RFC 3339 text in UTC) over which its UTC offset is
+/// `offset_seconds`.
+fn tz_offsets_ddl() -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS {} (zone TEXT NOT NULL, valid_from TEXT NOT NULL, \
+         valid_to TEXT NOT NULL, offset_seconds INTEGER NOT NULL, PRIMARY KEY (zone, valid_from))",
+        Sqlite.tz_offsets_table()
+    )
+}
+
+/// `file:` URI that opens `path` read-only when attached.
+fn read_only_uri(path: &std::path::Path) -> String {
+    let mut uri = String::from("file:");
+    for b in path.to_string_lossy().bytes() {
+        match b {
+            b'?' | b'#' | b'%' => uri.push_str(&format!("%{b:02X}")),
+            _ => uri.push(b as char),
+        }
+    }
+    uri.push_str("?mode=ro");
+    uri
+}
+
+/// tally's scratch database on SQLite (computed data only: the offsets of time zones): a
+/// file of its own under the temporary directory, removed with its WAL files when the pool
+/// that attached it is dropped.
+#[derive(Debug)]
+struct ScratchFile {
+    path: std::path::PathBuf,
+}
+
+impl ScratchFile {
+    fn new() -> Result<ScratchFile, String> {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let path = std::env::temp_dir().join(format!(
+            "tally-state-{}-{}-{nanos}.db",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::File::create(&path)
+            .map_err(|e| format!("cannot create tally's scratch file {}: {e}", path.display()))?;
+        Ok(ScratchFile { path })
+    }
+}
+
+impl Drop for ScratchFile {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let mut p = self.path.clone().into_os_string();
+            p.push(suffix);
+            let _ = std::fs::remove_file(p);
+        }
+    }
 }

@@ -12,7 +12,10 @@ mod dialect;
 mod render;
 
 pub use crate::plan::{AsOfText, BindAs, Bindings, Param};
-pub use dialect::{Dialect, Postgres, Sqlite, dialect_of, dialect_of_url, sqlite_model_path};
+pub use dialect::{
+    Access, Dialect, Introspection, Postgres, SQLITE_STATE, Sqlite, dialect_of, dialect_of_url,
+    sqlite_model_path,
+};
 
 use chrono::{DateTime, Utc};
 use sea_orm::Value;

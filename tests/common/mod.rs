@@ -17,7 +17,8 @@ pub struct TestDb {
     /// `sqlite` or `postgres`.
     pub backend: &'static str,
     _dir: Option<tempfile::TempDir>,
-    pg: Option<(String, String)>,
+    /// The admin URL and the database name (PostgreSQL).
+    pub pg: Option<(String, String)>,
 }
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
