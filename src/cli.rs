@@ -23,7 +23,7 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Serve GraphQL at /graphql and the explorer at / (migrates, and loads demo data into an empty database).
+    /// Serve GraphQL at /graphql, the explorer at / and the dashboard at /dashboard (migrates, and loads demo data into an empty database).
     Serve {
         /// Database URL: sqlite://FILE or postgres://USER@HOST/DB.
         #[arg(long = "db", env = "DATABASE_URL", default_value = db::DEFAULT_URL)]

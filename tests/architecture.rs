@@ -21,6 +21,7 @@ const LAYERS: &[&str] = &[
     "demo",
     "graphql",
     "explorer",
+    "dashboard",
     "config",
     "http",
     "cli_query",
