@@ -1017,10 +1017,16 @@
     syncAsOfControls();
     showPage(state.page);
     // The slider spans the months of the saas events, from the first to now.
-    gql('query Span { saas { metrics(orderBy: [{ eventTime: ASC }], limit: 1) { eventTime(granularity: MONTH) events } } }')
+    // The hint says which months hold data, so an asOf past the newest event is no surprise.
+    gql('query Span { saas { first: metrics(orderBy: [{ eventTime: ASC }], limit: 1) { eventTime(granularity: MONTH) events }' +
+      ' last: metrics(orderBy: [{ eventTime: DESC }], limit: 1) { eventTime(granularity: MONTH) events } } }')
       .then(function (r) {
-        var first = r.data.saas.metrics[0];
+        var first = r.data.saas.first[0];
+        var last = r.data.saas.last[0];
         setupSlider(first && first.eventTime ? parseInstant(first.eventTime) : addMonths(parseInstant(nowInstant), -24));
+        if (first && last && first.eventTime && last.eventTime) {
+          $('asof-range').textContent = 'The saas events span ' + first.eventTime.slice(0, 7) + ' to ' + last.eventTime.slice(0, 7) + '.';
+        }
       }, function () { setupSlider(addMonths(parseInstant(nowInstant), -24)); });
   }
 
