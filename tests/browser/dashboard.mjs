@@ -227,7 +227,11 @@ try {
     await ready(page, 'panel-churn');
     const partial = JSON.parse(await page.getAttribute('#churn-chart', 'data-values'));
     assert.equal(partial.length, 13, 'a mid-month asOf adds the month to date');
-    ok('the picker moves asOf to 2024-06-15T12:00:00Z and every number follows the API');
+    // The month to date is incomplete: drawn dashed, from the last complete month on.
+    const dashed = await page.evaluate(() => window.echarts.getInstanceByDom(document.getElementById('churn-chart')).getOption()
+      .series.filter((s) => s.lineStyle && s.lineStyle.type === 'dashed').map((s) => s.data.map((v) => v !== null && v !== undefined)));
+    assert.deepEqual(dashed, [partial.map((_, i) => i >= 11)], 'the incomplete month is dashed');
+    ok('the picker moves asOf to 2024-06-15T12:00:00Z and every number follows the API; the month to date is dashed');
     await p.close();
   }
 
