@@ -23,9 +23,9 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Serve GraphQL at /graphql and the explorer at /. Without --db: the embedded SQLite
-    /// database ./tally.db, created with demo data on first start. With --db: that database,
-    /// read-only (nothing is created or written unless --demo).
+    /// Serve GraphQL at /graphql, the explorer at / and the dashboard at /dashboard. Without
+    /// --db: the embedded SQLite database ./tally.db, created with demo data on first start.
+    /// With --db: that database, read-only (nothing is created or written unless --demo).
     Serve {
         /// Database URL: sqlite://FILE or postgres://USER@HOST/DB. Read-only unless --demo.
         #[arg(long = "db", env = "DATABASE_URL")]

@@ -1,4 +1,5 @@
-//! axum routes only: `POST /graphql`, the explorer at `/`, `/healthz`; and the server's life cycle.
+//! axum routes only: `POST /graphql`, the explorer at `/`, the dashboard at `/dashboard`,
+//! `/healthz`; and the server's life cycle.
 
 use std::time::Instant;
 
@@ -43,6 +44,7 @@ pub fn app_with_saas(
         .route("/healthz", get(healthz))
         .with_state(db)
         .merge(crate::explorer::router())
+        .merge(crate::dashboard::router())
         .layer(middleware::from_fn(log_request)))
 }
 
@@ -237,9 +239,10 @@ pub async fn serve(config: ServeConfig) -> Result<(), Error> {
         db::redact(&url),
         if writable { "read-write" } else { "read-only" }
     );
-    println!("  explorer: http://{addr}/");
-    println!("  GraphQL:  http://{addr}/graphql");
-    println!("  health:   http://{addr}/healthz");
+    println!("  dashboard: http://{addr}/dashboard");
+    println!("  explorer:  http://{addr}/");
+    println!("  GraphQL:   http://{addr}/graphql");
+    println!("  health:    http://{addr}/healthz");
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await

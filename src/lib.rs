@@ -9,7 +9,8 @@
 //!
 //! - [`cli`]: the `tally` command line (serve, migrate, load, demo, query, schema).
 //! - [`config`]: typed settings shared by the commands.
-//! - [`http`]: axum routes only: `POST /graphql`, the explorer at `/`, `/healthz`.
+//! - [`http`]: axum routes only: `POST /graphql`, the explorer at `/`, the dashboard at
+//!   `/dashboard` ([`dashboard`]), `/healthz`.
 //! - [`cli_query`]: `tally query`, a document run in-process and printed as JSON or CSV.
 //! - [`graphql`]: the GraphQL schema and its thin resolvers.
 //! - [`db`]: the only place that turns a URL into a connection pool (namespaces per model).
@@ -38,6 +39,7 @@
 pub mod cli;
 pub mod cli_query;
 pub mod config;
+pub mod dashboard;
 pub mod db;
 pub mod demo;
 pub mod engine;

@@ -22,6 +22,7 @@ const LAYERS: &[&str] = &[
     "init",
     "graphql",
     "explorer",
+    "dashboard",
     "config",
     "http",
     "cli_query",

@@ -40,8 +40,9 @@
         defaultEditorToolsVisibility: false,
         shouldPersistHeaders: false,
       },
-      // Replaces the default logo (a link to github.com) with plain text.
-      e(GraphiQL.Logo, null, 'tally explorer')
+      // Replaces the default logo (a link to github.com) with plain text and a link to the
+      // dashboard (same origin, relative to this page).
+      e(GraphiQL.Logo, null, 'tally explorer · ', e('a', { href: 'dashboard' }, 'dashboard'))
     )
   );
 })();
