@@ -101,6 +101,13 @@ pub enum Command {
         /// How many row errors to list before counting the rest.
         #[arg(long, default_value_t = 20)]
         max_errors: usize,
+        /// Let a row whose key was stored by an earlier load with other values overwrite
+        /// it (otherwise an error); changes what past `asOf` answers saw, see README.
+        #[arg(long)]
+        replace: bool,
+        /// The most MiB a field may hold (a row may take 4 times as much, at least 64 MiB).
+        #[arg(long, default_value_t = 16)]
+        max_field_mib: u64,
     },
     /// Generate deterministic demo data for all models (or one) and load it, or write it as CSV.
     Demo {
@@ -241,13 +248,21 @@ async fn execute(command: Command) -> Result<ExitCode, Error> {
             model,
             dir,
             max_errors,
+            replace,
+            max_field_mib,
         } => {
             check_model(&model)?;
             let conn = db::connect(&db).await?;
             db::migrate(&conn).await?;
-            let sources = crate::load::csv_sources(&model, &dir)?;
+            let mib = 1u64 << 20;
+            let limits = crate::load::CsvLimits {
+                max_field_bytes: max_field_mib.saturating_mul(mib),
+                max_row_bytes: max_field_mib.saturating_mul(4 * mib).max(64 * mib),
+            };
+            let sources = crate::load::csv_sources_with(&model, &dir, limits)?;
             let opts = crate::load::LoadOptions {
                 max_errors,
+                replace,
                 progress: std::io::stderr().is_terminal(),
                 ..Default::default()
             };
@@ -341,8 +356,13 @@ fn print_report(report: &crate::load::LoadReport, started: Instant) {
     let mut inserted = 0;
     for t in &report.tables {
         eprintln!(
-            "  {}.{}: {} rows read, {} inserted, {} already present",
-            report.model, t.table, t.rows_read, t.rows_inserted, t.rows_already_present
+            "  {}.{}: {} rows read, {} inserted, {} replaced, {} already present",
+            report.model,
+            t.table,
+            t.rows_read,
+            t.rows_inserted,
+            t.rows_replaced,
+            t.rows_already_present
         );
         read += t.rows_read;
         inserted += t.rows_inserted;

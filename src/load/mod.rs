@@ -6,11 +6,17 @@
 //! - checks each header against the table's columns, which come from the sea-orm entities
 //!   (names, types, nullability, keys; see `schema.rs`), and each row against the column
 //!   types and the model's rules and references (`rules.rs`, from `docs/SOURCE-SCHEMA.md`);
-//! - inserts the rows in multi-row batches with `ON CONFLICT (key) DO NOTHING`, so that
-//!   loading the same rows twice changes nothing, all in one transaction that is committed
-//!   only when no row at all was rejected;
-//! - never holds a table's rows in memory: only the keys that references point at.
+//! - inserts the rows in multi-row batches with `ON CONFLICT (key) DO NOTHING`, all in one
+//!   transaction that is committed only when no row at all was rejected;
+//! - when a batch inserted fewer rows than it holds, reads the stored rows of its keys back
+//!   and compares them column by column (`conflict.rs`): an identical row changes nothing
+//!   (loading the same rows twice is harmless), a different one is an error naming the key
+//!   and the columns, unless [`LoadOptions::replace`] lets it overwrite a row stored before
+//!   the load;
+//! - never holds a table's rows in memory: only the keys that references point at;
+//! - once committed, refreshes the planner statistics of the tables it wrote.
 
+mod conflict;
 mod csv_file;
 mod rules;
 mod schema;
@@ -25,6 +31,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use sea_orm::sea_query::{Alias, Expr, OnConflict, Query};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, TransactionTrait, Value};
 
+pub use self::csv_file::CsvLimits;
 use self::schema::TableSpec;
 use self::source::TableSource;
 use crate::error::Error;
@@ -44,15 +51,20 @@ pub struct LoadOptions {
     /// How many rows go into one `INSERT` (fewer when the table is wide, to stay under the
     /// backends' limit of bound parameters).
     pub batch_rows: usize,
+    /// Whether a row whose key was stored before this load with other values overwrites the
+    /// stored row (instead of being an error). A key that appears twice in one load with
+    /// different values is an error either way.
+    pub replace: bool,
 }
 
 impl Default for LoadOptions {
-    /// 20 errors, no progress bar, 1000 rows per `INSERT`.
+    /// 20 errors, no progress bar, 1000 rows per `INSERT`, no replacing.
     fn default() -> Self {
         LoadOptions {
             max_errors: 20,
             progress: false,
             batch_rows: 1000,
+            replace: false,
         }
     }
 }
@@ -66,7 +78,9 @@ pub struct TableReport {
     pub rows_read: u64,
     /// The rows that were new and were inserted.
     pub rows_inserted: u64,
-    /// The rows whose key was already stored (or appeared earlier in the same load).
+    /// The rows that overwrote a stored row with the same key ([`LoadOptions::replace`]).
+    pub rows_replaced: u64,
+    /// The rows identical to a row already stored (or to an earlier row of the same load).
     pub rows_already_present: u64,
 }
 
@@ -169,13 +183,24 @@ fn tables_of(model: &str) -> Result<&'static [&'static str], Error> {
     })
 }
 
-/// One CSV per table in `dir`, named `<table>.csv`, in load order.
+/// One CSV per table in `dir`, named `<table>.csv`, in load order, read within the default
+/// [`CsvLimits`]; see [`csv_sources_with`].
+pub fn csv_sources(model: &str, dir: &Path) -> Result<Vec<TableSource>, Error> {
+    csv_sources_with(model, dir, CsvLimits::default())
+}
+
+/// One CSV per table in `dir`, named `<table>.csv`, in load order; no row or field may pass
+/// `limits` (a row error at its line).
 ///
 /// Every file whose extension is `csv` (in any case) must name a table of `model`, or this
 /// is an error naming it; other files are ignored. Missing tables are fine, but a directory
 /// without any table's CSV is an error. Each file's header is read here; its rows are read
 /// by [`load`].
-pub fn csv_sources(model: &str, dir: &Path) -> Result<Vec<TableSource>, Error> {
+pub fn csv_sources_with(
+    model: &str,
+    dir: &Path,
+    limits: CsvLimits,
+) -> Result<Vec<TableSource>, Error> {
     let tables = tables_of(model)?;
     let entries = std::fs::read_dir(dir).map_err(|source| Error::Io {
         context: format!("cannot read the directory {}", dir.display()),
@@ -215,7 +240,7 @@ pub fn csv_sources(model: &str, dir: &Path) -> Result<Vec<TableSource>, Error> {
     files.sort();
     files
         .into_iter()
-        .map(|(index, path)| csv_file::open(tables[index], &path))
+        .map(|(index, path)| csv_file::open(tables[index], &path, limits))
         .collect()
 }
 
@@ -261,8 +286,23 @@ struct Pending {
 /// How many values one lookup of stored keys sends.
 const LOOKUP_BATCH: usize = 10_000;
 
+/// A valid row waiting in a batch: its line and values.
+struct BatchRow {
+    line: u64,
+    values: Vec<Value>,
+}
+
+/// What one batch did.
+#[derive(Default, Clone, Copy)]
+struct Written {
+    inserted: u64,
+    replaced: u64,
+}
+
 /// The state of one load between tables.
 struct Loader<'a> {
+    /// The database outside the load's transaction: what was stored before the load.
+    db: &'a DatabaseConnection,
     txn: &'a DatabaseTransaction,
     opts: &'a LoadOptions,
     errors: Errors,
@@ -280,15 +320,19 @@ struct Loader<'a> {
     touched: Option<crate::saas::history::Touched>,
     /// Stop collecting `touched` past this many users (a whole rebuild is cheaper then).
     touched_limit: usize,
+    /// The keys (`conflict::key_text`) of the rows this load replaced, per table.
+    replaced: HashMap<&'static str, HashSet<String>>,
 }
 
 /// Validates and inserts all `sources` of `model` in ONE transaction, committed only when
 /// no row at all was rejected.
 ///
 /// Sources are loaded in the model's table order (`entity::<model>::TABLES`) whatever their
-/// order here; several sources may feed the same table. Rows whose key is already stored
-/// are skipped (and reported as already present), so loading the same data twice changes
-/// nothing. Row errors are collected (up to `opts.max_errors` in full, the rest counted)
+/// order here; several sources may feed the same table. A row identical to a stored row
+/// (stored before, or earlier in this load) is skipped and reported as already present, so
+/// loading the same data twice changes nothing. A row whose key is stored with other values
+/// is an error naming its key and the columns that differ, unless `opts.replace` is set and
+/// the stored row was there before the load: then it overwrites it. Row errors are collected (up to `opts.max_errors` in full, the rest counted)
 /// while every remaining row is still validated; then the transaction is rolled back and
 /// [`LoadError::Rejected`] lists them.
 pub async fn load(
@@ -324,6 +368,7 @@ pub async fn load(
         .await
         .map_err(|e| Error::Database(format!("cannot begin a transaction: {e}")))?;
     let mut loader = Loader {
+        db,
         txn: &txn,
         opts,
         errors: Errors {
@@ -337,6 +382,7 @@ pub async fn load(
         unreadable: HashSet::new(),
         touched: None,
         touched_limit: 0,
+        replaced: HashMap::new(),
     };
     let mut history_before = None;
     // the grace period the history is kept for: that of the models tally serves
@@ -378,6 +424,7 @@ pub async fn load(
             txn.commit()
                 .await
                 .map_err(|e| Error::Database(format!("cannot commit the load of {model}: {e}")))?;
+            analyze_written(db, model, &tables).await;
             if model == "gym" {
                 // Local times of the gym models need the offsets of every branch's zone.
                 crate::tz::refresh_offsets(db).await?;
@@ -475,18 +522,21 @@ impl Loader<'_> {
             let Some(spec) = specs.get(source.table.as_str()) else {
                 continue; // cannot happen: every source's spec was built
             };
-            let (read, inserted) = self.load_table(spec, source).await?;
+            let (read, written) = self.load_table(spec, source).await?;
+            let present = read.saturating_sub(written.inserted + written.replaced);
             match reports.iter_mut().find(|r| r.table == spec.table) {
                 Some(report) => {
                     report.rows_read += read;
-                    report.rows_inserted += inserted;
-                    report.rows_already_present += read.saturating_sub(inserted);
+                    report.rows_inserted += written.inserted;
+                    report.rows_replaced += written.replaced;
+                    report.rows_already_present += present;
                 }
                 None => reports.push(TableReport {
                     table: spec.table.to_owned(),
                     rows_read: read,
-                    rows_inserted: inserted,
-                    rows_already_present: read.saturating_sub(inserted),
+                    rows_inserted: written.inserted,
+                    rows_replaced: written.replaced,
+                    rows_already_present: present,
                 }),
             }
         }
@@ -619,15 +669,15 @@ impl Loader<'_> {
         ok.then_some(positions)
     }
 
-    /// Validates and inserts one source; returns the rows read and inserted.
+    /// Validates and inserts one source; returns the rows read, and what was written.
     async fn load_table(
         &mut self,
         spec: &TableSpec,
         source: TableSource,
-    ) -> Result<(u64, u64), Error> {
+    ) -> Result<(u64, Written), Error> {
         let Some(positions) = self.map_header(spec, &source) else {
             self.unreadable.insert(spec.table);
-            return Ok((0, 0));
+            return Ok((0, Written::default()));
         };
         let origin_index = self.origins.len();
         self.origins.push(source.origin.clone());
@@ -654,8 +704,9 @@ impl Loader<'_> {
             .min(MAX_PARAMS / spec.columns.len().max(1))
             .max(1);
         let bar = progress_bar(self.opts.progress, spec);
-        let mut batch: Vec<Vec<Value>> = Vec::with_capacity(batch_rows);
-        let (mut read, mut inserted) = (0u64, 0u64);
+        let mut batch: Vec<BatchRow> = Vec::with_capacity(batch_rows);
+        let mut read = 0u64;
+        let mut written = Written::default();
 
         for item in source.rows {
             read += 1;
@@ -663,7 +714,8 @@ impl Loader<'_> {
             let (line, record) = match item {
                 Ok(row) => row,
                 Err(e) => {
-                    self.errors.push(origin, e.line, None, e.reason);
+                    self.errors
+                        .push(origin, e.line, e.column.as_deref(), e.reason);
                     continue;
                 }
             };
@@ -731,20 +783,128 @@ impl Loader<'_> {
             if self.errors.any() {
                 batch.clear(); // nothing will be committed: stop inserting
             } else if row_ok {
-                batch.push(values);
+                batch.push(BatchRow { line, values });
                 if batch.len() >= batch_rows {
-                    inserted += self.insert(spec, &mut batch).await?;
+                    self.write(spec, origin, &mut batch, &mut written).await?;
                 }
             }
         }
         if !self.errors.any() {
-            inserted += self.insert(spec, &mut batch).await?;
+            self.write(spec, origin, &mut batch, &mut written).await?;
         }
         bar.finish_with_message(format!(
-            "{}.{}: {read} rows read, {inserted} new",
-            spec.model, spec.table
+            "{}.{}: {read} rows read, {} new, {} replaced",
+            spec.model, spec.table, written.inserted, written.replaced
         ));
-        Ok((read, inserted))
+        Ok((read, written))
+    }
+
+    /// Inserts (and empties) a batch; when some of its keys were already stored, compares
+    /// those rows with the stored ones (see [`Loader::resolve`]).
+    async fn write(
+        &mut self,
+        spec: &TableSpec,
+        origin: &str,
+        batch: &mut Vec<BatchRow>,
+        written: &mut Written,
+    ) -> Result<(), Error> {
+        let inserted = self.insert(spec, batch).await?;
+        written.inserted += inserted;
+        if inserted < batch.len() as u64 {
+            written.replaced += self.resolve(spec, origin, batch).await?;
+        }
+        batch.clear();
+        Ok(())
+    }
+
+    /// Compares the rows of a batch with the rows stored under their keys (after the batch's
+    /// insert, so each row meets either itself, an earlier row of this load or a row stored
+    /// before it). A different row is an error, or with `replace` overwrites a row stored
+    /// before the load. Returns how many rows were replaced.
+    async fn resolve(
+        &mut self,
+        spec: &TableSpec,
+        origin: &str,
+        batch: &[BatchRow],
+    ) -> Result<u64, Error> {
+        let rows: Vec<&[Value]> = batch.iter().map(|r| r.values.as_slice()).collect();
+        let mut current = conflict::stored_rows(self.txn, spec, &rows).await?;
+        // the rows that differ from what this load's transaction sees
+        let differing: Vec<&BatchRow> = batch
+            .iter()
+            .filter(|r| {
+                current
+                    .get(&conflict::key_text(spec, &r.values))
+                    .is_none_or(|stored| !conflict::differences(spec, &r.values, stored).is_empty())
+            })
+            .collect();
+        if differing.is_empty() {
+            return Ok(0);
+        }
+        // what was stored before the load, read outside its transaction
+        let rows: Vec<&[Value]> = differing.iter().map(|r| r.values.as_slice()).collect();
+        let before = conflict::stored_rows(self.db, spec, &rows).await?;
+        let type2 = spec
+            .key
+            .iter()
+            .any(|&i| spec.columns[i].name == "updated_at");
+        let mut replaced = 0;
+        for row in differing {
+            let key = conflict::key_text(spec, &row.values);
+            let Some(stored) = current.get(&key) else {
+                return Err(Error::Database(format!(
+                    "{origin}:{}: the row with {} was neither inserted nor found in {}.{}",
+                    row.line,
+                    conflict::describe_key(spec, &row.values),
+                    spec.model,
+                    spec.table
+                )));
+            };
+            let columns = conflict::differences(spec, &row.values, stored);
+            if columns.is_empty() {
+                continue; // the same as a row this batch replaced just before
+            }
+            let replaced_here = self
+                .replaced
+                .get(spec.table)
+                .is_some_and(|keys| keys.contains(&key));
+            let stored_before = !replaced_here
+                && before
+                    .get(&key)
+                    .is_some_and(|b| conflict::differences(spec, b, stored).is_empty());
+            if stored_before && self.opts.replace {
+                conflict::replace(self.txn, spec, &row.values).await?;
+                // the users of the row it replaced are unknown: rebuild the stage history
+                self.touched = None;
+                self.replaced
+                    .entry(spec.table)
+                    .or_default()
+                    .insert(key.clone());
+                current.insert(key, row.values.clone());
+                replaced += 1;
+                continue;
+            }
+            let reason = if stored_before {
+                let hint = if type2 {
+                    "to change the dimension, load a new version (a later updated_at); to overwrite this version, load with --replace"
+                } else {
+                    "to overwrite the stored row, load with --replace"
+                };
+                format!(
+                    "{} is already stored with other values: {} ({hint})",
+                    conflict::describe_key(spec, &row.values),
+                    conflict::describe_differences(spec, &columns, &row.values, stored, "stored"),
+                )
+            } else {
+                format!(
+                    "{} appears earlier in this load with other values: {}",
+                    conflict::describe_key(spec, &row.values),
+                    conflict::describe_differences(spec, &columns, &row.values, stored, "earlier"),
+                )
+            };
+            self.errors.push(origin, row.line, None, reason);
+        }
+        Ok(replaced)
     }
 
     /// Notes what a valid saas row touches for the stage history (see
@@ -780,9 +940,9 @@ impl Loader<'_> {
         }
     }
 
-    /// Inserts (and empties) a batch of rows, skipping those whose key is already stored;
-    /// returns how many were inserted.
-    async fn insert(&self, spec: &TableSpec, batch: &mut Vec<Vec<Value>>) -> Result<u64, Error> {
+    /// Inserts the rows of a batch, skipping those whose key is already stored; returns how
+    /// many were inserted.
+    async fn insert(&self, spec: &TableSpec, batch: &[BatchRow]) -> Result<u64, Error> {
         if batch.is_empty() {
             return Ok(0);
         }
@@ -801,9 +961,9 @@ impl Loader<'_> {
                     .do_nothing()
                     .to_owned(),
             );
-        for row in batch.drain(..) {
+        for row in batch {
             insert
-                .values(row.into_iter().map(Expr::Value))
+                .values(row.values.iter().cloned().map(Expr::Value))
                 .map_err(|e| failed(e.to_string()))?;
         }
         let statement = self.txn.get_database_backend().build(&insert);
@@ -813,6 +973,26 @@ impl Loader<'_> {
             .await
             .map_err(|e| failed(e.to_string()))?;
         Ok(result.rows_affected())
+    }
+}
+
+/// Refreshes the planner statistics of the tables a committed load wrote (on PostgreSQL
+/// `VACUUM (ANALYZE)`, which also marks the new rows visible to index-only scans; on SQLite
+/// `ANALYZE`): without them a planner can take a freshly loaded table for an empty one.
+/// Statistics are a hint: a failure is logged, the load stays committed.
+async fn analyze_written(db: &DatabaseConnection, model: &str, tables: &[TableReport]) {
+    let dialect = crate::sql::dialect_of(db);
+    for t in tables {
+        if t.rows_inserted + t.rows_replaced == 0 {
+            continue;
+        }
+        let sql = dialect.reclaim_and_analyze(&format!("\"{model}\".\"{}\"", t.table));
+        if let Err(e) = db.execute_unprepared(&sql).await {
+            tracing::warn!(
+                "the statistics of {model}.{} were not refreshed: {e}",
+                t.table
+            );
+        }
     }
 }
 

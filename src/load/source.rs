@@ -8,6 +8,8 @@ pub type Record = Vec<String>;
 pub struct ReadError {
     /// 1-based line number in the source (the header is line 1).
     pub line: u64,
+    /// The column at fault, when there is one.
+    pub column: Option<String>,
     /// What went wrong.
     pub reason: String,
 }

@@ -2,7 +2,7 @@
 
 use std::str::FromStr as _;
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, Timelike as _, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, SubsecRound as _, Timelike as _, Utc};
 use rust_decimal::Decimal;
 use sea_orm::Value;
 
@@ -29,16 +29,17 @@ fn is_integer(s: &str) -> bool {
     !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// Parses a timestamp: RFC 3339, or `YYYY-MM-DD HH:MM:SS[.f]` read as UTC.
+/// Parses a timestamp: RFC 3339, or `YYYY-MM-DD HH:MM:SS[.f]` read as UTC; fractions of a
+/// second are rounded to the microsecond (what PostgreSQL keeps, and so SQLite too).
 pub(crate) fn parse_timestamp(s: &str) -> Result<DateTime<Utc>, String> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Ok(t.with_timezone(&Utc));
+        return Ok(t.with_timezone(&Utc).round_subsecs(6));
     }
     if s.len() >= 19
         && s.as_bytes().get(10) == Some(&b' ')
         && let Ok(t) = NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f")
     {
-        return Ok(t.and_utc());
+        return Ok(t.and_utc().round_subsecs(6));
     }
     Err(format!(
         "{s:?} is not a timestamp (RFC 3339 such as 2024-03-01T09:30:00Z, or YYYY-MM-DD HH:MM:SS[.ffffff] in UTC)"
@@ -135,8 +136,7 @@ pub(crate) fn parse_field(column: &ColumnSpec, s: &str) -> Result<Value, String>
         Kind::Timestamp => Value::ChronoDateTimeUtc(Some(parse_timestamp(s)?)),
         Kind::Date => Value::ChronoDate(Some(parse_date(s)?)),
         Kind::Json => {
-            let json: serde_json::Value =
-                serde_json::from_str(s).map_err(|e| format!("malformed JSON: {e}"))?;
+            let json = parse_json(s)?;
             if !json.is_object() {
                 return Err(format!("{s:?} is not a JSON object"));
             }
@@ -145,7 +145,102 @@ pub(crate) fn parse_field(column: &ColumnSpec, s: &str) -> Result<Value, String>
     })
 }
 
-/// Checks that a JSON object has exactly `keys`, all with string values.
+/// Parses JSON text, keeping every key in its order; an object with a key twice is an
+/// error naming the key (and where it is, for a nested object).
+pub(crate) fn parse_json(s: &str) -> Result<serde_json::Value, String> {
+    use serde::de::DeserializeSeed as _;
+    let duplicate = std::cell::RefCell::new(None);
+    let mut de = serde_json::Deserializer::from_str(s);
+    let parsed = Json {
+        path: "",
+        duplicate: &duplicate,
+    }
+    .deserialize(&mut de)
+    .and_then(|v| de.end().map(|()| v));
+    match (parsed, duplicate.into_inner()) {
+        (_, Some(key)) => Err(format!("duplicate key {key} in a JSON object")),
+        (Ok(v), None) => Ok(v),
+        (Err(e), None) => Err(format!("malformed JSON: {e}")),
+    }
+}
+
+/// A JSON value that rejects duplicate keys (`duplicate` receives the first one, described
+/// by its path).
+struct Json<'a> {
+    /// Where the value is: empty at the top, else `"outer"."inner"` or `[2]`.
+    path: &'a str,
+    duplicate: &'a std::cell::RefCell<Option<String>>,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Json<'_> {
+    type Value = serde_json::Value;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Json<'_> {
+    type Value = serde_json::Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(serde_json::Value::Null, Into::into))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut out = Vec::new();
+        loop {
+            let path = format!("{}[{}]", self.path, out.len());
+            let seed = Json {
+                path: &path,
+                duplicate: self.duplicate,
+            };
+            match seq.next_element_seed(seed)? {
+                Some(v) => out.push(v),
+                None => return Ok(serde_json::Value::Array(out)),
+            }
+        }
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut out = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let path = format!("{}{key:?}", if self.path.is_empty() { "" } else { "." });
+            let path = format!("{}{path}", self.path);
+            if out.contains_key(&key) {
+                *self.duplicate.borrow_mut() = Some(path);
+                return Err(serde::de::Error::custom("duplicate key"));
+            }
+            let value = map.next_value_seed(Json {
+                path: &path,
+                duplicate: self.duplicate,
+            })?;
+            out.insert(key, value);
+        }
+        Ok(serde_json::Value::Object(out))
+    }
+}
+
+/// Checks that a JSON object has `keys`, all with string values (other keys are kept).
 fn check_shape(value: &Value, keys: &[&str], what: &str) -> Result<(), String> {
     let Value::Json(Some(json)) = value else {
         return Ok(());
@@ -158,24 +253,18 @@ fn check_shape(value: &Value, keys: &[&str], what: &str) -> Result<(), String> {
         match object.get(*key) {
             None => {
                 return Err(format!(
-                    "{what} must be {} with string values: key {key:?} is missing",
+                    "{what} must have the keys {}, with string values: key {key:?} is missing",
                     expected()
                 ));
             }
             Some(serde_json::Value::String(_)) => {}
             Some(other) => {
                 return Err(format!(
-                    "{what} must be {} with string values: {key:?} is {other}, not a string",
+                    "{what} must have the keys {}, with string values: {key:?} is {other}, not a string",
                     expected()
                 ));
             }
         }
-    }
-    if let Some(extra) = object.keys().find(|k| !keys.contains(&k.as_str())) {
-        return Err(format!(
-            "{what} must be {} with string values: unexpected key {extra:?}",
-            expected()
-        ));
     }
     Ok(())
 }
@@ -330,12 +419,36 @@ mod tests {
         let shape = Rule::JsonShape(&["name", "source"]);
         let ok = r#"{"name":"a","source":"b"}"#;
         assert!(check_rule(&shape, ok, &json(ok), none).is_ok());
-        for bad in [
-            r#"{"name":"a"}"#,
-            r#"{"name":"a","source":1}"#,
-            r#"{"name":"a","source":"b","x":"c"}"#,
-        ] {
+        for bad in [r#"{"name":"a"}"#, r#"{"name":"a","source":1}"#] {
             assert!(check_rule(&shape, bad, &json(bad), none).is_err(), "{bad}");
         }
+        // keys beyond those tally reads are accepted, and kept
+        let more = r#"{"name":"a","source":"b","price":"9.99"}"#;
+        assert!(check_rule(&shape, more, &json(more), none).is_ok());
+    }
+
+    #[test]
+    fn json_keeps_every_key_and_rejects_duplicates() {
+        let v = parse_json(r#"{"z": 1, "a": [{"k": true}], "m": null}"#).unwrap();
+        let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(keys, ["z", "a", "m"]);
+        assert_eq!(
+            parse_json(r#"{"name": "a", "name": "b"}"#).unwrap_err(),
+            "duplicate key \"name\" in a JSON object"
+        );
+        assert_eq!(
+            parse_json(r#"{"a": [1, {"k": 1, "k": 2}]}"#).unwrap_err(),
+            "duplicate key \"a\"[1].\"k\" in a JSON object"
+        );
+        assert!(
+            parse_json(r#"{"a": 1"#)
+                .unwrap_err()
+                .starts_with("malformed JSON: ")
+        );
+        assert!(
+            parse_json(r#"{"a": 1} x"#)
+                .unwrap_err()
+                .starts_with("malformed JSON: ")
+        );
     }
 }
