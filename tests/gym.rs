@@ -1221,7 +1221,10 @@ async fn offsets_table_matches_postgres_time_zones() {
     let mut offsets = Vec::new();
     for zone in &zones {
         let tz: chrono_tz::Tz = zone.parse().unwrap();
-        for i in tally::tz::intervals(tz) {
+        // the intervals that cover 2023-2026 (the instants checked below)
+        for i in tally::tz::intervals(tz).into_iter().filter(|i| {
+            i.valid_to_text().as_str() > "2023" && i.valid_from_text().as_str() < "2027"
+        }) {
             offsets.push(serde_json::json!({
                 "zone": zone,
                 "valid_from": i.valid_from_text(),

@@ -73,6 +73,20 @@ fn cli_answer(args: &[&str], q: &str) -> Value {
     v["data"].clone()
 }
 
+/// A fresh PostgreSQL database; `None` (the test returns) only outside CI without
+/// `TEST_DATABASE_URL`.
+async fn postgres() -> Option<TestDb> {
+    let db = TestDb::postgres().await;
+    if db.is_none() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI needs TEST_DATABASE_URL"
+        );
+        eprintln!("TEST_DATABASE_URL is not set: PostgreSQL part skipped");
+    }
+    db
+}
+
 fn only(models: &[&str]) -> BTreeSet<String> {
     models.iter().map(|m| (*m).to_owned()).collect()
 }
@@ -107,12 +121,7 @@ async fn pg_catalogue(db: &DatabaseConnection) -> Vec<String> {
 
 #[tokio::test]
 async fn postgres_tables_in_public_and_sales_read_by_a_select_only_role() {
-    let Some(db) = TestDb::postgres().await else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI needs TEST_DATABASE_URL"
-        );
-        eprintln!("TEST_DATABASE_URL is not set: PostgreSQL part skipped");
+    let Some(db) = postgres().await else {
         return;
     };
     load_demo(&db.conn, &["gym", "shop"]).await;
@@ -362,12 +371,7 @@ async fn move_to_public(db: &DatabaseConnection, from: &str) {
 /// the scaffold validates, serves, and its counts equal the shipped model's and plain SQL's.
 #[tokio::test]
 async fn init_scaffolds_a_model_that_serves_at_once() {
-    let Some(db) = TestDb::postgres().await else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI needs TEST_DATABASE_URL"
-        );
-        eprintln!("TEST_DATABASE_URL is not set: PostgreSQL part skipped");
+    let Some(db) = postgres().await else {
         return;
     };
     load_demo(&db.conn, &["gym"]).await;
@@ -483,12 +487,7 @@ async fn init_scaffolds_a_model_that_serves_at_once() {
 /// from the history, and explain says so.
 #[tokio::test]
 async fn saas_lifecycle_without_stage_history_on_a_read_only_database() {
-    let Some(db) = TestDb::postgres().await else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI needs TEST_DATABASE_URL"
-        );
-        eprintln!("TEST_DATABASE_URL is not set: PostgreSQL part skipped");
+    let Some(db) = postgres().await else {
         return;
     };
     load_demo(&db.conn, &["saas"]).await;
