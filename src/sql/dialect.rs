@@ -92,11 +92,6 @@ pub trait Dialect: Sync + Send {
     /// in the default namespace.
     fn tz_offsets_table(&self) -> String;
 
-    /// Equality that holds for two NULLs.
-    fn null_safe_eq(&self) -> &'static str {
-        "IS NOT DISTINCT FROM"
-    }
-
     /// The collation that orders text by bytes, as SQLite's default does.
     fn byte_collation(&self) -> Option<&'static str> {
         None
@@ -190,50 +185,53 @@ pub trait Dialect: Sync + Send {
         }
     }
 
-    /// The start of `x`'s bucket as text: RFC 3339 UTC (`…Z`) for instants and dates, a
-    /// local `YYYY-MM-DDTHH:MM:SS` for local times. `tz`: bucket instants in the request's
-    /// time zone (bound as [`Param::TimeZone`]), written as local wall-clock text too.
-    fn time_bucket(&self, x: Sql, st: TimeStorage, g: Granularity, tz: bool) -> Sql {
+    /// The start of `x`'s bucket as the backend's native value, what rows are grouped and
+    /// joined on (a `timestamp` on PostgreSQL, so that no text is computed per row): the
+    /// bucket of an instant in UTC, or in the request's time zone (`tz`, bound as
+    /// [`Param::TimeZone`]) as local wall-clock time; of a date or a local time as written.
+    /// [`Dialect::key_text`] writes it as text, once per group.
+    fn time_key(&self, x: Sql, st: TimeStorage, g: Granularity, tz: bool) -> Sql {
         let unit = g.as_str();
-        let (inner, fmt) = match st {
+        match st {
             TimeStorage::Instant if tz => {
                 let mut s = Sql::raw(&format!("date_trunc('{unit}', "));
                 s.append(x);
                 s.push(" AT TIME ZONE ");
                 s.param(Param::TimeZone);
                 s.push(")");
-                (s, "YYYY-MM-DD\"T\"HH24:MI:SS")
+                s
             }
-            TimeStorage::Instant => (
-                Sql::wrap(&format!("date_trunc('{unit}', "), x, " AT TIME ZONE 'UTC')"),
-                "YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"",
-            ),
-            TimeStorage::Date => (
-                Sql::wrap(&format!("date_trunc('{unit}', CAST("), x, " AS TIMESTAMP))"),
-                "YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"",
-            ),
-            TimeStorage::Local => (
-                Sql::wrap(&format!("date_trunc('{unit}', CAST("), x, " AS TIMESTAMP))"),
-                "YYYY-MM-DD\"T\"HH24:MI:SS",
-            ),
-        };
-        Sql::wrap("to_char(", inner, &format!(", '{fmt}')"))
+            TimeStorage::Instant => {
+                Sql::wrap(&format!("date_trunc('{unit}', "), x, " AT TIME ZONE 'UTC')")
+            }
+            TimeStorage::Date | TimeStorage::Local => {
+                Sql::wrap(&format!("date_trunc('{unit}', CAST("), x, " AS TIMESTAMP))")
+            }
+        }
     }
 
-    /// The start of the period `n` periods (of `g`) after the bucket text `x`, written as
-    /// the bucket is (`z`: with a trailing `Z`).
-    fn bucket_add(&self, x: Sql, g: Granularity, n: i64, z: bool) -> Sql {
-        let (k, unit) = period_step(g, n);
+    /// A bucket key ([`Dialect::time_key`]) as the text of its start: RFC 3339 UTC (`…Z`,
+    /// `z`) for instants and dates, a local `YYYY-MM-DDTHH:MM:SS` for local times and
+    /// instants bucketed in a time zone.
+    fn key_text(&self, k: Sql, z: bool) -> Sql {
         let fmt = if z {
             "YYYY-MM-DD\"T\"HH24:MI:SS\"Z\""
         } else {
             "YYYY-MM-DD\"T\"HH24:MI:SS"
         };
-        Sql::wrap(
-            "to_char(CAST(",
-            x,
-            &format!(" AS TIMESTAMP) + INTERVAL '{k} {unit}', '{fmt}')"),
-        )
+        Sql::wrap("to_char(", k, &format!(", '{fmt}')"))
+    }
+
+    /// The key of the bucket `n` periods (of `g`) after the bucket key `k` (`z`: whether its
+    /// text ends in `Z`, for backends whose keys are text).
+    fn key_add(&self, k: Sql, g: Granularity, n: i64, _z: bool) -> Sql {
+        let (k_n, unit) = period_step(g, n);
+        Sql::wrap("(", k, &format!(" + INTERVAL '{k_n} {unit}')"))
+    }
+
+    /// Seconds since 1970 of a bucket key's start (its wall-clock time read as UTC).
+    fn key_epoch(&self, k: Sql) -> Sql {
+        Sql::wrap("CAST(EXTRACT(EPOCH FROM ", k, ") AS BIGINT)")
     }
 
     /// `floor(x / by)` for a number of seconds `x` (an integer on every backend).
@@ -249,15 +247,6 @@ pub trait Dialect: Sync + Send {
         s.append(b);
         s.push(")");
         s
-    }
-
-    /// Seconds since 1970 of a bucket's text (as returned by [`Dialect::time_bucket`]).
-    fn bucket_epoch(&self, x: Sql) -> Sql {
-        Sql::wrap(
-            "CAST(EXTRACT(EPOCH FROM CAST(",
-            x,
-            " AS TIMESTAMP)) AS BIGINT)",
-        )
     }
 }
 
@@ -494,9 +483,6 @@ impl Dialect for Sqlite {
     fn instant_text(&self, x: Sql) -> Sql {
         Sql::wrap("strftime('%Y-%m-%dT%H:%M:%SZ', ", x, ")")
     }
-    fn null_safe_eq(&self) -> &'static str {
-        "IS"
-    }
     fn limit_all(&self) -> &'static str {
         "LIMIT -1"
     }
@@ -540,7 +526,7 @@ impl Dialect for Sqlite {
         s.push("))");
         s
     }
-    fn bucket_add(&self, x: Sql, g: Granularity, n: i64, z: bool) -> Sql {
+    fn key_add(&self, x: Sql, g: Granularity, n: i64, z: bool) -> Sql {
         let (k, unit) = period_step(g, n);
         let z = if z { "Z" } else { "" };
         Sql::wrap(
@@ -560,9 +546,10 @@ impl Dialect for Sqlite {
         s.push(")");
         s
     }
-    fn time_bucket(&self, x: Sql, st: TimeStorage, g: Granularity, tz: bool) -> Sql {
+    /// SQLite has no time type: a bucket's key is its text.
+    fn time_key(&self, x: Sql, st: TimeStorage, g: Granularity, tz: bool) -> Sql {
         if tz && st == TimeStorage::Instant {
-            return self.time_bucket(sqlite_local(x), TimeStorage::Local, g, false);
+            return self.time_key(sqlite_local(x), TimeStorage::Local, g, false);
         }
         let z = if st == TimeStorage::Local { "" } else { "Z" };
         let strftime = |fmt: &str, x: Sql| Sql::wrap(&format!("strftime('{fmt}{z}', "), x, ")");
@@ -587,8 +574,11 @@ impl Dialect for Sqlite {
             Granularity::Year => strftime("%Y-01-01T00:00:00", x),
         }
     }
-    fn bucket_epoch(&self, x: Sql) -> Sql {
-        Sql::wrap("unixepoch(", x, ")")
+    fn key_text(&self, k: Sql, _z: bool) -> Sql {
+        k
+    }
+    fn key_epoch(&self, k: Sql) -> Sql {
+        Sql::wrap("unixepoch(", k, ")")
     }
 }
 
