@@ -83,7 +83,7 @@ async fn bench(backend: &str, conn: &DatabaseConnection, iters: usize) {
         Statement::from_sql_and_values(
             db,
             hand_written(backend),
-            vec![Value::ChronoDateTimeUtc(Some(Box::new(at)))],
+            vec![Value::ChronoDateTimeUtc(Some(at))],
         )
     };
     let a = conn.query_all_raw(tally_stmt()).await.unwrap();

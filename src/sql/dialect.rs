@@ -92,6 +92,14 @@ pub trait Dialect: Sync + Send {
     /// in the default namespace.
     fn tz_offsets_table(&self) -> String;
 
+    /// Whether a row is best marked as matching a set of keys by `(k0, k1, …) IN (SELECT …)`
+    /// rather than by a LEFT JOIN to the (distinct) keys: SQLite scans a joined CTE once per
+    /// row where no index exists, but builds an index for an `IN` subquery; PostgreSQL
+    /// hash-joins, where its `IN` would be a hashed subplan only while the keys fit in memory.
+    fn mark_by_in(&self) -> bool {
+        false
+    }
+
     /// The collation that orders text by bytes, as SQLite's default does.
     fn byte_collation(&self) -> Option<&'static str> {
         None
@@ -485,6 +493,9 @@ impl Dialect for Sqlite {
     }
     fn limit_all(&self) -> &'static str {
         "LIMIT -1"
+    }
+    fn mark_by_in(&self) -> bool {
+        true
     }
     fn int(&self, x: Sql) -> Sql {
         Sql::wrap("CAST(", x, " AS INTEGER)")
