@@ -120,7 +120,7 @@ async fn bench(backend: &str, conn: DatabaseConnection, timeout: Duration) {
             Outcome::Rejected(_) => None,
         })
         .collect();
-    ran.sort_by(|a, b| b.1.cmp(&a.1));
+    ran.sort_by_key(|r| std::cmp::Reverse(r.1));
     let rejected: Vec<String> = results
         .iter()
         .filter_map(|(l, o)| match o {
