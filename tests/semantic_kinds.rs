@@ -1136,6 +1136,13 @@ expr = "event_time"
 type = "time"
 description = "When the inventory moved."
 
+[[dimension]]
+name = "neverTime"
+table = "inventory_event"
+expr = "nullif(event_time, event_time)"
+type = "time"
+description = "A time that is always NULL."
+
 [[measure]]
 name = "net_sales"
 table = "order_line"
@@ -1232,6 +1239,19 @@ async fn null_groups_meet_across_joined_nodes() {
             "{}",
             db.backend
         );
+        // a NULL time is the NULL bucket at every granularity (SQLite's quarters included)
+        for g in ["HOUR", "DAY", "WEEK", "MONTH", "QUARTER", "YEAR"] {
+            let q = format!(
+                r#"{{ nullkeys {{ metrics(asOf: "2024-03-11T12:00:00Z") {{ q: neverTime(granularity: {g}) inventoryChange }} }} }}"#
+            );
+            let v = serde_json::to_value(schema.execute(q.as_str()).await).unwrap();
+            assert_eq!(
+                data(&v, "nullkeys.metrics"),
+                json!([{ "q": null, "inventoryChange": 8 }]),
+                "{g} on {}",
+                db.backend
+            );
+        }
         db.cleanup().await;
     }
 }

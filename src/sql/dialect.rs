@@ -574,12 +574,17 @@ impl Dialect for Sqlite {
                 s
             }
             Granularity::Month => strftime("%Y-%m-01T00:00:00", x),
+            // printf writes a NULL time as `-00-01…`: that text is the NULL bucket
             Granularity::Quarter => {
-                let mut s = Sql::raw(&format!("printf('%s-%02d-01T00:00:00{z}', strftime('%Y', "));
+                let mut s = Sql::raw(&format!(
+                    "NULLIF(printf('%s-%02d-01T00:00:00{z}', strftime('%Y', "
+                ));
                 s.append(x.clone());
                 s.push("), ((CAST(strftime('%m', ");
                 s.append(x);
-                s.push(") AS INTEGER) - 1) / 3) * 3 + 1)");
+                s.push(&format!(
+                    ") AS INTEGER) - 1) / 3) * 3 + 1), '-00-01T00:00:00{z}')"
+                ));
                 s
             }
             Granularity::Year => strftime("%Y-01-01T00:00:00", x),
