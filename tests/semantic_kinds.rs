@@ -1073,3 +1073,185 @@ async fn rows_follow_the_selection_aliases_fragments_and_directives() {
         db.cleanup().await;
     }
 }
+
+// ------------------------------------------------------------------ NULL groups across nodes
+
+/// Two measure tables grouped by dimensions of a table both reach, whose values are NULL for
+/// one product: the NULL group of one table's aggregate must meet the NULL group of the
+/// other's (one row, both values), as every other group does.
+const NULL_KEYS: &str = r#"
+[model]
+name = "nullkeys"
+namespace = "shop"
+description = "Sales and inventory by brand and price, NULL for the Acme products."
+
+[[table]]
+name = "order_line"
+key = ["line_item_id"]
+as_of = { kind = "event", time = "order_time" }
+description = "Order lines."
+
+[[table]]
+name = "inventory_event"
+key = ["inventory_event_id"]
+as_of = { kind = "event", time = "event_time" }
+description = "Inventory movements."
+
+[[table]]
+name = "product"
+key = ["product_id", "updated_at"]
+as_of = { kind = "type2", key = ["product_id"], updated = "updated_at" }
+description = "Products."
+
+[[join]]
+from = "order_line"
+to = "product"
+on = [["product_id", "product_id"]]
+cardinality = "many_to_one"
+
+[[join]]
+from = "inventory_event"
+to = "product"
+on = [["product_id", "product_id"]]
+cardinality = "many_to_one"
+
+[[dimension]]
+name = "brand"
+table = "product"
+expr = "nullif(product_brand, 'Acme')"
+type = "string"
+description = "Brand, NULL for Acme."
+
+[[dimension]]
+name = "price"
+table = "product"
+expr = "nullif(unit_price, 20)"
+type = "number"
+description = "Unit price, NULL for 20."
+
+[[dimension]]
+name = "inventoryTime"
+table = "inventory_event"
+expr = "event_time"
+type = "time"
+description = "When the inventory moved."
+
+[[dimension]]
+name = "neverTime"
+table = "inventory_event"
+expr = "nullif(event_time, event_time)"
+type = "time"
+description = "A time that is always NULL."
+
+[[measure]]
+name = "net_sales"
+table = "order_line"
+agg = "sum"
+expr = "amt - discount"
+description = "Net sales."
+
+[[measure]]
+name = "inventory_change"
+table = "inventory_event"
+agg = "sum"
+expr = "quantity_change"
+description = "Inventory change."
+
+[[measure]]
+name = "stores_moving"
+table = "inventory_event"
+agg = "count_distinct"
+expr = "store_id"
+description = "Stores with a movement."
+
+[[metric]]
+name = "netSales"
+measure = "net_sales"
+unit = "currency"
+description = "Net sales."
+
+[[metric]]
+name = "inventoryChange"
+measure = "inventory_change"
+unit = "count"
+description = "Inventory change."
+
+[[metric]]
+name = "storesMovingTrailing2Days"
+kind = "cumulative"
+measure = "stores_moving"
+time_dimension = "inventoryTime"
+window = "2 days"
+unit = "count"
+description = "Stores with a movement in the 2 days ending with each bucket."
+"#;
+
+#[tokio::test]
+async fn null_groups_meet_across_joined_nodes() {
+    let models = tally::semantic::load_sources(&[ModelSource {
+        folder: "nullkeys".into(),
+        files: vec![SourceFile {
+            path: "nullkeys.toml".into(),
+            text: NULL_KEYS.into(),
+        }],
+        sql_roots: vec![],
+    }])
+    .unwrap_or_else(|e| panic!("{e}"));
+    for db in TestDb::all().await {
+        load(&db, "shop", SHOP).await;
+        let schema = tally::graphql::build_with(Some(db.conn.clone()), models.clone()).unwrap();
+        let run = |q: &'static str| {
+            let schema = schema.clone();
+            async move { serde_json::to_value(schema.execute(q).await).unwrap() }
+        };
+        // p1 (Acme, 20): lines 35 + 20, inventory -1 + 5 + 1; p2 (Pages, 10): line 10, +3
+        let v = run(r#"{ nullkeys { metrics(asOf: "2024-03-11T12:00:00Z") { brand netSales inventoryChange } } }"#).await;
+        assert_eq!(
+            data(&v, "nullkeys.metrics"),
+            json!([
+                { "brand": "Pages", "netSales": "10.00", "inventoryChange": 3 },
+                { "brand": null, "netSales": "55.00", "inventoryChange": 5 }
+            ]),
+            "{}",
+            db.backend
+        );
+        let v = run(r#"{ nullkeys { metrics(asOf: "2024-03-11T12:00:00Z") { brand price netSales inventoryChange } } }"#).await;
+        assert_eq!(
+            data(&v, "nullkeys.metrics"),
+            json!([
+                { "brand": "Pages", "price": 10.0, "netSales": "10.00", "inventoryChange": 3 },
+                { "brand": null, "price": null, "netSales": "55.00", "inventoryChange": 5 }
+            ]),
+            "{}",
+            db.backend
+        );
+        // an aggregate and a distinct window partitioned by a NULL brand: s1 moves p1 on
+        // Mar 1, 10 (23:00) and 11; s2 moves p2 on Mar 5
+        let v = run(r#"{ nullkeys { metrics(asOf: "2024-03-11T12:00:00Z") { brand day: inventoryTime(granularity: DAY) inventoryChange storesMovingTrailing2Days } } }"#).await;
+        assert_eq!(
+            data(&v, "nullkeys.metrics"),
+            json!([
+                { "brand": "Pages", "day": "2024-03-05T00:00:00Z", "inventoryChange": 3, "storesMovingTrailing2Days": 1 },
+                { "brand": null, "day": "2024-03-01T00:00:00Z", "inventoryChange": -1, "storesMovingTrailing2Days": 1 },
+                { "brand": null, "day": "2024-03-10T00:00:00Z", "inventoryChange": 5, "storesMovingTrailing2Days": 1 },
+                { "brand": null, "day": "2024-03-11T00:00:00Z", "inventoryChange": 1, "storesMovingTrailing2Days": 1 }
+            ]),
+            "{}",
+            db.backend
+        );
+        // a NULL time is the NULL bucket at every granularity (SQLite's quarters included)
+        for g in ["HOUR", "DAY", "WEEK", "MONTH", "QUARTER", "YEAR"] {
+            let q = format!(
+                r#"{{ nullkeys {{ metrics(asOf: "2024-03-11T12:00:00Z") {{ q: neverTime(granularity: {g}) inventoryChange }} }} }}"#
+            );
+            let v = serde_json::to_value(schema.execute(q.as_str()).await).unwrap();
+            assert_eq!(
+                data(&v, "nullkeys.metrics"),
+                json!([{ "q": null, "inventoryChange": 8 }]),
+                "{g} on {}",
+                db.backend
+            );
+        }
+        db.cleanup().await;
+    }
+}

@@ -1,5 +1,13 @@
 //! The union of the dimension values of every node, when several nodes are grouped by the
 //! slots: the final SELECT starts from it, so that a group one node lacks is kept.
+//!
+//! Nodes are joined to it by row number, not by their slot values: a NULL value is a group
+//! of its own (equality that holds for two NULLs), which no database can hash-join on, and
+//! a nested loop over the groups of two nodes grows with the square of the groups. Each
+//! node's rows are numbered once (`keyed_<node>`); `keys` groups the slot values of every
+//! node (GROUP BY puts NULLs in one group, exactly as `IS NOT DISTINCT FROM` matches them)
+//! and keeps per node the number of its row of that group (`r<i>`); the final SELECT joins
+//! each node on `tally_rid = r<i>`, an equality of integers.
 
 use super::{AggregateNode, DimSlot, SpecialNode};
 
@@ -8,23 +16,32 @@ use super::{AggregateNode, DimSlot, SpecialNode};
 pub struct KeysNode {
     /// The CTE name (`keys`).
     pub cte: String,
-    /// The node CTEs whose slot values are united.
+    /// The node CTEs whose slot values are united, in the order of their row-number
+    /// columns `r<i>`.
     pub sources: Vec<String>,
     /// What it holds.
     pub description: String,
 }
 
-/// The keys node, when there are several nodes and slots.
+impl KeysNode {
+    /// The CTE that numbers the rows of node `cte` (column `tally_rid`).
+    pub fn keyed(cte: &str) -> String {
+        format!("keyed_{cte}")
+    }
+}
+
+/// The keys node, when there are slots and several nodes to join (medians computed apart
+/// included).
 pub(super) fn plan(
     aggregates: &[AggregateNode],
     specials: &[SpecialNode],
     slots: &[DimSlot],
 ) -> Option<KeysNode> {
-    let sources = sources(aggregates, specials);
+    let sources = joinable(aggregates, specials);
     (sources.len() > 1 && !slots.is_empty()).then(|| KeysNode {
         cte: "keys".to_owned(),
         sources,
-        description: "every combination of dimension values that any table has".to_owned(),
+        description: "every combination of dimension values that any node has, with the number of each node's row of it (r<i>)".to_owned(),
     })
 }
 
@@ -36,4 +53,15 @@ pub(super) fn sources(aggregates: &[AggregateNode], specials: &[SpecialNode]) ->
         .map(|a| a.agg_cte.clone())
         .chain(specials.iter().map(|n| n.cte().to_owned()))
         .collect()
+}
+
+/// Every CTE of a row per group: [`sources`] and the medians computed apart.
+fn joinable(aggregates: &[AggregateNode], specials: &[SpecialNode]) -> Vec<String> {
+    let mut out = Vec::new();
+    for a in aggregates {
+        out.push(a.agg_cte.clone());
+        out.extend(a.measures.iter().filter_map(|m| m.median_cte.clone()));
+    }
+    out.extend(specials.iter().map(|n| n.cte().to_owned()));
+    out
 }

@@ -13,7 +13,8 @@ pub struct OutputNode {
     pub columns: Vec<OutputColumn>,
     /// The CTE it starts from: `keys`, or the only node.
     pub from: String,
-    /// The other CTEs, joined on the slot values (cross joined without slots).
+    /// The other CTEs: with `keys`, every node, joined on its row of the group; without
+    /// slots, cross joined (each has one row).
     pub joined: Vec<String>,
     /// Sort keys: (column index, descending); then the other slot columns ascending.
     pub order: Vec<(usize, bool)>,
@@ -172,18 +173,25 @@ pub(super) fn plan(
             .next()
             .ok_or_else(|| PlanError::new("no node computes the metrics"))?,
     };
-    let mut joined = Vec::new();
-    for a in aggregates {
-        if a.agg_cte != from {
-            joined.push(a.agg_cte.clone());
+    let joined = match keys {
+        // every node, by its row of each group
+        Some(k) => k.sources.clone(),
+        None => {
+            let mut joined = Vec::new();
+            for a in aggregates {
+                if a.agg_cte != from {
+                    joined.push(a.agg_cte.clone());
+                }
+                joined.extend(a.measures.iter().filter_map(|m| m.median_cte.clone()));
+            }
+            for n in specials {
+                if n.cte() != from {
+                    joined.push(n.cte().to_owned());
+                }
+            }
+            joined
         }
-        joined.extend(a.measures.iter().filter_map(|m| m.median_cte.clone()));
-    }
-    for n in specials {
-        if n.cte() != from {
-            joined.push(n.cte().to_owned());
-        }
-    }
+    };
     Ok(OutputNode {
         columns,
         from,

@@ -147,9 +147,12 @@ pub trait Dialect: Sync + Send {
     /// `tally_state` (never in a database tally is given).
     fn tz_offsets_table(&self) -> String;
 
-    /// Equality that holds for two NULLs.
-    fn null_safe_eq(&self) -> &'static str {
-        "IS NOT DISTINCT FROM"
+    /// Whether a row is best marked as matching a set of keys by `(k0, k1, …) IN (SELECT …)`
+    /// rather than by a LEFT JOIN to the (distinct) keys: SQLite scans a joined CTE once per
+    /// row where no index exists, but builds an index for an `IN` subquery; PostgreSQL
+    /// hash-joins, where its `IN` would be a hashed subplan only while the keys fit in memory.
+    fn mark_by_in(&self) -> bool {
+        false
     }
 
     /// The collation that orders text by bytes, as SQLite's default does.
@@ -245,50 +248,53 @@ pub trait Dialect: Sync + Send {
         }
     }
 
-    /// The start of `x`'s bucket as text: RFC 3339 UTC (`…Z`) for instants and dates, a
-    /// local `YYYY-MM-DDTHH:MM:SS` for local times. `tz`: bucket instants in the request's
-    /// time zone (bound as [`Param::TimeZone`]), written as local wall-clock text too.
-    fn time_bucket(&self, x: Sql, st: TimeStorage, g: Granularity, tz: bool) -> Sql {
+    /// The start of `x`'s bucket as the backend's native value, what rows are grouped and
+    /// joined on (a `timestamp` on PostgreSQL, so that no text is computed per row): the
+    /// bucket of an instant in UTC, or in the request's time zone (`tz`, bound as
+    /// [`Param::TimeZone`]) as local wall-clock time; of a date or a local time as written.
+    /// [`Dialect::key_text`] writes it as text, once per group.
+    fn time_key(&self, x: Sql, st: TimeStorage, g: Granularity, tz: bool) -> Sql {
         let unit = g.as_str();
-        let (inner, fmt) = match st {
+        match st {
             TimeStorage::Instant if tz => {
                 let mut s = Sql::raw(&format!("date_trunc('{unit}', "));
                 s.append(x);
                 s.push(" AT TIME ZONE ");
                 s.param(Param::TimeZone);
                 s.push(")");
-                (s, "YYYY-MM-DD\"T\"HH24:MI:SS")
+                s
             }
-            TimeStorage::Instant => (
-                Sql::wrap(&format!("date_trunc('{unit}', "), x, " AT TIME ZONE 'UTC')"),
-                "YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"",
-            ),
-            TimeStorage::Date => (
-                Sql::wrap(&format!("date_trunc('{unit}', CAST("), x, " AS TIMESTAMP))"),
-                "YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"",
-            ),
-            TimeStorage::Local => (
-                Sql::wrap(&format!("date_trunc('{unit}', CAST("), x, " AS TIMESTAMP))"),
-                "YYYY-MM-DD\"T\"HH24:MI:SS",
-            ),
-        };
-        Sql::wrap("to_char(", inner, &format!(", '{fmt}')"))
+            TimeStorage::Instant => {
+                Sql::wrap(&format!("date_trunc('{unit}', "), x, " AT TIME ZONE 'UTC')")
+            }
+            TimeStorage::Date | TimeStorage::Local => {
+                Sql::wrap(&format!("date_trunc('{unit}', CAST("), x, " AS TIMESTAMP))")
+            }
+        }
     }
 
-    /// The start of the period `n` periods (of `g`) after the bucket text `x`, written as
-    /// the bucket is (`z`: with a trailing `Z`).
-    fn bucket_add(&self, x: Sql, g: Granularity, n: i64, z: bool) -> Sql {
-        let (k, unit) = period_step(g, n);
+    /// A bucket key ([`Dialect::time_key`]) as the text of its start: RFC 3339 UTC (`…Z`,
+    /// `z`) for instants and dates, a local `YYYY-MM-DDTHH:MM:SS` for local times and
+    /// instants bucketed in a time zone.
+    fn key_text(&self, k: Sql, z: bool) -> Sql {
         let fmt = if z {
             "YYYY-MM-DD\"T\"HH24:MI:SS\"Z\""
         } else {
             "YYYY-MM-DD\"T\"HH24:MI:SS"
         };
-        Sql::wrap(
-            "to_char(CAST(",
-            x,
-            &format!(" AS TIMESTAMP) + INTERVAL '{k} {unit}', '{fmt}')"),
-        )
+        Sql::wrap("to_char(", k, &format!(", '{fmt}')"))
+    }
+
+    /// The key of the bucket `n` periods (of `g`) after the bucket key `k` (`z`: whether its
+    /// text ends in `Z`, for backends whose keys are text).
+    fn key_add(&self, k: Sql, g: Granularity, n: i64, _z: bool) -> Sql {
+        let (k_n, unit) = period_step(g, n);
+        Sql::wrap("(", k, &format!(" + INTERVAL '{k_n} {unit}')"))
+    }
+
+    /// Seconds since 1970 of a bucket key's start (its wall-clock time read as UTC).
+    fn key_epoch(&self, k: Sql) -> Sql {
+        Sql::wrap("CAST(EXTRACT(EPOCH FROM ", k, ") AS BIGINT)")
     }
 
     /// `floor(x / by)` for a number of seconds `x` (an integer on every backend).
@@ -304,15 +310,6 @@ pub trait Dialect: Sync + Send {
         s.append(b);
         s.push(")");
         s
-    }
-
-    /// Seconds since 1970 of a bucket's text (as returned by [`Dialect::time_bucket`]).
-    fn bucket_epoch(&self, x: Sql) -> Sql {
-        Sql::wrap(
-            "CAST(EXTRACT(EPOCH FROM CAST(",
-            x,
-            " AS TIMESTAMP)) AS BIGINT)",
-        )
     }
 }
 
@@ -711,11 +708,11 @@ impl Dialect for Sqlite {
     fn instant_text(&self, x: Sql) -> Sql {
         Sql::wrap("strftime('%Y-%m-%dT%H:%M:%SZ', ", x, ")")
     }
-    fn null_safe_eq(&self) -> &'static str {
-        "IS"
-    }
     fn limit_all(&self) -> &'static str {
         "LIMIT -1"
+    }
+    fn mark_by_in(&self) -> bool {
+        true
     }
     fn int(&self, x: Sql) -> Sql {
         Sql::wrap("CAST(", x, " AS INTEGER)")
@@ -757,7 +754,7 @@ impl Dialect for Sqlite {
         s.push("))");
         s
     }
-    fn bucket_add(&self, x: Sql, g: Granularity, n: i64, z: bool) -> Sql {
+    fn key_add(&self, x: Sql, g: Granularity, n: i64, z: bool) -> Sql {
         let (k, unit) = period_step(g, n);
         let z = if z { "Z" } else { "" };
         Sql::wrap(
@@ -777,9 +774,10 @@ impl Dialect for Sqlite {
         s.push(")");
         s
     }
-    fn time_bucket(&self, x: Sql, st: TimeStorage, g: Granularity, tz: bool) -> Sql {
+    /// SQLite has no time type: a bucket's key is its text.
+    fn time_key(&self, x: Sql, st: TimeStorage, g: Granularity, tz: bool) -> Sql {
         if tz && st == TimeStorage::Instant {
-            return self.time_bucket(sqlite_local(x), TimeStorage::Local, g, false);
+            return self.time_key(sqlite_local(x), TimeStorage::Local, g, false);
         }
         let z = if st == TimeStorage::Local { "" } else { "Z" };
         let strftime = |fmt: &str, x: Sql| Sql::wrap(&format!("strftime('{fmt}{z}', "), x, ")");
@@ -793,19 +791,27 @@ impl Dialect for Sqlite {
                 s
             }
             Granularity::Month => strftime("%Y-%m-01T00:00:00", x),
+            // printf writes a NULL time as `-00-01…`: that text is the NULL bucket
             Granularity::Quarter => {
-                let mut s = Sql::raw(&format!("printf('%s-%02d-01T00:00:00{z}', strftime('%Y', "));
+                let mut s = Sql::raw(&format!(
+                    "NULLIF(printf('%s-%02d-01T00:00:00{z}', strftime('%Y', "
+                ));
                 s.append(x.clone());
                 s.push("), ((CAST(strftime('%m', ");
                 s.append(x);
-                s.push(") AS INTEGER) - 1) / 3) * 3 + 1)");
+                s.push(&format!(
+                    ") AS INTEGER) - 1) / 3) * 3 + 1), '-00-01T00:00:00{z}')"
+                ));
                 s
             }
             Granularity::Year => strftime("%Y-01-01T00:00:00", x),
         }
     }
-    fn bucket_epoch(&self, x: Sql) -> Sql {
-        Sql::wrap("unixepoch(", x, ")")
+    fn key_text(&self, k: Sql, _z: bool) -> Sql {
+        k
+    }
+    fn key_epoch(&self, k: Sql) -> Sql {
+        Sql::wrap("unixepoch(", k, ")")
     }
 }
 

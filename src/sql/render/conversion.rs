@@ -59,48 +59,61 @@ impl Renderer<'_> {
             ),
             hits,
         ));
-        // the base events, each marked when a conversion event matches
-        let mut join = Sql::raw(&format!(
-            "LEFT JOIN {} AS \"tally_h\" ON ",
-            quote(&hits_cte)
-        ));
-        let on: Vec<String> =
-            n.on.iter()
-                .enumerate()
-                .map(|(k, (bc, _))| {
-                    format!(
-                        "\"tally_h\".\"k{k}\" = {}.{}",
-                        quote(&n.rows.table.name),
-                        quote(bc)
-                    )
-                })
-                .collect();
-        join.push(&on.join(" AND "));
-        if let Some(w) = &n.window {
-            let secs = self.d.seconds_between(
-                Self::node_col(&n.rows.table.name, &w.base_time),
-                Sql::raw("\"tally_h\".\"t\""),
-                TimeStorage::Instant,
-            );
-            join.push(" AND ");
-            join.append(secs.clone());
-            join.push(" >= 0 AND ");
-            join.append(secs);
-            join.push(" <= ");
-            join.param(Param::Value(Value::BigInt(Some(w.seconds))));
-        }
+        // the base events, each marked when a conversion event matches: without a window
+        // the hits are distinct keys, so a base row matches at most one of them
+        let base_col = |bc: &str| format!("{}.{}", quote(&n.rows.table.name), quote(bc));
+        let (join, x) = if n.window.is_none() && self.d.mark_by_in() {
+            let keys: Vec<String> = n.on.iter().map(|(bc, _)| base_col(bc)).collect();
+            let hits_cols: Vec<String> = (0..n.on.len()).map(|k| format!("\"k{k}\"")).collect();
+            (
+                None,
+                Sql::raw(&format!(
+                    "CASE WHEN ({}) IN (SELECT {} FROM {}) THEN 1 ELSE 0 END",
+                    keys.join(", "),
+                    hits_cols.join(", "),
+                    quote(&hits_cte)
+                )),
+            )
+        } else {
+            let mut join = Sql::raw(&format!(
+                "LEFT JOIN {} AS \"tally_h\" ON ",
+                quote(&hits_cte)
+            ));
+            let on: Vec<String> =
+                n.on.iter()
+                    .enumerate()
+                    .map(|(k, (bc, _))| format!("\"tally_h\".\"k{k}\" = {}", base_col(bc)))
+                    .collect();
+            join.push(&on.join(" AND "));
+            if let Some(w) = &n.window {
+                let secs = self.d.seconds_between(
+                    Self::node_col(&n.rows.table.name, &w.base_time),
+                    Sql::raw("\"tally_h\".\"t\""),
+                    TimeStorage::Instant,
+                );
+                join.push(" AND ");
+                join.append(secs.clone());
+                join.push(" >= 0 AND ");
+                join.append(secs);
+                join.push(" <= ");
+                join.param(Param::Value(Value::BigInt(Some(w.seconds))));
+            }
+            (
+                Some(join),
+                Sql::raw("CASE WHEN \"tally_h\".\"k0\" IS NOT NULL THEN 1 ELSE 0 END"),
+            )
+        };
         let mut conds = self.request_filter();
         if let Some(f) = &base.filter {
             conds.push(self.expr(f, &n.rows.table)?);
         }
-        let x = Sql::raw("CASE WHEN \"tally_h\".\"k0\" IS NOT NULL THEN 1 ELSE 0 END");
         let rows = self.rows_from(
             &n.rows,
             vec![
                 (self.measure_input(base, &n.rows.table, false)?, "v"),
                 (x, "x"),
             ],
-            Some(join),
+            join,
             conds,
         )?;
         let rows_cte = n.rows_cte();

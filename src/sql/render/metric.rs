@@ -58,7 +58,7 @@ impl Renderer<'_> {
             }
             Some(w) => {
                 s.push("ORDER BY ");
-                s.append(self.d.bucket_epoch(self.slot_ref(c.time_slot)));
+                s.append(self.d.key_epoch(self.slot_ref(c.time_slot)));
                 s.push(" RANGE BETWEEN ");
                 s.param(Param::Value(Value::BigInt(Some(w))));
                 s.push(" PRECEDING AND CURRENT ROW)");

@@ -25,6 +25,9 @@ struct Cte {
     name: String,
     description: String,
     body: Sql,
+    /// Computed once however often it is read (`AS MATERIALIZED`): for a body whose rows
+    /// must be the same at every read (row numbers).
+    materialized: bool,
 }
 
 impl Cte {
@@ -33,6 +36,7 @@ impl Cte {
             name: name.into(),
             description: description.into(),
             body,
+            materialized: false,
         }
     }
 }
@@ -67,7 +71,7 @@ pub(super) fn statement(plan: &Plan, d: &dyn Dialect) -> Result<Sql, PlanError> 
         r.special_ctes(n, &mut ctes)?;
     }
     if let Some(k) = &plan.keys {
-        ctes.push(Cte::new(&k.cte, &k.description, r.keys(k)));
+        r.keys_ctes(k, &mut ctes);
     }
     let mut out = Renderer::with(ctes);
     out.push(&format!("\n-- {}\n", one_line(&plan.output.description)));
@@ -88,9 +92,14 @@ impl Renderer<'_> {
                 out.push(",\n");
             }
             out.push(&format!(
-                "-- {}\n{} AS (\n  ",
+                "-- {}\n{} AS {}(\n  ",
                 one_line(&cte.description),
-                quote(&cte.name)
+                quote(&cte.name),
+                if cte.materialized {
+                    "MATERIALIZED "
+                } else {
+                    ""
+                }
             ));
             out.append(cte.body);
             out.push("\n)");
@@ -157,14 +166,16 @@ impl Renderer<'_> {
     }
 
     /// The value of slot `i` for a row of its dimension's table: the dimension's expression,
-    /// bucketed (at `grain`, else the slot's granularity) for time dimensions.
+    /// bucketed (at `grain`, else the slot's granularity) for time dimensions, as the
+    /// backend's native bucket key (written as text only in the final SELECT, once per
+    /// group: [`Renderer::slot_text`]).
     fn slot_value(&self, i: usize, grain: Option<Granularity>) -> Result<Sql, PlanError> {
         let slot = self.slot(i)?;
         let e = self.expr(&slot.dimension.expr, &slot.table)?;
         Ok(match slot.bucket(grain) {
             Some(g) => self
                 .d
-                .time_bucket(e, slot.dimension.time_storage, g, slot.in_zone),
+                .time_key(e, slot.dimension.time_storage, g, slot.in_zone),
             None => e,
         })
     }
@@ -261,15 +272,27 @@ impl Renderer<'_> {
         })
     }
 
-    /// A slot's column in the final SELECT.
+    /// A slot's column in the final SELECT (a time slot's native bucket key).
     fn slot_ref(&self, i: usize) -> Sql {
         Sql::raw(&format!("{}.\"d{i}\"", quote(&self.plan.output.from)))
+    }
+
+    /// A slot's value in the response: a time slot's bucket key written as text, other
+    /// slots as they are.
+    fn slot_text(&self, i: usize) -> Result<Sql, PlanError> {
+        let slot = self.slot(i)?;
+        Ok(match slot.bucket(None) {
+            Some(_) => self.d.key_text(self.slot_ref(i), slot.z),
+            None => self.slot_ref(i),
+        })
     }
 
     /// `bucket + n periods <= asOf` for slot `i` (bucket texts compare in time order).
     fn ended(&self, i: usize, g: Granularity, n: i64) -> Result<Sql, PlanError> {
         let slot = self.slot(i)?;
-        let mut s = self.d.bucket_add(self.slot_ref(i), g, n, slot.z);
+        let mut s = self
+            .d
+            .key_text(self.d.key_add(self.slot_ref(i), g, n, slot.z), slot.z);
         s.push(" <= ");
         s.param(crate::plan::Param::AsOfText(slot.as_of));
         Ok(s)

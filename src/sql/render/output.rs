@@ -20,7 +20,7 @@ impl Renderer<'_> {
                     )));
                 }
                 OutputValue::Slot(s) => {
-                    let r = self.slot_ref(*s);
+                    let r = self.slot_text(*s)?;
                     match c.ty {
                         OutType::Float(_) => self.d.float(r),
                         OutType::Bool => self.d.bool_int(r),
@@ -51,36 +51,31 @@ impl Renderer<'_> {
             inner.append(v);
             inner.push(&format!(" AS \"c{i}\""));
         }
-        // FROM
-        let slots = self.plan.slots.len();
-        let on = |left: &str, right: &str| -> String {
-            if slots == 0 {
-                return String::new();
-            }
-            let conds: Vec<String> = (0..slots)
-                .map(|i| {
-                    format!(
-                        "{}.\"d{i}\" {} {}.\"d{i}\"",
-                        quote(right),
-                        self.d.null_safe_eq(),
-                        quote(left)
-                    )
-                })
-                .collect();
-            format!(" ON {}", conds.join(" AND "))
-        };
-        let join_kw = if slots == 0 {
-            "CROSS JOIN"
-        } else {
-            "LEFT JOIN"
-        };
+        // FROM: the keys and every node by its row of each group, or the one node; without
+        // slots, every node's one row
         inner.push(&format!("\n  FROM {}", quote(&out.from)));
-        for cte in &out.joined {
-            inner.push(&format!(
-                "\n  {join_kw} {}{}",
-                quote(cte),
-                on(&out.from, cte)
-            ));
+        match &self.plan.keys {
+            Some(k) => {
+                for (i, cte) in k.sources.iter().enumerate() {
+                    inner.push(&format!(
+                        "\n  LEFT JOIN {} AS {} ON {}.\"tally_rid\" = {}.\"r{i}\"",
+                        quote(&crate::plan::KeysNode::keyed(cte)),
+                        quote(cte),
+                        quote(cte),
+                        quote(&k.cte)
+                    ));
+                }
+            }
+            None if !out.joined.is_empty() && !self.plan.slots.is_empty() => {
+                return Err(PlanError::new(
+                    "nodes grouped by dimensions are joined without keys",
+                ));
+            }
+            None => {
+                for cte in &out.joined {
+                    inner.push(&format!("\n  CROSS JOIN {}", quote(cte)));
+                }
+            }
         }
         // ORDER BY on the result's columns.
         let collate = |i: usize| -> String {

@@ -56,7 +56,7 @@ impl Renderer<'_> {
         let total = Sql::wrap("COALESCE(", Self::node_col(&v.cte, "total"), ", 0)");
         let b = self.slot_ref(t);
         let slot = self.slot(t)?;
-        let end = self.d.bucket_add(b.clone(), g, 1, slot.z);
+        let end = self.d.key_add(b.clone(), g, 1, slot.z);
         let mut as_of = Sql::default();
         as_of.param(Param::AsOfText(slot.as_of));
         // sub-periods of the bucket that have started as of asOf

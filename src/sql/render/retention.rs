@@ -49,15 +49,8 @@ impl Renderer<'_> {
             .map(|i| format!("\"d{i}\""))
             .collect();
         part.push("\"e\"".to_owned());
-        let collate = self
-            .d
-            .byte_collation()
-            .map(|c| format!(" COLLATE {c}"))
-            .unwrap_or_default();
-        let over = format!(
-            "OVER (PARTITION BY {} ORDER BY \"d{t}\"{collate})",
-            part.join(", ")
-        );
+        // bucket keys order as time does (native keys, or text of one fixed format)
+        let over = format!("OVER (PARTITION BY {} ORDER BY \"d{t}\")", part.join(", "));
         let flags_cte = format!("{}_flags", n.cte);
         out.push(Cte::new(
             &flags_cte,
@@ -68,8 +61,8 @@ impl Renderer<'_> {
             )),
         ));
         let z = self.slot(t)?.z;
-        let next = self.d.bucket_add(Sql::raw(&format!("\"d{t}\"")), g, 1, z);
-        let prev = self.d.bucket_add(Sql::raw(&format!("\"d{t}\"")), g, -1, z);
+        let next = self.d.key_add(Sql::raw(&format!("\"d{t}\"")), g, 1, z);
+        let prev = self.d.key_add(Sql::raw(&format!("\"d{t}\"")), g, -1, z);
         let mut s = Sql::raw(&format!("SELECT {slots}, SUM(\"f\") AS \"active\","));
         s.push("\n    SUM(CASE WHEN \"f\" = 1 AND (\"next\" IS NULL OR \"next\" <> ");
         s.append(next.clone());
