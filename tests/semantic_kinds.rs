@@ -361,12 +361,14 @@ async fn web_product_conversion_and_session_duration() {
     for db in TestDb::all().await {
         load(&db, "web", WEB).await;
         let v = gql(&db, r#"{ web { metrics(asOf: "2024-02-02T00:00:00Z") { productName productConversionRate productConversions } } }"#).await;
-        // p1 viewed in s1, s2, s4 and in the checked-out orders of s1 and s4; p2 viewed in
-        // s2, s3 and checked out in s2 (s4's order contains p2, but s4 never viewed it)
+        // SEMANTICS §6: sessions with a checkout whose order contains P / sessions with a page
+        // view of P. p1 (Fern) is viewed in s1, s2, s4 and in the checked-out orders of s1 (o1)
+        // and s4 (o3): 2/3. p2 (Cactus) is viewed in s2, s3 and in the checked-out orders of
+        // s2 (o2) and s4 (o3): 2/2 — s4 bought it without viewing it, and counts.
         assert_eq!(
             data(&v, "web.metrics"),
             json!([
-                { "productName": "Cactus", "productConversionRate": 0.5, "productConversions": 1 },
+                { "productName": "Cactus", "productConversionRate": 1.0, "productConversions": 2 },
                 { "productName": "Fern", "productConversionRate": 0.666667, "productConversions": 2 }
             ]),
             "{}",
@@ -459,7 +461,7 @@ description = "Product page views."
 name = "checkout_rows"
 table = "checkouts"
 agg = "count"
-filter = "kind = 'checkout'"
+filter = "kind = 'CHECKOUT'"
 description = "Checkouts of a product."
 
 [[metric]]

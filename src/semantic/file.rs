@@ -195,6 +195,10 @@ const EMBEDDED_SQL: &[(&str, &str)] = &[
         include_str!("../../models/web/product_conversions.sql"),
     ),
     (
+        "web/product_views.sql",
+        include_str!("../../models/web/product_views.sql"),
+    ),
+    (
         "shop/customer_value.sql",
         include_str!("../../models/shop/customer_value.sql"),
     ),
