@@ -56,6 +56,20 @@ pub enum Command {
         /// `./models`, else the models built into the binary.
         #[arg(long)]
         models: Option<PathBuf>,
+        /// Time budget of a request, in seconds: its statements are stopped inside the
+        /// database when it is spent (TIMEOUT).
+        #[arg(long, env = "TALLY_STATEMENT_TIMEOUT", default_value_t = 30.0)]
+        statement_timeout: f64,
+        /// Statements run at once, at most (default: the pool's connections minus two).
+        #[arg(long, env = "TALLY_MAX_CONCURRENT_QUERIES")]
+        max_concurrent_queries: Option<usize>,
+        /// Seconds a statement waits for its turn before OVERLOADED (HTTP 503).
+        #[arg(long, env = "TALLY_QUEUE_TIMEOUT", default_value_t = 2.0)]
+        queue_timeout: f64,
+        /// Seconds a statement waits for a database connection before
+        /// DATABASE_UNAVAILABLE (HTTP 503).
+        #[arg(long, env = "TALLY_DB_ACQUIRE_TIMEOUT", default_value_t = 2.0)]
+        db_acquire_timeout: f64,
     },
     /// Create or update the source tables of every model.
     Migrate {
@@ -201,6 +215,10 @@ async fn execute(command: Command) -> Result<ExitCode, Error> {
             models,
             namespaces,
             only,
+            statement_timeout,
+            max_concurrent_queries,
+            queue_timeout,
+            db_acquire_timeout,
         } => {
             let database = match db {
                 None => crate::config::Database::Embedded { demo: !no_demo },
@@ -209,6 +227,18 @@ async fn execute(command: Command) -> Result<ExitCode, Error> {
             let mut config = ServeConfig::new(database, &bind, demo_scale, models)?;
             config.namespaces = crate::config::parse_namespaces(&namespaces)?;
             config.only = crate::config::parse_only(&only);
+            config.guardrails = crate::config::Guardrails {
+                statement_timeout: crate::config::seconds(
+                    "--statement-timeout",
+                    statement_timeout,
+                )?,
+                max_concurrent_queries,
+                queue_timeout: crate::config::seconds("--queue-timeout", queue_timeout)?,
+                db_acquire_timeout: crate::config::seconds(
+                    "--db-acquire-timeout",
+                    db_acquire_timeout,
+                )?,
+            };
             crate::http::serve(config).await?;
         }
         Command::Migrate { db } => {

@@ -1,12 +1,23 @@
 //! axum routes only: `POST /graphql`, the explorer at `/`, the dashboard at `/dashboard`,
-//! `/healthz`; and the server's life cycle.
+//! `/healthz` (liveness: never touches the database), `/readyz` (readiness: the database
+//! answers); and the server's life cycle.
+//!
+//! Every request gets an id (`x-request-id`, the client's when it sends a sane one) that is
+//! in its log line, its response headers and the `extensions.requestId` of its errors. A
+//! GraphQL request gets its time budget and admission control from the engine
+//! ([`crate::engine::guard`]); when a statement of it was refused a turn (`OVERLOADED`) or
+//! found the database unavailable (`DATABASE_UNAVAILABLE`) the response is HTTP 503 (with
+//! `Retry-After` when overloaded).
 
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use async_graphql_axum::GraphQL;
+use async_graphql::Executor as _;
+use async_graphql::dynamic::Schema;
+use async_graphql_axum::{GraphQLBatchRequest, GraphQLResponse};
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -14,7 +25,17 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 
 use crate::config::ServeConfig;
 use crate::db;
+use crate::engine::{Limits, RequestScope};
 use crate::error::Error;
+
+/// How long `/readyz` waits for the database.
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Seconds a client told `OVERLOADED` is asked to wait (`Retry-After`).
+const RETRY_AFTER_SECONDS: u64 = 1;
+
+/// The response header (and request header) carrying the request id.
+pub const REQUEST_ID: &str = "x-request-id";
 
 /// The application's routes over a connection pool, with the default models.
 pub fn app(db: DatabaseConnection) -> Result<Router, Error> {
@@ -37,36 +58,153 @@ pub fn app_with_saas(
     models: Vec<crate::semantic::Model>,
     saas: Option<crate::saas::SaasConfig>,
 ) -> Result<Router, Error> {
-    let schema = crate::graphql::build_with_saas(Some(db.clone()), models, saas)
+    app_with_limits(db, models, saas, None)
+}
+
+/// [`app_with_saas`], with the engine bounded by `limits` (time budget, statements at once;
+/// `None`: the pool's defaults).
+pub fn app_with_limits(
+    db: DatabaseConnection,
+    models: Vec<crate::semantic::Model>,
+    saas: Option<crate::saas::SaasConfig>,
+    limits: Option<Limits>,
+) -> Result<Router, Error> {
+    let schema = crate::graphql::build_served(Some(db.clone()), models, saas, limits)
         .map_err(|e| Error::Config(format!("the GraphQL schema is broken: {e}")))?;
+    let budget = limits
+        .map(|l| l.statement_timeout)
+        .unwrap_or(crate::engine::guard::DEFAULT_STATEMENT_TIMEOUT);
+    let state = AppState { schema, db, budget };
     Ok(Router::new()
-        .route_service("/graphql", GraphQL::new(schema))
+        .route("/graphql", get(graphql).post(graphql))
         .route("/healthz", get(healthz))
-        .with_state(db)
+        .route("/readyz", get(readyz))
+        .with_state(Arc::new(state))
         .merge(crate::explorer::router())
         .merge(crate::dashboard::router())
         .layer(middleware::from_fn(log_request)))
 }
 
-/// `GET /healthz`: 200 `ok` when the database answers, 503 with the reason otherwise.
-async fn healthz(State(db): State<DatabaseConnection>) -> Response {
+/// What the routes share.
+struct AppState {
+    schema: Schema,
+    db: DatabaseConnection,
+    budget: Duration,
+}
+
+/// The id of a request (`x-request-id`), in the request's extensions.
+#[derive(Debug, Clone)]
+struct RequestId(String);
+
+/// `/graphql`: runs the request (or batch) with its scope (id, time budget) as data; HTTP
+/// 503 when the database could not take it.
+async fn graphql(
+    State(app): State<Arc<AppState>>,
+    axum::Extension(id): axum::Extension<RequestId>,
+    request: GraphQLBatchRequest,
+) -> Response {
+    let scope = RequestScope::new(id.0.clone(), Some(Instant::now() + app.budget));
+    let batch = request.into_inner().data(scope.clone());
+    let mut answer = app.schema.execute_batch(batch).await;
+    let responses: Vec<&mut async_graphql::Response> = match &mut answer {
+        async_graphql::BatchResponse::Single(r) => vec![r],
+        async_graphql::BatchResponse::Batch(rs) => rs.iter_mut().collect(),
+    };
+    for r in responses {
+        for e in &mut r.errors {
+            e.extensions
+                .get_or_insert_with(Default::default)
+                .set("requestId", id.0.as_str());
+        }
+    }
+    let mut response = GraphQLResponse::from(answer).into_response();
+    if scope.overloaded() || scope.unavailable() {
+        *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+        if scope.overloaded() {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+        }
+    }
+    response
+}
+
+/// `GET /healthz`: liveness. 200 `ok` while the process serves requests; it never waits on
+/// the database or its pool (readiness is `/readyz`).
+async fn healthz() -> Response {
+    (StatusCode::OK, "ok\n").into_response()
+}
+
+/// `GET /readyz`: readiness. 200 `ready` when the database answers `SELECT 1` within 2 s,
+/// 503 otherwise (the cause is logged, not shown).
+async fn readyz(State(app): State<Arc<AppState>>) -> Response {
+    let db = &app.db;
     let stmt = Statement::from_string(db.get_database_backend(), "SELECT 1");
-    match db.execute_raw(stmt).await {
-        Ok(_) => (StatusCode::OK, "ok\n").into_response(),
-        Err(e) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("database unavailable: {e}\n"),
-        )
-            .into_response(),
+    match tokio::time::timeout(READY_TIMEOUT, db.execute_raw(stmt)).await {
+        Ok(Ok(_)) => (StatusCode::OK, "ready\n").into_response(),
+        Ok(Err(e)) => {
+            tracing::warn!("readiness: the database failed: {e}");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not ready: the database cannot be reached\n",
+            )
+                .into_response()
+        }
+        Err(_) => {
+            tracing::warn!("readiness: the database did not answer within 2 s");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not ready: the database did not answer within 2 s\n",
+            )
+                .into_response()
+        }
     }
 }
 
-/// One structured log line per request: method, path, status, duration.
-async fn log_request(req: Request, next: Next) -> Response {
+/// The request id a client sent, when it is sane (1 to 128 visible ASCII characters of
+/// `A-Z a-z 0-9 - _ . :`), else a new one.
+fn request_id(req: &Request) -> String {
+    req.headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 128
+                && v.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
+        })
+        .map(str::to_owned)
+        .unwrap_or_else(new_request_id)
+}
+
+/// A new request id: milliseconds since the epoch and a counter, in hex.
+fn new_request_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    format!("{millis:x}-{:06x}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// One structured log line per request: request id, method, path, status, duration; the id
+/// is also in the response's `x-request-id`.
+async fn log_request(mut req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
+    let id = request_id(&req);
+    req.extensions_mut().insert(RequestId(id.clone()));
     let started = Instant::now();
-    let response = next.run(req).await;
+    let span = tracing::info_span!("request", request_id = %id);
+    let mut response = {
+        use tracing::Instrument as _;
+        next.run(req).instrument(span.clone()).await
+    };
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID, v);
+    }
+    let _entered = span.enter();
     tracing::info!(
         %method,
         path,
@@ -170,13 +308,12 @@ pub async fn serve(config: ServeConfig) -> Result<(), Error> {
         // given database the models are checked against it below: their columns come from it.)
         crate::semantic::load_models(config.models_dir.as_deref())?;
     }
-    let conn = if writable {
-        let conn = db::connect(&url).await?;
+    let guardrails = config.guardrails;
+    let conn = db::connect_serving(&url, writable, guardrails.db_acquire_timeout).await?;
+    if writable {
         db::migrate(&conn).await?;
-        conn
-    } else {
-        db::open(&url).await?
-    };
+    }
+    let limits = guardrails.limits(crate::engine::pool_size(&conn))?;
     tracing::info!(
         db = %db::redact(&url),
         access = if writable { "read-write" } else { "read-only" },
@@ -223,7 +360,14 @@ pub async fn serve(config: ServeConfig) -> Result<(), Error> {
     } else {
         report_stage_history(&conn, &models, saas).await;
     }
-    let app = app_with_saas(conn, models, Some(saas))?;
+    tracing::info!(
+        statement_timeout = %crate::engine::guard::seconds(limits.statement_timeout),
+        max_concurrent_queries = limits.max_queries,
+        queue_timeout = %crate::engine::guard::seconds(limits.queue_timeout),
+        db_acquire_timeout = %crate::engine::guard::seconds(guardrails.db_acquire_timeout),
+        "guardrails"
+    );
+    let app = app_with_limits(conn, models, Some(saas), Some(limits))?;
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
         .map_err(|source| Error::Io {
@@ -242,7 +386,7 @@ pub async fn serve(config: ServeConfig) -> Result<(), Error> {
     println!("  dashboard: http://{addr}/dashboard");
     println!("  explorer:  http://{addr}/");
     println!("  GraphQL:   http://{addr}/graphql");
-    println!("  health:    http://{addr}/healthz");
+    println!("  health:    http://{addr}/healthz (liveness), http://{addr}/readyz (database)");
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await

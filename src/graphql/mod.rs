@@ -70,6 +70,17 @@ pub fn build_with_saas(
     models: Vec<Model>,
     saas: Option<crate::saas::SaasConfig>,
 ) -> Result<Schema, SchemaError> {
+    build_served(db, models, saas, None)
+}
+
+/// [`build_with_saas`], with the engine bounded by `limits` (time budget, statements at
+/// once) instead of its pool's defaults.
+pub fn build_served(
+    db: Option<DatabaseConnection>,
+    models: Vec<Model>,
+    saas: Option<crate::saas::SaasConfig>,
+    limits: Option<crate::engine::Limits>,
+) -> Result<Schema, SchemaError> {
     let models: Vec<Arc<Model>> = models.into_iter().map(Arc::new).collect();
     let mut builder = Schema::build("Query", None, None)
         .limit_depth(MAX_DEPTH)
@@ -97,7 +108,11 @@ pub fn build_with_saas(
         query = query.field(metrics::root_field(m));
     }
     if let Some(db) = db {
-        builder = builder.data(Arc::new(Engine::new(db, models.clone())));
+        let mut engine = Engine::new(db, models.clone());
+        if let Some(limits) = limits {
+            engine = engine.with_limits(limits);
+        }
+        builder = builder.data(Arc::new(engine));
     }
     builder = builder
         .register(query)
