@@ -107,6 +107,12 @@ pub struct Guardrails {
     pub queue_timeout: Duration,
     /// Longest wait for a database connection (`--db-acquire-timeout`, default 2 s).
     pub db_acquire_timeout: Duration,
+    /// What one GraphQL request may select (fields, depth, metrics × dimensions, rows).
+    pub request: crate::graphql::RequestLimits,
+    /// Bytes of a request body (`--max-body-bytes`, default 1 MiB).
+    pub max_body_bytes: usize,
+    /// Operations of a batch (`--max-batch`, default 10).
+    pub max_batch: usize,
 }
 
 impl Default for Guardrails {
@@ -116,6 +122,9 @@ impl Default for Guardrails {
             max_concurrent_queries: None,
             queue_timeout: crate::engine::guard::DEFAULT_QUEUE_TIMEOUT,
             db_acquire_timeout: crate::db::DEFAULT_ACQUIRE_TIMEOUT,
+            request: crate::graphql::RequestLimits::default(),
+            max_body_bytes: 1 << 20,
+            max_batch: 10,
         }
     }
 }
@@ -136,6 +145,15 @@ impl Guardrails {
             limits.max_queries = n;
         }
         Ok(limits)
+    }
+}
+
+/// `value` of the flag `flag`: at least 1, else a configuration error.
+pub fn count(flag: &str, value: u64) -> Result<u64, Error> {
+    if value >= 1 {
+        Ok(value)
+    } else {
+        Err(Error::Config(format!("{flag} {value}: must be 1 or more")))
     }
 }
 

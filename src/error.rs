@@ -82,6 +82,9 @@ pub enum ApiError {
     /// The settings the field needs are broken (e.g. the saas model's `[saas]` table).
     #[error("{0}")]
     BadConfig(String),
+    /// The request is bigger than a limit of the server (the message names it and the value).
+    #[error("{0}")]
+    LimitExceeded(String),
     /// The request ran past its time budget; its statement was stopped in the database.
     #[error("{0}")]
     Timeout(String),
@@ -146,6 +149,10 @@ impl ApiError {
             "the settings a field needs are broken (the message names the file)",
         ),
         (
+            "LIMIT_EXCEEDED",
+            "the request is bigger than the server takes: body size, operations per batch, fields per request, depth, metrics × dimensions of a `metrics` field (the message names the limit, its flag and the value)",
+        ),
+        (
             "TIMEOUT",
             "the request ran past its time budget (`--statement-timeout`, default 30 s; the message names it); the statement was stopped inside the database",
         ),
@@ -180,6 +187,7 @@ impl ApiError {
             ApiError::BadTimezone(_) => "BAD_TIMEZONE",
             ApiError::BadConversionFilter(_) => "BAD_CONVERSION_FILTER",
             ApiError::BadConfig(_) => "BAD_CONFIG",
+            ApiError::LimitExceeded(_) => "LIMIT_EXCEEDED",
             ApiError::Timeout(_) => "TIMEOUT",
             ApiError::Overloaded(_) => "OVERLOADED",
             ApiError::DatabaseUnavailable(_) => "DATABASE_UNAVAILABLE",
@@ -295,6 +303,7 @@ mod tests {
             ApiError::BadTimezone(String::new()),
             ApiError::BadConversionFilter(String::new()),
             ApiError::BadConfig(String::new()),
+            ApiError::LimitExceeded(String::new()),
             ApiError::Timeout(String::new()),
             ApiError::Overloaded(String::new()),
             ApiError::DatabaseUnavailable(String::new()),

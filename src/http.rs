@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use async_graphql::Executor as _;
 use async_graphql::dynamic::Schema;
-use async_graphql_axum::{GraphQLBatchRequest, GraphQLResponse};
+use async_graphql_axum::GraphQLResponse;
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -25,8 +25,9 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 
 use crate::config::ServeConfig;
 use crate::db;
-use crate::engine::{Limits, RequestScope};
-use crate::error::Error;
+use crate::engine::{Guard, Limits, RequestScope};
+use crate::error::{ApiError, Error};
+use crate::graphql::RequestLimits;
 
 /// How long `/readyz` waits for the database.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -62,27 +63,81 @@ pub fn app_with_saas(
 }
 
 /// [`app_with_saas`], with the engine bounded by `limits` (time budget, statements at once;
-/// `None`: the pool's defaults).
+/// `None`: the pool's defaults) and the default request limits.
 pub fn app_with_limits(
     db: DatabaseConnection,
     models: Vec<crate::semantic::Model>,
     saas: Option<crate::saas::SaasConfig>,
     limits: Option<Limits>,
 ) -> Result<Router, Error> {
-    let schema = crate::graphql::build_served(Some(db.clone()), models, saas, limits)
-        .map_err(|e| Error::Config(format!("the GraphQL schema is broken: {e}")))?;
-    let budget = limits
+    let settings = Settings {
+        engine: limits,
+        ..Settings::default()
+    };
+    app_with_settings(db, models, saas, settings)
+}
+
+/// What bounds the server's work (docs/OPERATIONS.md).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Settings {
+    /// The engine's time budget and admission control; `None`: the pool's defaults.
+    pub engine: Option<Limits>,
+    /// What one GraphQL request may select.
+    pub request: RequestLimits,
+    /// Bytes of a request body (`--max-body-bytes`, default 1 MiB).
+    pub max_body_bytes: usize,
+    /// Operations of a batch (`--max-batch`, default 10).
+    pub max_batch: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            engine: None,
+            request: RequestLimits::default(),
+            max_body_bytes: 1 << 20,
+            max_batch: 10,
+        }
+    }
+}
+
+/// [`app_with_saas`] with `settings`.
+pub fn app_with_settings(
+    db: DatabaseConnection,
+    models: Vec<crate::semantic::Model>,
+    saas: Option<crate::saas::SaasConfig>,
+    settings: Settings,
+) -> Result<Router, Error> {
+    let (schema, guard) = crate::graphql::build_served(
+        Some(db.clone()),
+        models,
+        saas,
+        settings.engine,
+        settings.request,
+    )
+    .map_err(|e| Error::Config(format!("the GraphQL schema is broken: {e}")))?;
+    let guard = guard.ok_or_else(|| Error::Config("the schema has no engine".to_owned()))?;
+    let budget = settings
+        .engine
         .map(|l| l.statement_timeout)
         .unwrap_or(crate::engine::guard::DEFAULT_STATEMENT_TIMEOUT);
-    let state = AppState { schema, db, budget };
+    let state = AppState {
+        schema,
+        db,
+        budget,
+        max_body_bytes: settings.max_body_bytes,
+        max_batch: settings.max_batch,
+        guard: guard.clone(),
+    };
     Ok(Router::new()
         .route("/graphql", get(graphql).post(graphql))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .with_state(Arc::new(state))
         .merge(crate::explorer::router())
         .merge(crate::dashboard::router())
-        .layer(middleware::from_fn(log_request)))
+        .layer(middleware::from_fn_with_state(guard, log_request)))
 }
 
 /// What the routes share.
@@ -90,21 +145,106 @@ struct AppState {
     schema: Schema,
     db: DatabaseConnection,
     budget: Duration,
+    max_body_bytes: usize,
+    max_batch: usize,
+    guard: Arc<Guard>,
 }
 
 /// The id of a request (`x-request-id`), in the request's extensions.
 #[derive(Debug, Clone)]
 struct RequestId(String);
 
-/// `/graphql`: runs the request (or batch) with its scope (id, time budget) as data; HTTP
-/// 503 when the database could not take it.
+/// A GraphQL error response refusing the whole request: `status`, `LIMIT_EXCEEDED` (or
+/// the given error) with the request id.
+fn refuse(status: StatusCode, error: ApiError, id: &str) -> Response {
+    let body = serde_json::json!({
+        "errors": [{
+            "message": error.message(),
+            "extensions": { "code": error.code(), "requestId": id }
+        }]
+    });
+    (status, axum::Json(body)).into_response()
+}
+
+/// The GraphQL request (or batch) of `req`: a GET's query string, or a POST's body of at
+/// most `max_body` bytes (`LIMIT_EXCEEDED`, HTTP 413, past it).
+async fn read_request(
+    req: Request,
+    max_body: usize,
+    id: &str,
+) -> Result<async_graphql::BatchRequest, Response> {
+    let bad = |e: String| refuse(StatusCode::BAD_REQUEST, ApiError::GraphqlParseFailed(e), id);
+    if req.method() == axum::http::Method::GET {
+        return async_graphql::http::parse_query_string(req.uri().query().unwrap_or_default())
+            .map(async_graphql::BatchRequest::Single)
+            .map_err(|e| bad(format!("the query string is not a GraphQL request: {e}")));
+    }
+    let too_big = |size: String| {
+        refuse(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::LimitExceeded(format!(
+                "the request body is {size}; the limit is {max_body} bytes (--max-body-bytes)"
+            )),
+            id,
+        )
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(n) = declared
+        && n > max_body as u64
+    {
+        return Err(too_big(format!("{n} bytes")));
+    }
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = axum::body::to_bytes(req.into_body(), max_body)
+        .await
+        .map_err(|_| too_big(format!("more than {max_body} bytes")))?;
+    async_graphql::http::receive_batch_body(
+        content_type,
+        body.as_ref(),
+        async_graphql::http::MultipartOptions::default(),
+    )
+    .await
+    .map_err(|e| bad(format!("the body is not a GraphQL request: {e}")))
+}
+
+/// `/graphql`: runs the request (or batch, at most `--max-batch` operations) with its scope
+/// (id, time budget) as data; HTTP 503 when the database could not take it.
 async fn graphql(
     State(app): State<Arc<AppState>>,
     axum::Extension(id): axum::Extension<RequestId>,
-    request: GraphQLBatchRequest,
+    req: Request,
 ) -> Response {
+    let batch = match read_request(req, app.max_body_bytes, &id.0).await {
+        Ok(b) => b,
+        Err(response) => {
+            Guard::count(&app.guard.counters().rejected_requests);
+            return response;
+        }
+    };
+    if let async_graphql::BatchRequest::Batch(ops) = &batch
+        && ops.len() > app.max_batch
+    {
+        Guard::count(&app.guard.counters().rejected_requests);
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            ApiError::LimitExceeded(format!(
+                "the batch holds {} operations; the limit is {} (--max-batch)",
+                ops.len(),
+                app.max_batch
+            )),
+            &id.0,
+        );
+    }
     let scope = RequestScope::new(id.0.clone(), Some(Instant::now() + app.budget));
-    let batch = request.into_inner().data(scope.clone());
+    let batch = batch.data(scope.clone());
     let mut answer = app.schema.execute_batch(batch).await;
     let responses: Vec<&mut async_graphql::Response> = match &mut answer {
         async_graphql::BatchResponse::Single(r) => vec![r],
@@ -112,6 +252,19 @@ async fn graphql(
     };
     for r in responses {
         for e in &mut r.errors {
+            if e.path.is_empty() {
+                // refused before any field ran (parse, validation, limits)
+                let code = e
+                    .extensions
+                    .as_ref()
+                    .and_then(|x| x.get("code"))
+                    .and_then(|v| match v {
+                        async_graphql::Value::String(s) => Some(s.clone()),
+                        _ => None,
+                    })
+                    .unwrap_or_else(|| "UNKNOWN".to_owned());
+                app.guard.counters().field("(request)", &code, 0.0);
+            }
             e.extensions
                 .get_or_insert_with(Default::default)
                 .set("requestId", id.0.as_str());
@@ -189,8 +342,9 @@ fn new_request_id() -> String {
 }
 
 /// One structured log line per request: request id, method, path, status, duration; the id
-/// is also in the response's `x-request-id`.
-async fn log_request(mut req: Request, next: Next) -> Response {
+/// is also in the response's `x-request-id`. The request is counted for `/metrics` by route
+/// (the path of a known route, else `other`) and status.
+async fn log_request(State(guard): State<Arc<Guard>>, mut req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let id = request_id(&req);
@@ -204,15 +358,55 @@ async fn log_request(mut req: Request, next: Next) -> Response {
     if let Ok(v) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID, v);
     }
+    let seconds = started.elapsed().as_secs_f64();
+    let route = match path.as_str() {
+        "/graphql" | "/healthz" | "/readyz" | "/metrics" | "/" | "/dashboard" => path.as_str(),
+        p if p.starts_with("/explorer/") => "/explorer/*",
+        p if p.starts_with("/dashboard/") => "/dashboard/*",
+        _ => "other",
+    };
+    guard
+        .counters()
+        .request(route, response.status().as_u16(), seconds);
     let _entered = span.enter();
     tracing::info!(
         %method,
         path,
         status = response.status().as_u16(),
-        micros = started.elapsed().as_micros() as u64,
+        micros = (seconds * 1e6) as u64,
         "request"
     );
     response
+}
+
+/// `GET /metrics`: the server's counters in the Prometheus text format (docs/OPERATIONS.md).
+async fn metrics(State(app): State<Arc<AppState>>) -> Response {
+    let pool = pool_state(&app.db);
+    let text = crate::engine::guard::prometheus(&app.guard, pool);
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
+/// The pool's connections: open, idle, and at most.
+fn pool_state(db: &DatabaseConnection) -> (u32, usize, u32) {
+    match db.get_database_backend() {
+        sea_orm::DbBackend::Postgres => {
+            let p = db.get_postgres_connection_pool();
+            (p.size(), p.num_idle(), p.options().get_max_connections())
+        }
+        sea_orm::DbBackend::Sqlite => {
+            let p = db.get_sqlite_connection_pool();
+            (p.size(), p.num_idle(), p.options().get_max_connections())
+        }
+        _ => (0, 0, 0),
+    }
 }
 
 /// Whether no model holds any row yet (then `serve` loads demo data).
@@ -367,7 +561,13 @@ pub async fn serve(config: ServeConfig) -> Result<(), Error> {
         db_acquire_timeout = %crate::engine::guard::seconds(guardrails.db_acquire_timeout),
         "guardrails"
     );
-    let app = app_with_limits(conn, models, Some(saas), Some(limits))?;
+    let settings = Settings {
+        engine: Some(limits),
+        request: guardrails.request,
+        max_body_bytes: guardrails.max_body_bytes,
+        max_batch: guardrails.max_batch,
+    };
+    let app = app_with_settings(conn, models, Some(saas), settings)?;
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
         .map_err(|source| Error::Io {

@@ -5,6 +5,10 @@
 //! `/readyz` asks the database, and a database that refuses connections gives
 //! `DATABASE_UNAVAILABLE` fast and service resumes by itself.
 //!
+//! Request limits: body size, operations per batch, fields and depth of a document,
+//! metrics × dimensions of a `metrics` field (`LIMIT_EXCEEDED`, naming limit and value), and
+//! the row cap of `metrics` without `limit` (`extensions.rowsCut`).
+//!
 //! The slow statement is the `slow` test model (`tests/fixtures/slow`): a recursive count to
 //! two billion, minutes on either backend.
 
@@ -33,6 +37,18 @@ async fn backends() -> Vec<TestDb> {
 
 /// A server over `url` (read-only) serving the slow model with `limits`.
 async fn start(url: &str, limits: Limits) -> SocketAddr {
+    start_with(
+        url,
+        tally::http::Settings {
+            engine: Some(limits),
+            ..Default::default()
+        },
+    )
+    .await
+}
+
+/// A server over `url` (read-only) serving the slow model with `settings`.
+async fn start_with(url: &str, settings: tally::http::Settings) -> SocketAddr {
     let conn = tally::db::connect_serving(url, false, Duration::from_secs(2))
         .await
         .expect("pool");
@@ -40,7 +56,7 @@ async fn start(url: &str, limits: Limits) -> SocketAddr {
     let models = tally::engine::load_live_models(&conn, Some(&dir), &Default::default(), None)
         .await
         .expect("slow model");
-    let app = tally::http::app_with_limits(conn, models, None, Some(limits)).expect("app");
+    let app = tally::http::app_with_settings(conn, models, None, settings).expect("app");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -234,6 +250,11 @@ async fn a_client_that_hangs_up_has_its_statements_cancelled() {
         }
         // the connections are free again: a cheap query and readiness answer at once
         let cheap = post(addr, "{ sources { name tables { name rowCount } } }").await;
+        let metrics = get(addr, "/metrics").await.body;
+        assert!(
+            metrics.contains(&format!("\ntally_db_cancelled_total {pool}\n")),
+            "{metrics}"
+        );
         assert!(cheap.json()["errors"].is_null(), "{}", cheap.body);
         let ready = get(addr, "/readyz").await;
         assert_eq!((ready.status, ready.body.as_str()), (200, "ready\n"));
@@ -374,5 +395,249 @@ async fn a_database_outage_fails_fast_and_service_resumes() {
     );
     assert_eq!(get(addr, "/readyz").await.status, 200);
     admin.close().await.ok();
+    db.cleanup().await;
+}
+
+fn assert_limit(answer: &Answer, status: u16, needles: &[&str]) {
+    assert_eq!(answer.status, status, "{}", answer.body);
+    let json = answer.json();
+    let error = &json["errors"][0];
+    assert_eq!(error["extensions"]["code"], "LIMIT_EXCEEDED", "{json}");
+    let message = error["message"].as_str().expect("message");
+    for n in needles {
+        assert!(message.contains(n), "{message:?} lacks {n:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn request_limits_name_the_limit_and_the_value() {
+    let db = TestDb::sqlite().await;
+    let settings = tally::http::Settings {
+        engine: Some(limits(5.0, 2, 1.0)),
+        request: tally::graphql::RequestLimits {
+            max_fields: 50,
+            max_depth: 6,
+            max_metrics_dimensions: 1,
+            max_rows: 20,
+        },
+        max_body_bytes: 4096,
+        max_batch: 3,
+    };
+    let addr = start_with(&db.url, settings).await;
+
+    // body size: refused on the declared length before it is read, and on the bytes read
+    let answer = send(
+        addr,
+        "POST /graphql HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 300000000\r\nConnection: close\r\n\r\n".to_owned(),
+    )
+    .await;
+    assert_limit(
+        &answer,
+        413,
+        &["300000000 bytes", "4096 bytes (--max-body-bytes)"],
+    );
+    let big = format!("{{ sources {{ name }} }} #{}", "x".repeat(5000));
+    let chunk = serde_json::json!({ "query": big }).to_string();
+    let answer = send(
+        addr,
+        format!(
+            "POST /graphql HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{:x}\r\n{chunk}\r\n0\r\n\r\n",
+            chunk.len()
+        ),
+    )
+    .await;
+    assert_limit(&answer, 413, &["more than 4096 bytes", "--max-body-bytes"]);
+
+    // operations per batch
+    let op = serde_json::json!({ "query": "{ sources { name } }" });
+    let batch = serde_json::Value::Array(vec![op.clone(); 4]).to_string();
+    let answer = send(
+        addr,
+        format!(
+            "POST /graphql HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{batch}",
+            batch.len()
+        ),
+    )
+    .await;
+    assert_limit(&answer, 400, &["4 operations", "limit is 3 (--max-batch)"]);
+    let batch = serde_json::Value::Array(vec![op; 3]).to_string();
+    let answer = send(
+        addr,
+        format!(
+            "POST /graphql HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{batch}",
+            batch.len()
+        ),
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(answer.json().as_array().map(Vec::len), Some(3));
+
+    // fields, aliases counted
+    let aliases: String = (0..30)
+        .map(|i| format!(" a{i}: sources {{ name }}"))
+        .collect();
+    let answer = post(addr, &format!("{{{aliases} }}")).await;
+    assert_limit(
+        &answer,
+        200,
+        &["selects 60 fields", "limit is 50 (--max-fields)"],
+    );
+
+    // introspection root fields, however few fields they select
+    let answer = post(
+        addr,
+        "{ a: __schema { queryType { name } } b: __schema { queryType { name } } c: __type(name: \"Query\") { name } ...f } fragment f on Query { d: __schema { queryType { name } } e: __schema { queryType { name } } }",
+    )
+    .await;
+    assert_limit(&answer, 200, &["5 introspection fields", "limit is 4"]);
+
+    // depth
+    let answer = post(
+        addr,
+        "{ __schema { types { fields { type { ofType { ofType { name } } } } } } }",
+    )
+    .await;
+    assert_limit(&answer, 200, &["7 deep", "limit is 6 (--max-depth)"]);
+
+    // metrics × dimensions of one metrics field
+    let answer = post(addr, "{ slow { metrics { fiftyId fifties spins } } }").await;
+    assert_limit(
+        &answer,
+        200,
+        &[
+            "slow.metrics selects 2 metrics × 1 dimensions = 2",
+            "limit is 1 (--max-metrics-dimensions)",
+        ],
+    );
+
+    // the row cap: without limit at most max_rows rows, and the response says it cut them
+    let answer = post(addr, "{ slow { metrics { fiftyId fifties } } }").await;
+    let json = answer.json();
+    assert!(json["errors"].is_null(), "{json}");
+    let rows = json["data"]["slow"]["metrics"].as_array().expect("rows");
+    assert_eq!(rows.len(), 20);
+    assert_eq!(rows[0]["fiftyId"], "01");
+    assert_eq!(rows[19]["fiftyId"], "20");
+    assert_eq!(
+        json["extensions"]["rowsCut"],
+        serde_json::json!([{ "path": "slow.metrics", "rows": 20 }])
+    );
+    // an explicit limit is the client's: no cut reported
+    let answer = post(addr, "{ slow { metrics(limit: 30) { fiftyId fifties } } }").await;
+    let json = answer.json();
+    assert_eq!(
+        json["data"]["slow"]["metrics"].as_array().map(Vec::len),
+        Some(30)
+    );
+    assert!(json["extensions"]["rowsCut"].is_null(), "{json}");
+    // under the cap: all rows, no cut
+    let answer = post(
+        addr,
+        r#"{ slow { metrics(where: { fiftyId: { in: ["01", "02"] } }) { fiftyId fifties } } }"#,
+    )
+    .await;
+    let json = answer.json();
+    assert_eq!(
+        json["data"]["slow"]["metrics"].as_array().map(Vec::len),
+        Some(2),
+        "{json}"
+    );
+    assert!(json["extensions"]["rowsCut"].is_null(), "{json}");
+    db.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn metrics_count_a_known_sequence_of_requests() {
+    let db = TestDb::sqlite().await;
+    let settings = tally::http::Settings {
+        engine: Some(limits(1.0, 2, 1.0)),
+        max_body_bytes: 4096,
+        ..Default::default()
+    };
+    let addr = start_with(&db.url, settings).await;
+    for _ in 0..2 {
+        let ok = post(addr, "{ sources { name } }").await;
+        assert!(ok.json()["errors"].is_null(), "{}", ok.body);
+    }
+    let bad = post(addr, r#"{ slow { metrics(asOf: "nope") { fifties } } }"#).await;
+    assert_eq!(bad.json()["errors"][0]["extensions"]["code"], "BAD_AS_OF");
+    let rows = post(addr, "{ slow { metrics { fiftyId fifties } } }").await;
+    assert!(rows.json()["errors"].is_null(), "{}", rows.body);
+    let slow = post(addr, SLOW).await;
+    assert_eq!(slow.json()["errors"][0]["extensions"]["code"], "TIMEOUT");
+    let invalid = post(addr, "{ nope }").await;
+    assert_eq!(
+        invalid.json()["errors"][0]["extensions"]["code"],
+        "GRAPHQL_VALIDATION_FAILED"
+    );
+    let too_big = send(
+        addr,
+        "POST /graphql HTTP/1.1\r\nHost: t\r\nContent-Length: 5000\r\nConnection: close\r\n\r\n"
+            .to_owned(),
+    )
+    .await;
+    assert_eq!(too_big.status, 413);
+    assert_eq!(get(addr, "/healthz").await.status, 200);
+
+    let answer = get(addr, "/metrics").await;
+    assert_eq!(answer.status, 200);
+    assert!(
+        answer
+            .header("content-type")
+            .is_some_and(|c| c.starts_with("text/plain; version=0.0.4")),
+        "{:?}",
+        answer.headers
+    );
+    let text = answer.body;
+    let value = |series: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+    };
+    let field = |f: &str, code: &str| {
+        value(&format!(
+            "tally_graphql_field_seconds_count{{field=\"{f}\",code=\"{code}\"}}"
+        ))
+    };
+    assert_eq!(field("Query.sources", "OK"), 2.0);
+    assert_eq!(field("SlowModel.metrics", "BAD_AS_OF"), 1.0);
+    assert_eq!(field("SlowModel.metrics", "OK"), 1.0);
+    assert_eq!(field("SlowModel.metrics", "TIMEOUT"), 1.0);
+    assert_eq!(field("(request)", "GRAPHQL_VALIDATION_FAILED"), 1.0);
+    // the timed-out field took about its budget: in the 1 s..2.5 s buckets
+    assert_eq!(
+        value(
+            "tally_graphql_field_seconds_bucket{field=\"SlowModel.metrics\",code=\"TIMEOUT\",le=\"0.5\"}"
+        ),
+        0.0
+    );
+    assert_eq!(
+        value(
+            "tally_graphql_field_seconds_bucket{field=\"SlowModel.metrics\",code=\"TIMEOUT\",le=\"2.5\"}"
+        ),
+        1.0
+    );
+    // two statements ran (the fifty rows, the slow one); the slow one took about 1 s
+    assert_eq!(value("tally_db_statements_total"), 2.0);
+    let db_seconds = value("tally_db_seconds_total");
+    assert!((0.9..2.0).contains(&db_seconds), "{db_seconds}");
+    assert_eq!(value("tally_db_timeouts_total"), 1.0);
+    assert_eq!(value("tally_db_rejected_total"), 0.0);
+    assert_eq!(value("tally_http_rejected_total"), 1.0);
+    assert_eq!(value("tally_db_statements_running"), 0.0);
+    assert_eq!(value("tally_db_statements_max"), 2.0);
+    assert_eq!(value("tally_db_pool_connections{state=\"max\"}"), 8.0);
+    assert_eq!(
+        value("tally_http_request_seconds_count{route=\"/graphql\",status=\"200\"}"),
+        6.0
+    );
+    assert_eq!(
+        value("tally_http_request_seconds_count{route=\"/graphql\",status=\"413\"}"),
+        1.0
+    );
+    assert_eq!(
+        value("tally_http_request_seconds_count{route=\"/healthz\",status=\"200\"}"),
+        1.0
+    );
     db.cleanup().await;
 }

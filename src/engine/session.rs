@@ -236,7 +236,10 @@ impl Session {
             )));
         };
         let started = Instant::now();
+        // counts the statement as cancelled when this future is dropped while it runs
+        let abandoned = Abandoned(Some(&self.guard.counters().cancelled));
         let result = self.run_armed(conn, label, stmt).await;
+        abandoned.finish();
         let elapsed = started.elapsed();
         let counters = self.guard.counters();
         Guard::count(&counters.statements);
@@ -332,6 +335,24 @@ impl Session {
                 ApiError::internal(label, format!("{what}: statement cancelled: {e}"))
             }
             _ => ApiError::internal(label, format!("{what}: {e}; SQL: {}", one_line(sql))),
+        }
+    }
+}
+
+/// Counts a statement abandoned while it runs (its request's future dropped): the statement
+/// itself is cancelled by `crate::sql::interrupt`.
+struct Abandoned<'a>(Option<&'a std::sync::atomic::AtomicU64>);
+
+impl Abandoned<'_> {
+    fn finish(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Abandoned<'_> {
+    fn drop(&mut self) {
+        if let Some(c) = self.0 {
+            Guard::count(c);
         }
     }
 }
