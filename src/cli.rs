@@ -56,6 +56,39 @@ pub enum Command {
         /// `./models`, else the models built into the binary.
         #[arg(long)]
         models: Option<PathBuf>,
+        /// Time budget of a request, in seconds: its statements are stopped inside the
+        /// database when it is spent (TIMEOUT).
+        #[arg(long, env = "TALLY_STATEMENT_TIMEOUT", default_value_t = 30.0)]
+        statement_timeout: f64,
+        /// Statements run at once, at most (default: the pool's connections minus two).
+        #[arg(long, env = "TALLY_MAX_CONCURRENT_QUERIES")]
+        max_concurrent_queries: Option<usize>,
+        /// Seconds a statement waits for its turn before OVERLOADED (HTTP 503).
+        #[arg(long, env = "TALLY_QUEUE_TIMEOUT", default_value_t = 2.0)]
+        queue_timeout: f64,
+        /// Seconds a statement waits for a database connection before
+        /// DATABASE_UNAVAILABLE (HTTP 503).
+        #[arg(long, env = "TALLY_DB_ACQUIRE_TIMEOUT", default_value_t = 2.0)]
+        db_acquire_timeout: f64,
+        /// Bytes of a request body, at most (LIMIT_EXCEEDED, HTTP 413).
+        #[arg(long, env = "TALLY_MAX_BODY_BYTES", default_value_t = 1 << 20)]
+        max_body_bytes: u64,
+        /// Operations of a batch request, at most.
+        #[arg(long, env = "TALLY_MAX_BATCH", default_value_t = 10)]
+        max_batch: u64,
+        /// Fields a request selects, at most (aliases and nested fields counted).
+        #[arg(long, env = "TALLY_MAX_FIELDS", default_value_t = 2000)]
+        max_fields: u64,
+        /// Nesting of a request's selections, at most.
+        #[arg(long, env = "TALLY_MAX_DEPTH", default_value_t = 32)]
+        max_depth: u64,
+        /// Metrics × dimensions one `metrics` field selects, at most.
+        #[arg(long, env = "TALLY_MAX_METRICS_DIMENSIONS", default_value_t = 200)]
+        max_metrics_dimensions: u64,
+        /// Rows of a `metrics` field without `limit`, at most (the rest is cut and
+        /// extensions.rowsCut says so).
+        #[arg(long, env = "TALLY_MAX_ROWS", default_value_t = 10_000)]
+        max_rows: u64,
     },
     /// Create or update the source tables of every model.
     Migrate {
@@ -201,7 +234,18 @@ async fn execute(command: Command) -> Result<ExitCode, Error> {
             models,
             namespaces,
             only,
+            statement_timeout,
+            max_concurrent_queries,
+            queue_timeout,
+            db_acquire_timeout,
+            max_body_bytes,
+            max_batch,
+            max_fields,
+            max_depth,
+            max_metrics_dimensions,
+            max_rows,
         } => {
+            use crate::config::count;
             let database = match db {
                 None => crate::config::Database::Embedded { demo: !no_demo },
                 Some(url) => crate::config::Database::Given { url, demo },
@@ -209,6 +253,29 @@ async fn execute(command: Command) -> Result<ExitCode, Error> {
             let mut config = ServeConfig::new(database, &bind, demo_scale, models)?;
             config.namespaces = crate::config::parse_namespaces(&namespaces)?;
             config.only = crate::config::parse_only(&only);
+            config.guardrails = crate::config::Guardrails {
+                statement_timeout: crate::config::seconds(
+                    "--statement-timeout",
+                    statement_timeout,
+                )?,
+                max_concurrent_queries,
+                queue_timeout: crate::config::seconds("--queue-timeout", queue_timeout)?,
+                db_acquire_timeout: crate::config::seconds(
+                    "--db-acquire-timeout",
+                    db_acquire_timeout,
+                )?,
+                request: crate::graphql::RequestLimits {
+                    max_fields: count("--max-fields", max_fields)? as usize,
+                    max_depth: count("--max-depth", max_depth)? as usize,
+                    max_metrics_dimensions: count(
+                        "--max-metrics-dimensions",
+                        max_metrics_dimensions,
+                    )? as usize,
+                    max_rows: count("--max-rows", max_rows)?,
+                },
+                max_body_bytes: count("--max-body-bytes", max_body_bytes)? as usize,
+                max_batch: count("--max-batch", max_batch)? as usize,
+            };
             crate::http::serve(config).await?;
         }
         Command::Migrate { db } => {

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::error::Error;
 
@@ -95,6 +96,78 @@ pub fn parse_only(items: &[String]) -> Option<std::collections::BTreeSet<String>
     (!set.is_empty()).then_some(set)
 }
 
+/// What bounds the server's work (`serve` flags; docs/OPERATIONS.md).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Guardrails {
+    /// Time budget of a request (`--statement-timeout`, default 30 s).
+    pub statement_timeout: Duration,
+    /// Statements at once (`--max-concurrent-queries`); `None`: the pool's size minus two.
+    pub max_concurrent_queries: Option<usize>,
+    /// Longest wait for a turn (`--queue-timeout`, default 2 s).
+    pub queue_timeout: Duration,
+    /// Longest wait for a database connection (`--db-acquire-timeout`, default 2 s).
+    pub db_acquire_timeout: Duration,
+    /// What one GraphQL request may select (fields, depth, metrics × dimensions, rows).
+    pub request: crate::graphql::RequestLimits,
+    /// Bytes of a request body (`--max-body-bytes`, default 1 MiB).
+    pub max_body_bytes: usize,
+    /// Operations of a batch (`--max-batch`, default 10).
+    pub max_batch: usize,
+}
+
+impl Default for Guardrails {
+    fn default() -> Self {
+        Guardrails {
+            statement_timeout: crate::engine::guard::DEFAULT_STATEMENT_TIMEOUT,
+            max_concurrent_queries: None,
+            queue_timeout: crate::engine::guard::DEFAULT_QUEUE_TIMEOUT,
+            db_acquire_timeout: crate::db::DEFAULT_ACQUIRE_TIMEOUT,
+            request: crate::graphql::RequestLimits::default(),
+            max_body_bytes: 1 << 20,
+            max_batch: 10,
+        }
+    }
+}
+
+impl Guardrails {
+    /// The engine's limits over a pool of `pool_size` connections; an error when more
+    /// statements at once are asked for than the pool has connections.
+    pub fn limits(&self, pool_size: u32) -> Result<crate::engine::Limits, Error> {
+        let mut limits = crate::engine::Limits::for_pool(pool_size);
+        limits.statement_timeout = self.statement_timeout;
+        limits.queue_timeout = self.queue_timeout;
+        if let Some(n) = self.max_concurrent_queries {
+            if n == 0 || n > pool_size as usize {
+                return Err(Error::Config(format!(
+                    "--max-concurrent-queries {n}: must be between 1 and the pool's {pool_size} connections"
+                )));
+            }
+            limits.max_queries = n;
+        }
+        Ok(limits)
+    }
+}
+
+/// `value` of the flag `flag`: at least 1, else a configuration error.
+pub fn count(flag: &str, value: u64) -> Result<u64, Error> {
+    if value >= 1 {
+        Ok(value)
+    } else {
+        Err(Error::Config(format!("{flag} {value}: must be 1 or more")))
+    }
+}
+
+/// `value` seconds of the flag `flag`: positive and finite, else a configuration error.
+pub fn seconds(flag: &str, value: f64) -> Result<Duration, Error> {
+    if value.is_finite() && value > 0.0 && value <= 86_400.0 {
+        Ok(Duration::from_secs_f64(value))
+    } else {
+        Err(Error::Config(format!(
+            "{flag} {value}: must be a number of seconds greater than 0 and at most 86400"
+        )))
+    }
+}
+
 /// Settings of the server.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
@@ -110,6 +183,8 @@ pub struct ServeConfig {
     pub namespaces: Namespaces,
     /// Serve only these models (`--only`), `None`: every model.
     pub only: Option<std::collections::BTreeSet<String>>,
+    /// Time budget, admission control and the database's wait.
+    pub guardrails: Guardrails,
 }
 
 impl ServeConfig {
@@ -132,6 +207,7 @@ impl ServeConfig {
             models_dir,
             namespaces: Namespaces::new(),
             only: None,
+            guardrails: Guardrails::default(),
         })
     }
 }

@@ -26,17 +26,44 @@ pub const DEFAULT_URL: &str = "sqlite://tally.db";
 /// turns on WAL and foreign keys off (references are checked by the loader), and waits up to
 /// 10 s for a lock instead of failing.
 pub async fn connect(url: &str) -> Result<DatabaseConnection, Error> {
-    connect_with(url, Access::ReadWrite).await
+    connect_with(url, Access::ReadWrite, COMMAND_ACQUIRE_TIMEOUT).await
 }
 
 /// Opens a pool on a database tally is given (`serve --db`, `query`): nothing is created or
 /// written. An SQLite file must exist and is opened read-only (with the model files beside it
 /// that exist); every PostgreSQL transaction is read-only.
 pub async fn open(url: &str) -> Result<DatabaseConnection, Error> {
-    connect_with(url, Access::ReadOnly).await
+    connect_with(url, Access::ReadOnly, COMMAND_ACQUIRE_TIMEOUT).await
 }
 
-async fn connect_with(url: &str, access: Access) -> Result<DatabaseConnection, Error> {
+/// How long the commands (`load`, `migrate`, `query`, …) wait for a pooled connection.
+const COMMAND_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a statement of `serve` waits for a pooled connection (or for a new one to open)
+/// before it fails: short, so that a request during a database outage fails fast
+/// (`DATABASE_UNAVAILABLE`) instead of hanging.
+pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// [`connect`] (`writable`) or [`open`], waiting at most `acquire_timeout` for a pooled
+/// connection (`serve --db-acquire-timeout`).
+pub async fn connect_serving(
+    url: &str,
+    writable: bool,
+    acquire_timeout: Duration,
+) -> Result<DatabaseConnection, Error> {
+    let access = if writable {
+        Access::ReadWrite
+    } else {
+        Access::ReadOnly
+    };
+    connect_with(url, access, acquire_timeout).await
+}
+
+async fn connect_with(
+    url: &str,
+    access: Access,
+    acquire_timeout: Duration,
+) -> Result<DatabaseConnection, Error> {
     let dialect = crate::sql::dialect_of_url(url).ok_or_else(|| {
         Error::Config(format!(
             "database URL {url:?} is neither sqlite:… nor postgres://…"
@@ -45,7 +72,7 @@ async fn connect_with(url: &str, access: Access) -> Result<DatabaseConnection, E
     let mut opts = ConnectOptions::new(url.to_owned());
     opts.sqlx_logging(false)
         .connect_timeout(Duration::from_secs(10))
-        .acquire_timeout(Duration::from_secs(30));
+        .acquire_timeout(acquire_timeout);
     dialect
         .configure_pool(&mut opts, url, MODELS, access)
         .map_err(Error::Config)?;

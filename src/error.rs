@@ -82,6 +82,18 @@ pub enum ApiError {
     /// The settings the field needs are broken (e.g. the saas model's `[saas]` table).
     #[error("{0}")]
     BadConfig(String),
+    /// The request is bigger than a limit of the server (the message names it and the value).
+    #[error("{0}")]
+    LimitExceeded(String),
+    /// The request ran past its time budget; its statement was stopped in the database.
+    #[error("{0}")]
+    Timeout(String),
+    /// No turn to run a statement in time: the server is running as many as it may.
+    #[error("{0}")]
+    Overloaded(String),
+    /// The database cannot be reached.
+    #[error("{0}")]
+    DatabaseUnavailable(String),
     /// Something failed inside tally or the database; the cause is logged under `id`.
     #[error(
         "internal error {id}: the request could not be answered (the cause is logged under this id)"
@@ -137,6 +149,22 @@ impl ApiError {
             "the settings a field needs are broken (the message names the file)",
         ),
         (
+            "LIMIT_EXCEEDED",
+            "the request is bigger than the server takes: body size, operations per batch, fields per request, depth, metrics × dimensions of a `metrics` field (the message names the limit, its flag and the value)",
+        ),
+        (
+            "TIMEOUT",
+            "the request ran past its time budget (`--statement-timeout`, default 30 s; the message names it); the statement was stopped inside the database",
+        ),
+        (
+            "OVERLOADED",
+            "no turn to run a statement within `--queue-timeout` (at most `--max-concurrent-queries` run at once; the message names both); HTTP 503 with `Retry-After`",
+        ),
+        (
+            "DATABASE_UNAVAILABLE",
+            "the database cannot be reached (no connection within `--db-acquire-timeout`, a lost connection, a database shutting down); HTTP 503; service resumes by itself when the database is back",
+        ),
+        (
             "INTERNAL",
             "the database or tally failed; the message carries only an id, under which the cause (with the SQL) is logged",
         ),
@@ -159,6 +187,10 @@ impl ApiError {
             ApiError::BadTimezone(_) => "BAD_TIMEZONE",
             ApiError::BadConversionFilter(_) => "BAD_CONVERSION_FILTER",
             ApiError::BadConfig(_) => "BAD_CONFIG",
+            ApiError::LimitExceeded(_) => "LIMIT_EXCEEDED",
+            ApiError::Timeout(_) => "TIMEOUT",
+            ApiError::Overloaded(_) => "OVERLOADED",
+            ApiError::DatabaseUnavailable(_) => "DATABASE_UNAVAILABLE",
             ApiError::Internal { .. } => "INTERNAL",
         }
     }
@@ -271,6 +303,10 @@ mod tests {
             ApiError::BadTimezone(String::new()),
             ApiError::BadConversionFilter(String::new()),
             ApiError::BadConfig(String::new()),
+            ApiError::LimitExceeded(String::new()),
+            ApiError::Timeout(String::new()),
+            ApiError::Overloaded(String::new()),
+            ApiError::DatabaseUnavailable(String::new()),
             ApiError::internal("test", "relation \"secret\" does not exist"),
         ];
         assert_eq!(all.len(), ApiError::CODES.len());

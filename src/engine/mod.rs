@@ -16,6 +16,7 @@
 //! loader, migrations and the saas stage-history builder run SQL (they write).
 
 mod cache;
+pub mod guard;
 mod live;
 mod session;
 pub mod values;
@@ -27,6 +28,7 @@ use std::time::Instant;
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement, TransactionTrait};
 
 pub use cache::PlanCache;
+pub use guard::{Guard, Limits, RequestScope};
 pub use live::{check_live, load_live_models, read_catalog};
 pub use session::{Session, StatementExplain, Trace};
 pub use values::Cell;
@@ -58,6 +60,23 @@ pub struct Engine {
     offsets_needed: HashSet<String>,
     /// Time zones whose offsets are in `tally_tz_offsets`.
     zones_ready: Mutex<HashSet<String>>,
+    /// Time budget, admission control and counters of every session.
+    guard: Arc<Guard>,
+}
+
+/// The most connections `db`'s pool opens.
+pub fn pool_size(db: &DatabaseConnection) -> u32 {
+    match db.get_database_backend() {
+        sea_orm::DbBackend::Postgres => db
+            .get_postgres_connection_pool()
+            .options()
+            .get_max_connections(),
+        sea_orm::DbBackend::Sqlite => db
+            .get_sqlite_connection_pool()
+            .options()
+            .get_max_connections(),
+        _ => 1,
+    }
 }
 
 impl std::fmt::Debug for Engine {
@@ -82,13 +101,25 @@ impl Engine {
             .map(|m| m.name.clone())
             .collect();
         Engine {
-            db,
             dialect,
             models: models.into(),
             plans: PlanCache::default(),
             offsets_needed,
             zones_ready: Mutex::new(HashSet::new()),
+            guard: Arc::new(Guard::new(Limits::for_pool(pool_size(&db)))),
+            db,
         }
+    }
+
+    /// The engine with `limits` instead of its pool's defaults.
+    pub fn with_limits(mut self, limits: Limits) -> Engine {
+        self.guard = Arc::new(Guard::new(limits));
+        self
+    }
+
+    /// The time budget, admission control and counters of its sessions.
+    pub fn guard(&self) -> &Arc<Guard> {
+        &self.guard
     }
 
     /// The engine over `db` with the models tally ships (tests and tools).
@@ -120,7 +151,13 @@ impl Engine {
 
     /// A new session (execution with its own trace) on this engine's pool.
     pub fn session(&self) -> Session {
-        Session::with_models(&self.db, self.models.clone())
+        Session::guarded(&self.db, self.models.clone(), self.guard.clone(), None)
+    }
+
+    /// A new session for the request `scope`: its budget ends at the scope's deadline, and
+    /// what bounds it (`OVERLOADED`, `DATABASE_UNAVAILABLE`) is noted in the scope.
+    pub fn session_for(&self, scope: Option<Arc<RequestScope>>) -> Session {
+        Session::guarded(&self.db, self.models.clone(), self.guard.clone(), scope)
     }
 
     /// The one entry point of semantic-layer reads, metrics and row queries alike: checks
@@ -158,18 +195,18 @@ impl Engine {
                 .db
                 .begin()
                 .await
-                .map_err(|e| ApiError::internal("metrics: begin", e))?;
+                .map_err(|e| session.failure(label, "begin", &e, ""))?;
             if let Some(sql) = self.dialect.jit_off() {
                 txn.execute_unprepared(sql)
                     .await
-                    .map_err(|e| ApiError::internal("metrics: jit off", e))?;
+                    .map_err(|e| session.failure(label, "jit off", &e, sql))?;
             }
             let rows = session
                 .query_planned(&txn, label, stmt, join_path, plan_micros)
                 .await?;
             txn.commit()
                 .await
-                .map_err(|e| ApiError::internal("metrics: commit", e))?;
+                .map_err(|e| session.failure(label, "commit", &e, ""))?;
             rows
         } else {
             session

@@ -4,13 +4,18 @@
 //! [`ApiError`] whose cause is logged (never shown).
 
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use sea_orm::{ConnectionTrait, DatabaseConnection, QueryResult, Statement};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, QueryResult, Statement, TransactionSession as _,
+    TransactionTrait,
+};
 
+use super::guard::{Guard, Limits, RequestScope};
 use crate::error::ApiError;
 use crate::semantic::Model;
 use crate::sql::Dialect;
+use crate::sql::interrupt::{self, Failure};
 
 /// What `extensions.explain` shows of one statement (or of a field answered without SQL).
 #[derive(Debug, Clone, PartialEq)]
@@ -67,7 +72,8 @@ impl StatementExplain {
 /// for a field after its resolver returned).
 pub type Trace = Arc<Mutex<Vec<StatementExplain>>>;
 
-/// The engine's execution for one field: the pool, the dialect, and the trace of what ran.
+/// The engine's execution for one field: the pool, the dialect, the trace of what ran, and
+/// the bounds of its request (time budget, admission control; see [`super::guard`]).
 /// Cheap to clone; clones share the trace.
 #[derive(Clone)]
 pub struct Session {
@@ -75,6 +81,9 @@ pub struct Session {
     dialect: &'static dyn Dialect,
     models: Arc<[Arc<Model>]>,
     trace: Trace,
+    guard: Arc<Guard>,
+    deadline: Instant,
+    scope: Option<Arc<RequestScope>>,
 }
 
 impl std::fmt::Debug for Session {
@@ -99,14 +108,38 @@ impl Session {
         Session::with_models(db, models.clone())
     }
 
-    /// A session on `db` answering for `models`.
+    /// A session on `db` answering for `models`, with the default limits of its pool.
     pub(crate) fn with_models(db: &DatabaseConnection, models: Arc<[Arc<Model>]>) -> Session {
+        let guard = Arc::new(Guard::new(Limits::for_pool(super::pool_size(db))));
+        Session::guarded(db, models, guard, None)
+    }
+
+    /// A session on `db` answering for `models` under `guard`, for the request `scope` (its
+    /// budget ends at the scope's deadline, or one budget from now).
+    pub(crate) fn guarded(
+        db: &DatabaseConnection,
+        models: Arc<[Arc<Model>]>,
+        guard: Arc<Guard>,
+        scope: Option<Arc<RequestScope>>,
+    ) -> Session {
+        let deadline = scope
+            .as_ref()
+            .and_then(|s| s.deadline)
+            .unwrap_or_else(|| Instant::now() + guard.limits().statement_timeout);
         Session {
             db: db.clone(),
             dialect: super::dialect_of(db),
             models,
             trace: Trace::default(),
+            guard,
+            deadline,
+            scope,
         }
+    }
+
+    /// When the session's time budget ends.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
     }
 
     /// The model called `name`, among those the session answers for.
@@ -155,7 +188,7 @@ impl Session {
     /// with the SQL and becomes an internal error.
     pub async fn query(
         &self,
-        conn: &impl ConnectionTrait,
+        conn: &(impl ConnectionTrait + TransactionTrait),
         label: &str,
         stmt: Statement,
     ) -> Result<Vec<QueryResult>, ApiError> {
@@ -164,9 +197,15 @@ impl Session {
 
     /// [`Session::query`] for a planned statement: with the tables it joins and the time its
     /// planning took, for explain.
+    ///
+    /// The statement waits for a turn (admission control: `OVERLOADED` past the guard's
+    /// wait), runs in a transaction of its own on `conn` (a savepoint when `conn` is already
+    /// a transaction) armed to stop inside the database when the request's budget ends
+    /// (`TIMEOUT`), and is cancelled in the database when its future is dropped (the client
+    /// went away). A database that cannot be reached is `DATABASE_UNAVAILABLE`.
     pub async fn query_planned(
         &self,
-        conn: &impl ConnectionTrait,
+        conn: &(impl ConnectionTrait + TransactionTrait),
         label: &str,
         stmt: Statement,
         join_path: Vec<String>,
@@ -178,11 +217,38 @@ impl Session {
             .as_ref()
             .map(|v| v.0.iter().map(crate::sql::value_json).collect())
             .unwrap_or_default();
+        let limits = self.guard.limits();
+        let left = self.left().ok_or_else(|| self.timeout())?;
+        let wait = limits.queue_timeout.min(left);
+        let Some(_permit) = self.guard.admit(wait).await else {
+            if wait < limits.queue_timeout {
+                return Err(self.timeout());
+            }
+            Guard::count(&self.guard.counters().rejected);
+            if let Some(scope) = &self.scope {
+                scope.mark_overloaded();
+            }
+            return Err(ApiError::Overloaded(format!(
+                "the server is busy: {} statements are running (--max-concurrent-queries {}) and none finished within the queue timeout of {} (--queue-timeout); try again shortly",
+                limits.max_queries,
+                limits.max_queries,
+                super::guard::seconds(limits.queue_timeout)
+            )));
+        };
         let started = Instant::now();
-        let result = conn.query_all_raw(stmt).await;
-        let db_millis = (started.elapsed().as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0;
-        let rows = result
-            .map_err(|e| ApiError::internal(label, format!("{e}; SQL: {}", one_line(&sql))))?;
+        // counts the statement as cancelled when this future is dropped while it runs
+        let abandoned = Abandoned(Some(&self.guard.counters().cancelled));
+        let result = self.run_armed(conn, label, stmt).await;
+        abandoned.finish();
+        let elapsed = started.elapsed();
+        let counters = self.guard.counters();
+        Guard::count(&counters.statements);
+        counters.db_micros.fetch_add(
+            elapsed.as_micros() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        let db_millis = (elapsed.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0;
+        let rows = result.map_err(|(what, e)| self.failure(label, what, &e, &sql))?;
         self.record(StatementExplain {
             label: label.to_owned(),
             sql: Some(sql),
@@ -193,6 +259,101 @@ impl Session {
             source: None,
         });
         Ok(rows)
+    }
+
+    /// Runs `stmt` in a transaction (or savepoint) of `conn` armed with what is left of the
+    /// budget; on failure, what was being done and the error.
+    async fn run_armed(
+        &self,
+        conn: &(impl ConnectionTrait + TransactionTrait),
+        label: &str,
+        stmt: Statement,
+    ) -> Result<Vec<QueryResult>, (&'static str, sea_orm::DbErr)> {
+        let left = self.left().unwrap_or(Duration::from_millis(1));
+        let txn = conn.begin().await.map_err(|e| ("begin", e))?;
+        let armed = interrupt::arm(&self.db, &txn, left)
+            .await
+            .map_err(|e| ("arm", e))?;
+        // the database stops the statement at the deadline; this is the backstop should it
+        // not answer (dropping the future cancels the statement)
+        let backstop = left + Duration::from_secs(1);
+        let rows = match tokio::time::timeout(backstop, txn.query_all_raw(stmt)).await {
+            Ok(r) => {
+                armed.finish();
+                r.map_err(|e| ("query", e))?
+            }
+            Err(_) => {
+                drop(armed);
+                tracing::warn!(label, "statement outlived its budget: cancelled");
+                return Err((
+                    "query",
+                    sea_orm::DbErr::Custom("the statement outlived its budget".into()),
+                ));
+            }
+        };
+        txn.commit().await.map_err(|e| ("commit", e))?;
+        Ok(rows)
+    }
+
+    /// What is left of the budget, `None` when it is spent.
+    fn left(&self) -> Option<Duration> {
+        self.deadline
+            .checked_duration_since(Instant::now())
+            .filter(|d| !d.is_zero())
+    }
+
+    fn timeout(&self) -> ApiError {
+        Guard::count(&self.guard.counters().timeouts);
+        ApiError::Timeout(format!(
+            "the request ran longer than its time budget of {} (--statement-timeout) and was stopped; ask for less (a shorter period, fewer dimensions, a coarser granularity) or raise the budget",
+            super::guard::seconds(self.guard.limits().statement_timeout)
+        ))
+    }
+
+    /// The API error of a failed statement.
+    pub(crate) fn failure(
+        &self,
+        label: &str,
+        what: &str,
+        e: &sea_orm::DbErr,
+        sql: &str,
+    ) -> ApiError {
+        match interrupt::classify(e) {
+            Failure::Unavailable => {
+                Guard::count(&self.guard.counters().unavailable);
+                if let Some(scope) = &self.scope {
+                    scope.mark_unavailable();
+                }
+                tracing::warn!(label, what, "database unavailable: {e}");
+                ApiError::DatabaseUnavailable(
+                    "the database cannot be reached right now; try again shortly".to_owned(),
+                )
+            }
+            _ if self.left().is_none() => self.timeout(),
+            Failure::Cancelled => {
+                Guard::count(&self.guard.counters().cancelled);
+                ApiError::internal(label, format!("{what}: statement cancelled: {e}"))
+            }
+            _ => ApiError::internal(label, format!("{what}: {e}; SQL: {}", one_line(sql))),
+        }
+    }
+}
+
+/// Counts a statement abandoned while it runs (its request's future dropped): the statement
+/// itself is cancelled by `crate::sql::interrupt`.
+struct Abandoned<'a>(Option<&'a std::sync::atomic::AtomicU64>);
+
+impl Abandoned<'_> {
+    fn finish(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Abandoned<'_> {
+    fn drop(&mut self) {
+        if let Some(c) = self.0 {
+            Guard::count(c);
+        }
     }
 }
 

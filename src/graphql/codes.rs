@@ -2,6 +2,10 @@
 //! gets `GRAPHQL_PARSE_FAILED`, one that does not validate (unknown fields, arguments, types —
 //! with async-graphql's "Did you mean" suggestions) `GRAPHQL_VALIDATION_FAILED`, in
 //! `extensions.code` like every error tally raises.
+//!
+//! Validation also enforces the [`super::RequestLimits`] of the whole document: the fields it
+//! selects (aliases and nested fields counted, fragments expanded) and its depth; past them
+//! the request fails with `LIMIT_EXCEEDED` before any field runs.
 
 use std::sync::Arc;
 
@@ -12,6 +16,38 @@ use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{ServerError, ServerResult, ValidationResult, Value, Variables};
 
 use crate::error::ApiError;
+
+/// Introspection root fields (`__schema`, `__type`) a request may hold: their answers are
+/// big whatever their selection, so aliases of them are not counted as one field each.
+const MAX_INTROSPECTIONS: usize = 4;
+
+/// The introspection root fields of every operation of `doc` (through fragments).
+fn introspections(doc: &ExecutableDocument) -> usize {
+    use async_graphql::parser::types::{Selection, SelectionSet};
+    fn count(doc: &ExecutableDocument, set: &SelectionSet, depth: usize) -> usize {
+        if depth > 8 {
+            return 0;
+        }
+        set.items
+            .iter()
+            .map(|item| match &item.node {
+                Selection::Field(f) => {
+                    usize::from(matches!(f.node.name.node.as_str(), "__schema" | "__type"))
+                }
+                Selection::InlineFragment(f) => count(doc, &f.node.selection_set.node, depth + 1),
+                Selection::FragmentSpread(s) => doc
+                    .fragments
+                    .get(&s.node.fragment_name.node)
+                    .map(|f| count(doc, &f.node.selection_set.node, depth + 1))
+                    .unwrap_or(0),
+            })
+            .sum()
+    }
+    doc.operations
+        .iter()
+        .map(|(_, op)| count(doc, &op.node.selection_set.node, 0))
+        .sum()
+}
 
 /// The extension factory to add to the schema.
 #[derive(Debug, Clone, Copy, Default)]
@@ -41,9 +77,19 @@ impl Extension for ErrorCodes {
         variables: &Variables,
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
-        next.run(ctx, query, variables)
+        let doc = next
+            .run(ctx, query, variables)
             .await
-            .map_err(|e| with_code(e, ApiError::GraphqlParseFailed(String::new()).code()))
+            .map_err(|e| with_code(e, ApiError::GraphqlParseFailed(String::new()).code()))?;
+        let n = introspections(&doc);
+        if n > MAX_INTROSPECTIONS {
+            let e = ApiError::LimitExceeded(format!(
+                "the request asks for {n} introspection fields (__schema, __type); the limit is {MAX_INTROSPECTIONS}"
+            ));
+            let code = e.code();
+            return Err(with_code(ServerError::new(e.message(), None), code));
+        }
+        Ok(doc)
     }
 
     async fn validation(
@@ -51,11 +97,33 @@ impl Extension for ErrorCodes {
         ctx: &ExtensionContext<'_>,
         next: NextValidation<'_>,
     ) -> Result<ValidationResult, Vec<ServerError>> {
-        next.run(ctx).await.map_err(|errors| {
+        let result = next.run(ctx).await.map_err(|errors| {
             errors
                 .into_iter()
                 .map(|e| with_code(e, ApiError::GraphqlValidationFailed(String::new()).code()))
-                .collect()
-        })
+                .collect::<Vec<_>>()
+        })?;
+        let limits = ctx
+            .data_opt::<super::RequestLimits>()
+            .copied()
+            .unwrap_or_default();
+        let refuse = |message: String| {
+            let e = ApiError::LimitExceeded(message);
+            let code = e.code();
+            vec![with_code(ServerError::new(e.message(), None), code)]
+        };
+        if result.complexity > limits.max_fields {
+            return Err(refuse(format!(
+                "the request selects {} fields (aliases and nested fields counted); the limit is {} (--max-fields)",
+                result.complexity, limits.max_fields
+            )));
+        }
+        if result.depth > limits.max_depth {
+            return Err(refuse(format!(
+                "the request nests selections {} deep; the limit is {} (--max-depth)",
+                result.depth, limits.max_depth
+            )));
+        }
+        Ok(result)
     }
 }

@@ -45,7 +45,8 @@ pub(crate) fn path(ctx: &ResolverContext<'_>) -> String {
 /// A new session of the engine for the field being resolved, whose statements appear in
 /// `extensions.explain` under the field's path.
 pub(crate) fn session(ctx: &ResolverContext<'_>) -> Result<Session, Error> {
-    let session = engine(ctx)?.session();
+    let scope = ctx.data_opt::<Arc<crate::engine::RequestScope>>().cloned();
+    let session = engine(ctx)?.session_for(scope);
     if let Ok(log) = ctx.data::<ExplainLog>() {
         log.watch(path(ctx), session.trace());
     }

@@ -17,12 +17,33 @@ use async_graphql::{Request, Response, ServerResult, Value};
 
 use crate::engine::Trace;
 
-/// The explain of a request: the trace of every field's session, by response path;
-/// attached to the request as data.
+/// The explain of a request: the trace of every field's session, by response path, and the
+/// fields whose rows were cut at the row cap (`extensions.rowsCut`); attached to the
+/// request as data.
 #[derive(Debug, Clone, Default)]
-pub struct ExplainLog(Arc<Mutex<Vec<(String, Trace)>>>);
+pub struct ExplainLog(
+    Arc<Mutex<Vec<(String, Trace)>>>,
+    Arc<Mutex<Vec<(String, u64)>>>,
+);
 
 impl ExplainLog {
+    /// Notes that the rows of the field at `path` were cut after `rows` rows.
+    pub fn cut(&self, path: String, rows: u64) {
+        if let Ok(mut v) = self.1.lock() {
+            v.push((path, rows));
+        }
+    }
+
+    fn take_cuts(&self) -> Vec<serde_json::Value> {
+        self.1
+            .lock()
+            .map(|mut v| std::mem::take(&mut *v))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(path, rows)| serde_json::json!({ "path": path, "rows": rows }))
+            .collect()
+    }
+
     /// Shows what `trace` records under the response path `path`.
     pub fn watch(&self, path: String, trace: Trace) {
         if let Ok(mut v) = self.0.lock() {
@@ -121,6 +142,13 @@ impl Extension for ExplainExtension {
         let entries = self.log.take();
         if let Ok(v) = Value::from_json(serde_json::Value::Array(entries)) {
             response.extensions.insert("explain".to_owned(), v);
+        }
+        // the fields whose rows stopped at the row cap: `[{ path, rows }]`
+        let cuts = self.log.take_cuts();
+        if !cuts.is_empty()
+            && let Ok(v) = Value::from_json(serde_json::Value::Array(cuts))
+        {
+            response.extensions.insert("rowsCut".to_owned(), v);
         }
         response
     }

@@ -360,7 +360,7 @@ fn metrics_field(model: Arc<Model>) -> Field {
     .argument(common::as_of_argument())
     .argument(InputValue::new("where", TypeRef::named(&n.where_input)).description("Only rows whose dimensions match."))
     .argument(InputValue::new("orderBy", TypeRef::named_nn_list(&n.order)).description("Sort keys, in order (default: by the selected dimensions)."))
-    .argument(InputValue::new("limit", TypeRef::named(TypeRef::INT)).description(format!("At most this many rows, 1 to {} (default: all).", common::MAX_LIMIT)))
+    .argument(InputValue::new("limit", TypeRef::named(TypeRef::INT)).description(format!("At most this many rows, 1 to {} (default: at most the server's row cap, 10000 unless set otherwise; when more rows match they are cut and extensions.rowsCut names the field).", common::MAX_LIMIT)))
     .argument(common::offset_argument())
     .argument(
         InputValue::new("timezone", TypeRef::named(TypeRef::STRING))
@@ -422,12 +422,48 @@ async fn resolve(ctx: &ResolverContext<'_>, model: &Arc<Model>) -> Result<Resolv
     read_args(ctx, &mut spec, &|name| {
         model.dimension(name).map(|d| d.dim_type)
     })?;
+    let limits = ctx
+        .ctx
+        .data_opt::<super::RequestLimits>()
+        .copied()
+        .unwrap_or_default();
+    let metrics = spec
+        .fields
+        .iter()
+        .filter(|f| matches!(f.item, Item::Metric { .. }))
+        .count();
+    let dimensions = spec
+        .fields
+        .iter()
+        .filter(|f| matches!(f.item, Item::Dimension { .. }))
+        .count();
+    if metrics * dimensions.max(1) > limits.max_metrics_dimensions {
+        return Err(ApiError::LimitExceeded(format!(
+            "{} selects {metrics} metrics × {dimensions} dimensions = {}; the limit is {} (--max-metrics-dimensions): split it into several fields",
+            common::path(ctx),
+            metrics * dimensions.max(1),
+            limits.max_metrics_dimensions
+        ))
+        .into_graphql());
+    }
+    // without `limit`, at most `max_rows` rows: one more is asked for to know whether the
+    // answer was cut
+    let capped = spec.limit.is_none();
+    if capped {
+        spec.limit = Some(limits.max_rows + 1);
+    }
     let engine = common::engine(ctx)?;
     let session = common::session(ctx)?;
-    let table = engine
+    let mut table = engine
         .run::<Value>(&session, &spec)
         .await
         .map_err(ApiError::into_graphql)?;
+    if capped && table.rows.len() as u64 > limits.max_rows {
+        table.rows.truncate(limits.max_rows as usize);
+        if let Ok(log) = ctx.data::<super::ExplainLog>() {
+            log.cut(common::path(ctx), limits.max_rows);
+        }
+    }
     Ok(deliver(ctx, &keys, &type_names(model).row, table))
 }
 

@@ -12,6 +12,7 @@ mod codes;
 mod common;
 mod explain;
 mod metrics;
+mod observe;
 mod rows;
 mod saas;
 mod sources;
@@ -28,8 +29,33 @@ use sea_orm::DatabaseConnection;
 use crate::engine::Engine;
 use crate::semantic::Model;
 
-/// Depth and complexity limits that keep a request from asking for unbounded work.
-const MAX_DEPTH: usize = 32;
+/// What one request may ask for (`serve` flags; docs/OPERATIONS.md). Past a limit the
+/// request fails with `LIMIT_EXCEEDED` naming the limit and the value, before any SQL runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestLimits {
+    /// Fields a request selects, aliases and every nested field counted
+    /// (`--max-fields`, default 2000).
+    pub max_fields: usize,
+    /// Nesting of selections (`--max-depth`, default 32).
+    pub max_depth: usize,
+    /// Metrics × dimensions (at least one) selected by one `metrics` field
+    /// (`--max-metrics-dimensions`, default 200).
+    pub max_metrics_dimensions: usize,
+    /// Rows of a `metrics` field without `limit` (`--max-rows`, default 10000): past it the
+    /// rows are cut and `extensions.rowsCut` says where.
+    pub max_rows: u64,
+}
+
+impl Default for RequestLimits {
+    fn default() -> Self {
+        RequestLimits {
+            max_fields: 2000,
+            max_depth: 32,
+            max_metrics_dimensions: 200,
+            max_rows: common::MAX_LIMIT,
+        }
+    }
+}
 
 /// Builds the schema over the models of [`crate::semantic::load_default`] (`$TALLY_MODELS`,
 /// `./models`, or the embedded copy); `db` is attached as request data when given (the SDL
@@ -70,11 +96,25 @@ pub fn build_with_saas(
     models: Vec<Model>,
     saas: Option<crate::saas::SaasConfig>,
 ) -> Result<Schema, SchemaError> {
+    build_served(db, models, saas, None, RequestLimits::default()).map(|(schema, _)| schema)
+}
+
+/// [`build_with_saas`], with the engine bounded by `limits` (time budget, statements at
+/// once) instead of its pool's defaults, and requests by `request_limits`; with the
+/// engine's guard (its counters are what `/metrics` shows) when `db` is given.
+pub fn build_served(
+    db: Option<DatabaseConnection>,
+    models: Vec<Model>,
+    saas: Option<crate::saas::SaasConfig>,
+    limits: Option<crate::engine::Limits>,
+    request_limits: RequestLimits,
+) -> Result<(Schema, Option<Arc<crate::engine::Guard>>), SchemaError> {
     let models: Vec<Arc<Model>> = models.into_iter().map(Arc::new).collect();
     let mut builder = Schema::build("Query", None, None)
-        .limit_depth(MAX_DEPTH)
+        .data(request_limits)
         .extension(explain::Explain)
-        .extension(codes::ErrorCodes);
+        .extension(codes::ErrorCodes)
+        .extension(observe::Observe);
     builder = sources::register(builder);
     builder = common::register(builder);
     builder = saas::register(builder);
@@ -96,8 +136,14 @@ pub fn build_with_saas(
         builder = builder.register(metrics::model_object(m, fields));
         query = query.field(metrics::root_field(m));
     }
+    let mut guard = None;
     if let Some(db) = db {
-        builder = builder.data(Arc::new(Engine::new(db, models.clone())));
+        let mut engine = Engine::new(db, models.clone());
+        if let Some(limits) = limits {
+            engine = engine.with_limits(limits);
+        }
+        guard = Some(engine.guard().clone());
+        builder = builder.data(Arc::new(engine));
     }
     builder = builder
         .register(query)
@@ -105,7 +151,7 @@ pub fn build_with_saas(
     if let Some(saas) = saas {
         builder = builder.data(saas);
     }
-    builder.finish()
+    builder.finish().map(|schema| (schema, guard))
 }
 
 /// The SDL of the served schema (what `tally schema` prints and `schema.graphql` holds).

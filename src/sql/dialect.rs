@@ -593,9 +593,13 @@ impl Dialect for Sqlite {
                     )))
                     .await?;
                     conn.execute(sqlx::AssertSqlSafe(tz_offsets_ddl())).await?;
+                    // the connection's id and the progress handler that stops its
+                    // statements at their deadline (`super::interrupt`)
+                    super::interrupt::install_sqlite(conn).await?;
                     Ok(())
                 })
             })
+            .after_release(|conn, _meta| Box::pin(super::interrupt::release_sqlite(conn)))
         });
         Ok(())
     }

@@ -8,6 +8,7 @@
 //! tables). Each plan node is rendered by its own module under `render/`.
 
 mod dialect;
+pub mod interrupt;
 
 mod render;
 
