@@ -396,17 +396,7 @@ async fn metrics(State(app): State<Arc<AppState>>) -> Response {
 
 /// The pool's connections: open, idle, and at most.
 fn pool_state(db: &DatabaseConnection) -> (u32, usize, u32) {
-    match db.get_database_backend() {
-        sea_orm::DbBackend::Postgres => {
-            let p = db.get_postgres_connection_pool();
-            (p.size(), p.num_idle(), p.options().get_max_connections())
-        }
-        sea_orm::DbBackend::Sqlite => {
-            let p = db.get_sqlite_connection_pool();
-            (p.size(), p.num_idle(), p.options().get_max_connections())
-        }
-        _ => (0, 0, 0),
-    }
+    crate::sql::dialect_of(db).pool_state(db)
 }
 
 /// Whether no model holds any row yet (then `serve` loads demo data).

@@ -66,17 +66,7 @@ pub struct Engine {
 
 /// The most connections `db`'s pool opens.
 pub fn pool_size(db: &DatabaseConnection) -> u32 {
-    match db.get_database_backend() {
-        sea_orm::DbBackend::Postgres => db
-            .get_postgres_connection_pool()
-            .options()
-            .get_max_connections(),
-        sea_orm::DbBackend::Sqlite => db
-            .get_sqlite_connection_pool()
-            .options()
-            .get_max_connections(),
-        _ => 1,
-    }
+    dialect_of(db).pool_state(db).2
 }
 
 impl std::fmt::Debug for Engine {

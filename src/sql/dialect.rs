@@ -136,6 +136,9 @@ pub trait Dialect: Sync + Send {
     /// text)`.
     fn introspection(&self) -> Introspection;
 
+    /// The pool's connections: open, idle, and at most.
+    fn pool_state(&self, db: &sea_orm::DatabaseConnection) -> (u32, usize, u32);
+
     /// The namespace tables live in when none is named (`public`, `main`).
     fn default_namespace(&self) -> &'static str;
 
@@ -426,6 +429,10 @@ impl Dialect for Postgres {
         r.try_get_by_index::<Option<chrono::DateTime<chrono::Utc>>>(i)
             .map_err(|e| e.to_string())
     }
+    fn pool_state(&self, db: &sea_orm::DatabaseConnection) -> (u32, usize, u32) {
+        let p = db.get_postgres_connection_pool();
+        (p.size(), p.num_idle(), p.options().get_max_connections())
+    }
     fn default_namespace(&self) -> &'static str {
         "public"
     }
@@ -638,6 +645,10 @@ impl Dialect for Sqlite {
                 .map_err(|e| format!("{s:?}: {e}"))
         })
         .transpose()
+    }
+    fn pool_state(&self, db: &sea_orm::DatabaseConnection) -> (u32, usize, u32) {
+        let p = db.get_sqlite_connection_pool();
+        (p.size(), p.num_idle(), p.options().get_max_connections())
     }
     fn default_namespace(&self) -> &'static str {
         "main"
