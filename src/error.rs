@@ -94,6 +94,13 @@ pub enum ApiError {
     /// The database cannot be reached.
     #[error("{0}")]
     DatabaseUnavailable(String),
+    /// No valid credentials: no API key where the server requires one, or an unknown key.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The caller's role may not read what the request asks for (the message names it), or
+    /// the caller lacks a tenant attribute a row policy needs.
+    #[error("{0}")]
+    Forbidden(String),
     /// Something failed inside tally or the database; the cause is logged under `id`.
     #[error(
         "internal error {id}: the request could not be answered (the cause is logged under this id)"
@@ -165,6 +172,14 @@ impl ApiError {
             "the database cannot be reached (no connection within `--db-acquire-timeout`, a lost connection, a database shutting down); HTTP 503; service resumes by itself when the database is back",
         ),
         (
+            "UNAUTHENTICATED",
+            "no API key where the server requires one, or a key it does not know; HTTP 401",
+        ),
+        (
+            "FORBIDDEN",
+            "the caller's role may not read the model, metric, field or feature the message names, or the caller lacks a tenant attribute a row policy needs",
+        ),
+        (
             "INTERNAL",
             "the database or tally failed; the message carries only an id, under which the cause (with the SQL) is logged",
         ),
@@ -191,6 +206,8 @@ impl ApiError {
             ApiError::Timeout(_) => "TIMEOUT",
             ApiError::Overloaded(_) => "OVERLOADED",
             ApiError::DatabaseUnavailable(_) => "DATABASE_UNAVAILABLE",
+            ApiError::Unauthenticated(_) => "UNAUTHENTICATED",
+            ApiError::Forbidden(_) => "FORBIDDEN",
             ApiError::Internal { .. } => "INTERNAL",
         }
     }
@@ -307,6 +324,8 @@ mod tests {
             ApiError::Timeout(String::new()),
             ApiError::Overloaded(String::new()),
             ApiError::DatabaseUnavailable(String::new()),
+            ApiError::Unauthenticated(String::new()),
+            ApiError::Forbidden(String::new()),
             ApiError::internal("test", "relation \"secret\" does not exist"),
         ];
         assert_eq!(all.len(), ApiError::CODES.len());

@@ -183,6 +183,8 @@ pub struct RequestScope {
     pub id: String,
     /// When its time budget ends; `None`: the engine's budget from each session's start.
     pub deadline: Option<Instant>,
+    /// Who is asking; `None`: an open server's anonymous caller (no row policy applies).
+    pub caller: Option<Arc<super::Caller>>,
     overloaded: AtomicBool,
     unavailable: AtomicBool,
 }
@@ -190,9 +192,19 @@ pub struct RequestScope {
 impl RequestScope {
     /// A request with id `id` whose budget ends at `deadline`.
     pub fn new(id: String, deadline: Option<Instant>) -> Arc<RequestScope> {
+        RequestScope::for_caller(id, deadline, None)
+    }
+
+    /// A request of `caller` with id `id` whose budget ends at `deadline`.
+    pub fn for_caller(
+        id: String,
+        deadline: Option<Instant>,
+        caller: Option<Arc<super::Caller>>,
+    ) -> Arc<RequestScope> {
         Arc::new(RequestScope {
             id,
             deadline,
+            caller,
             overloaded: AtomicBool::new(false),
             unavailable: AtomicBool::new(false),
         })

@@ -16,6 +16,7 @@
 //! loader, migrations and the saas stage-history builder run SQL (they write).
 
 mod cache;
+mod caller;
 pub mod guard;
 mod live;
 mod session;
@@ -28,6 +29,7 @@ use std::time::Instant;
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement, TransactionTrait};
 
 pub use cache::PlanCache;
+pub use caller::Caller;
 pub use guard::{Guard, Limits, RequestScope};
 pub use live::{check_live, load_live_models, read_catalog};
 pub use session::{Session, StatementExplain, Trace};

@@ -137,6 +137,11 @@ impl Session {
         }
     }
 
+    /// Who is asking, when the request has an authenticated caller.
+    pub fn caller(&self) -> Option<&Arc<super::Caller>> {
+        self.scope.as_ref().and_then(|s| s.caller.as_ref())
+    }
+
     /// When the session's time budget ends.
     pub fn deadline(&self) -> Instant {
         self.deadline
