@@ -203,6 +203,10 @@ const EMBEDDED_SQL: &[(&str, &str)] = &[
         include_str!("../../models/shop/customer_value.sql"),
     ),
     (
+        "shop/customer_value.sqlite.sql",
+        include_str!("../../models/shop/customer_value.sqlite.sql"),
+    ),
+    (
         "shop/inventory_on_hand.sql",
         include_str!("../../models/shop/inventory_on_hand.sql"),
     ),
