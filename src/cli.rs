@@ -308,7 +308,7 @@ async fn execute(command: Command) -> Result<ExitCode, Error> {
             let models = load_models(models.as_deref())?;
             let schema = crate::graphql::build_with(None, models)
                 .map_err(|e| Error::Config(format!("the GraphQL schema is broken: {e}")))?;
-            print!("{}", schema.sdl());
+            crate::cli_query::print_out(&schema.sdl())?;
         }
         Command::Load {
             db,

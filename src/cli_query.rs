@@ -43,7 +43,7 @@ pub async fn run(
         Format::Json => {
             let text = serde_json::to_string_pretty(&json)
                 .map_err(|e| Error::Input(format!("cannot encode the response: {e}")))?;
-            println!("{text}");
+            print_out(&format!("{text}\n"))?;
         }
         Format::Csv => {
             if failed {
@@ -58,12 +58,13 @@ pub async fn run(
                     "the result holds no list to write as CSV".to_owned(),
                 ));
             };
-            let mut out = csv::Writer::from_writer(std::io::stdout().lock());
+            let mut out = csv::Writer::from_writer(Vec::new());
             write_csv(&mut out, list)?;
-            out.flush().map_err(|source| Error::Io {
+            let bytes = out.into_inner().map_err(|e| Error::Io {
                 context: "writing CSV".to_owned(),
-                source,
+                source: e.into_error(),
             })?;
+            print_out(&String::from_utf8_lossy(&bytes))?;
         }
     }
     Ok(if failed {
@@ -71,6 +72,20 @@ pub async fn run(
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Writes `text` to standard output. A reader that went away (`tally query … | head`) ends
+/// the output quietly rather than failing.
+pub fn print_out(text: &str) -> Result<(), Error> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(source) if source.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::Io {
+            context: "writing the result to standard output".to_owned(),
+            source,
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// The first list found in a depth-first walk of the result, in field order.

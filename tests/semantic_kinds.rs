@@ -706,6 +706,60 @@ async fn saas_stage_metrics_agree_with_the_lifecycle_fields() {
         assert_eq!(m["churnedCustomers"].as_i64().unwrap(), churned);
         let rate = m["customerChurnRate"].as_f64().unwrap();
         assert!((rate - churned as f64 / from_customer as f64).abs() < 1e-6);
+        // the same over a week, three months and a year before T
+        for (from, base, metric) in [
+            (
+                "2024-08-25T00:00:00Z",
+                "customersWeekAgo",
+                "customerChurnRateWeek",
+            ),
+            (
+                "2024-06-01T00:00:00Z",
+                "customersQuarterAgo",
+                "customerChurnRateQuarter",
+            ),
+            (
+                "2023-09-01T00:00:00Z",
+                "customersYearAgo",
+                "customerChurnRateYear",
+            ),
+        ] {
+            let v = gql(&db, &format!(r#"{{ saas {{ transitions(from: "{from}", to: "{at}") {{ links {{ source target count }} }} metrics(asOf: "{at}") {{ {base} {metric} }} }} }}"#)).await;
+            let links = data(&v, "saas.transitions.links");
+            let count = |to: Option<&str>| -> i64 {
+                links
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|l| l["source"] == "from:CUSTOMER")
+                    .filter(|l| to.is_none_or(|t| l["target"] == t))
+                    .map(|l| l["count"].as_i64().unwrap())
+                    .sum()
+            };
+            let (customers, churned) = (count(None), count(Some("to:CHURNED")));
+            // the demo's customers start in 2024: a year before T there are none
+            assert_eq!(
+                customers == 0,
+                base == "customersYearAgo",
+                "{base}: {customers}"
+            );
+            let m = &data(&v, "saas.metrics")[0];
+            assert_eq!(
+                m[base].as_i64().unwrap(),
+                customers,
+                "{metric} {}",
+                db.backend
+            );
+            if customers == 0 {
+                assert!(m[metric].is_null(), "{metric}: {m}");
+            } else {
+                let rate = m[metric].as_f64().unwrap();
+                assert!(
+                    (rate - churned as f64 / customers as f64).abs() < 1e-6,
+                    "{metric}: {m}"
+                );
+            }
+        }
         // cohort conversion rates: per signup month and plan, each a ratio of the flags
         let v = gql(&db, &format!(r#"{{ saas {{ metrics(asOf: "{at}") {{ c: signupCohort(granularity: MONTH) plan lifecycleUsers reachedProspect reachedCustomer reachedProspectAndCustomer leadToProspectRate prospectToCustomerRate leadToCustomerRate isComplete }} }} }}"#)).await;
         let rows = data(&v, "saas.metrics");
@@ -1382,6 +1436,143 @@ async fn shop_segments_taxes_and_social_sign_ups() {
         assert_eq!(
             data(&v, "status.metrics"),
             json!([{ "userStatus": "active", "signUps": 3 }, { "userStatus": "inactive", "signUps": 1 }]),
+            "{}",
+            db.backend
+        );
+        db.cleanup().await;
+    }
+}
+
+// ------------------------------------------------- saas: collected amount, keyed rows
+
+/// The collected amount of a period (SEMANTICS §2: amounts of invoices whose earliest
+/// counting payment has its ds in the period, each paid invoice once) and the users, shops
+/// and plans tables listed as of T by the keyed-row rule (the row of the latest partition
+/// `ts <= T`). Expected values are worked out by hand from the fixture.
+#[tokio::test]
+async fn saas_collected_amount_and_keyed_rows() {
+    const FILES: &[(&str, &str)] = &[
+        (
+            "users",
+            "ts,user_id,creation_timestamp\n\
+             2024-01-01 08:00:00,u1,2024-01-01T08:10:00Z\n\
+             2024-01-02 09:00:00,u2,2024-01-02T09:30:00Z\n\
+             2024-01-05 00:00:00,u1,2024-01-01T08:10:00Z\n",
+        ),
+        (
+            "shops",
+            "ts,shop_id,creation_timestamp,owner_user_id\n\
+             2024-01-03 00:00:00,s1,2024-01-03T00:00:00Z,u1\n\
+             2024-01-04 00:00:00,s2,2024-01-04T00:00:00Z,u2\n",
+        ),
+        (
+            "plans",
+            "ts,plan_id,invoice_amount\n\
+             2024-01-01 00:00:00,basic,10.00\n\
+             2024-02-01 00:00:00,basic,12.00\n\
+             2024-01-01 00:00:00,pro,50.00\n",
+        ),
+        (
+            "invoices",
+            "ds,invoice_id,user_id,shop_id,invoice_timestamp,invoice_amount\n\
+             2024-01-31,i1,u1,s1,2024-01-31T10:00:00Z,50.00\n\
+             2024-02-01,i2,u1,s1,2024-02-01T00:00:00Z,30.00\n\
+             2024-02-10,i3,u2,s2,2024-02-10T12:00:00Z,20.00\n\
+             2024-03-05,i4,u2,s2,2024-03-05T00:00:00Z,99.00\n",
+        ),
+        (
+            "payments",
+            "ds,payment_id,invoice_id,user_id\n\
+             2024-01-31,p1,i1,u1\n\
+             2024-02-15,p2,i1,u1\n\
+             2024-02-03,p3,i2,u1\n\
+             2024-03-01,p4,i3,u2\n\
+             2024-03-04,p5,i4,u2\n",
+        ),
+    ];
+    let collected = |t: &str| {
+        format!(
+            r#"{{ saas {{ metrics(asOf: "{t}") {{ collectionDay(granularity: MONTH) collectedAmount collectedInvoices }} }} }}"#
+        )
+    };
+    for db in TestDb::all().await {
+        load(&db, "saas", FILES).await;
+        // 5:00 on 31 January: p1 counts (from 00:00 of its ds) but i1 (10:00) does not yet.
+        let v = gql(&db, &collected("2024-01-31T05:00:00Z")).await;
+        assert_eq!(data(&v, "saas.metrics"), json!([]), "{}", db.backend);
+        // End of February: i1 collected on 31 January (once, though paid twice), i2 on 3
+        // February; i3's payment (ds 1 March) does not count yet.
+        let v = gql(&db, &collected("2024-02-29T23:59:59Z")).await;
+        assert_eq!(
+            data(&v, "saas.metrics"),
+            json!([
+                { "collectionDay": "2024-01-01T00:00:00Z", "collectedAmount": "50.00", "collectedInvoices": 1 },
+                { "collectionDay": "2024-02-01T00:00:00Z", "collectedAmount": "30.00", "collectedInvoices": 1 }
+            ]),
+            "{}",
+            db.backend
+        );
+        // 4 March 12:00: i3 collected on 1 March; i4 (ds 5 March) does not count yet, so its
+        // payment of 4 March collects nothing.
+        let v = gql(&db, &collected("2024-03-04T12:00:00Z")).await;
+        assert_eq!(
+            data(&v, "saas.metrics")[2],
+            json!({ "collectionDay": "2024-03-01T00:00:00Z", "collectedAmount": "20.00", "collectedInvoices": 1 }),
+            "{}",
+            db.backend
+        );
+        // 6 March: i4 counts, collected by its payment of 4 March: 20 + 99 in March.
+        let v = gql(&db, &collected("2024-03-06T00:00:00Z")).await;
+        assert_eq!(
+            data(&v, "saas.metrics")[2],
+            json!({ "collectionDay": "2024-03-01T00:00:00Z", "collectedAmount": "119.00", "collectedInvoices": 2 }),
+            "{}",
+            db.backend
+        );
+        let v = gql(
+            &db,
+            r#"{
+            u1: saas { userRecords(asOf: "2024-01-01T12:00:00Z") { userId ts } }
+            u2: saas { userRecords(asOf: "2024-01-06T00:00:00Z") { userId ts creationTimestamp } }
+            s1: saas { shopRecords(asOf: "2024-01-02T00:00:00Z") { shopId } }
+            s2: saas { shopRecords(asOf: "2024-01-04T00:00:00Z") { shopId ownerUserId } }
+            p1: saas { planRecords(asOf: "2024-01-15T00:00:00Z") { planId invoiceAmount } }
+            p2: saas { planRecords(asOf: "2024-02-01T00:00:00Z") { planId invoiceAmount } }
+        }"#,
+        )
+        .await;
+        assert_eq!(
+            data(&v, "u1.userRecords"),
+            json!([{ "userId": "u1", "ts": "2024-01-01 08:00:00" }]),
+            "{}",
+            db.backend
+        );
+        assert_eq!(
+            data(&v, "u2.userRecords"),
+            json!([
+                { "userId": "u1", "ts": "2024-01-05 00:00:00", "creationTimestamp": "2024-01-01T08:10:00Z" },
+                { "userId": "u2", "ts": "2024-01-02 09:00:00", "creationTimestamp": "2024-01-02T09:30:00Z" }
+            ]),
+            "{}",
+            db.backend
+        );
+        assert_eq!(data(&v, "s1.shopRecords"), json!([]), "{}", db.backend);
+        assert_eq!(
+            data(&v, "s2.shopRecords"),
+            json!([{ "shopId": "s1", "ownerUserId": "u1" }, { "shopId": "s2", "ownerUserId": "u2" }]),
+            "{}",
+            db.backend
+        );
+        // The partition of 1 February 00:00 counts at exactly that instant.
+        assert_eq!(
+            data(&v, "p1.planRecords"),
+            json!([{ "planId": "basic", "invoiceAmount": "10.00" }, { "planId": "pro", "invoiceAmount": "50.00" }]),
+            "{}",
+            db.backend
+        );
+        assert_eq!(
+            data(&v, "p2.planRecords"),
+            json!([{ "planId": "basic", "invoiceAmount": "12.00" }, { "planId": "pro", "invoiceAmount": "50.00" }]),
             "{}",
             db.backend
         );

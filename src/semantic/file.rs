@@ -199,6 +199,14 @@ const EMBEDDED_SQL: &[(&str, &str)] = &[
         include_str!("../../models/web/product_views.sql"),
     ),
     (
+        "saas/collections.sql",
+        include_str!("../../models/saas/collections.sql"),
+    ),
+    (
+        "saas/collections.sqlite.sql",
+        include_str!("../../models/saas/collections.sqlite.sql"),
+    ),
+    (
         "shop/customer_value.sql",
         include_str!("../../models/shop/customer_value.sql"),
     ),

@@ -702,7 +702,13 @@ impl Dialect for Sqlite {
             ColType::Date
         } else if d.contains("bool") {
             ColType::Bool
-        } else if d.contains("decimal") || d.contains("numeric") || d.contains("money") {
+        } else if d.contains("decimal")
+            || d.contains("numeric")
+            || d.contains("money")
+            || (d.contains('(') && d.contains(','))
+        {
+            // a scale, `real(18, 2)`, is a decimal: a float type takes none (sea-orm writes
+            // decimal columns so on SQLite)
             ColType::Decimal
         } else if d.contains("json") {
             ColType::Json
@@ -931,5 +937,31 @@ impl Drop for ScratchFile {
             p.push(suffix);
             let _ = std::fs::remove_file(p);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Dialect, Postgres, Sqlite};
+    use crate::semantic::ColType;
+
+    /// Declared SQLite types map by affinity, except that a scale makes a decimal: sea-orm
+    /// declares decimal columns `real(18, 2)` on SQLite.
+    #[test]
+    fn declared_types() {
+        for (declared, ty) in [
+            ("real(18, 2)", ColType::Decimal),
+            ("REAL", ColType::Float),
+            ("double", ColType::Float),
+            ("decimal(10,2)", ColType::Decimal),
+            ("varchar(255)", ColType::String),
+            ("integer", ColType::Int),
+            ("timestamp_with_timezone_text", ColType::Time),
+            ("date", ColType::Date),
+        ] {
+            assert_eq!(Sqlite.column_type(declared), ty, "{declared}");
+        }
+        assert_eq!(Postgres.column_type("numeric"), ColType::Decimal);
+        assert_eq!(Postgres.column_type("real"), ColType::Float);
     }
 }
