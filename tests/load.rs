@@ -212,6 +212,7 @@ fn tables(model: &str) -> &'static [&'static str] {
         "gym" => entity::gym::TABLES,
         "shop" => entity::shop::TABLES,
         "social" => entity::social::TABLES,
+        "web" => entity::web::TABLES,
         _ => unreachable!(),
     }
 }
@@ -1009,4 +1010,94 @@ async fn a_load_refreshes_the_statistics_of_what_it_wrote() {
         }
     })
     .await;
+}
+
+/// A load cut off by a database outage (every connection of the database terminated while
+/// it writes) commits nothing, and its error says the database is unchanged; loading the
+/// same files again afterwards loads them whole. PostgreSQL only: an outage is a server's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_load_cut_off_by_an_outage_leaves_the_database_unchanged() {
+    let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI is set but TEST_DATABASE_URL is not"
+        );
+        return;
+    };
+    let test_db = TestDb::postgres(&admin_url).await;
+    let (_, name) = test_db.pg.clone().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let opts = tally::demo::DemoOptions {
+        scale: 1.0,
+        seed: 7,
+    };
+    tally::demo::write_csv("web", &opts, dir.path()).unwrap();
+    let web = dir.path().join("web");
+    let admin = Database::connect(&admin_url).await.unwrap();
+    // the outage: once the load is writing, every backend of the database is terminated
+    let cutter = {
+        let admin = admin.clone();
+        let name = name.clone();
+        tokio::spawn(async move {
+            let busy = format!(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = '{name}' AND state <> 'idle' AND query ILIKE 'INSERT%'"
+            );
+            let started = std::time::Instant::now();
+            loop {
+                let row = admin
+                    .query_one_raw(Statement::from_string(
+                        sea_orm::DbBackend::Postgres,
+                        busy.clone(),
+                    ))
+                    .await
+                    .unwrap()
+                    .unwrap();
+                if row.try_get_by_index::<i64>(0).unwrap() > 0 {
+                    break;
+                }
+                assert!(started.elapsed().as_secs() < 60, "the load never wrote");
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            admin
+                .execute_unprepared(&format!(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+                ))
+                .await
+                .unwrap();
+        })
+    };
+    let sources = csv_sources("web", &web).unwrap();
+    let err = load(&test_db.db, "web", sources, &LoadOptions::default())
+        .await
+        .expect_err("a load whose connection was terminated cannot succeed");
+    cutter.await.unwrap();
+    assert!(matches!(err, LoadError::Interrupted { .. }), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("nothing was loaded into web") && text.contains("the database is unchanged"),
+        "{text}"
+    );
+    // nothing of it is in the database, through a fresh connection
+    let base = admin_url.split('?').next().unwrap();
+    let fresh = Database::connect(format!("{}/{name}", &base[..base.rfind('/').unwrap()]))
+        .await
+        .unwrap();
+    for table in tables("web") {
+        assert_eq!(count(&fresh, "web", table).await, 0, "web.{table}");
+    }
+    // and loading the same files again loads them whole (the pool replaced its connections)
+    let sources = csv_sources("web", &web).unwrap();
+    let report = load(&fresh, "web", sources, &LoadOptions::default())
+        .await
+        .unwrap();
+    assert!(
+        report
+            .tables
+            .iter()
+            .all(|t| t.rows_inserted == t.rows_read && t.rows_read > 0),
+        "{report:?}"
+    );
+    fresh.close().await.unwrap();
+    admin.close().await.unwrap();
+    test_db.cleanup().await;
 }

@@ -134,6 +134,15 @@ pub enum LoadError {
     },
     /// The load could not run: unknown model or table, database or I/O failure.
     Failed(Error),
+    /// The load stopped after its transaction began (a lost connection, a database that
+    /// shut down, an I/O error while reading): the transaction was not committed, so the
+    /// database holds what it held before.
+    Interrupted {
+        /// The model whose load stopped.
+        model: String,
+        /// What stopped it.
+        cause: Error,
+    },
 }
 
 impl fmt::Display for LoadError {
@@ -154,6 +163,10 @@ impl fmt::Display for LoadError {
                 write!(f, "nothing was loaded into {model}")
             }
             LoadError::Failed(e) => write!(f, "{e}"),
+            LoadError::Interrupted { model, cause } => write!(
+                f,
+                "{cause}\nnothing was loaded into {model}: the load stopped before its transaction committed, so the database is unchanged (loading the same files again is safe)"
+            ),
         }
     }
 }
@@ -162,7 +175,7 @@ impl std::error::Error for LoadError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             LoadError::Rejected { .. } => None,
-            LoadError::Failed(e) => Some(e),
+            LoadError::Failed(e) | LoadError::Interrupted { cause: e, .. } => Some(e),
         }
     }
 }
@@ -421,9 +434,11 @@ pub async fn load(
             } else {
                 None
             };
-            txn.commit()
-                .await
-                .map_err(|e| Error::Database(format!("cannot commit the load of {model}: {e}")))?;
+            txn.commit().await.map_err(|e| {
+                Error::Database(format!(
+                    "cannot commit the load of {model}: {e}; if the connection was lost during the commit, the database may or may not hold the load: loading the same files again is safe (rows already present are skipped)"
+                ))
+            })?;
             analyze_written(db, model, &tables).await;
             if model == "gym" {
                 // Local times of the gym models need the offsets of every branch's zone.
@@ -455,10 +470,14 @@ pub async fn load(
                 more: errors.more,
             })
         }
-        Err(e) => {
-            // the failure is what matters; the transaction is rolled back either way
+        Err(cause) => {
+            // the failure is what matters; the transaction is rolled back either way (a lost
+            // connection never commits it)
             let _ = txn.rollback().await;
-            Err(e.into())
+            Err(LoadError::Interrupted {
+                model: model.to_owned(),
+                cause,
+            })
         }
     }
 }
