@@ -419,9 +419,11 @@ async fn request_limits_name_the_limit_and_the_value() {
             max_depth: 6,
             max_metrics_dimensions: 1,
             max_rows: 20,
+            ..Default::default()
         },
         max_body_bytes: 4096,
         max_batch: 3,
+        ..Default::default()
     };
     let addr = start_with(&db.url, settings).await;
 
