@@ -127,6 +127,21 @@ pub struct Identity {
     pub caller: Option<Arc<Caller>>,
 }
 
+/// The engine's view of a request of `identity` (`None`: an open server) with id `id`: its
+/// budget (the role's `statement_timeout`, else `budget`) from now, and its caller (the
+/// key's role and attributes; none for an unscoped role or an open server).
+pub fn request_scope(
+    identity: Option<&Identity>,
+    id: String,
+    budget: Duration,
+) -> Arc<crate::engine::RequestScope> {
+    let budget = identity
+        .and_then(|i| i.role.statement_timeout)
+        .unwrap_or(budget);
+    let caller = identity.and_then(|i| i.caller.clone());
+    crate::engine::RequestScope::for_caller(id, Some(std::time::Instant::now() + budget), caller)
+}
+
 /// The keys and roles of a server; empty: the server is open.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Auth {

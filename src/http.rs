@@ -26,7 +26,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 use crate::auth::{Auth, Identity};
 use crate::config::ServeConfig;
 use crate::db;
-use crate::engine::{Guard, Limits, RequestScope};
+use crate::engine::{Guard, Limits};
 use crate::error::{ApiError, Error};
 use crate::graphql::RequestLimits;
 
@@ -351,12 +351,7 @@ async fn graphql(
             &id.0,
         );
     }
-    let budget = identity
-        .as_ref()
-        .and_then(|i| i.role.statement_timeout)
-        .unwrap_or(app.budget);
-    let caller = identity.as_ref().and_then(|i| i.caller.clone());
-    let scope = RequestScope::for_caller(id.0.clone(), Some(Instant::now() + budget), caller);
+    let scope = crate::auth::request_scope(identity.as_ref(), id.0.clone(), app.budget);
     let mut batch = batch.data(scope.clone());
     if let Some(i) = &identity {
         tracing::debug!(key = %i.key, role = %i.role.name, "caller");

@@ -520,3 +520,36 @@ async fn filters_past_their_limits_are_refused_over_http() {
     assert!(a.json()["errors"].is_null(), "{}", a.body);
     db.cleanup().await;
 }
+
+#[tokio::test]
+async fn the_callers_role_and_attributes_reach_the_engine() {
+    let db = TestDb::sqlite().await;
+    let auth = config().auth().expect("auth");
+    let models = tally::semantic::load_models(None).expect("models");
+    let engine =
+        tally::engine::Engine::new(db.conn.clone(), models.into_iter().map(Arc::new).collect());
+    let identity = |key: &str| {
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert("authorization", bearer(key).parse().unwrap());
+        auth.authenticate(&headers).expect("a known key")
+    };
+    let budget = Duration::from_secs(30);
+    // a scoped role: the session sees the key's role and attributes, and the role's budget
+    let branch = identity(BRANCH_KEY);
+    let scope = tally::auth::request_scope(branch.as_ref(), "r1".into(), budget);
+    let left = scope.deadline.unwrap() - Instant::now();
+    assert!(left <= Duration::from_millis(300), "{left:?}");
+    let session = engine.session_for(Some(scope));
+    let caller = session.caller().expect("a caller");
+    assert_eq!(caller.role, "branch");
+    assert_eq!(caller.attribute("branch_id").unwrap(), ["b1", "b2"]);
+    // an unscoped role and an open server: no caller, the server's budget
+    let admin = identity(ADMIN_KEY);
+    assert!(admin.is_some());
+    for who in [admin.as_ref(), None] {
+        let scope = tally::auth::request_scope(who, "r2".into(), budget);
+        assert!(scope.deadline.unwrap() - Instant::now() > Duration::from_secs(29));
+        assert!(engine.session_for(Some(scope)).caller().is_none());
+    }
+    db.cleanup().await;
+}
