@@ -374,18 +374,22 @@ mod tests {
 
     #[test]
     fn a_hash_round_trips_and_keys_differ() {
-        let key = new_key().unwrap();
+        let key = new_key().expect("randomness");
         assert!(key.starts_with(KEY_PREFIX) && key.len() == KEY_PREFIX.len() + 64);
-        assert_ne!(key, new_key().unwrap());
+        assert_ne!(key, new_key().expect("randomness"));
         let hash = hash_key(&key);
-        let bytes = parse_hash(&hash).unwrap();
+        let bytes = parse_hash(&hash).expect("a hash");
         assert_eq!(hash, format!("{HASH_PREFIX}{}", hex(&bytes)));
         assert!(
             parse_hash("sha256:zz")
-                .unwrap_err()
+                .expect_err("too short")
                 .contains("64 hex digits")
         );
-        assert!(parse_hash(&key).unwrap_err().contains("must start with"));
+        assert!(
+            parse_hash(&key)
+                .expect_err("no prefix")
+                .contains("must start with")
+        );
         // the known value of SHA-256("abc")
         assert_eq!(
             hash_key("abc"),
@@ -404,7 +408,8 @@ mod tests {
 
     #[test]
     fn attributes_collect_repeated_names() {
-        let a = parse_attributes(&["branch_id=b1".into(), "branch_id=b2".into()]).unwrap();
+        let a =
+            parse_attributes(&["branch_id=b1".into(), "branch_id=b2".into()]).expect("attributes");
         assert_eq!(a["branch_id"], vec!["b1".to_owned(), "b2".to_owned()]);
         assert!(parse_attributes(&["nope".into()]).is_err());
         let toml = key_toml("k", "analyst", &a, Some("alice"));
