@@ -131,88 +131,16 @@ pub enum Command {
     },
 }
 
-/// The flags of `tally serve` (each left out: the configuration file's value, else the
-/// default; docs/CONFIGURATION.md).
+/// `tally serve`'s command line: the configuration file, and the flags that win over it.
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
     /// The configuration file (TOML; docs/CONFIGURATION.md). Flags and their environment
     /// variables win over it.
     #[arg(long, env = "TALLY_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Database URL: sqlite://FILE or postgres://USER@HOST/DB. Read-only unless --demo.
-    #[arg(long = "db", env = "DATABASE_URL")]
-    pub db: Option<String>,
-    /// Address to listen on [default: 127.0.0.1:4000].
-    #[arg(long, env = "TALLY_BIND")]
-    pub bind: Option<String>,
-    /// Embedded default only: do not load demo data into the new database.
-    #[arg(long, conflicts_with = "demo")]
-    pub no_demo: bool,
-    /// Write into the --db database: create the demo schema (migrate) and load demo data
-    /// when it holds no rows.
-    #[arg(long)]
-    pub demo: bool,
-    /// Scale of the demo data loaded into an empty database [default: 1].
-    #[arg(long)]
-    pub demo_scale: Option<f64>,
-    /// Where a model's tables live: MODEL=NAMESPACE (a PostgreSQL schema or an attached
-    /// SQLite database, e.g. gym=public); repeatable, or comma-separated in
-    /// TALLY_NAMESPACES. Overrides the model file's `namespace`.
-    #[arg(long = "namespace", env = "TALLY_NAMESPACES", value_delimiter = ',')]
-    pub namespaces: Vec<String>,
-    /// Serve only these models (comma-separated, e.g. gym,shop): for a database that
-    /// holds the tables of some models only.
-    #[arg(long, env = "TALLY_ONLY", value_delimiter = ',')]
-    pub only: Vec<String>,
-    /// Folder of model files (`<dir>/<model>/*.toml`); default `$TALLY_MODELS`, else
-    /// `./models`, else the models built into the binary.
-    #[arg(long)]
-    pub models: Option<PathBuf>,
-    /// Serve with no API key on an address other than loopback (anyone who reaches it
-    /// reads every model).
-    #[arg(long, env = "TALLY_ALLOW_OPEN")]
-    pub allow_open: bool,
-    /// Time budget of a request, in seconds: its statements are stopped inside the
-    /// database when it is spent (TIMEOUT) [default: 30].
-    #[arg(long, env = "TALLY_STATEMENT_TIMEOUT")]
-    pub statement_timeout: Option<f64>,
-    /// Statements run at once, at most (default: the pool's connections minus two).
-    #[arg(long, env = "TALLY_MAX_CONCURRENT_QUERIES")]
-    pub max_concurrent_queries: Option<usize>,
-    /// Seconds a statement waits for its turn before OVERLOADED (HTTP 503) [default: 2].
-    #[arg(long, env = "TALLY_QUEUE_TIMEOUT")]
-    pub queue_timeout: Option<f64>,
-    /// Seconds a statement waits for a database connection before
-    /// DATABASE_UNAVAILABLE (HTTP 503) [default: 2].
-    #[arg(long, env = "TALLY_DB_ACQUIRE_TIMEOUT")]
-    pub db_acquire_timeout: Option<f64>,
-    /// Bytes of a request body, at most (LIMIT_EXCEEDED, HTTP 413) [default: 1048576].
-    #[arg(long, env = "TALLY_MAX_BODY_BYTES")]
-    pub max_body_bytes: Option<u64>,
-    /// Operations of a batch request, at most [default: 10].
-    #[arg(long, env = "TALLY_MAX_BATCH")]
-    pub max_batch: Option<u64>,
-    /// Fields a request selects, at most (aliases and nested fields counted)
-    /// [default: 2000].
-    #[arg(long, env = "TALLY_MAX_FIELDS")]
-    pub max_fields: Option<u64>,
-    /// Nesting of a request's selections, at most [default: 32].
-    #[arg(long, env = "TALLY_MAX_DEPTH")]
-    pub max_depth: Option<u64>,
-    /// Metrics × dimensions one `metrics` field selects, at most [default: 200].
-    #[arg(long, env = "TALLY_MAX_METRICS_DIMENSIONS")]
-    pub max_metrics_dimensions: Option<u64>,
-    /// Rows of a `metrics` field without `limit`, at most (the rest is cut and
-    /// extensions.rowsCut says so) [default: 10000].
-    #[arg(long, env = "TALLY_MAX_ROWS")]
-    pub max_rows: Option<u64>,
-    /// Values of one `in` / `notIn` list, and of all the values one `where` binds, at
-    /// most [default: 1000].
-    #[arg(long, env = "TALLY_MAX_IN_LIST")]
-    pub max_in_list: Option<u64>,
-    /// Nodes (conditions, and, or, not) of one `where`, at most [default: 200].
-    #[arg(long, env = "TALLY_MAX_FILTER_NODES")]
-    pub max_filter_nodes: Option<u64>,
+    /// The flags.
+    #[command(flatten)]
+    pub flags: crate::config::ServeFlags,
 }
 
 /// `tally key` subcommands.
@@ -273,56 +201,10 @@ fn check_model(model: &str) -> Result<(), Error> {
 async fn execute(command: Command) -> Result<ExitCode, Error> {
     match command {
         Command::Serve(args) => {
-            let ServeArgs {
-                config,
-                db,
-                bind,
-                no_demo,
-                demo,
-                demo_scale,
-                models,
-                namespaces,
-                only,
-                allow_open,
-                statement_timeout,
-                max_concurrent_queries,
-                queue_timeout,
-                db_acquire_timeout,
-                max_body_bytes,
-                max_batch,
-                max_fields,
-                max_depth,
-                max_metrics_dimensions,
-                max_rows,
-                max_in_list,
-                max_filter_nodes,
-            } = *args;
+            let ServeArgs { config, flags } = *args;
             let file = match &config {
                 Some(path) => crate::config::FileConfig::load(path)?,
                 None => crate::config::FileConfig::default(),
-            };
-            let flags = crate::config::ServeFlags {
-                db,
-                bind,
-                no_demo,
-                demo,
-                demo_scale,
-                models,
-                namespaces,
-                only,
-                statement_timeout,
-                max_concurrent_queries,
-                queue_timeout,
-                db_acquire_timeout,
-                max_body_bytes,
-                max_batch,
-                max_fields,
-                max_depth,
-                max_metrics_dimensions,
-                max_rows,
-                max_in_list,
-                max_filter_nodes,
-                allow_open,
             };
             let config = ServeConfig::resolve(&file, &flags)?;
             config.check_open()?;

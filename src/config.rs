@@ -384,52 +384,84 @@ impl ServeConfig {
     }
 }
 
-/// The `serve` flags (each `None` or empty when not given on the command line or in its
-/// environment variable).
-#[derive(Debug, Clone, Default, PartialEq)]
+/// The `serve` flags (each `None`, `false` or empty when given neither on the command line
+/// nor in its environment variable: then the configuration file, else the default, holds).
+#[derive(Debug, Clone, Default, PartialEq, clap::Args)]
 pub struct ServeFlags {
-    /// `--db`, `DATABASE_URL`.
+    /// Database URL: sqlite://FILE or postgres://USER@HOST/DB. Read-only unless --demo.
+    #[arg(long = "db", env = "DATABASE_URL")]
     pub db: Option<String>,
-    /// `--bind`, `TALLY_BIND`.
+    /// Address to listen on [default: 127.0.0.1:4000].
+    #[arg(long, env = "TALLY_BIND")]
     pub bind: Option<String>,
-    /// `--no-demo`.
+    /// Embedded default only: do not load demo data into the new database.
+    #[arg(long, conflicts_with = "demo")]
     pub no_demo: bool,
-    /// `--demo`.
+    /// Write into the --db database: create the demo schema (migrate) and load demo data
+    /// when it holds no rows.
+    #[arg(long)]
     pub demo: bool,
-    /// `--demo-scale`.
+    /// Scale of the demo data loaded into an empty database [default: 1].
+    #[arg(long)]
     pub demo_scale: Option<f64>,
-    /// `--models`.
-    pub models: Option<PathBuf>,
-    /// `--namespace`, `TALLY_NAMESPACES`.
+    /// Where a model's tables live: MODEL=NAMESPACE (a PostgreSQL schema or an attached
+    /// SQLite database, e.g. gym=public); repeatable, or comma-separated in
+    /// TALLY_NAMESPACES. Overrides the model file's `namespace`.
+    #[arg(long = "namespace", env = "TALLY_NAMESPACES", value_delimiter = ',')]
     pub namespaces: Vec<String>,
-    /// `--only`, `TALLY_ONLY`.
+    /// Serve only these models (comma-separated, e.g. gym,shop): for a database that
+    /// holds the tables of some models only.
+    #[arg(long, env = "TALLY_ONLY", value_delimiter = ',')]
     pub only: Vec<String>,
-    /// `--statement-timeout` (seconds).
-    pub statement_timeout: Option<f64>,
-    /// `--max-concurrent-queries`.
-    pub max_concurrent_queries: Option<usize>,
-    /// `--queue-timeout` (seconds).
-    pub queue_timeout: Option<f64>,
-    /// `--db-acquire-timeout` (seconds).
-    pub db_acquire_timeout: Option<f64>,
-    /// `--max-body-bytes`.
-    pub max_body_bytes: Option<u64>,
-    /// `--max-batch`.
-    pub max_batch: Option<u64>,
-    /// `--max-fields`.
-    pub max_fields: Option<u64>,
-    /// `--max-depth`.
-    pub max_depth: Option<u64>,
-    /// `--max-metrics-dimensions`.
-    pub max_metrics_dimensions: Option<u64>,
-    /// `--max-rows`.
-    pub max_rows: Option<u64>,
-    /// `--max-in-list`.
-    pub max_in_list: Option<u64>,
-    /// `--max-filter-nodes`.
-    pub max_filter_nodes: Option<u64>,
-    /// `--allow-open`.
+    /// Folder of model files (`<dir>/<model>/*.toml`); default `$TALLY_MODELS`, else
+    /// `./models`, else the models built into the binary.
+    #[arg(long)]
+    pub models: Option<PathBuf>,
+    /// Serve with no API key on an address other than loopback (anyone who reaches it
+    /// reads every model).
+    #[arg(long, env = "TALLY_ALLOW_OPEN")]
     pub allow_open: bool,
+    /// Time budget of a request, in seconds: its statements are stopped inside the
+    /// database when it is spent (TIMEOUT) [default: 30].
+    #[arg(long, env = "TALLY_STATEMENT_TIMEOUT")]
+    pub statement_timeout: Option<f64>,
+    /// Statements run at once, at most (default: the pool's connections minus two).
+    #[arg(long, env = "TALLY_MAX_CONCURRENT_QUERIES")]
+    pub max_concurrent_queries: Option<usize>,
+    /// Seconds a statement waits for its turn before OVERLOADED (HTTP 503) [default: 2].
+    #[arg(long, env = "TALLY_QUEUE_TIMEOUT")]
+    pub queue_timeout: Option<f64>,
+    /// Seconds a statement waits for a database connection before
+    /// DATABASE_UNAVAILABLE (HTTP 503) [default: 2].
+    #[arg(long, env = "TALLY_DB_ACQUIRE_TIMEOUT")]
+    pub db_acquire_timeout: Option<f64>,
+    /// Bytes of a request body, at most (LIMIT_EXCEEDED, HTTP 413) [default: 1048576].
+    #[arg(long, env = "TALLY_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<u64>,
+    /// Operations of a batch request, at most [default: 10].
+    #[arg(long, env = "TALLY_MAX_BATCH")]
+    pub max_batch: Option<u64>,
+    /// Fields a request selects, at most (aliases and nested fields counted)
+    /// [default: 2000].
+    #[arg(long, env = "TALLY_MAX_FIELDS")]
+    pub max_fields: Option<u64>,
+    /// Nesting of a request's selections, at most [default: 32].
+    #[arg(long, env = "TALLY_MAX_DEPTH")]
+    pub max_depth: Option<u64>,
+    /// Metrics × dimensions one `metrics` field selects, at most [default: 200].
+    #[arg(long, env = "TALLY_MAX_METRICS_DIMENSIONS")]
+    pub max_metrics_dimensions: Option<u64>,
+    /// Rows of a `metrics` field without `limit`, at most (the rest is cut and
+    /// extensions.rowsCut says so) [default: 10000].
+    #[arg(long, env = "TALLY_MAX_ROWS")]
+    pub max_rows: Option<u64>,
+    /// Values of one `in` / `notIn` list, and of all the values one `where` binds, at
+    /// most [default: 1000].
+    #[arg(long, env = "TALLY_MAX_IN_LIST")]
+    pub max_in_list: Option<u64>,
+    /// Nodes (conditions, and, or, not) of one `where`, at most [default: 200].
+    #[arg(long, env = "TALLY_MAX_FILTER_NODES")]
+    pub max_filter_nodes: Option<u64>,
 }
 
 /// The CORS origins of `http.cors_origins`: each `scheme://host[:port]`, no `*`.

@@ -722,6 +722,7 @@ pub async fn serve(config: ServeConfig) -> Result<(), Error> {
         cors_origins: config.http.cors_origins.clone(),
     };
     let app = app_with_settings(conn, models, Some(saas), settings)?;
+    let shutdown = shutdown_signal()?;
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
         .map_err(|source| Error::Io {
@@ -774,7 +775,7 @@ pub async fn serve(config: ServeConfig) -> Result<(), Error> {
             config.auth.roles.len()
         );
     }
-    serve_on(listener, app, config.http.clone(), shutdown_signal()).await?;
+    serve_on(listener, app, config.http.clone(), shutdown).await?;
     tracing::info!("shut down");
     Ok(())
 }
@@ -936,25 +937,33 @@ async fn connection(
     }
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// A future resolving on Ctrl-C (SIGINT) or SIGTERM. The handlers are installed here, before
+/// the server announces itself, so a signal sent as soon as it answers is not missed.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()> + Send, Error> {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let install = |kind: SignalKind, name: &str| {
+            signal(kind).map_err(|source| Error::Io {
+                context: format!("cannot handle {name}"),
+                source,
+            })
+        };
+        let mut interrupt = install(SignalKind::interrupt(), "SIGINT")?;
+        let mut terminate = install(SignalKind::terminate(), "SIGTERM")?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {},
+                _ = terminate.recv() => {},
             }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
+            tracing::info!("shutdown signal received: draining requests");
+        })
     }
-    tracing::info!("shutdown signal received: draining requests");
+    #[cfg(not(unix))]
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!("shutdown signal received: draining requests");
+        })
+    }
 }

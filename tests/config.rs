@@ -69,43 +69,32 @@ fn durations_take_a_unit() {
     }
 }
 
+/// The error of the auth settings of `text`.
+fn auth_error(text: &str) -> String {
+    FileConfig::parse(text, "t.toml")
+        .expect("parses")
+        .auth()
+        .expect_err("an auth error")
+        .to_string()
+}
+
 #[test]
 fn auth_settings_are_checked() {
     let hash = tally::auth::hash_key("k");
-    let e = FileConfig::parse(
-        &format!("[[auth.keys]]\nhash = \"{hash}\"\nrole = \"nobody\"\n"),
-        "t.toml",
-    )
-    .unwrap()
-    .auth()
-    .unwrap_err()
-    .to_string();
+    let e = auth_error(&format!(
+        "[[auth.keys]]\nhash = \"{hash}\"\nrole = \"nobody\"\n"
+    ));
     assert!(
         e.contains("auth.keys[0].role") && e.contains("nobody"),
         "{e}"
     );
-    let e = FileConfig::parse(
-        "[auth.roles.r]\n[[auth.keys]]\nhash = \"abc\"\nrole = \"r\"\n",
-        "t.toml",
-    )
-    .unwrap()
-    .auth()
-    .unwrap_err()
-    .to_string();
+    let e = auth_error("[auth.roles.r]\n[[auth.keys]]\nhash = \"abc\"\nrole = \"r\"\n");
     assert!(
         e.contains("auth.keys[0].hash") && e.contains("sha256:"),
         "{e}"
     );
-    let e = FileConfig::parse(
-        &format!(
-            "[auth.roles.r]\n[[auth.keys]]\nhash = \"{hash}\"\nrole = \"r\"\n[[auth.keys]]\nhash = \"{hash}\"\nrole = \"r\"\n"
-        ),
-        "t.toml",
-    )
-    .unwrap()
-    .auth()
-    .unwrap_err()
-    .to_string();
+    let key = format!("[[auth.keys]]\nhash = \"{hash}\"\nrole = \"r\"\n");
+    let e = auth_error(&format!("[auth.roles.r]\n{key}{key}"));
     assert!(
         e.contains("auth.keys[1].hash") && e.contains("twice"),
         "{e}"

@@ -9,8 +9,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::TestDb;
-use sea_orm::{ConnectionTrait, Statement};
+use common::{TestDb, pg_running, pg_wait_running};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -174,20 +173,6 @@ async fn a_trickling_client_is_cut_off_and_an_idle_one_closed() {
     db.cleanup().await;
 }
 
-/// Statements of the slow model running on PostgreSQL.
-async fn pg_running(conn: &sea_orm::DatabaseConnection) -> i64 {
-    let row = conn
-        .query_one_raw(Statement::from_string(
-            conn.get_database_backend(),
-            "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() \
-             AND state = 'active' AND query LIKE '%RECURSIVE n(i)%' AND pid <> pg_backend_pid()",
-        ))
-        .await
-        .expect("pg_stat_activity")
-        .expect("a row");
-    row.try_get::<i64>("", "n").expect("n")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn shutdown_drains_running_requests_then_drops_them() {
     for db in backends().await {
@@ -249,11 +234,8 @@ async fn shutdown_drains_running_requests_then_drops_them() {
             .expect("closed");
         assert!(text.is_empty(), "{}: no answer: {text}", db.backend);
         if db.backend == "postgres" {
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while pg_running(&db.conn).await > 0 && Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            assert_eq!(pg_running(&db.conn).await, 0, "the statement was cancelled");
+            // the statement was cancelled
+            pg_wait_running(&db.conn, 0, Duration::from_secs(5)).await;
         }
         db.cleanup().await;
     }

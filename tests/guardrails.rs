@@ -18,8 +18,8 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::TestDb;
-use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+use common::{TestDb, pg_wait_running};
+use sea_orm::ConnectionTrait;
 use tally::engine::Limits;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -148,36 +148,6 @@ async fn start_slow(addr: SocketAddr) -> TcpStream {
         .await
         .expect("write");
     s
-}
-
-/// How many slow statements PostgreSQL is running in the current database.
-async fn pg_running(conn: &DatabaseConnection) -> i64 {
-    let row = conn
-        .query_one_raw(Statement::from_string(
-            conn.get_database_backend(),
-            "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() \
-             AND state = 'active' AND query LIKE '%RECURSIVE n(i)%' AND pid <> pg_backend_pid()",
-        ))
-        .await
-        .expect("pg_stat_activity")
-        .expect("a row");
-    row.try_get("", "n").expect("n")
-}
-
-/// Polls `pg_running` until it equals `want`, up to `within`; how long it took.
-async fn pg_wait_running(conn: &DatabaseConnection, want: i64, within: Duration) -> Duration {
-    let started = Instant::now();
-    loop {
-        let n = pg_running(conn).await;
-        if n == want {
-            return started.elapsed();
-        }
-        assert!(
-            started.elapsed() < within,
-            "{n} slow statements still running after {within:?} (wanted {want})"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -6,6 +6,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use std::time::{Duration, Instant};
+
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 
 /// A migrated database that belongs to one test.
@@ -129,5 +131,36 @@ impl Drop for TestDb {
             })
             .join();
         }
+    }
+}
+
+/// How many statements of the `slow` test model (`tests/fixtures/slow`) PostgreSQL is
+/// running in the current database.
+pub async fn pg_running(conn: &DatabaseConnection) -> i64 {
+    let row = conn
+        .query_one_raw(Statement::from_string(
+            conn.get_database_backend(),
+            "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() \
+             AND state = 'active' AND query LIKE '%RECURSIVE n(i)%' AND pid <> pg_backend_pid()",
+        ))
+        .await
+        .expect("pg_stat_activity")
+        .expect("a row");
+    row.try_get("", "n").expect("n")
+}
+
+/// Polls `pg_running` until it equals `want`, up to `within`; how long it took.
+pub async fn pg_wait_running(conn: &DatabaseConnection, want: i64, within: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        let n = pg_running(conn).await;
+        if n == want {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < within,
+            "{n} slow statements still running after {within:?} (wanted {want})"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
