@@ -50,7 +50,7 @@ pub struct Role {
     pub models: Option<BTreeSet<String>>,
     /// Per model, what of it the role may read.
     pub allow: BTreeMap<String, ModelAccess>,
-    /// Whether it may ask for `__schema` / `__type` and `catalog` (default true).
+    /// Whether it may ask for `__schema` and `__type` (default true).
     pub introspection: bool,
     /// Whether `extensions.explain` shows it SQL and parameters (default false: timings only).
     pub explain_sql: bool,

@@ -1,6 +1,12 @@
 //! axum routes only: `POST /graphql`, the explorer at `/`, the dashboard at `/dashboard`,
 //! `/healthz` (liveness: never touches the database), `/readyz` (readiness: the database
-//! answers); and the server's life cycle.
+//! answers), `/metrics`; and the server's life cycle: its own HTTP/1.1 connection loop
+//! ([`serve_on`]: header-read and idle timeouts, a shutdown that drains, then drops).
+//!
+//! Where API keys are configured ([`crate::auth`]) every `/graphql` request presents one
+//! (else HTTP 401 `UNAUTHENTICATED`); its role goes to the schema as request data (what it
+//! may read is checked on the parsed document) and its caller and budget to the engine.
+//! CORS answers the origins of `http.cors_origins` only.
 //!
 //! Every request gets an id (`x-request-id`, the client's when it sends a sane one) that is
 //! in its log line, its response headers and the `extensions.requestId` of its errors. A
@@ -422,7 +428,10 @@ fn hide_explain_sql(response: &mut async_graphql::Response, identity: &Identity)
     for entry in entries {
         if let async_graphql::Value::Object(fields) = entry {
             fields.shift_remove("params");
-            if fields.contains_key("sql") {
+            if fields
+                .get("sql")
+                .is_some_and(|v| !matches!(v, async_graphql::Value::Null))
+            {
                 fields.insert(async_graphql::Name::new("sql"), async_graphql::Value::Null);
                 fields.insert(
                     async_graphql::Name::new("sqlHidden"),

@@ -232,7 +232,7 @@ async fn what_a_role_may_not_read_is_forbidden_before_it_runs() {
             serde_json::Value::Null,
             "the field gym.leadConversions",
         ),
-        // introspection, and the catalog
+        // introspection
         (
             "{ __schema { queryType { name } } }",
             serde_json::Value::Null,
@@ -240,11 +240,6 @@ async fn what_a_role_may_not_read_is_forbidden_before_it_runs() {
         ),
         (
             "query { ... on Query { __type(name: \"GymModel\") { name } } }",
-            serde_json::Value::Null,
-            "introspect",
-        ),
-        (
-            "{ catalog { models { name } } }",
             serde_json::Value::Null,
             "introspect",
         ),
@@ -275,12 +270,48 @@ async fn what_a_role_may_not_read_is_forbidden_before_it_runs() {
     .await;
     assert!(a.json()["errors"].is_null(), "{}", a.body);
     assert!(a.json()["data"]["gym"]["m"].is_array(), "{}", a.body);
+    // the catalog lists what the role may read, and only that
+    let a = post(
+        &app,
+        &key,
+        "{ catalog { models { name metrics { name dimensions } dimensions { name } } } }",
+        serde_json::Value::Null,
+    )
+    .await;
+    let models = a.json()["data"]["catalog"]["models"].clone();
+    let names = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .unwrap_or_else(|| panic!("a list: {v}"))
+            .iter()
+            .map(|x| x["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(names(&models), ["gym"], "{}", a.body);
+    assert_eq!(
+        names(&models[0]["metrics"]),
+        ["leads", "clients"],
+        "{}",
+        a.body
+    );
+    assert_eq!(
+        names(&models[0]["dimensions"]),
+        ["branchName", "signupTime"],
+        "{}",
+        a.body
+    );
+    assert_eq!(
+        models[0]["metrics"][0]["dimensions"],
+        serde_json::json!(["branchName", "signupTime"]),
+        "{}",
+        a.body
+    );
     // the admin reads everything, introspection included
     let admin = bearer(ADMIN_KEY);
     for q in [
         "{ shop { metrics { orders } } }",
         "{ gym { leadConversions(limit: 1) { userId } metrics { conversionRate branchCity } } }",
         "{ __schema { queryType { name } } }",
+        "{ catalog { models(name: \"shop\") { metrics { name } } } }",
     ] {
         let a = post(
             &app,

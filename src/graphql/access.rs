@@ -6,9 +6,10 @@
 //! a field of a model's object outside the role's `fields`, and — anywhere under a model
 //! field: its selections, `where` (through `and`, `or`, `not`) and `orderBy`, variables
 //! resolved — the name of a metric or dimension outside the role's lists, are `FORBIDDEN`,
-//! naming it. `__schema`, `__type` and `catalog` need `introspection`; `sources` (row counts
-//! per model) needs the role to read every model it lists. The schema itself is the same for
-//! every role: introspection shows every model's names, never its data.
+//! naming it. `__schema` and `__type` need `introspection`; `sources` (row counts per model)
+//! needs the role to read every model it lists; `catalog` lists only what the role may read.
+//! The schema itself is the same for every role: introspection shows every model's names,
+//! never its data.
 
 use std::sync::Arc;
 
@@ -68,11 +69,12 @@ pub(crate) fn check(
             let name = f.node.name.node.as_str();
             match name {
                 "__typename" => {}
-                "__schema" | "__type" | "catalog" if !role.introspection => {
+                "__schema" | "__type" if !role.introspection => {
                     return Err(who(format!(
                         "introspect the schema ({name}; introspection = false)"
                     )));
                 }
+                // the catalog lists only what the role may read (graphql/catalog.rs)
                 "__schema" | "__type" | "catalog" => {}
                 "sources" => {
                     let wanted = argument(f, "model", variables).and_then(|v| match v {
