@@ -369,23 +369,35 @@ async fn graphql(
         async_graphql::BatchResponse::Batch(rs) => rs.iter_mut().collect(),
     };
     let hide_sql = identity.as_ref().filter(|i| !i.role.explain_sql);
+    // a TIMEOUT at a role's own budget names that budget and where it is set
+    let role_budget = identity
+        .as_ref()
+        .and_then(|i| Some((i.role.statement_timeout?, i.role.name.as_str())));
     for r in responses {
         if let Some(i) = hide_sql {
             hide_explain_sql(r, i);
         }
         for e in &mut r.errors {
+            let code = e
+                .extensions
+                .as_ref()
+                .and_then(|x| x.get("code"))
+                .and_then(|v| match v {
+                    async_graphql::Value::String(s) => Some(s.clone()),
+                    _ => None,
+                })
+                .unwrap_or_else(|| "UNKNOWN".to_owned());
             if e.path.is_empty() {
                 // refused before any field ran (parse, validation, limits)
-                let code = e
-                    .extensions
-                    .as_ref()
-                    .and_then(|x| x.get("code"))
-                    .and_then(|v| match v {
-                        async_graphql::Value::String(s) => Some(s.clone()),
-                        _ => None,
-                    })
-                    .unwrap_or_else(|| "UNKNOWN".to_owned());
                 app.guard.counters().field("(request)", &code, 0.0);
+            }
+            if let Some((budget, role)) = role_budget
+                && code == "TIMEOUT"
+            {
+                e.message = format!(
+                    "the request ran longer than its time budget of {} (auth.roles.{role}.statement_timeout) and was stopped; ask for less (a shorter period, fewer dimensions, a coarser granularity) or raise the budget",
+                    crate::engine::guard::seconds(budget)
+                );
             }
             e.extensions
                 .get_or_insert_with(Default::default)

@@ -406,6 +406,11 @@ async fn a_role_has_its_own_time_budget() {
     .await;
     let took = started.elapsed();
     assert_eq!(a.code(), "TIMEOUT", "{}", a.body);
+    let m = a.message();
+    assert!(
+        m.contains("0.3 s (auth.roles.branch.statement_timeout)"),
+        "{m}"
+    );
     // stopped at the role's 300 ms, far from the server's 60 s
     assert!(took < Duration::from_secs(10), "{took:?}");
     db.cleanup().await;
