@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -381,20 +380,13 @@ async fn explain_shows_sql_only_to_roles_that_may_see_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_role_has_its_own_time_budget() {
     let db = TestDb::sqlite().await;
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/slow");
-    let conn = tally::db::connect_serving(&db.url, false, Duration::from_secs(2))
-        .await
-        .expect("pool");
-    let models = tally::engine::load_live_models(&conn, Some(&dir), &Default::default(), None)
-        .await
-        .expect("slow model");
     let mut settings = settings();
     settings.engine = Some(tally::engine::Limits {
         statement_timeout: Duration::from_secs(60),
         max_queries: 2,
         queue_timeout: Duration::from_secs(1),
     });
-    let app = tally::http::app_with_settings(conn, models, None, settings).expect("app");
+    let app = common::slow_app(&db.url, settings).await;
     let branch = bearer(BRANCH_KEY);
     let started = Instant::now();
     let a = post(

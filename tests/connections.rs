@@ -34,13 +34,6 @@ async fn start(
     tokio::sync::oneshot::Sender<()>,
     tokio::task::JoinHandle<()>,
 ) {
-    let conn = tally::db::connect_serving(url, false, Duration::from_secs(2))
-        .await
-        .expect("pool");
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/slow");
-    let models = tally::engine::load_live_models(&conn, Some(&dir), &Default::default(), None)
-        .await
-        .expect("slow model");
     let settings = tally::http::Settings {
         engine: Some(tally::engine::Limits {
             statement_timeout: budget,
@@ -49,7 +42,7 @@ async fn start(
         }),
         ..Default::default()
     };
-    let app = tally::http::app_with_settings(conn, models, None, settings).expect("app");
+    let app = common::slow_app(url, settings).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

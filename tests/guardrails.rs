@@ -15,7 +15,6 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::{TestDb, pg_wait_running};
@@ -49,14 +48,7 @@ async fn start(url: &str, limits: Limits) -> SocketAddr {
 
 /// A server over `url` (read-only) serving the slow model with `settings`.
 async fn start_with(url: &str, settings: tally::http::Settings) -> SocketAddr {
-    let conn = tally::db::connect_serving(url, false, Duration::from_secs(2))
-        .await
-        .expect("pool");
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/slow");
-    let models = tally::engine::load_live_models(&conn, Some(&dir), &Default::default(), None)
-        .await
-        .expect("slow model");
-    let app = tally::http::app_with_settings(conn, models, None, settings).expect("app");
+    let app = common::slow_app(url, settings).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

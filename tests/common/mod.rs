@@ -164,3 +164,16 @@ pub async fn pg_wait_running(conn: &DatabaseConnection, want: i64, within: Durat
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// The app over `url` (read-only) serving the `slow` test model (`tests/fixtures/slow`: a
+/// recursive count to two billion, minutes on either backend) with `settings`.
+pub async fn slow_app(url: &str, settings: tally::http::Settings) -> axum::Router {
+    let conn = tally::db::connect_serving(url, false, Duration::from_secs(2))
+        .await
+        .expect("pool");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/slow");
+    let models = tally::engine::load_live_models(&conn, Some(&dir), &Default::default(), None)
+        .await
+        .expect("slow model");
+    tally::http::app_with_settings(conn, models, None, settings).expect("app")
+}
