@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{DEFAULT_BIND, ServeConfig};
+use crate::config::ServeConfig;
 use crate::db;
 use crate::error::Error;
 
@@ -26,69 +26,13 @@ pub enum Command {
     /// Serve GraphQL at /graphql, the explorer at / and the dashboard at /dashboard. Without
     /// --db: the embedded SQLite database ./tally.db, created with demo data on first start.
     /// With --db: that database, read-only (nothing is created or written unless --demo).
-    Serve {
-        /// Database URL: sqlite://FILE or postgres://USER@HOST/DB. Read-only unless --demo.
-        #[arg(long = "db", env = "DATABASE_URL")]
-        db: Option<String>,
-        /// Address to listen on.
-        #[arg(long, env = "TALLY_BIND", default_value = DEFAULT_BIND)]
-        bind: String,
-        /// Embedded default only: do not load demo data into the new database.
-        #[arg(long, conflicts_with = "demo")]
-        no_demo: bool,
-        /// Write into the --db database: create the demo schema (migrate) and load demo data
-        /// when it holds no rows.
-        #[arg(long)]
-        demo: bool,
-        /// Scale of the demo data loaded into an empty database.
-        #[arg(long, default_value_t = 1.0)]
-        demo_scale: f64,
-        /// Where a model's tables live: MODEL=NAMESPACE (a PostgreSQL schema or an attached
-        /// SQLite database, e.g. gym=public); repeatable, or comma-separated in
-        /// TALLY_NAMESPACES. Overrides the model file's `namespace`.
-        #[arg(long = "namespace", env = "TALLY_NAMESPACES", value_delimiter = ',')]
-        namespaces: Vec<String>,
-        /// Serve only these models (comma-separated, e.g. gym,shop): for a database that
-        /// holds the tables of some models only.
-        #[arg(long, env = "TALLY_ONLY", value_delimiter = ',')]
-        only: Vec<String>,
-        /// Folder of model files (`<dir>/<model>/*.toml`); default `$TALLY_MODELS`, else
-        /// `./models`, else the models built into the binary.
-        #[arg(long)]
-        models: Option<PathBuf>,
-        /// Time budget of a request, in seconds: its statements are stopped inside the
-        /// database when it is spent (TIMEOUT).
-        #[arg(long, env = "TALLY_STATEMENT_TIMEOUT", default_value_t = 30.0)]
-        statement_timeout: f64,
-        /// Statements run at once, at most (default: the pool's connections minus two).
-        #[arg(long, env = "TALLY_MAX_CONCURRENT_QUERIES")]
-        max_concurrent_queries: Option<usize>,
-        /// Seconds a statement waits for its turn before OVERLOADED (HTTP 503).
-        #[arg(long, env = "TALLY_QUEUE_TIMEOUT", default_value_t = 2.0)]
-        queue_timeout: f64,
-        /// Seconds a statement waits for a database connection before
-        /// DATABASE_UNAVAILABLE (HTTP 503).
-        #[arg(long, env = "TALLY_DB_ACQUIRE_TIMEOUT", default_value_t = 2.0)]
-        db_acquire_timeout: f64,
-        /// Bytes of a request body, at most (LIMIT_EXCEEDED, HTTP 413).
-        #[arg(long, env = "TALLY_MAX_BODY_BYTES", default_value_t = 1 << 20)]
-        max_body_bytes: u64,
-        /// Operations of a batch request, at most.
-        #[arg(long, env = "TALLY_MAX_BATCH", default_value_t = 10)]
-        max_batch: u64,
-        /// Fields a request selects, at most (aliases and nested fields counted).
-        #[arg(long, env = "TALLY_MAX_FIELDS", default_value_t = 2000)]
-        max_fields: u64,
-        /// Nesting of a request's selections, at most.
-        #[arg(long, env = "TALLY_MAX_DEPTH", default_value_t = 32)]
-        max_depth: u64,
-        /// Metrics × dimensions one `metrics` field selects, at most.
-        #[arg(long, env = "TALLY_MAX_METRICS_DIMENSIONS", default_value_t = 200)]
-        max_metrics_dimensions: u64,
-        /// Rows of a `metrics` field without `limit`, at most (the rest is cut and
-        /// extensions.rowsCut says so).
-        #[arg(long, env = "TALLY_MAX_ROWS", default_value_t = 10_000)]
-        max_rows: u64,
+    Serve(Box<ServeArgs>),
+    /// API keys: `tally key new --role NAME` prints a fresh key once, and the lines to paste
+    /// into the configuration file (which holds only its hash).
+    Key {
+        /// What to do with keys.
+        #[command(subcommand)]
+        command: KeyCommand,
     },
     /// Create or update the source tables of every model.
     Migrate {
@@ -187,6 +131,37 @@ pub enum Command {
     },
 }
 
+/// `tally serve`'s command line: the configuration file, and the flags that win over it.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// The configuration file (TOML; docs/CONFIGURATION.md). Flags and their environment
+    /// variables win over it.
+    #[arg(long, env = "TALLY_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The flags.
+    #[command(flatten)]
+    pub flags: crate::config::ServeFlags,
+}
+
+/// `tally key` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Make a new random key for a role: prints the key (shown once: give it to its user)
+    /// and the `[[auth.keys]]` lines holding its hash, for the configuration file.
+    New {
+        /// The role the key has (an `[auth.roles.NAME]` of the configuration file).
+        #[arg(long)]
+        role: String,
+        /// A tenant attribute, NAME=VALUE (e.g. branch_id=b1); repeatable, a name given
+        /// twice holds several values.
+        #[arg(long = "attr")]
+        attributes: Vec<String>,
+        /// A label for logs.
+        #[arg(long)]
+        name: Option<String>,
+    },
+}
+
 pub use crate::cli_query::Format;
 
 /// Parses the process arguments and runs the command; the exit code says how it went.
@@ -225,58 +200,37 @@ fn check_model(model: &str) -> Result<(), Error> {
 
 async fn execute(command: Command) -> Result<ExitCode, Error> {
     match command {
-        Command::Serve {
-            db,
-            bind,
-            no_demo,
-            demo,
-            demo_scale,
-            models,
-            namespaces,
-            only,
-            statement_timeout,
-            max_concurrent_queries,
-            queue_timeout,
-            db_acquire_timeout,
-            max_body_bytes,
-            max_batch,
-            max_fields,
-            max_depth,
-            max_metrics_dimensions,
-            max_rows,
-        } => {
-            use crate::config::count;
-            let database = match db {
-                None => crate::config::Database::Embedded { demo: !no_demo },
-                Some(url) => crate::config::Database::Given { url, demo },
+        Command::Serve(args) => {
+            let ServeArgs { config, flags } = *args;
+            let file = match &config {
+                Some(path) => crate::config::FileConfig::load(path)?,
+                None => crate::config::FileConfig::default(),
             };
-            let mut config = ServeConfig::new(database, &bind, demo_scale, models)?;
-            config.namespaces = crate::config::parse_namespaces(&namespaces)?;
-            config.only = crate::config::parse_only(&only);
-            config.guardrails = crate::config::Guardrails {
-                statement_timeout: crate::config::seconds(
-                    "--statement-timeout",
-                    statement_timeout,
-                )?,
-                max_concurrent_queries,
-                queue_timeout: crate::config::seconds("--queue-timeout", queue_timeout)?,
-                db_acquire_timeout: crate::config::seconds(
-                    "--db-acquire-timeout",
-                    db_acquire_timeout,
-                )?,
-                request: crate::graphql::RequestLimits {
-                    max_fields: count("--max-fields", max_fields)? as usize,
-                    max_depth: count("--max-depth", max_depth)? as usize,
-                    max_metrics_dimensions: count(
-                        "--max-metrics-dimensions",
-                        max_metrics_dimensions,
-                    )? as usize,
-                    max_rows: count("--max-rows", max_rows)?,
-                },
-                max_body_bytes: count("--max-body-bytes", max_body_bytes)? as usize,
-                max_batch: count("--max-batch", max_batch)? as usize,
-            };
+            let config = ServeConfig::resolve(&file, &flags)?;
+            config.check_open()?;
             crate::http::serve(config).await?;
+        }
+        Command::Key {
+            command:
+                KeyCommand::New {
+                    role,
+                    attributes,
+                    name,
+                },
+        } => {
+            if !crate::auth::is_name(&role) {
+                return Err(Error::Input(format!(
+                    "--role {role:?}: a role's name must be letters, digits and _"
+                )));
+            }
+            let attributes = crate::auth::parse_attributes(&attributes)?;
+            let key = crate::auth::new_key()?;
+            let lines = crate::auth::key_toml(&key, &role, &attributes, name.as_deref());
+            println!("{key}");
+            eprintln!(
+                "\nThe key above is shown once: give it to its user (it is sent as `Authorization: Bearer KEY`).\nPaste these lines into the configuration file (it keeps only the key's hash), and define [auth.roles.{role}] there:\n"
+            );
+            print!("{lines}");
         }
         Command::Migrate { db } => {
             let conn = db::connect(&db).await?;

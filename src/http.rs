@@ -1,6 +1,12 @@
 //! axum routes only: `POST /graphql`, the explorer at `/`, the dashboard at `/dashboard`,
 //! `/healthz` (liveness: never touches the database), `/readyz` (readiness: the database
-//! answers); and the server's life cycle.
+//! answers), `/metrics`; and the server's life cycle: its own HTTP/1.1 connection loop
+//! ([`serve_on`]: header-read and idle timeouts, a shutdown that drains, then drops).
+//!
+//! Where API keys are configured ([`crate::auth`]) every `/graphql` request presents one
+//! (else HTTP 401 `UNAUTHENTICATED`); its role goes to the schema as request data (what it
+//! may read is checked on the parsed document) and its caller and budget to the engine.
+//! CORS answers the origins of `http.cors_origins` only.
 //!
 //! Every request gets an id (`x-request-id`, the client's when it sends a sane one) that is
 //! in its log line, its response headers and the `extensions.requestId` of its errors. A
@@ -23,9 +29,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 
+use crate::auth::{Auth, Identity};
 use crate::config::ServeConfig;
 use crate::db;
-use crate::engine::{Guard, Limits, RequestScope};
+use crate::engine::{Guard, Limits};
 use crate::error::{ApiError, Error};
 use crate::graphql::RequestLimits;
 
@@ -77,8 +84,9 @@ pub fn app_with_limits(
     app_with_settings(db, models, saas, settings)
 }
 
-/// What bounds the server's work (docs/OPERATIONS.md).
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// What bounds the server's work (docs/OPERATIONS.md), and who may ask
+/// (docs/CONFIGURATION.md).
+#[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     /// The engine's time budget and admission control; `None`: the pool's defaults.
     pub engine: Option<Limits>,
@@ -88,6 +96,12 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// Operations of a batch (`--max-batch`, default 10).
     pub max_batch: usize,
+    /// API keys and roles (default: none, the server is open).
+    pub auth: Arc<Auth>,
+    /// Whether `/metrics` answers without a key (default true).
+    pub metrics_public: bool,
+    /// Origins a browser may call `/graphql` from (`http.cors_origins`; default none).
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for Settings {
@@ -97,6 +111,9 @@ impl Default for Settings {
             request: RequestLimits::default(),
             max_body_bytes: 1 << 20,
             max_batch: 10,
+            auth: Arc::new(Auth::default()),
+            metrics_public: true,
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -108,6 +125,7 @@ pub fn app_with_settings(
     saas: Option<crate::saas::SaasConfig>,
     settings: Settings,
 ) -> Result<Router, Error> {
+    settings.auth.check_against(&models)?;
     let (schema, guard) = crate::graphql::build_served(
         Some(db.clone()),
         models,
@@ -128,7 +146,10 @@ pub fn app_with_settings(
         max_body_bytes: settings.max_body_bytes,
         max_batch: settings.max_batch,
         guard: guard.clone(),
+        auth: settings.auth.clone(),
+        metrics_public: settings.metrics_public,
     };
+    let cors = Arc::new(Cors::new(&settings.cors_origins)?);
     Ok(Router::new()
         .route("/graphql", get(graphql).post(graphql))
         .route("/healthz", get(healthz))
@@ -137,7 +158,91 @@ pub fn app_with_settings(
         .with_state(Arc::new(state))
         .merge(crate::explorer::router())
         .merge(crate::dashboard::router())
+        .layer(middleware::from_fn_with_state(cors, cors_layer))
         .layer(middleware::from_fn_with_state(guard, log_request)))
+}
+
+/// The origins a browser may call tally from (`http.cors_origins`): a preflight
+/// (`OPTIONS` with `Access-Control-Request-Method`) from one of them is answered 204 with the
+/// methods and headers `/graphql` takes; a preflight from any other origin gets 403 and no
+/// CORS header; an actual request from an allowed origin gets
+/// `Access-Control-Allow-Origin` naming it (never `*`, never credentials: keys travel in
+/// the `Authorization` header, not in cookies). Off (no origin) by default.
+#[derive(Debug)]
+struct Cors {
+    origins: Vec<HeaderValue>,
+}
+
+/// How long a browser may keep a preflight's answer.
+const CORS_MAX_AGE_SECONDS: u64 = 600;
+
+impl Cors {
+    fn new(origins: &[String]) -> Result<Cors, Error> {
+        let origins = origins
+            .iter()
+            .map(|o| {
+                HeaderValue::from_str(o).map_err(|_| {
+                    Error::Config(format!("http.cors_origins: {o:?} is not a header value"))
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Cors { origins })
+    }
+
+    fn allows(&self, origin: Option<&HeaderValue>) -> Option<HeaderValue> {
+        let origin = origin?;
+        self.origins.iter().find(|o| *o == origin).cloned()
+    }
+}
+
+/// The CORS middleware ([`Cors`]).
+async fn cors_layer(State(cors): State<Arc<Cors>>, req: Request, next: Next) -> Response {
+    let origin = req.headers().get(header::ORIGIN).cloned();
+    let preflight = req.method() == axum::http::Method::OPTIONS
+        && req
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+    if cors.origins.is_empty() && !preflight {
+        return next.run(req).await;
+    }
+    let allowed = cors.allows(origin.as_ref());
+    if preflight {
+        let Some(origin) = allowed else {
+            return (
+                StatusCode::FORBIDDEN,
+                "CORS: this origin may not call tally (http.cors_origins)\n",
+            )
+                .into_response();
+        };
+        let mut response = StatusCode::NO_CONTENT.into_response();
+        let h = response.headers_mut();
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("GET, POST, OPTIONS"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("authorization, content-type, x-api-key, x-request-id"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from(CORS_MAX_AGE_SECONDS),
+        );
+        h.insert(header::VARY, HeaderValue::from_static("origin"));
+        return response;
+    }
+    let mut response = next.run(req).await;
+    let h = response.headers_mut();
+    h.append(header::VARY, HeaderValue::from_static("origin"));
+    if let Some(origin) = allowed {
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        h.insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static("x-request-id, retry-after"),
+        );
+    }
+    response
 }
 
 /// What the routes share.
@@ -148,6 +253,8 @@ struct AppState {
     max_body_bytes: usize,
     max_batch: usize,
     guard: Arc<Guard>,
+    auth: Arc<Auth>,
+    metrics_public: bool,
 }
 
 /// The id of a request (`x-request-id`), in the request's extensions.
@@ -222,6 +329,13 @@ async fn graphql(
     axum::Extension(id): axum::Extension<RequestId>,
     req: Request,
 ) -> Response {
+    let identity = match app.auth.authenticate(req.headers()) {
+        Ok(identity) => identity,
+        Err(refusal) => {
+            Guard::count(&app.guard.counters().rejected_requests);
+            return unauthenticated(refusal, &id.0);
+        }
+    };
     let batch = match read_request(req, app.max_body_bytes, &id.0).await {
         Ok(b) => b,
         Err(response) => {
@@ -243,27 +357,47 @@ async fn graphql(
             &id.0,
         );
     }
-    let scope = RequestScope::new(id.0.clone(), Some(Instant::now() + app.budget));
-    let batch = batch.data(scope.clone());
+    let scope = crate::auth::request_scope(identity.as_ref(), id.0.clone(), app.budget);
+    let mut batch = batch.data(scope.clone());
+    if let Some(i) = &identity {
+        tracing::debug!(key = %i.key, role = %i.role.name, "caller");
+        batch = batch.data(i.role.clone());
+    }
     let mut answer = app.schema.execute_batch(batch).await;
     let responses: Vec<&mut async_graphql::Response> = match &mut answer {
         async_graphql::BatchResponse::Single(r) => vec![r],
         async_graphql::BatchResponse::Batch(rs) => rs.iter_mut().collect(),
     };
+    let hide_sql = identity.as_ref().filter(|i| !i.role.explain_sql);
+    // a TIMEOUT at a role's own budget names that budget and where it is set
+    let role_budget = identity
+        .as_ref()
+        .and_then(|i| Some((i.role.statement_timeout?, i.role.name.as_str())));
     for r in responses {
+        if let Some(i) = hide_sql {
+            hide_explain_sql(r, i);
+        }
         for e in &mut r.errors {
+            let code = e
+                .extensions
+                .as_ref()
+                .and_then(|x| x.get("code"))
+                .and_then(|v| match v {
+                    async_graphql::Value::String(s) => Some(s.clone()),
+                    _ => None,
+                })
+                .unwrap_or_else(|| "UNKNOWN".to_owned());
             if e.path.is_empty() {
                 // refused before any field ran (parse, validation, limits)
-                let code = e
-                    .extensions
-                    .as_ref()
-                    .and_then(|x| x.get("code"))
-                    .and_then(|v| match v {
-                        async_graphql::Value::String(s) => Some(s.clone()),
-                        _ => None,
-                    })
-                    .unwrap_or_else(|| "UNKNOWN".to_owned());
                 app.guard.counters().field("(request)", &code, 0.0);
+            }
+            if let Some((budget, role)) = role_budget
+                && code == "TIMEOUT"
+            {
+                e.message = format!(
+                    "the request ran longer than its time budget of {} (auth.roles.{role}.statement_timeout) and was stopped; ask for less (a shorter period, fewer dimensions, a coarser granularity) or raise the budget",
+                    crate::engine::guard::seconds(budget)
+                );
             }
             e.extensions
                 .get_or_insert_with(Default::default)
@@ -280,6 +414,44 @@ async fn graphql(
         }
     }
     response
+}
+
+/// HTTP 401 `UNAUTHENTICATED` with `WWW-Authenticate: Bearer`.
+fn unauthenticated(refusal: crate::auth::Refusal, id: &str) -> Response {
+    let mut response = refuse(StatusCode::UNAUTHORIZED, refusal.error(), id);
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"tally\""),
+    );
+    response
+}
+
+/// Removes the SQL and parameters of every `extensions.explain` entry of `response` (the
+/// role of `identity` may not see them); the timings, paths and join paths stay, and each
+/// entry says why its SQL is missing.
+fn hide_explain_sql(response: &mut async_graphql::Response, identity: &Identity) {
+    let Some(async_graphql::Value::List(entries)) = response.extensions.get_mut("explain") else {
+        return;
+    };
+    let why = format!(
+        "hidden: the role {} does not see SQL (auth.roles.{}.explain_sql)",
+        identity.role.name, identity.role.name
+    );
+    for entry in entries {
+        if let async_graphql::Value::Object(fields) = entry {
+            fields.shift_remove("params");
+            if fields
+                .get("sql")
+                .is_some_and(|v| !matches!(v, async_graphql::Value::Null))
+            {
+                fields.insert(async_graphql::Name::new("sql"), async_graphql::Value::Null);
+                fields.insert(
+                    async_graphql::Name::new("sqlHidden"),
+                    async_graphql::Value::from(why.as_str()),
+                );
+            }
+        }
+    }
 }
 
 /// `GET /healthz`: liveness. 200 `ok` while the process serves requests; it never waits on
@@ -380,7 +552,16 @@ async fn log_request(State(guard): State<Arc<Guard>>, mut req: Request, next: Ne
 }
 
 /// `GET /metrics`: the server's counters in the Prometheus text format (docs/OPERATIONS.md).
-async fn metrics(State(app): State<Arc<AppState>>) -> Response {
+async fn metrics(
+    State(app): State<Arc<AppState>>,
+    axum::Extension(id): axum::Extension<RequestId>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    if !app.metrics_public
+        && let Err(refusal) = app.auth.authenticate(&headers)
+    {
+        return unauthenticated(refusal, &id.0);
+    }
     let pool = pool_state(&app.db);
     let text = crate::engine::guard::prometheus(&app.guard, pool);
     (
@@ -551,13 +732,18 @@ pub async fn serve(config: ServeConfig) -> Result<(), Error> {
         db_acquire_timeout = %crate::engine::guard::seconds(guardrails.db_acquire_timeout),
         "guardrails"
     );
+    let metrics_public = config.metrics_public();
     let settings = Settings {
         engine: Some(limits),
         request: guardrails.request,
         max_body_bytes: guardrails.max_body_bytes,
         max_batch: guardrails.max_batch,
+        auth: Arc::new(config.auth.clone()),
+        metrics_public,
+        cors_origins: config.http.cors_origins.clone(),
     };
     let app = app_with_settings(conn, models, Some(saas), settings)?;
+    let shutdown = shutdown_signal()?;
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
         .map_err(|source| Error::Io {
@@ -568,6 +754,30 @@ pub async fn serve(config: ServeConfig) -> Result<(), Error> {
         context: "cannot read the listening address".to_owned(),
         source,
     })?;
+    let reach = if addr.ip().is_loopback() {
+        "only programs on this machine can reach it".to_owned()
+    } else {
+        format!("anyone who can reach {addr} on the network can read every model")
+    };
+    if config.auth.is_open() {
+        tracing::warn!(
+            "no API key is configured: the server is OPEN, every request is answered; {reach}"
+        );
+    } else {
+        tracing::info!(
+            keys = config.auth.keys.len(),
+            roles = config.auth.roles.len(),
+            metrics_public,
+            "API keys required on /graphql"
+        );
+    }
+    tracing::info!(
+        header_read_timeout = %crate::engine::guard::seconds(config.http.header_read_timeout),
+        idle_timeout = %crate::engine::guard::seconds(config.http.idle_timeout),
+        shutdown_timeout = %crate::engine::guard::seconds(config.http.shutdown_timeout),
+        cors_origins = config.http.cors_origins.len(),
+        "connections"
+    );
     println!(
         "tally is serving {} ({})",
         db::redact(&url),
@@ -577,36 +787,204 @@ pub async fn serve(config: ServeConfig) -> Result<(), Error> {
     println!("  explorer:  http://{addr}/");
     println!("  GraphQL:   http://{addr}/graphql");
     println!("  health:    http://{addr}/healthz (liveness), http://{addr}/readyz (database)");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|source| Error::Io {
-            context: "the server stopped".to_owned(),
-            source,
-        })?;
+    if config.auth.is_open() {
+        println!("  access:    OPEN (no API key configured): {reach}");
+    } else {
+        println!(
+            "  access:    API key required ({} keys, {} roles)",
+            config.auth.keys.len(),
+            config.auth.roles.len()
+        );
+    }
+    serve_on(listener, app, config.http.clone(), shutdown).await?;
     tracing::info!("shut down");
     Ok(())
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// What one connection is doing: requests running, and when the last one ended.
+#[derive(Debug)]
+struct Activity {
+    running: std::sync::atomic::AtomicUsize,
+    last: std::sync::Mutex<Instant>,
+}
+
+impl Activity {
+    /// When the connection has been idle for `idle` (a while from now when a request runs).
+    fn idle_deadline(&self, idle: Duration) -> Instant {
+        use std::sync::atomic::Ordering;
+        if self.running.load(Ordering::SeqCst) > 0 {
+            return Instant::now() + idle;
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) + idle
     }
-    tracing::info!("shutdown signal received: draining requests");
+}
+
+/// Ends a request of a connection ([`Activity`]) when dropped (also when the request is).
+struct Running(Arc<Activity>);
+
+impl Running {
+    fn start(activity: &Arc<Activity>) -> Running {
+        activity
+            .running
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Running(activity.clone())
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        *self.0.last.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+        self.0
+            .running
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, with the connection timeouts of
+/// `http`: a client has `header_read_timeout` to send a request's headers, a connection with
+/// no request for `idle_timeout` is closed. On `shutdown` the listener is closed, every
+/// connection is told to close once its running request is answered, and requests still
+/// running after `shutdown_timeout` are dropped (which cancels their statements in the
+/// database).
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    http: crate::config::HttpConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), Error> {
+    let (close_tx, close_rx) = tokio::sync::watch::channel(false);
+    let mut connections = tokio::task::JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        // e.g. out of file descriptors: wait, then accept again
+                        tracing::warn!("cannot accept a connection: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                connections.spawn(connection(stream, app.clone(), http.clone(), close_rx.clone()));
+            }
+        }
+    }
+    drop(listener);
+    let _ = close_tx.send(true);
+    let running = connections.len();
+    if running > 0 {
+        tracing::info!(
+            connections = running,
+            "draining: waiting for running requests"
+        );
+    }
+    let drained = tokio::time::timeout(http.shutdown_timeout, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            connections = connections.len(),
+            shutdown_timeout = %crate::engine::guard::seconds(http.shutdown_timeout),
+            "requests still running at the shutdown timeout are dropped (their statements are cancelled)"
+        );
+        connections.abort_all();
+        while connections.join_next().await.is_some() {}
+    }
+    Ok(())
+}
+
+/// Serves one connection (HTTP/1.1) until it ends, idles past `idle_timeout`, or `close`
+/// says the server shuts down.
+async fn connection(
+    stream: tokio::net::TcpStream,
+    app: Router,
+    http: crate::config::HttpConfig,
+    mut close: tokio::sync::watch::Receiver<bool>,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let activity = Arc::new(Activity {
+        running: std::sync::atomic::AtomicUsize::new(0),
+        last: std::sync::Mutex::new(Instant::now()),
+    });
+    let service = {
+        let activity = activity.clone();
+        hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+            let mut app = app.clone();
+            let running = Running::start(&activity);
+            async move {
+                use tower_service::Service as _;
+                let response = app.call(req.map(axum::body::Body::new)).await;
+                drop(running);
+                response
+            }
+        })
+    };
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(http.header_read_timeout)
+        .keep_alive(true);
+    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    let mut closing = *close.borrow();
+    if closing {
+        conn.as_mut().graceful_shutdown();
+    }
+    loop {
+        let idle_at = activity.idle_deadline(http.idle_timeout);
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(e) = result {
+                    tracing::debug!("connection closed: {e}");
+                }
+                break;
+            }
+            _ = close.changed(), if !closing => {
+                closing = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            () = tokio::time::sleep_until(idle_at.into()), if !closing => {
+                if activity.idle_deadline(http.idle_timeout) <= Instant::now() {
+                    closing = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+            }
+        }
+    }
+}
+
+/// A future resolving on Ctrl-C (SIGINT) or SIGTERM. The handlers are installed here, before
+/// the server announces itself, so a signal sent as soon as it answers is not missed.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()> + Send, Error> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let install = |kind: SignalKind, name: &str| {
+            signal(kind).map_err(|source| Error::Io {
+                context: format!("cannot handle {name}"),
+                source,
+            })
+        };
+        let mut interrupt = install(SignalKind::interrupt(), "SIGINT")?;
+        let mut terminate = install(SignalKind::terminate(), "SIGTERM")?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {},
+                _ = terminate.recv() => {},
+            }
+            tracing::info!("shutdown signal received: draining requests");
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!("shutdown signal received: draining requests");
+        })
+    }
 }

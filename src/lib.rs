@@ -8,7 +8,8 @@
 //! A map of the modules, in the order a request flows through them:
 //!
 //! - [`cli`]: the `tally` command line (serve, migrate, load, demo, query, schema).
-//! - [`config`]: typed settings shared by the commands.
+//! - [`config`]: typed settings shared by the commands, and the configuration file.
+//! - [`auth`]: API keys (stored hashed) and roles: who may read what.
 //! - [`http`]: axum routes only: `POST /graphql`, the explorer at `/`, the dashboard at
 //!   `/dashboard` ([`dashboard`]), `/healthz`.
 //! - [`cli_query`]: `tally query`, a document run in-process and printed as JSON or CSV.
@@ -36,6 +37,7 @@
 #![warn(missing_docs)]
 #![warn(unreachable_pub)]
 
+pub mod auth;
 pub mod cli;
 pub mod cli_query;
 pub mod config;

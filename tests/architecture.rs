@@ -20,6 +20,7 @@ const LAYERS: &[&str] = &[
     "load",
     "demo",
     "init",
+    "auth",
     "graphql",
     "explorer",
     "dashboard",

@@ -83,9 +83,12 @@ async fn filters_are_bounded_before_any_sql() {
         ),
     ] {
         let out = serde_json::to_value(schema.execute(q.as_str()).await).unwrap();
-        assert_eq!(code(&out), "BAD_ARGUMENT", "{out}");
+        assert_eq!(code(&out), "LIMIT_EXCEEDED", "{out}");
         let m = out["errors"][0]["message"].as_str().unwrap();
-        assert!(m.contains("1001") && m.contains("1000"), "{m}");
+        assert!(
+            m.contains("1001") && m.contains("1000") && m.contains("--max-in-list"),
+            "{m}"
+        );
         assert_eq!(out["extensions"]["explain"], serde_json::json!([]), "{out}");
     }
     // an `or` of too many branches
@@ -97,12 +100,25 @@ async fn filters_are_bounded_before_any_sql() {
         branches.join(", ")
     );
     let out = serde_json::to_value(schema.execute(q.as_str()).await).unwrap();
-    assert_eq!(code(&out), "BAD_ARGUMENT", "{out}");
+    assert_eq!(code(&out), "LIMIT_EXCEEDED", "{out}");
+    let m = out["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        m.contains("202 nodes") && m.contains("--max-filter-nodes") && m.contains("200"),
+        "{out}"
+    );
+    // 100,000 values: refused by the limit, not by the database
+    let ids: Vec<String> = (0..100_000).map(|i| format!("\"u{i}\"")).collect();
+    let q = format!(
+        "{{ gym {{ leadConversions(where: {{ userId: {{ in: [{}] }} }}) {{ userId }} }} }}",
+        ids.join(", ")
+    );
+    let out = serde_json::to_value(schema.execute(q.as_str()).await).unwrap();
+    assert_eq!(code(&out), "LIMIT_EXCEEDED", "{out}");
     assert!(
         out["errors"][0]["message"]
             .as_str()
             .unwrap()
-            .contains("201 conditions"),
+            .contains("userId.in 100000 values"),
         "{out}"
     );
     // at the limits, the request runs

@@ -15,11 +15,10 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::TestDb;
-use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+use common::{TestDb, pg_wait_running};
+use sea_orm::ConnectionTrait;
 use tally::engine::Limits;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -49,14 +48,7 @@ async fn start(url: &str, limits: Limits) -> SocketAddr {
 
 /// A server over `url` (read-only) serving the slow model with `settings`.
 async fn start_with(url: &str, settings: tally::http::Settings) -> SocketAddr {
-    let conn = tally::db::connect_serving(url, false, Duration::from_secs(2))
-        .await
-        .expect("pool");
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/slow");
-    let models = tally::engine::load_live_models(&conn, Some(&dir), &Default::default(), None)
-        .await
-        .expect("slow model");
-    let app = tally::http::app_with_settings(conn, models, None, settings).expect("app");
+    let app = common::slow_app(url, settings).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -148,36 +140,6 @@ async fn start_slow(addr: SocketAddr) -> TcpStream {
         .await
         .expect("write");
     s
-}
-
-/// How many slow statements PostgreSQL is running in the current database.
-async fn pg_running(conn: &DatabaseConnection) -> i64 {
-    let row = conn
-        .query_one_raw(Statement::from_string(
-            conn.get_database_backend(),
-            "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() \
-             AND state = 'active' AND query LIKE '%RECURSIVE n(i)%' AND pid <> pg_backend_pid()",
-        ))
-        .await
-        .expect("pg_stat_activity")
-        .expect("a row");
-    row.try_get("", "n").expect("n")
-}
-
-/// Polls `pg_running` until it equals `want`, up to `within`; how long it took.
-async fn pg_wait_running(conn: &DatabaseConnection, want: i64, within: Duration) -> Duration {
-    let started = Instant::now();
-    loop {
-        let n = pg_running(conn).await;
-        if n == want {
-            return started.elapsed();
-        }
-        assert!(
-            started.elapsed() < within,
-            "{n} slow statements still running after {within:?} (wanted {want})"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -419,9 +381,11 @@ async fn request_limits_name_the_limit_and_the_value() {
             max_depth: 6,
             max_metrics_dimensions: 1,
             max_rows: 20,
+            ..Default::default()
         },
         max_body_bytes: 4096,
         max_batch: 3,
+        ..Default::default()
     };
     let addr = start_with(&db.url, settings).await;
 

@@ -153,15 +153,32 @@
 
   // Sends one GraphQL request; resolves to the whole response ({data, extensions}) or
   // rejects with an Error whose message says what went wrong in words.
-  function gql(query, variables) {
+  // The API key of a server that requires one (HTTP 401): asked once, kept for the tab.
+  var KEY_ITEM = 'tally-api-key';
+  function apiKey() {
+    try { return sessionStorage.getItem(KEY_ITEM); } catch (e) { return null; }
+  }
+
+  function gql(query, variables, retried) {
     var ctl = new AbortController();
     var timer = setTimeout(function () { ctl.abort(); }, TIMEOUT_MS);
+    var headers = { 'content-type': 'application/json', accept: 'application/json' };
+    var key = apiKey();
+    if (key) headers.authorization = 'Bearer ' + key;
     return fetch(ENDPOINT, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', accept: 'application/json' },
+      headers: headers,
       body: JSON.stringify({ query: query, variables: variables || {} }),
       signal: ctl.signal,
     }).then(function (res) {
+      if (res.status === 401 && !retried) {
+        var given = window.prompt('This tally server needs an API key (ask its operator):');
+        if (given) {
+          try { sessionStorage.setItem(KEY_ITEM, given.trim()); } catch (e) { /* private mode */ }
+          clearTimeout(timer);
+          return gql(query, variables, true);
+        }
+      }
       return res.text().then(function (text) {
         var json = null;
         try { json = JSON.parse(text); } catch (e) { json = null; }

@@ -33,6 +33,12 @@ fn dimension_of<'a>(v: &'a FieldValue<'_>) -> Option<(&'a Model, &'a Dimension)>
     Some((&r.0, r.0.dimensions.get(r.1)?))
 }
 
+/// The role of the request's caller (set by the HTTP layer from its API key): the catalog
+/// lists only what it may read. `None`: an open server, everything.
+fn role<'a>(ctx: &'a async_graphql::dynamic::ResolverContext<'_>) -> Option<&'a crate::auth::Role> {
+    ctx.data_opt::<Arc<crate::auth::Role>>().map(|r| r.as_ref())
+}
+
 /// Registers the catalog's types.
 pub(crate) fn register(builder: SchemaBuilder) -> SchemaBuilder {
     let catalog = Object::new("Catalog")
@@ -51,6 +57,7 @@ pub(crate) fn register(builder: SchemaBuilder) -> SchemaBuilder {
                             .0
                             .iter()
                             .filter(|m| wanted.as_deref().is_none_or(|w| w == m.name))
+                            .filter(|m| role(&ctx).is_none_or(|r| r.may_read_model(&m.name)))
                             .map(|m| FieldValue::owned_any(m.clone())),
                     )))
                 })
@@ -83,8 +90,14 @@ pub(crate) fn register(builder: SchemaBuilder) -> SchemaBuilder {
                 |ctx| {
                     FieldFuture::new(async move {
                         let m = ctx.parent_value.try_downcast_ref::<Arc<Model>>()?;
+                        let role = role(&ctx);
                         Ok(Some(FieldValue::list(
                             (0..m.metrics.len())
+                                .filter(|i| {
+                                    role.is_none_or(|r| {
+                                        r.may_use_metric(&m.name, &m.metrics[*i].name)
+                                    })
+                                })
                                 .map(|i| FieldValue::owned_any(MetricRef(m.clone(), i))),
                         )))
                     })
@@ -99,9 +112,16 @@ pub(crate) fn register(builder: SchemaBuilder) -> SchemaBuilder {
                 |ctx| {
                     FieldFuture::new(async move {
                         let m = ctx.parent_value.try_downcast_ref::<Arc<Model>>()?;
-                        Ok(Some(FieldValue::list((0..m.dimensions.len()).map(|i| {
-                            FieldValue::owned_any(DimensionRef(m.clone(), i))
-                        }))))
+                        let role = role(&ctx);
+                        Ok(Some(FieldValue::list(
+                            (0..m.dimensions.len())
+                                .filter(|i| {
+                                    role.is_none_or(|r| {
+                                        r.may_use_dimension(&m.name, &m.dimensions[*i].name)
+                                    })
+                                })
+                                .map(|i| FieldValue::owned_any(DimensionRef(m.clone(), i))),
+                        )))
                     })
                 },
             )
@@ -148,7 +168,12 @@ pub(crate) fn register(builder: SchemaBuilder) -> SchemaBuilder {
                         return Ok(None);
                     };
                     Ok(Some(Value::List(
-                        model.reachable_dimensions(&m.name).iter().map(|d| Value::from(d.name.as_str())).collect(),
+                        model
+                            .reachable_dimensions(&m.name)
+                            .iter()
+                            .filter(|d| role(&ctx).is_none_or(|r| r.may_use_dimension(&model.name, &d.name)))
+                            .map(|d| Value::from(d.name.as_str()))
+                            .collect(),
                     )))
                 })
             })

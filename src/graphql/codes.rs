@@ -3,6 +3,10 @@
 //! with async-graphql's "Did you mean" suggestions) `GRAPHQL_VALIDATION_FAILED`, in
 //! `extensions.code` like every error tally raises.
 //!
+//! Parsing also checks the document against the role of the caller (request data
+//! `Arc<auth::Role>`, set by the HTTP layer from the caller's API key; see [`super::access`]):
+//! `FORBIDDEN` before any field runs.
+//!
 //! Validation also enforces the [`super::RequestLimits`] of the whole document: the fields it
 //! selects (aliases and nested fields counted, fragments expanded) and its depth; past them
 //! the request fails with `LIMIT_EXCEEDED` before any field runs.
@@ -86,6 +90,14 @@ impl Extension for ErrorCodes {
             let e = ApiError::LimitExceeded(format!(
                 "the request asks for {n} introspection fields (__schema, __type); the limit is {MAX_INTROSPECTIONS}"
             ));
+            let code = e.code();
+            return Err(with_code(ServerError::new(e.message(), None), code));
+        }
+        // what the caller's role may read, before anything runs
+        if let Some(role) = ctx.data_opt::<Arc<crate::auth::Role>>()
+            && let Some(models) = ctx.data_opt::<super::catalog::CatalogModels>()
+            && let Err(e) = super::access::check(&doc, variables, role, &models.0)
+        {
             let code = e.code();
             return Err(with_code(ServerError::new(e.message(), None), code));
         }

@@ -496,32 +496,36 @@ pub(super) fn read_selection(
     Ok(keys)
 }
 
-/// The most conditions a `where` may hold (leaves of its and/or/not tree).
-pub(super) const MAX_FILTER_CONDITIONS: usize = 200;
-
-/// The most values a `where` may bind, `in` lists included.
-pub(super) const MAX_FILTER_VALUES: usize = 1000;
-
-/// `BAD_ARGUMENT` for a filter past [`MAX_FILTER_CONDITIONS`] or [`MAX_FILTER_VALUES`],
-/// checked before any SQL is built.
-fn check_filter_size(filter: &Filter, values: usize) -> Result<(), Error> {
-    fn leaves(f: &Filter) -> usize {
+/// `LIMIT_EXCEEDED` for a `where` (of the field at `path`) with more nodes than
+/// `max_filter_nodes` or binding more values than `max_in_list`, checked before any SQL
+/// is built.
+fn check_filter_size(
+    filter: &Filter,
+    values: usize,
+    limits: &super::RequestLimits,
+    path: &str,
+) -> Result<(), Error> {
+    fn nodes(f: &Filter) -> usize {
         match f {
-            Filter::And(xs) | Filter::Or(xs) => xs.iter().map(leaves).sum(),
-            Filter::Not(x) => leaves(x),
+            Filter::And(xs) | Filter::Or(xs) => 1 + xs.iter().map(nodes).sum::<usize>(),
+            Filter::Not(x) => 1 + nodes(x),
             Filter::Cond { .. } => 1,
         }
     }
-    let n = leaves(filter);
-    if n > MAX_FILTER_CONDITIONS {
-        return Err(common::bad_argument(format!(
-            "where holds {n} conditions; at most {MAX_FILTER_CONDITIONS} are accepted"
-        )));
+    let n = nodes(filter);
+    if n > limits.max_filter_nodes {
+        return Err(ApiError::LimitExceeded(format!(
+            "the where of {path} holds {n} nodes (conditions, and, or, not); the limit is {} (--max-filter-nodes, limits.max_filter_nodes)",
+            limits.max_filter_nodes
+        ))
+        .into_graphql());
     }
-    if values > MAX_FILTER_VALUES {
-        return Err(common::bad_argument(format!(
-            "where binds {values} values (in lists included); at most {MAX_FILTER_VALUES} are accepted"
-        )));
+    if values > limits.max_in_list {
+        return Err(ApiError::LimitExceeded(format!(
+            "the where of {path} binds {values} values in all; the limit is {} (--max-in-list, limits.max_in_list)",
+            limits.max_in_list
+        ))
+        .into_graphql());
     }
     Ok(())
 }
@@ -553,8 +557,15 @@ pub(super) fn read_args(
         && !w.is_null()
     {
         let obj = w.object()?;
-        let filter = read_where(lookup, &obj, &mut spec.values, 0)?;
-        check_filter_size(&filter, spec.values.len())?;
+        let limits = ctx
+            .ctx
+            .data_opt::<super::RequestLimits>()
+            .copied()
+            .unwrap_or_default();
+        let path = common::path(ctx);
+        let before = spec.values.len();
+        let filter = read_where(lookup, &obj, &mut spec.values, &limits, &path, 0)?;
+        check_filter_size(&filter, spec.values.len() - before, &limits, &path)?;
         spec.filter = Some(filter);
     }
     if let Some(o) = ctx.args.get("orderBy")
@@ -697,6 +708,8 @@ pub(super) fn read_where(
     lookup: &dyn Fn(&str) -> Option<DimType>,
     obj: &ObjectAccessor<'_>,
     values: &mut Vec<ReqValue>,
+    limits: &super::RequestLimits,
+    path: &str,
     depth: usize,
 ) -> Result<Filter, Error> {
     if depth > 16 {
@@ -713,7 +726,14 @@ pub(super) fn read_where(
             "and" | "or" => {
                 let mut xs = Vec::new();
                 for item in v.list()?.iter() {
-                    xs.push(read_where(lookup, &item.object()?, values, depth + 1)?);
+                    xs.push(read_where(
+                        lookup,
+                        &item.object()?,
+                        values,
+                        limits,
+                        path,
+                        depth + 1,
+                    )?);
                 }
                 all.push(if k.as_str() == "and" {
                     Filter::And(xs)
@@ -725,6 +745,8 @@ pub(super) fn read_where(
                 lookup,
                 &v.object()?,
                 values,
+                limits,
+                path,
                 depth + 1,
             )?))),
             dim => {
@@ -753,6 +775,14 @@ pub(super) fn read_where(
                         }
                         "in" | "notIn" | "between" => {
                             let list = arg.list()?;
+                            if list.len() > limits.max_in_list {
+                                return Err(ApiError::LimitExceeded(format!(
+                                    "the where of {path} gives {dim}.{op} {} values; the limit is {} (--max-in-list, limits.max_in_list)",
+                                    list.len(),
+                                    limits.max_in_list
+                                ))
+                                .into_graphql());
+                            }
                             let mut idx = Vec::new();
                             for x in list.iter() {
                                 idx.push(push(read_value(dim_type, &x)?));

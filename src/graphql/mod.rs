@@ -7,6 +7,7 @@
 //! from the model's `metrics` field and any fields other modules add to that model), the
 //! `catalog`, and the `extensions.explain` of every response that ran metrics.
 
+mod access;
 mod catalog;
 mod codes;
 mod common;
@@ -44,6 +45,12 @@ pub struct RequestLimits {
     /// Rows of a `metrics` field without `limit` (`--max-rows`, default 10000): past it the
     /// rows are cut and `extensions.rowsCut` says where.
     pub max_rows: u64,
+    /// Values of one `in` / `notIn` list of a `where`, and of all the values a `where` binds
+    /// together (`--max-in-list`, `limits.max_in_list`, default 1000).
+    pub max_in_list: usize,
+    /// Nodes of a `where` tree: every condition and every `and`, `or`, `not`
+    /// (`--max-filter-nodes`, `limits.max_filter_nodes`, default 200).
+    pub max_filter_nodes: usize,
 }
 
 impl Default for RequestLimits {
@@ -53,6 +60,8 @@ impl Default for RequestLimits {
             max_depth: 32,
             max_metrics_dimensions: 200,
             max_rows: common::MAX_LIMIT,
+            max_in_list: 1000,
+            max_filter_nodes: 200,
         }
     }
 }

@@ -6,6 +6,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use std::time::{Duration, Instant};
+
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 
 /// A migrated database that belongs to one test.
@@ -130,4 +132,48 @@ impl Drop for TestDb {
             .join();
         }
     }
+}
+
+/// How many statements of the `slow` test model (`tests/fixtures/slow`) PostgreSQL is
+/// running in the current database.
+pub async fn pg_running(conn: &DatabaseConnection) -> i64 {
+    let row = conn
+        .query_one_raw(Statement::from_string(
+            conn.get_database_backend(),
+            "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() \
+             AND state = 'active' AND query LIKE '%RECURSIVE n(i)%' AND pid <> pg_backend_pid()",
+        ))
+        .await
+        .expect("pg_stat_activity")
+        .expect("a row");
+    row.try_get("", "n").expect("n")
+}
+
+/// Polls `pg_running` until it equals `want`, up to `within`; how long it took.
+pub async fn pg_wait_running(conn: &DatabaseConnection, want: i64, within: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        let n = pg_running(conn).await;
+        if n == want {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < within,
+            "{n} slow statements still running after {within:?} (wanted {want})"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The app over `url` (read-only) serving the `slow` test model (`tests/fixtures/slow`: a
+/// recursive count to two billion, minutes on either backend) with `settings`.
+pub async fn slow_app(url: &str, settings: tally::http::Settings) -> axum::Router {
+    let conn = tally::db::connect_serving(url, false, Duration::from_secs(2))
+        .await
+        .expect("pool");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/slow");
+    let models = tally::engine::load_live_models(&conn, Some(&dir), &Default::default(), None)
+        .await
+        .expect("slow model");
+    tally::http::app_with_settings(conn, models, None, settings).expect("app")
 }
