@@ -416,6 +416,18 @@ pub struct Dimension {
     pub time_storage: TimeStorage,
     /// What it is.
     pub description: String,
+    /// A time axis (`[[time_axis]]`): per table, its time column; the dimension is read on
+    /// the table of each measure, whose rows it buckets, with no join. Empty for a dimension
+    /// of one table.
+    pub axis: Vec<(String, Expr)>,
+}
+
+impl Dimension {
+    /// The expression of a time axis on `table` (`None`: not a time axis, or not mapped
+    /// there).
+    pub fn axis_on(&self, table: &str) -> Option<&Expr> {
+        self.axis.iter().find(|(t, _)| t == table).map(|(_, e)| e)
+    }
 }
 
 /// An aggregation function.
