@@ -374,3 +374,76 @@ async fn shared_time_axis_across_two_tables() {
         db.cleanup().await;
     }
 }
+
+const BAD_AXIS: &str = r#"
+[model]
+name = "badaxis"
+namespace = "shop"
+description = "Time axes with problems."
+
+[[table]]
+name = "order_line"
+key = ["line_item_id"]
+as_of = { kind = "event", time = "order_time" }
+description = "Order lines."
+
+[[measure]]
+name = "lines"
+table = "order_line"
+agg = "count"
+description = "Lines."
+
+[[metric]]
+name = "lines"
+measure = "lines"
+unit = "count"
+description = "Lines."
+
+[[metric]]
+name = "linesGrowth"
+measure = "lines"
+unit = "count"
+description = "Takes the name of the growth field of lines."
+
+[[time_axis]]
+name = "badTable"
+tables = { no_such_table = "order_time" }
+description = "An unknown table."
+
+[[time_axis]]
+name = "notInstant"
+tables = { order_line = "order_id" }
+description = "Not a time column."
+"#;
+
+#[test]
+fn bad_time_axes_are_reported_with_their_lines() {
+    let err = tally::semantic::load_sources(&[tally::semantic::ModelSource {
+        folder: "badaxis".into(),
+        files: vec![tally::semantic::SourceFile {
+            path: "badaxis.toml".into(),
+            text: BAD_AXIS.into(),
+        }],
+        sql_roots: vec![],
+    }])
+    .unwrap_err();
+    let text = err.to_string();
+    let line_of = |needle: &str| BAD_AXIS.lines().position(|l| l.contains(needle)).unwrap() + 1;
+    for (line, msg) in [
+        (
+            line_of("name = \"linesGrowth\""),
+            "is the growth field of metric \"lines\"",
+        ),
+        (
+            line_of("no_such_table"),
+            "time axis \"badTable\": unknown table \"no_such_table\"",
+        ),
+        (line_of("order_id"), "not an instant"),
+    ] {
+        assert!(
+            text.lines()
+                .any(|l| l.contains(&format!("badaxis.toml:{line}: ")) && l.contains(msg)),
+            "line {line}, {msg:?} in:\n{text}"
+        );
+    }
+}

@@ -881,7 +881,13 @@ impl Model {
             .collect();
         self.dimensions
             .iter()
-            .filter(|d| tables.iter().all(|t| self.join_path(t, &d.table).is_some()))
+            .filter(|d| {
+                tables.iter().all(|t| match d.axis.is_empty() {
+                    true => self.join_path(t, &d.table).is_some(),
+                    // a time axis is read on each table it maps
+                    false => d.axis_on(t).is_some(),
+                })
+            })
             .collect()
     }
 }
