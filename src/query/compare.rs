@@ -154,14 +154,8 @@ impl QuerySpec {
 /// derived metrics over them are computed from the compared measures), and for `toDate`
 /// (`additive`) every measure is a count or a sum.
 fn check_kind(model: &Model, metric: &str, what: &str, additive: bool) -> Result<(), ApiError> {
-    let mut stack = vec![metric.to_owned()];
-    let mut seen: Vec<String> = Vec::new();
-    while let Some(m) = stack.pop() {
-        if seen.contains(&m) {
-            continue;
-        }
-        seen.push(m.clone());
-        let Some(x) = model.metric(&m) else { continue };
+    for x in model.metric_tree(metric) {
+        let m = &x.name;
         match &x.kind {
             MetricKind::Simple { measure } => {
                 if additive
@@ -174,14 +168,7 @@ fn check_kind(model: &Model, metric: &str, what: &str, additive: bool) -> Result
                     )));
                 }
             }
-            MetricKind::Ratio {
-                numerator,
-                denominator,
-            } => {
-                stack.push(numerator.clone());
-                stack.push(denominator.clone());
-            }
-            MetricKind::Derived { expr } => stack.extend(expr.identifiers()),
+            MetricKind::Ratio { .. } | MetricKind::Derived { .. } => {}
             other => {
                 return Err(ApiError::BadTimeComparison(format!(
                     "{what}: metric {m} is a {} metric, which has no period comparison; offset, toDate and …Growth take simple metrics and ratios or derived metrics of them",

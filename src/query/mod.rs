@@ -508,14 +508,7 @@ impl QuerySpec {
     }
 
     fn check_time_metrics(&self, model: &Model, metric: &str) -> Result<(), ApiError> {
-        let mut stack = vec![metric.to_owned()];
-        let mut seen = Vec::new();
-        while let Some(m) = stack.pop() {
-            if seen.contains(&m) {
-                continue;
-            }
-            seen.push(m.clone());
-            let Some(x) = model.metric(&m) else { continue };
+        for x in model.metric_tree(metric) {
             match &x.kind {
                 MetricKind::Cumulative {
                     time_dimension,
@@ -557,15 +550,10 @@ impl QuerySpec {
                         )));
                     }
                 }
-                MetricKind::Ratio {
-                    numerator,
-                    denominator,
-                } => {
-                    stack.push(numerator.clone());
-                    stack.push(denominator.clone());
-                }
-                MetricKind::Derived { expr } => stack.extend(expr.identifiers()),
-                MetricKind::Simple { .. } | MetricKind::Conversion(_) => {}
+                MetricKind::Ratio { .. }
+                | MetricKind::Derived { .. }
+                | MetricKind::Simple { .. }
+                | MetricKind::Conversion(_) => {}
             }
         }
         Ok(())

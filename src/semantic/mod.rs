@@ -827,6 +827,34 @@ impl Model {
         out
     }
 
+    /// The metric and every metric it is built from (ratios' and derived metrics' operands,
+    /// transitively), each once, the metric first.
+    pub fn metric_tree(&self, metric: &str) -> Vec<&Metric> {
+        let mut out: Vec<&Metric> = Vec::new();
+        let mut stack = vec![metric.to_owned()];
+        while let Some(name) = stack.pop() {
+            let Some(m) = self.metric(&name) else {
+                continue;
+            };
+            if out.iter().any(|x| x.name == m.name) {
+                continue;
+            }
+            match &m.kind {
+                MetricKind::Ratio {
+                    numerator,
+                    denominator,
+                } => {
+                    stack.push(denominator.clone());
+                    stack.push(numerator.clone());
+                }
+                MetricKind::Derived { expr } => stack.extend(expr.identifiers()),
+                _ => {}
+            }
+            out.push(m);
+        }
+        out
+    }
+
     /// The measures whose rows a metric aggregates (and whose tables must reach every
     /// dimension it is grouped by), transitively, without duplicates. A conversion metric
     /// reads its base measure (the conversion events are matched, not grouped).
