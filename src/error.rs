@@ -151,7 +151,7 @@ impl ApiError {
         ),
         (
             "BAD_TIME_COMPARISON",
-            "`offset` or `…Growth` of a metric kind that has none (cumulative, conversion, retention, period average), `toDate` of a metric that is not additive (its measures must be counts or sums), `offset` with `toDate`, a condition on the compared time dimension inside `or`/`not`",
+            "`offset` or `…Growth` of a metric kind that has none (cumulative, conversion, retention, period average), `toDate` of a metric that is not additive (its measures must be counts or sums), `offset` with `toDate`, `calculation: CHANGE` without `offset`, a condition on the compared time dimension inside `or`/`not`",
         ),
         ("BAD_ORDER_BY", "ordering by a field that is not selected"),
         ("BAD_TIMEZONE", "not an IANA zone"),

@@ -308,6 +308,11 @@ async fn comparison_errors() {
                 "orders",
             ),
             (
+                r#"{ shop { metrics { m: orderTime(granularity: MONTH) netSales(calculation: CHANGE) } } }"#,
+                "BAD_TIME_COMPARISON",
+                "give offset too",
+            ),
+            (
                 r#"{ shop { metrics { m: orderTime(granularity: MONTH) netSales(offset: YEAR_AGO, toDate: YEAR) } } }"#,
                 "BAD_TIME_COMPARISON",
                 "not both",

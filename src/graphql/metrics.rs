@@ -573,6 +573,12 @@ fn metric_item(model: &Model, f: &async_graphql::SelectionField<'_>) -> Result<I
                 OffsetCalculation::Value
             },
         }),
+        (None, _) if change => {
+            return Err(ApiError::BadTimeComparison(format!(
+                "{name}: calculation: CHANGE is the change from an earlier bucket: give offset too"
+            ))
+            .into_graphql());
+        }
         (None, Some(g)) => Some(Comparison::ToDate(g)),
         (None, None) => None,
     };
