@@ -70,6 +70,10 @@ pub enum ApiError {
     /// A cumulative, retention or period-average metric without its time dimension.
     #[error("{0}")]
     MissingTimeDimension(String),
+    /// A period-over-period or grain-to-date value the metric, the grouping or the filter
+    /// cannot give.
+    #[error("{0}")]
+    BadTimeComparison(String),
     /// Ordering by something that is not selected.
     #[error("{0}")]
     BadOrderBy(String),
@@ -143,7 +147,11 @@ impl ApiError {
         ),
         (
             "MISSING_TIME_DIMENSION",
-            "a cumulative, retention or period-average metric without its time dimension selected once",
+            "a cumulative, retention or period-average metric without its time dimension selected once; a comparison (`offset`, `toDate`, `…Growth`) without one time dimension selected",
+        ),
+        (
+            "BAD_TIME_COMPARISON",
+            "`offset` or `…Growth` of a metric kind that has none (cumulative, conversion, retention, period average), `toDate` of a metric that is not additive (its measures must be counts or sums), `offset` with `toDate`, `calculation: CHANGE` without `offset`, a condition on the compared time dimension inside `or`/`not`",
         ),
         ("BAD_ORDER_BY", "ordering by a field that is not selected"),
         ("BAD_TIMEZONE", "not an IANA zone"),
@@ -198,6 +206,7 @@ impl ApiError {
             ApiError::UnreachableDimension(_) => "UNREACHABLE_DIMENSION",
             ApiError::BadGranularity(_) => "BAD_GRANULARITY",
             ApiError::MissingTimeDimension(_) => "MISSING_TIME_DIMENSION",
+            ApiError::BadTimeComparison(_) => "BAD_TIME_COMPARISON",
             ApiError::BadOrderBy(_) => "BAD_ORDER_BY",
             ApiError::BadTimezone(_) => "BAD_TIMEZONE",
             ApiError::BadConversionFilter(_) => "BAD_CONVERSION_FILTER",
@@ -316,6 +325,7 @@ mod tests {
             ApiError::UnreachableDimension(String::new()),
             ApiError::BadGranularity(String::new()),
             ApiError::MissingTimeDimension(String::new()),
+            ApiError::BadTimeComparison(String::new()),
             ApiError::BadOrderBy(String::new()),
             ApiError::BadTimezone(String::new()),
             ApiError::BadConversionFilter(String::new()),

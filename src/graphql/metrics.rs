@@ -22,7 +22,10 @@ use super::common;
 use super::explain::PrebuiltRows;
 use crate::engine::Table;
 use crate::error::ApiError;
-use crate::query::{Filter, FilterOp, Item, OrderItem, QuerySpec, ReqValue, Selected};
+use crate::query::{
+    Comparison, Filter, FilterOp, Item, OffsetCalculation, OrderItem, PeriodOffset, QuerySpec,
+    ReqValue, Selected, TO_DATE_GRAINS,
+};
 use crate::semantic::{DimType, Granularity, Model, Unit};
 
 /// The name of the money scalar.
@@ -162,7 +165,28 @@ pub(crate) fn register_shared(builder: SchemaBuilder) -> SchemaBuilder {
     let decimal = Scalar::new(DECIMAL)
         .description("Money: an exact decimal number written as a string with two decimal places, e.g. \"1234.50\". Parse it with a decimal type, not a float.")
         .validator(|v| matches!(v, Value::String(_)));
+    let offset = Enum::new(PERIOD_OFFSET)
+        .description("An earlier bucket, relative to the granularity of the request's one time dimension. The earlier value is the metric over that bucket's rows as of the same asOf, whether or not that bucket is in the response.")
+        .item(EnumItem::new(PeriodOffset::PreviousPeriod.as_str()).description("The bucket just before (the previous hour, day, week, month, quarter or year, in the request's time zone)."))
+        .item(EnumItem::new(PeriodOffset::YearAgo.as_str()).description("A year earlier: 12 months, 4 quarters or 1 year before; for HOUR, DAY and WEEK, 52 weeks before (the same weekday)."));
+    let calculation = Enum::new(OFFSET_CALCULATION)
+        .description(
+            "What a metric field with `offset` returns (the ratio is the `…Growth` field).",
+        )
+        .item(EnumItem::new("VALUE").description(
+            "The metric in the earlier bucket (0 for counts and sums of a bucket without rows).",
+        ))
+        .item(
+            EnumItem::new("CHANGE")
+                .description("The metric minus its value in the earlier bucket."),
+        );
+    let to_date = Enum::new(TO_DATE)
+        .description("Sum the metric from the start of the enclosing month, quarter or year up to and including each bucket (counts and sums, and ratios or derived metrics of them).")
+        .items(TO_DATE_GRAINS.iter().map(|g| EnumItem::new(g.as_str().to_uppercase())));
     common::register(builder)
+        .register(offset)
+        .register(calculation)
+        .register(to_date)
         .register(granularity)
         .register(string_filter)
         .register(number_filter)
@@ -230,7 +254,36 @@ pub(crate) fn register_model(mut builder: SchemaBuilder, model: &Arc<Model>) -> 
                 m.description,
                 unit_text(m.unit),
                 m.kind.as_str()
+            ))
+            .argument(InputValue::new("offset", TypeRef::named(PERIOD_OFFSET)).description(
+                "The value in an earlier bucket of the request's time dimension, instead of this bucket's.",
+            ))
+            .argument(
+                InputValue::new("calculation", TypeRef::named(OFFSET_CALCULATION))
+                    .default_value(Value::Enum(async_graphql::Name::new("VALUE")))
+                    .description("With `offset`: the earlier value, or the change from it."),
+            )
+            .argument(InputValue::new("toDate", TypeRef::named(TO_DATE)).description(
+                "The sum from the start of the enclosing month, quarter or year up to this bucket.",
             )),
+        );
+        row = row.field(
+            Field::new(
+                growth_field(&m.name),
+                TypeRef::named(TypeRef::FLOAT),
+                row_value,
+            )
+            .description(format!(
+                "{}: this bucket's value over the value in the earlier bucket, minus 1 (0.25 is 25% more); null when the earlier value is 0 or null. Float, 6 decimals.",
+                m.name
+            ))
+            .argument(
+                InputValue::new("offset", TypeRef::named_nn(PERIOD_OFFSET))
+                    .default_value(Value::Enum(async_graphql::Name::new(
+                        PeriodOffset::PreviousPeriod.as_str(),
+                    )))
+                    .description("The earlier bucket."),
+            ),
         );
     }
     row = row.field(
@@ -414,9 +467,7 @@ async fn resolve(ctx: &ResolverContext<'_>, model: &Arc<Model>) -> Result<Resolv
                 granularity,
             }
         } else {
-            Item::Metric {
-                name: name.to_owned(),
-            }
+            metric_item(model, f)?
         })
     })?;
     read_args(ctx, &mut spec, &|name| {
@@ -430,7 +481,7 @@ async fn resolve(ctx: &ResolverContext<'_>, model: &Arc<Model>) -> Result<Resolv
     let metrics = spec
         .fields
         .iter()
-        .filter(|f| matches!(f.item, Item::Metric { .. }))
+        .filter(|f| matches!(f.item, Item::Metric { .. } | Item::Compared { .. }))
         .count();
     let dimensions = spec
         .fields
@@ -465,6 +516,81 @@ async fn resolve(ctx: &ResolverContext<'_>, model: &Arc<Model>) -> Result<Resolv
         }
     }
     Ok(deliver(ctx, &keys, &type_names(model).row, table))
+}
+
+/// The `PeriodOffset` enum.
+const PERIOD_OFFSET: &str = "PeriodOffset";
+
+/// The `OffsetCalculation` enum.
+const OFFSET_CALCULATION: &str = "OffsetCalculation";
+
+/// The `ToDate` enum.
+const TO_DATE: &str = "ToDate";
+
+/// The field of a metric's growth over an earlier bucket: `netSales` → `netSalesGrowth`.
+pub(super) fn growth_field(metric: &str) -> String {
+    format!("{metric}Growth")
+}
+
+/// A selected metric field: the metric, or with `offset` / `toDate` (or as `…Growth`) one of
+/// its compared values.
+fn metric_item(model: &Model, f: &async_graphql::SelectionField<'_>) -> Result<Item, Error> {
+    let name = f.name();
+    let (metric, growth) = match name.strip_suffix("Growth") {
+        Some(base) if model.metric(name).is_none() && model.metric(base).is_some() => (base, true),
+        _ => (name, false),
+    };
+    let mut offset = None;
+    let mut change = false;
+    let mut to_date = None;
+    for (arg, v) in f.arguments()? {
+        let Value::Enum(e) = v else { continue };
+        match arg.as_str() {
+            "offset" => offset = PeriodOffset::parse(e.as_str()),
+            "calculation" => change = e.as_str() == "CHANGE",
+            "toDate" => to_date = Granularity::parse(e.as_str()),
+            _ => {}
+        }
+    }
+    // a growth is always against an earlier bucket (the argument's default)
+    if growth && offset.is_none() {
+        offset = Some(PeriodOffset::PreviousPeriod);
+    }
+    let comparison = match (offset, to_date) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::BadTimeComparison(format!(
+                "{name}: give offset or toDate, not both"
+            ))
+            .into_graphql());
+        }
+        (Some(offset), None) => Some(Comparison::Offset {
+            offset,
+            calculation: if growth {
+                OffsetCalculation::Growth
+            } else if change {
+                OffsetCalculation::Change
+            } else {
+                OffsetCalculation::Value
+            },
+        }),
+        (None, _) if change => {
+            return Err(ApiError::BadTimeComparison(format!(
+                "{name}: calculation: CHANGE is the change from an earlier bucket: give offset too"
+            ))
+            .into_graphql());
+        }
+        (None, Some(g)) => Some(Comparison::ToDate(g)),
+        (None, None) => None,
+    };
+    Ok(match comparison {
+        Some(comparison) => Item::Compared {
+            name: metric.to_owned(),
+            comparison,
+        },
+        None => Item::Metric {
+            name: metric.to_owned(),
+        },
+    })
 }
 
 /// Reads the selection set of a `metrics` or row field into `spec.fields` (aliases kept,

@@ -2,7 +2,7 @@
 //! the dimension tables, grouped by the slots. Measures of different tables are aggregated
 //! apart and joined on the slot values, so nothing is double counted.
 
-use super::{Need, PlanError, Planner, RowSource};
+use super::{Need, PlanError, Planner, RowSource, TimeShift};
 use crate::semantic::{Agg, Measure};
 
 /// The per-table aggregation of the measures of one table.
@@ -19,6 +19,9 @@ pub struct AggregateNode {
     pub measures: Vec<AggregatedMeasure>,
     /// What it does.
     pub description: String,
+    /// For a period-over-period or grain-to-date value: how its rows move in time (its
+    /// groups are looked up by the response's, never added to them).
+    pub shift: Option<TimeShift>,
 }
 
 /// One measure of an [`AggregateNode`].
@@ -31,12 +34,17 @@ pub struct AggregatedMeasure {
     pub median_cte: Option<String>,
 }
 
-/// One aggregate per table of the measures needed, tables in first-use order.
+/// One aggregate per table of the measures needed, tables in first-use order; moved in time
+/// by `shift` when given.
 pub(super) fn plan(
     p: &mut Planner<'_>,
     needs: &[Need],
     percentile_cont: bool,
+    shift: Option<&TimeShift>,
 ) -> Result<Vec<AggregateNode>, PlanError> {
+    let suffix = shift
+        .map(|s| format!("_{}", s.kind.suffix()))
+        .unwrap_or_default();
     let mut by_table: Vec<(String, Vec<Measure>)> = Vec::new();
     for need in needs {
         let Need::Measure(measure) = need else {
@@ -60,6 +68,9 @@ pub(super) fn plan(
                 .collect::<Vec<_>>()
                 .join(", ")
         );
+        if let Some(s) = shift {
+            description.push_str(&format!("; {}", s.kind.describe()));
+        }
         if !rows.joins.is_empty() {
             description.push_str(&format!(
                 "; joined to {}",
@@ -71,19 +82,20 @@ pub(super) fn plan(
             ));
         }
         out.push(AggregateNode {
-            rows_cte: format!("rows_{table}"),
-            agg_cte: format!("agg_{table}"),
+            rows_cte: format!("rows_{table}{suffix}"),
+            agg_cte: format!("agg_{table}{suffix}"),
             measures: measures
                 .into_iter()
                 .enumerate()
                 .map(|(i, measure)| AggregatedMeasure {
                     median_cte: (!percentile_cont && measure.agg == Agg::Median)
-                        .then(|| format!("med_{table}_{i}")),
+                        .then(|| format!("med_{table}{suffix}_{i}")),
                     measure,
                 })
                 .collect(),
             rows,
             description,
+            shift: shift.cloned(),
         });
     }
     Ok(out)

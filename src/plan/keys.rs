@@ -19,6 +19,9 @@ pub struct KeysNode {
     /// The node CTEs whose slot values are united, in the order of their row-number
     /// columns `r<i>`.
     pub sources: Vec<String>,
+    /// The sources whose groups are only looked up, never added (period-over-period and
+    /// grain-to-date aggregates): a group is kept when another source has it.
+    pub lookups: Vec<String>,
     /// What it holds.
     pub description: String,
 }
@@ -38,9 +41,15 @@ pub(super) fn plan(
     slots: &[DimSlot],
 ) -> Option<KeysNode> {
     let sources = joinable(aggregates, specials);
+    let mut lookups = Vec::new();
+    for a in aggregates.iter().filter(|a| a.shift.is_some()) {
+        lookups.push(a.agg_cte.clone());
+        lookups.extend(a.measures.iter().filter_map(|m| m.median_cte.clone()));
+    }
     (sources.len() > 1 && !slots.is_empty()).then(|| KeysNode {
         cte: "keys".to_owned(),
         sources,
+        lookups,
         description: "every combination of dimension values that any node has, with the number of each node's row of it (r<i>)".to_owned(),
     })
 }

@@ -3,7 +3,7 @@
 
 use super::{
     AggregateNode, ConversionValue, DimSlot, DistinctWindowValue, MAX_DEPTH, PeriodAverageValue,
-    PlanError, Planner, RetentionValue, SpecialNode, time_slot,
+    PlanError, Planner, RetentionValue, ShiftKind, SpecialNode, time_slot,
 };
 use crate::semantic::expr::BinOp;
 use crate::semantic::{Agg, Expr, MetricKind};
@@ -73,6 +73,8 @@ pub(super) struct Resolver<'p, 'm> {
     pub(super) slots: &'p [DimSlot],
     pub(super) aggregates: &'p [AggregateNode],
     pub(super) specials: &'p [SpecialNode],
+    /// Measures are read from the aggregates moved this way (`None`: the request's own).
+    pub(super) shift: Option<ShiftKind>,
 }
 
 impl Resolver<'_, '_> {
@@ -177,6 +179,9 @@ impl Resolver<'_, '_> {
     /// The column of a measure's aggregate.
     fn measure(&self, measure: &str) -> Result<MeasureRef, PlanError> {
         for a in self.aggregates {
+            if a.shift.as_ref().map(|s| s.kind) != self.shift {
+                continue;
+            }
             if let Some(i) = a.measures.iter().position(|m| m.measure.name == measure) {
                 let m = &a.measures[i];
                 let zero_if_null =

@@ -19,6 +19,7 @@
 //! points (`Plan`'s needs here, `Renderer::special_ctes` / `Renderer::metric` there).
 
 mod aggregate;
+mod compare;
 mod conversion;
 mod cut;
 mod distinct_window;
@@ -35,6 +36,7 @@ mod slot;
 use std::sync::Arc;
 
 pub use aggregate::{AggregateNode, AggregatedMeasure};
+pub use compare::{ShiftKind, TimeShift};
 pub use conversion::{ConversionNode, ConversionValue};
 pub use cut::{CutCondition, CutNode, CutSource, LatestRow, sql_params};
 pub use distinct_window::{DistinctWindowNode, DistinctWindowValue};
@@ -212,14 +214,16 @@ pub fn plan(model: &Model, spec: &QuerySpec, percentile_cont: bool) -> Result<Pl
     for m in spec.metric_names() {
         p.needs(m, &mut needs, 0)?;
     }
+    // a time axis is read on each measure's own table: nothing to join
     for s in &slots {
-        if !p.dim_tables.contains(&s.dimension.table) {
+        if s.dimension.axis.is_empty() && !p.dim_tables.contains(&s.dimension.table) {
             p.dim_tables.push(s.dimension.table.clone());
         }
     }
     for d in spec.filter_dimensions() {
-        let table = p.dimension(d)?.table.clone();
-        if !p.dim_tables.contains(&table) {
+        let dim = p.dimension(d)?;
+        let table = dim.table.clone();
+        if dim.axis.is_empty() && !p.dim_tables.contains(&table) {
             p.dim_tables.push(table);
         }
     }
@@ -228,7 +232,8 @@ pub fn plan(model: &Model, spec: &QuerySpec, percentile_cont: bool) -> Result<Pl
         .as_ref()
         .map(|f| filter::plan(&mut p, f, spec.values.len()))
         .transpose()?;
-    let aggregates = aggregate::plan(&mut p, &needs, percentile_cont)?;
+    let mut aggregates = aggregate::plan(&mut p, &needs, percentile_cont, None)?;
+    aggregates.extend(compare::plan(&mut p, spec, &slots, percentile_cont)?);
     let mut specials = Vec::new();
     for need in &needs {
         specials.push(match need {

@@ -2,8 +2,12 @@
 //! it joins on the slot values, its order, limit and offset.
 
 use super::metric::Resolver;
-use super::{AggregateNode, DimSlot, KeysNode, MetricValue, PlanError, Planner, SpecialNode};
-use crate::query::{Item, QuerySpec};
+use super::{
+    AggregateNode, DerivedValue, DimSlot, KeysNode, MetricValue, PlanError, Planner, ShiftKind,
+    SpecialNode,
+};
+use crate::query::{Comparison, Item, OffsetCalculation, QuerySpec};
+use crate::semantic::expr::BinOp;
 use crate::semantic::{DimType, Granularity, Unit};
 
 /// The final SELECT.
@@ -111,6 +115,7 @@ pub(super) fn plan(
         slots,
         aggregates,
         specials,
+        shift: None,
     };
     let mut columns = Vec::new();
     for f in &spec.fields {
@@ -129,6 +134,10 @@ pub(super) fn plan(
                 OutputValue::Metric(resolver.value(name, 0)?),
                 OutType::of_unit(p.metric(name)?.unit),
             ),
+            Item::Compared { name, comparison } => {
+                let ty = OutType::of_unit(p.metric(name)?.unit);
+                compared(&resolver, spec, name, *comparison, ty)?
+            }
             Item::IsComplete => (
                 OutputValue::Complete(
                     slots
@@ -158,7 +167,7 @@ pub(super) fn plan(
             .iter()
             .position(|f| match &f.item {
                 Item::Dimension { name, .. } | Item::Metric { name } => *name == o.target,
-                Item::IsComplete | Item::Column { .. } => false,
+                Item::IsComplete | Item::Column { .. } | Item::Compared { .. } => false,
             })
             .ok_or_else(|| PlanError::new(format!("orderBy {}: not selected", o.target)))?;
         if !order.iter().any(|(x, _)| *x == idx) {
@@ -202,5 +211,66 @@ pub(super) fn plan(
         description:
             "the response: metrics from the per-table aggregates, joined on the dimension values"
                 .to_owned(),
+    })
+}
+
+/// The value and type of a compared metric: from the aggregates moved in time, and for a
+/// change or a growth, with the metric's own value.
+fn compared(
+    resolver: &Resolver<'_, '_>,
+    spec: &QuerySpec,
+    name: &str,
+    comparison: Comparison,
+    ty: OutType,
+) -> Result<(OutputValue, OutType), PlanError> {
+    let (_, g) = spec
+        .comparison_time_slot(resolver.p.model)
+        .ok_or_else(|| PlanError::new(format!("{name} is compared without a time dimension")))?;
+    let kind = match comparison {
+        Comparison::Offset { offset, .. } => {
+            let (grain, n) = offset.step(g);
+            ShiftKind::Ahead(grain, n)
+        }
+        Comparison::ToDate(grain) => ShiftKind::ToDate(grain),
+    };
+    let moved = Resolver {
+        shift: Some(kind),
+        ..*resolver
+    };
+    let earlier = moved.value(name, 0)?;
+    let metric = |v: MetricValue| Box::new(DerivedValue::Metric(Box::new(v)));
+    Ok(match comparison {
+        Comparison::ToDate(_)
+        | Comparison::Offset {
+            calculation: OffsetCalculation::Value,
+            ..
+        } => (OutputValue::Metric(earlier), ty),
+        Comparison::Offset {
+            calculation: OffsetCalculation::Change,
+            ..
+        } => (
+            OutputValue::Metric(MetricValue::Derived(DerivedValue::Binary(
+                BinOp::Sub,
+                metric(resolver.value(name, 0)?),
+                metric(earlier),
+            ))),
+            ty,
+        ),
+        Comparison::Offset {
+            calculation: OffsetCalculation::Growth,
+            ..
+        } => (
+            // current / earlier - 1; the division is null when the earlier value is 0
+            OutputValue::Metric(MetricValue::Derived(DerivedValue::Binary(
+                BinOp::Sub,
+                Box::new(DerivedValue::Binary(
+                    BinOp::Div,
+                    metric(resolver.value(name, 0)?),
+                    metric(earlier),
+                )),
+                Box::new(DerivedValue::Int(1)),
+            ))),
+            OutType::Float(crate::semantic::Unit::Ratio.decimals()),
+        ),
     })
 }

@@ -4,6 +4,10 @@
 //! `QuerySpec`; [`QuerySpec::check`] validates it against the [`Model`] with user errors that
 //! carry a code and, for unknown names, the nearest valid name.
 
+mod compare;
+
+pub use compare::{Comparison, OffsetCalculation, PeriodOffset, TO_DATE_GRAINS, without_dimension};
+
 use chrono::{DateTime, Utc};
 
 use crate::error::ApiError;
@@ -61,6 +65,14 @@ pub enum Item {
     Metric {
         /// Its name.
         name: String,
+    },
+    /// A metric's value in an earlier bucket, or summed to date (`netSales(offset: …)`,
+    /// `netSales(toDate: …)`, `netSalesGrowth(offset: …)`).
+    Compared {
+        /// The metric.
+        name: String,
+        /// Which value.
+        comparison: Comparison,
     },
     /// `isComplete`: whether every time bucket of the row has ended as of `asOf`.
     IsComplete,
@@ -186,11 +198,11 @@ impl QuerySpec {
         self.values.len() - 1
     }
 
-    /// The selected metric names, without duplicates.
+    /// The selected metric names (compared ones included), without duplicates.
     pub fn metric_names(&self) -> Vec<&str> {
         let mut out: Vec<&str> = Vec::new();
         for f in &self.fields {
-            if let Item::Metric { name } = &f.item
+            if let Item::Metric { name } | Item::Compared { name, .. } = &f.item
                 && !out.contains(&name.as_str())
             {
                 out.push(name);
@@ -362,6 +374,20 @@ impl QuerySpec {
                     let Some(dim) = model.dimension(d) else {
                         continue;
                     };
+                    if !dim.axis.is_empty() {
+                        if dim.axis_on(&ms.table).is_none() {
+                            return Err(ApiError::UnreachableDimension(format!(
+                                "metric {m} cannot be grouped or filtered by {d}: its measure {measure} counts rows of table {}, which has no time column on the time axis {d} (it maps {})",
+                                ms.table,
+                                dim.axis
+                                    .iter()
+                                    .map(|(t, _)| t.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            )));
+                        }
+                        continue;
+                    }
                     if model.join_path(&ms.table, &dim.table).is_none() {
                         return Err(ApiError::UnreachableDimension(format!(
                             "metric {m} cannot be grouped or filtered by {d}: its measure {measure} counts rows of table {}, and no many-to-one join path leads from {} to {} (the table of {d})",
@@ -373,10 +399,11 @@ impl QuerySpec {
             // cumulative, retention and period-average metrics need their time dimension
             self.check_time_metrics(model, m)?;
         }
+        self.check_comparisons(model)?;
         for o in &self.order {
             let selected = self.fields.iter().any(|f| match &f.item {
                 Item::Dimension { name, .. } | Item::Metric { name } => *name == o.target,
-                Item::IsComplete | Item::Column { .. } => false,
+                Item::IsComplete | Item::Column { .. } | Item::Compared { .. } => false,
             });
             if !selected {
                 return Err(ApiError::BadOrderBy(format!(
@@ -435,7 +462,10 @@ impl QuerySpec {
         for f in &self.fields {
             match &f.item {
                 Item::Column { name } if rows.column(name).is_some() => {}
-                Item::Column { name } | Item::Dimension { name, .. } | Item::Metric { name } => {
+                Item::Column { name }
+                | Item::Dimension { name, .. }
+                | Item::Metric { name }
+                | Item::Compared { name, .. } => {
                     return Err(unknown("", name));
                 }
                 Item::IsComplete => return Err(unknown("", "isComplete")),
@@ -478,14 +508,7 @@ impl QuerySpec {
     }
 
     fn check_time_metrics(&self, model: &Model, metric: &str) -> Result<(), ApiError> {
-        let mut stack = vec![metric.to_owned()];
-        let mut seen = Vec::new();
-        while let Some(m) = stack.pop() {
-            if seen.contains(&m) {
-                continue;
-            }
-            seen.push(m.clone());
-            let Some(x) = model.metric(&m) else { continue };
+        for x in model.metric_tree(metric) {
             match &x.kind {
                 MetricKind::Cumulative {
                     time_dimension,
@@ -527,15 +550,10 @@ impl QuerySpec {
                         )));
                     }
                 }
-                MetricKind::Ratio {
-                    numerator,
-                    denominator,
-                } => {
-                    stack.push(numerator.clone());
-                    stack.push(denominator.clone());
-                }
-                MetricKind::Derived { expr } => stack.extend(expr.identifiers()),
-                MetricKind::Simple { .. } | MetricKind::Conversion(_) => {}
+                MetricKind::Ratio { .. }
+                | MetricKind::Derived { .. }
+                | MetricKind::Simple { .. }
+                | MetricKind::Conversion(_) => {}
             }
         }
         Ok(())

@@ -337,6 +337,8 @@ pub(crate) struct RawFile {
     pub measure: Vec<Spanned<RawMeasure>>,
     #[serde(default)]
     pub metric: Vec<Spanned<RawMetric>>,
+    #[serde(default)]
+    pub time_axis: Vec<Spanned<RawTimeAxis>>,
     #[serde(flatten)]
     pub settings: BTreeMap<String, toml::Value>,
 }
@@ -441,6 +443,16 @@ pub(crate) struct RawDimension {
     pub dim_type: Spanned<String>,
     pub granularities: Option<Spanned<Vec<String>>>,
     pub description: Option<String>,
+}
+
+/// `[[time_axis]]`: a time dimension read on each table's own time column.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTimeAxis {
+    pub name: Spanned<String>,
+    pub description: String,
+    /// Table → its time column (an expression over the table's columns).
+    pub tables: Spanned<BTreeMap<String, String>>,
 }
 
 /// `[[measure]]`

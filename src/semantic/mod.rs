@@ -416,6 +416,18 @@ pub struct Dimension {
     pub time_storage: TimeStorage,
     /// What it is.
     pub description: String,
+    /// A time axis (`[[time_axis]]`): per table, its time column; the dimension is read on
+    /// the table of each measure, whose rows it buckets, with no join. Empty for a dimension
+    /// of one table.
+    pub axis: Vec<(String, Expr)>,
+}
+
+impl Dimension {
+    /// The expression of a time axis on `table` (`None`: not a time axis, or not mapped
+    /// there).
+    pub fn axis_on(&self, table: &str) -> Option<&Expr> {
+        self.axis.iter().find(|(t, _)| t == table).map(|(_, e)| e)
+    }
 }
 
 /// An aggregation function.
@@ -815,6 +827,34 @@ impl Model {
         out
     }
 
+    /// The metric and every metric it is built from (ratios' and derived metrics' operands,
+    /// transitively), each once, the metric first.
+    pub fn metric_tree(&self, metric: &str) -> Vec<&Metric> {
+        let mut out: Vec<&Metric> = Vec::new();
+        let mut stack = vec![metric.to_owned()];
+        while let Some(name) = stack.pop() {
+            let Some(m) = self.metric(&name) else {
+                continue;
+            };
+            if out.iter().any(|x| x.name == m.name) {
+                continue;
+            }
+            match &m.kind {
+                MetricKind::Ratio {
+                    numerator,
+                    denominator,
+                } => {
+                    stack.push(denominator.clone());
+                    stack.push(numerator.clone());
+                }
+                MetricKind::Derived { expr } => stack.extend(expr.identifiers()),
+                _ => {}
+            }
+            out.push(m);
+        }
+        out
+    }
+
     /// The measures whose rows a metric aggregates (and whose tables must reach every
     /// dimension it is grouped by), transitively, without duplicates. A conversion metric
     /// reads its base measure (the conversion events are matched, not grouped).
@@ -869,7 +909,13 @@ impl Model {
             .collect();
         self.dimensions
             .iter()
-            .filter(|d| tables.iter().all(|t| self.join_path(t, &d.table).is_some()))
+            .filter(|d| {
+                tables.iter().all(|t| match d.axis.is_empty() {
+                    true => self.join_path(t, &d.table).is_some(),
+                    // a time axis is read on each table it maps
+                    false => d.axis_on(t).is_some(),
+                })
+            })
             .collect()
     }
 }

@@ -1,5 +1,7 @@
 //! From parsed model files to validated [`Model`]s, collecting every problem with `file:line`.
 
+mod time_axis;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -229,6 +231,7 @@ fn build_one(source: &ModelSource, ctx: &LoadContext, r: &mut Report) -> Option<
     build_measures(&parsed, &mut model, r);
     build_metrics(&parsed, &mut model, r);
     check_paths(&model, &dim_locs, r);
+    time_axis::build(&parsed, &mut model, r);
     // conversion variants: every table and conversion metric that declares them declares
     // the same list and default
     let mut variants: Option<(Vec<String>, String)> = None;
@@ -591,6 +594,7 @@ fn build_tables(
                                 granularities: Vec::new(),
                                 time_storage,
                                 description: format!("{c} of {name}"),
+                                axis: Vec::new(),
                             },
                         }
                     })
@@ -1118,6 +1122,7 @@ fn build_dimensions<'a>(
                 granularities,
                 time_storage,
                 description,
+                axis: Vec::new(),
             });
         }
     }

@@ -4,7 +4,7 @@
 
 use super::super::{Sql, quote};
 use super::{Cte, Renderer};
-use crate::plan::{AggregateNode, MeasureRef, PlanError};
+use crate::plan::{AggregateNode, MeasureRef, PlanError, ShiftKind};
 use crate::semantic::Agg;
 
 impl Renderer<'_> {
@@ -14,6 +14,18 @@ impl Renderer<'_> {
         out: &mut Vec<Cte>,
     ) -> Result<(), PlanError> {
         let table = &a.rows.table;
+        // a compared aggregate applies the request's filter less its conditions on the
+        // compared time dimension
+        let filter = match &a.shift {
+            Some(s) => s
+                .filter
+                .as_ref()
+                .map(|f| self.filter_on(f, Some(table)))
+                .transpose()?
+                .into_iter()
+                .collect(),
+            None => self.request_filter(table)?,
+        };
         let mut extra = Vec::new();
         let names: Vec<String> = (0..a.measures.len()).map(|i| format!("v{i}")).collect();
         for (m, name) in a.measures.iter().zip(&names) {
@@ -25,9 +37,32 @@ impl Renderer<'_> {
                 "rows of {} with their dimension values and measure inputs",
                 table.name
             ),
-            self.rows_from(&a.rows, extra, None, self.request_filter())?,
+            self.rows_moved(&a.rows, extra, None, filter, a.shift.as_ref())?,
         ));
-        out.push(Cte::new(&a.agg_cte, &a.description, self.aggregate(a)?));
+        match a.shift.as_ref().map(|s| (s.kind, s.slot)) {
+            Some((ShiftKind::ToDate(g), slot)) => {
+                let buckets = format!("{}_buckets", a.agg_cte);
+                out.push(Cte::new(
+                    &buckets,
+                    format!(
+                        "aggregate {} per bucket, with the key of its {} (tg)",
+                        table.name,
+                        g.as_str()
+                    ),
+                    self.aggregate(a, &a.rows_cte, true)?,
+                ));
+                out.push(Cte::new(
+                    &a.agg_cte,
+                    &a.description,
+                    self.to_date(a, &buckets, slot),
+                ));
+            }
+            _ => out.push(Cte::new(
+                &a.agg_cte,
+                &a.description,
+                self.aggregate(a, &a.rows_cte, false)?,
+            )),
+        }
         for (i, m) in a.measures.iter().enumerate() {
             if let Some(cte) = &m.median_cte {
                 out.push(Cte::new(
@@ -60,8 +95,12 @@ impl Renderer<'_> {
         self.d.byte_collation().filter(|_| ty == ExprType::String)
     }
 
-    fn aggregate(&self, a: &AggregateNode) -> Result<Sql, PlanError> {
-        let slots = self.slot_list(None);
+    /// The aggregate of the rows of `from`, grouped by the slots (and `tg`, with `to_date`).
+    fn aggregate(&self, a: &AggregateNode, from: &str, to_date: bool) -> Result<Sql, PlanError> {
+        let mut slots = self.slot_list(None);
+        if to_date {
+            slots.push_str(", \"tg\"");
+        }
         let mut s = Sql::raw("SELECT ");
         if !slots.is_empty() {
             s.push(&slots);
@@ -97,12 +136,35 @@ impl Renderer<'_> {
             s.append(agg);
             s.push(&format!(" AS \"m{i}\""));
         }
-        s.push(&format!("\n  FROM {}", quote(&a.rows_cte)));
+        s.push(&format!("\n  FROM {}", quote(from)));
         if !slots.is_empty() {
             s.push("\n  GROUP BY ");
             s.push(&slots);
         }
         Ok(s)
+    }
+
+    /// Each bucket's measures summed with those of the earlier buckets of its enclosing
+    /// period (`tg`), per combination of the other slots.
+    fn to_date(&self, a: &AggregateNode, buckets: &str, time_slot: usize) -> Sql {
+        let mut part: Vec<String> = (0..self.plan.slots.len())
+            .filter(|i| *i != time_slot)
+            .map(|i| format!("\"d{i}\""))
+            .collect();
+        part.push("\"tg\"".to_owned());
+        let window = format!(
+            "OVER (PARTITION BY {} ORDER BY \"d{time_slot}\" ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)",
+            part.join(", ")
+        );
+        let mut cols = vec![self.slot_list(None)];
+        for i in 0..a.measures.len() {
+            cols.push(format!("SUM(\"m{i}\") {window} AS \"m{i}\""));
+        }
+        Sql::raw(&format!(
+            "SELECT {}\n  FROM {}",
+            cols.join(", "),
+            quote(buckets)
+        ))
     }
 
     fn window_median(&self, a: &AggregateNode, i: usize) -> Sql {

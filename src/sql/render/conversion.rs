@@ -103,7 +103,7 @@ impl Renderer<'_> {
                 Sql::raw("CASE WHEN \"tally_h\".\"k0\" IS NOT NULL THEN 1 ELSE 0 END"),
             )
         };
-        let mut conds = self.request_filter();
+        let mut conds = self.request_filter(&n.rows.table)?;
         if let Some(f) = &base.filter {
             conds.push(self.expr(f, &n.rows.table)?);
         }

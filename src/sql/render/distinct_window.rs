@@ -34,7 +34,7 @@ impl Renderer<'_> {
                 &n.rows,
                 vec![(self.measure_input(ms, &n.rows.table, true)?, "v")],
                 None,
-                self.request_filter(),
+                self.request_filter(&n.rows.table)?,
             )?,
         ));
         let rows = quote(&rows_cte);

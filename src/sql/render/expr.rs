@@ -127,6 +127,24 @@ impl Renderer<'_> {
 
     /// The request's filter.
     pub(super) fn filter(&self, f: &PlannedFilter) -> Result<Sql, PlanError> {
+        self.filter_on(f, None)
+    }
+
+    /// Whether `f` compares a time axis (read on each node's own table).
+    pub(super) fn on_axis(f: &PlannedFilter) -> bool {
+        match f {
+            PlannedFilter::And(xs) | PlannedFilter::Or(xs) => xs.iter().any(Self::on_axis),
+            PlannedFilter::Not(x) => Self::on_axis(x),
+            PlannedFilter::Cond { dimension, .. } => !dimension.axis.is_empty(),
+        }
+    }
+
+    /// The request's filter over the rows of `rows` (the table a time axis is read on).
+    pub(super) fn filter_on(
+        &self,
+        f: &PlannedFilter,
+        rows: Option<&Table>,
+    ) -> Result<Sql, PlanError> {
         Ok(match f {
             // `and: []` and `or: []` are valid requests: true and false
             PlannedFilter::And(xs) if xs.is_empty() => Sql::raw("1 = 1"),
@@ -142,20 +160,34 @@ impl Renderer<'_> {
                     if i > 0 {
                         s.push(kw);
                     }
-                    s.append(self.filter(x)?);
+                    s.append(self.filter_on(x, rows)?);
                 }
                 s.push(")");
                 s
             }
             // two-valued: a comparison with a null is false, so `not` is the exact complement
-            PlannedFilter::Not(x) => Sql::wrap("NOT COALESCE((", self.filter(x)?, "), FALSE)"),
+            PlannedFilter::Not(x) => {
+                Sql::wrap("NOT COALESCE((", self.filter_on(x, rows)?, "), FALSE)")
+            }
             PlannedFilter::Cond {
                 dimension,
                 table,
                 op,
                 args,
             } => {
-                let x = Sql::wrap("(", self.expr(&dimension.expr, table)?, ")");
+                let x = match rows {
+                    Some(t) if !dimension.axis.is_empty() => {
+                        let e = dimension.axis_on(&t.name).ok_or_else(|| {
+                            PlanError::new(format!(
+                                "the time axis {} is not on table {}",
+                                dimension.name, t.name
+                            ))
+                        })?;
+                        self.expr(e, t)?
+                    }
+                    _ => self.expr(&dimension.expr, table)?,
+                };
+                let x = Sql::wrap("(", x, ")");
                 // text ranges compare in byte order on every backend
                 let ranged = match (dimension.dim_type, self.d.byte_collation()) {
                     (DimType::String, Some(c)) => {

@@ -41,6 +41,17 @@ impl Renderer<'_> {
             keys.push(&format!(" FROM {}", quote(&KeysNode::keyed(cte))));
         }
         keys.push(&format!("\n  ) AS \"tally_u\"\n  GROUP BY {slots}"));
+        // groups only looked up (earlier buckets, to-date sums) are not groups of the response
+        let own: Vec<String> = k
+            .sources
+            .iter()
+            .enumerate()
+            .filter(|(_, cte)| !k.lookups.contains(cte))
+            .map(|(i, _)| format!("MAX(\"r{i}\") IS NOT NULL"))
+            .collect();
+        if own.len() < k.sources.len() && !own.is_empty() {
+            keys.push(&format!("\n  HAVING {}", own.join(" OR ")));
+        }
         out.push(Cte::new(&k.cte, &k.description, keys));
     }
 }

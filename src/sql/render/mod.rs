@@ -17,7 +17,9 @@ mod rows;
 pub(super) use cut::sql_file;
 
 use super::{Dialect, Sql, quote};
-use crate::plan::{DimSlot, MetricValue, Plan, PlanError, RowSource, SpecialNode};
+use crate::plan::{
+    DimSlot, MetricValue, Plan, PlanError, RowSource, ShiftKind, SpecialNode, TimeShift,
+};
 use crate::semantic::{Granularity, Measure, Table};
 
 /// One CTE: its name, the one-line comment above it, its body.
@@ -169,9 +171,25 @@ impl Renderer<'_> {
     /// bucketed (at `grain`, else the slot's granularity) for time dimensions, as the
     /// backend's native bucket key (written as text only in the final SELECT, once per
     /// group: [`Renderer::slot_text`]).
-    fn slot_value(&self, i: usize, grain: Option<Granularity>) -> Result<Sql, PlanError> {
+    /// A time axis is read on `rows`, the table of the row.
+    fn slot_value(
+        &self,
+        i: usize,
+        grain: Option<Granularity>,
+        rows: &Table,
+    ) -> Result<Sql, PlanError> {
         let slot = self.slot(i)?;
-        let e = self.expr(&slot.dimension.expr, &slot.table)?;
+        let e = if slot.dimension.axis.is_empty() {
+            self.expr(&slot.dimension.expr, &slot.table)?
+        } else {
+            let e = slot.dimension.axis_on(&rows.name).ok_or_else(|| {
+                PlanError::new(format!(
+                    "the time axis {} is not on table {}",
+                    slot.dimension.name, rows.name
+                ))
+            })?;
+            self.expr(e, rows)?
+        };
         Ok(match slot.bucket(grain) {
             Some(g) => self
                 .d
@@ -188,13 +206,42 @@ impl Renderer<'_> {
         extra_join: Option<Sql>,
         conds: Vec<Sql>,
     ) -> Result<Sql, PlanError> {
+        self.rows_moved(rows, extra, extra_join, conds, None)
+    }
+
+    /// [`Renderer::rows_from`], with the compared time slot moved by `shift`: `n` periods
+    /// later for an offset; for a grain-to-date value, with the enclosing period's key as
+    /// column `tg`. Rows without a time value are left out.
+    fn rows_moved(
+        &self,
+        rows: &RowSource,
+        extra: Vec<(Sql, &str)>,
+        extra_join: Option<Sql>,
+        mut conds: Vec<Sql>,
+        shift: Option<&TimeShift>,
+    ) -> Result<Sql, PlanError> {
         let mut s = Sql::raw("SELECT ");
         let mut items: Vec<Sql> = Vec::new();
         for i in 0..self.plan.slots.len() {
+            let mut v = self.slot_value(i, None, &rows.table)?;
+            if let Some(sh) = shift.filter(|sh| sh.slot == i) {
+                conds.push(Sql::wrap("", v.clone(), " IS NOT NULL"));
+                if let ShiftKind::Ahead(g, n) = sh.kind {
+                    v = self.d.key_add(v, g, n, self.slot(i)?.z);
+                }
+            }
+            items.push(Sql::wrap("", v, &format!(" AS \"d{i}\"")));
+        }
+        if let Some(TimeShift {
+            kind: ShiftKind::ToDate(g),
+            slot,
+            ..
+        }) = shift
+        {
             items.push(Sql::wrap(
                 "",
-                self.slot_value(i, None)?,
-                &format!(" AS \"d{i}\""),
+                self.slot_value(*slot, Some(*g), &rows.table)?,
+                " AS \"tg\"",
             ));
         }
         for (v, name) in extra {
@@ -242,9 +289,13 @@ impl Renderer<'_> {
         Ok(s)
     }
 
-    /// The request's filter, as a list of conditions (empty or one).
-    fn request_filter(&self) -> Vec<Sql> {
-        self.filter.iter().cloned().collect()
+    /// The request's filter over the rows of `rows`, as a list of conditions (empty or
+    /// one); rendered once, unless it compares a time axis, which is read on each table.
+    fn request_filter(&self, rows: &Table) -> Result<Vec<Sql>, PlanError> {
+        match &self.plan.filter {
+            Some(f) if Self::on_axis(f) => Ok(vec![self.filter_on(f, Some(rows))?]),
+            _ => Ok(self.filter.iter().cloned().collect()),
+        }
     }
 
     /// A measure's input for one row of `table`: its expression (1 for `COUNT(*)`), and

@@ -13,7 +13,7 @@ impl Renderer<'_> {
         out: &mut Vec<Cte>,
     ) -> Result<(), PlanError> {
         let ms = &n.measure;
-        let sub = self.slot_value(n.time_slot, Some(n.per))?;
+        let sub = self.slot_value(n.time_slot, Some(n.per), &n.rows.table)?;
         let rows_cte = format!("{}_rows", n.cte);
         out.push(Cte::new(
             &rows_cte,
@@ -25,7 +25,7 @@ impl Renderer<'_> {
                     (self.measure_input(ms, &n.rows.table, true)?, "v"),
                 ],
                 None,
-                self.request_filter(),
+                self.request_filter(&n.rows.table)?,
             )?,
         ));
         let agg = match ms.agg {

@@ -16,7 +16,7 @@ impl Renderer<'_> {
     ) -> Result<(), PlanError> {
         let ms = &n.measure;
         let (t, g) = (n.time_slot, n.granularity);
-        let f = match self.request_filter().into_iter().next() {
+        let f = match self.request_filter(&n.rows.table)?.into_iter().next() {
             Some(f) => Sql::wrap("CASE WHEN ", f, " THEN 1 ELSE 0 END"),
             None => Sql::raw("1"),
         };
