@@ -36,6 +36,66 @@ pub enum Param {
     Offset,
     /// The request's conversion variant, or this default.
     ConversionFilter(String),
+    /// A caller attribute read by the row policy of a table.
+    Caller(CallerParam),
+}
+
+/// A caller attribute a row policy binds: its one value, or its values as a JSON array
+/// (`list`, read by the dialect's `json_values`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallerParam {
+    /// The attribute.
+    pub attribute: String,
+    /// Bound as the JSON array of its values (`IN caller.NAME`), else as its one value.
+    pub list: bool,
+    /// The table whose policy reads it (`namespace.table`, for errors).
+    pub table: String,
+}
+
+/// Tenant attributes of a caller, by name.
+pub type Attributes = std::collections::BTreeMap<String, Vec<String>>;
+
+/// Why a statement's row policies cannot be bound for a caller: the table, the attribute
+/// and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyDenied {
+    /// The table whose policy needs the attribute (`namespace.table`).
+    pub table: String,
+    /// The attribute.
+    pub attribute: String,
+    /// What is wrong (`the caller has no attribute …`).
+    pub message: String,
+}
+
+/// Checks that `attributes` give every [`Param::Caller`] of `params` a value: the attribute
+/// is present, and one value where the policy compares with one value.
+pub fn check_caller(params: &[Param], attributes: &Attributes) -> Result<(), PolicyDenied> {
+    for p in params {
+        let Param::Caller(c) = p else { continue };
+        let denied = |message: String| PolicyDenied {
+            table: c.table.clone(),
+            attribute: c.attribute.clone(),
+            message,
+        };
+        match attributes.get(&c.attribute) {
+            None => {
+                return Err(denied(format!(
+                    "the caller has no attribute {:?}, which the row policy of {} needs",
+                    c.attribute, c.table
+                )));
+            }
+            Some(v) if !c.list && v.len() != 1 => {
+                return Err(denied(format!(
+                    "the row policy of {} compares {:?} with one value; the caller has {}",
+                    c.table,
+                    c.attribute,
+                    v.len()
+                )));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
 }
 
 /// How [`Param::AsOfText`] writes the as-of instant.
@@ -77,6 +137,8 @@ pub struct Bindings<'a> {
     pub conversion_filter: Option<&'a str>,
     /// The values `where` compares with ([`Param::Request`] indexes them).
     pub values: &'a [ReqValue],
+    /// The caller's tenant attributes, which row policies bind ([`Param::Caller`]).
+    pub caller: Option<&'a Attributes>,
 }
 
 impl<'a> Bindings<'a> {
@@ -89,6 +151,7 @@ impl<'a> Bindings<'a> {
             offset: spec.offset,
             conversion_filter: spec.conversion_filter.as_deref(),
             values: &spec.values,
+            caller: None,
         }
     }
 
@@ -101,6 +164,7 @@ impl<'a> Bindings<'a> {
             offset: None,
             conversion_filter: None,
             values: &[],
+            caller: None,
         }
     }
 }
@@ -162,6 +226,15 @@ fn value(p: &Param, b: &Bindings<'_>, zone: Option<chrono_tz::Tz>) -> Value {
         )),
         Param::ConversionFilter(default) => {
             Value::String(Some(b.conversion_filter.unwrap_or(default).to_owned()))
+        }
+        // `check_caller` ran first: a missing attribute binds null (matches no row)
+        Param::Caller(c) => {
+            let values = b.caller.and_then(|a| a.get(&c.attribute));
+            if c.list {
+                Value::String(values.map(|v| serde_json::Value::from(v.clone()).to_string()))
+            } else {
+                Value::String(values.and_then(|v| v.first().cloned()))
+            }
         }
     }
 }

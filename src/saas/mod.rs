@@ -376,9 +376,10 @@ pub(crate) fn cohort_sql(sql: &mut Sql, alias: &str, cohort: &Cohort) {
 }
 
 /// The statement of `sql` (every parameter a constant) for `session`'s dialect.
+/// The saas model's tables are read through their row policies when the session's caller is
+/// scoped (see [`Session::statement`]).
 pub(crate) fn statement(session: &Session, sql: Sql) -> Result<Statement, ApiError> {
-    sql.to_statement(session.dialect(), session.db().get_database_backend())
-        .map_err(|e| ApiError::internal("saas statement", e))
+    session.statement("saas", sql, "saas statement")
 }
 
 /// Runs a statement and returns its rows; `what` names it in errors.

@@ -325,8 +325,19 @@ pub(crate) struct RawFile {
     pub measure: Vec<Spanned<RawMeasure>>,
     #[serde(default)]
     pub metric: Vec<Spanned<RawMetric>>,
+    #[serde(default)]
+    pub policy: Vec<Spanned<RawPolicy>>,
     #[serde(flatten)]
     pub settings: BTreeMap<String, toml::Value>,
+}
+
+/// `[[policy]]`: a row policy of a physical table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPolicy {
+    pub table: Spanned<String>,
+    pub condition: Spanned<String>,
+    pub description: Option<String>,
 }
 
 /// `[model]`
