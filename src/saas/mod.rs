@@ -987,6 +987,35 @@ mod tests {
     }
 
     #[test]
+    fn lifecycle_files_name_policy_tables_so_the_rewrite_finds_them() {
+        let models = crate::semantic::load_embedded().unwrap();
+        let saas = models.iter().find(|m| m.name == "saas").unwrap();
+        assert!(saas.policies.len() >= 5);
+        let files = [
+            USER_STAGES_POSTGRES,
+            USER_STAGES_SQLITE,
+            USER_DETAILS_POSTGRES,
+            USER_DETAILS_SQLITE,
+            STAGES_AT_POSTGRES,
+            STAGES_AT_SQLITE,
+            include_str!("../../sql/saas/drill_shops.sql"),
+            include_str!("../../sql/saas/drill_shops.sqlite.sql"),
+            include_str!("../../sql/saas/drill_plans.sql"),
+            include_str!("../../sql/saas/drill_plans.sqlite.sql"),
+            include_str!("../../sql/saas/drill_invoices.sql"),
+            include_str!("../../sql/saas/drill_invoices.sqlite.sql"),
+            include_str!("../../sql/saas/drill_payments.sql"),
+            include_str!("../../sql/saas/drill_payments.sqlite.sql"),
+        ];
+        for text in files {
+            for p in &saas.policies {
+                let found = crate::semantic::unfiltered_reads(text, &p.namespace, &p.table);
+                assert!(found.is_empty(), "{found:?}");
+            }
+        }
+    }
+
+    #[test]
     fn stage_names() {
         for s in Stage::ALL {
             assert_eq!(Stage::parse(s.as_str()), Some(s));

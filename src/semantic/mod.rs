@@ -19,7 +19,7 @@ use std::sync::Arc;
 pub use columns::{ColType, physical_columns};
 pub use expr::{Expr, ExprType};
 pub use file::{EMBEDDED_MODELS, ModelSource, SourceFile};
-pub use policy::{Policy, PolicyPart, parse_condition};
+pub use policy::{Policy, PolicyPart, parse_condition, unfiltered_reads};
 
 /// A validated model: what the planner and the GraphQL layer read.
 #[derive(Debug, Clone)]

@@ -195,6 +195,120 @@ pub fn parse_condition(
     Ok(parts)
 }
 
+/// A word of SQL text for [`unfiltered_reads`]: an identifier (`quoted` when written
+/// `"…"`), or one character of punctuation (strings, comments and placeholders are `?`).
+#[derive(Debug, PartialEq)]
+struct Word {
+    text: String,
+    quoted: bool,
+    ident: bool,
+}
+
+fn words(sql: &str) -> Vec<Word> {
+    let mut out = Vec::new();
+    for t in lexer::tokens(sql) {
+        match t.kind {
+            TokenKind::Text => {
+                let mut chars = t.text.char_indices().peekable();
+                while let Some((i, c)) = chars.next() {
+                    if is_ident_start(c) {
+                        let mut end = i + c.len_utf8();
+                        while let Some((j, d)) = chars.peek().copied() {
+                            if !is_ident_char(d) {
+                                break;
+                            }
+                            end = j + d.len_utf8();
+                            chars.next();
+                        }
+                        out.push(Word {
+                            text: t.text[i..end].to_ascii_lowercase(),
+                            quoted: false,
+                            ident: true,
+                        });
+                    } else if !c.is_whitespace() {
+                        out.push(Word {
+                            text: c.to_string(),
+                            quoted: false,
+                            ident: false,
+                        });
+                    }
+                }
+            }
+            TokenKind::QuotedIdent => out.push(Word {
+                text: t
+                    .text
+                    .trim_start_matches('"')
+                    .trim_end_matches('"')
+                    .replace("\"\"", "\""),
+                quoted: true,
+                ident: true,
+            }),
+            k if k.is_comment() => {}
+            _ => out.push(Word {
+                text: "?".to_owned(),
+                quoted: false,
+                ident: false,
+            }),
+        }
+    }
+    out
+}
+
+/// How SQL text reads `namespace.table` in ways the policy rewrite does not see: the name
+/// without quotes (`gym.dim_user`, `"gym".dim_user`), or the table without its namespace
+/// after `FROM` / `JOIN` (unless the text defines a CTE of that name). One message per
+/// kind found.
+pub fn unfiltered_reads(sql: &str, namespace: &str, table: &str) -> Vec<String> {
+    let w = words(sql);
+    let is = |x: &Word, name: &str| {
+        x.ident
+            && if x.quoted {
+                x.text == name
+            } else {
+                x.text.eq_ignore_ascii_case(name)
+            }
+    };
+    let dot = |k: usize| w.get(k).is_some_and(|x| !x.ident && x.text == ".");
+    let cte = (0..w.len()).any(|k| {
+        is(&w[k], table)
+            && w.get(k + 1).is_some_and(|x| x.ident && !x.quoted && x.text == "as")
+            && w.get(k + 2).is_some_and(|x| {
+                (!x.ident && x.text == "(")
+                    || (x.ident && !x.quoted && matches!(x.text.as_str(), "materialized" | "not"))
+            })
+    });
+    let mut out = Vec::new();
+    for k in 0..w.len() {
+        if is(&w[k], namespace) && dot(k + 1) && w.get(k + 2).is_some_and(|x| is(x, table)) {
+            if !(w[k].quoted && w[k + 2].quoted) {
+                let m = format!(
+                    "names {namespace}.{table} without quotes: write \"{namespace}\".\"{table}\" so its row policy applies"
+                );
+                if !out.contains(&m) {
+                    out.push(m);
+                }
+            }
+            continue;
+        }
+        let unqualified = is(&w[k], table)
+            && !(k > 0 && dot(k - 1))
+            && !dot(k + 1)
+            && k > 0
+            && w[k - 1].ident
+            && !w[k - 1].quoted
+            && matches!(w[k - 1].text.as_str(), "from" | "join");
+        if unqualified && !cte {
+            let m = format!(
+                "reads {table} without its namespace: write \"{namespace}\".\"{table}\" so its row policy applies"
+            );
+            if !out.contains(&m) {
+                out.push(m);
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -251,6 +365,23 @@ mod tests {
                 PolicyPart::Sql(" AND 'caller.x' <> '')".into()),
             ]
         );
+    }
+
+    #[test]
+    fn reads_that_escape_the_rewrite_are_found() {
+        let ok = "WITH users AS (SELECT 1) SELECT * FROM \"saas\".\"users\" AS u JOIN users ON TRUE -- FROM users\n";
+        assert!(unfiltered_reads(ok, "saas", "users").is_empty());
+        let bad = unfiltered_reads(
+            "SELECT * FROM saas.users JOIN \"saas\".users ON TRUE",
+            "saas",
+            "users",
+        );
+        assert_eq!(bad.len(), 1, "{bad:?}");
+        assert!(bad[0].contains("without quotes"));
+        let bad = unfiltered_reads("SELECT * FROM payments p", "saas", "payments");
+        assert!(bad[0].contains("without its namespace"), "{bad:?}");
+        // a column of the same name is not a read
+        assert!(unfiltered_reads("SELECT users FROM x", "saas", "users").is_empty());
     }
 
     #[test]

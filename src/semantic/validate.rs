@@ -213,6 +213,29 @@ fn build_one(source: &ModelSource, ctx: &LoadContext, r: &mut Report) -> Option<
         TableSource::Physical { .. } => false,
     });
     let policies = build_policies(&parsed, &place, r);
+    // a SQL table must name every table with a policy so the rewrite finds it
+    for t in &tables {
+        if let TableSource::Sql {
+            postgres, sqlite, ..
+        } = &t.source
+        {
+            for p in &policies {
+                let mut found = super::unfiltered_reads(postgres, &p.namespace, &p.table);
+                for m in super::unfiltered_reads(sqlite, &p.namespace, &p.table) {
+                    if !found.contains(&m) {
+                        found.push(m);
+                    }
+                }
+                for m in found {
+                    r.problems.push(Problem {
+                        file: t.defined_at.0.clone(),
+                        line: t.defined_at.1,
+                        message: format!("sql table {:?} {m}", t.name),
+                    });
+                }
+            }
+        }
+    }
     let mut model = Model {
         name,
         description,
