@@ -223,6 +223,33 @@ async fn run(schema: &Schema, query: &str, caller: Option<Arc<Caller>>) -> Value
     serde_json::json!({ "data": resp.data.into_json().unwrap(), "errors": errors })
 }
 
+/// The SQL and the parameters of every statement in `extensions.explain` of a response.
+async fn explain_sql(
+    schema: &Schema,
+    query: &str,
+    caller: Option<Arc<Caller>>,
+) -> (String, Vec<Value>) {
+    let scope = RequestScope::for_caller("explain".to_owned(), None, caller);
+    let resp = schema
+        .execute(async_graphql::Request::new(query).data(scope))
+        .await;
+    assert!(resp.errors.is_empty(), "{query}: {:?}", resp.errors);
+    let explain = resp
+        .extensions
+        .get("explain")
+        .map(|v| v.clone().into_json().unwrap())
+        .unwrap_or(Value::Null);
+    let mut sql = String::new();
+    let mut params = Vec::new();
+    for e in explain.as_array().unwrap_or(&Vec::new()) {
+        sql.push_str(e["sql"].as_str().unwrap_or(""));
+        sql.push('\n');
+        params.extend(e["params"].as_array().cloned().unwrap_or_default());
+    }
+    assert!(!sql.trim().is_empty(), "{query}: no explain");
+    (sql, params)
+}
+
 /// Equal JSON, numbers within a relative 1e-9 (sums added in another order).
 fn same(a: &Value, b: &Value) -> bool {
     match (a, b) {
@@ -663,6 +690,29 @@ async fn check_backend(full: TestDb, only: TestDb, seed: u64) {
         "{everyone}"
     );
 
+    // explain shows the policies and their bound attributes; the plan cache never serves
+    // the statement of an unscoped caller to a scoped one (the shape asked unscoped first)
+    let q = "{ gym { metrics { branchCity leads } } }";
+    let open_sql = explain_sql(&scoped, q, None).await;
+    assert!(!open_sql.0.contains("tally_policy_"), "{}", open_sql.0);
+    let (sql, params) = explain_sql(&scoped, q, Some(caller.clone())).await;
+    assert!(
+        sql.contains("-- row policy of gym.dim_user: branch_id = caller.branch_id")
+            && sql.contains("\"tally_policy_dim_user\" AS (")
+            && sql.contains("FROM \"tally_policy_dim_user\" AS u"),
+        "{sql}"
+    );
+    assert!(params.contains(&Value::from(tenant.branch.clone())), "{params:?}");
+    let (sql, params) = explain_sql(
+        &scoped,
+        "{ saas { users(limit: 2) { totalCount } } }",
+        Some(caller.clone()),
+    )
+    .await;
+    assert!(sql.contains("tally_policy_"), "{sql}");
+    let list = serde_json::to_string(&tenant.users).unwrap();
+    assert!(params.contains(&Value::from(list)), "{params:?}");
+
     // a caller without an attribute a policy needs is FORBIDDEN, naming model, table, attribute
     let mut attrs = BTreeMap::new();
     attrs.insert("store_id".to_owned(), vec![tenant.store.clone()]);
@@ -729,4 +779,111 @@ async fn tenant_answers_equal_a_tenant_only_database_postgres() {
     let Some(full) = postgres().await else { return };
     let Some(only) = postgres().await else { return };
     check_backend(full, only, seed()).await;
+}
+
+#[test]
+fn bad_policies_are_reported_with_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("unqualified.sql"),
+        "SELECT store_id FROM order_line WHERE order_time <= $1",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("unquoted.sql"),
+        "SELECT store_id FROM shop.order_line WHERE order_time <= $1",
+    )
+    .unwrap();
+    let text = r#"[model]
+name = "shop"
+description = "d"
+
+[[table]]
+name = "order_line"
+key = ["line_item_id"]
+as_of = { kind = "event", time = "order_time" }
+description = "d"
+
+[[table]]
+name = "by_store"
+sql = { postgres = "unqualified.sql", sqlite = "unquoted.sql" }
+columns = { store_id = "string" }
+description = "d"
+
+[[policy]]
+table = "no_such_table"
+condition = "store_id = caller.store_id"
+
+[[policy]]
+table = "order_line"
+condition = "store_id = caller.store_id"
+
+[[policy]]
+table = "product_category"
+condition = "store_id = caller"
+
+[[policy]]
+table = "inventory_event"
+condition = "store_id = $1"
+
+[[policy]]
+table = "customer"
+condition = "customer_id = 'x"
+
+[[policy]]
+table = "product"
+condition = "product_id IS NOT NULL"
+
+[[policy]]
+table = "inventory_snapshot"
+condition = "store_id = caller.store_id"
+
+[[policy]]
+table = "inventory_snapshot"
+condition = "store_id = caller.store_id"
+
+[[policy]]
+table = "campaign"
+condition = "campaign_id = caller.c; DELETE FROM x"
+"#;
+    let src = tally::semantic::ModelSource {
+        folder: "shop".into(),
+        files: vec![tally::semantic::SourceFile {
+            path: "models/shop/model.toml".into(),
+            text: text.into(),
+        }],
+        sql_roots: vec![dir.path().to_path_buf()],
+    };
+    let err = tally::semantic::load_sources(&[src]).unwrap_err().to_string();
+    let line = |needle: &str, nth: usize| {
+        text.lines()
+            .enumerate()
+            .filter(|(_, l)| l.contains(needle))
+            .nth(nth)
+            .map(|(i, _)| i + 1)
+            .unwrap()
+    };
+    for (wanted, at) in [
+        ("unknown table shop.no_such_table", line("no_such_table", 0)),
+        ("must be followed by `.NAME`", line("= caller\"", 0)),
+        ("$1 is not allowed", line("store_id = $1", 0)),
+        ("unterminated string", line("'x", 0)),
+        ("reads no caller attribute", line("IS NOT NULL", 0)),
+        ("second policy", line("\"inventory_snapshot\"", 1)),
+        ("`;` is not allowed", line("DELETE FROM x", 0)),
+        (
+            "reads order_line without its namespace",
+            line("name = \"by_store\"", 0) - 1,
+        ),
+        (
+            "names shop.order_line without quotes",
+            line("name = \"by_store\"", 0) - 1,
+        ),
+    ] {
+        assert!(
+            err.lines()
+                .any(|l| l.contains(wanted) && l.contains(&format!("model.toml:{at}:"))),
+            "{wanted} at line {at} in:\n{err}"
+        );
+    }
 }
