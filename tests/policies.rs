@@ -391,9 +391,12 @@ fn metrics_query(rng: &mut Rng, model: &Model, t: &Tenant, first: Option<&str>) 
         .reachable_dimensions(&metrics[0])
         .into_iter()
         .filter(|d| {
-            metrics[1..]
-                .iter()
-                .all(|m| model.reachable_dimensions(m).iter().any(|x| x.name == d.name))
+            metrics[1..].iter().all(|m| {
+                model
+                    .reachable_dimensions(m)
+                    .iter()
+                    .any(|x| x.name == d.name)
+            })
         })
         .collect();
     let mut fields: Vec<String> = Vec::new();
@@ -428,7 +431,10 @@ fn metrics_query(rng: &mut Rng, model: &Model, t: &Tenant, first: Option<&str>) 
         for _ in 0..1 + rng.below(2) {
             let d = rng.pick(&reach);
             let c = filter(rng, &d.name, d.dim_type, t);
-            if !conds.iter().any(|x: &String| x.split(':').next() == c.split(':').next()) {
+            if !conds
+                .iter()
+                .any(|x: &String| x.split(':').next() == c.split(':').next())
+            {
                 conds.push(c);
             }
         }
@@ -670,7 +676,9 @@ async fn check_backend(full: TestDb, only: TestDb, seed: u64) {
     assert_eq!(rows.len(), 1, "{shop}");
     assert_eq!(rows[0]["storeId"], Value::from(tenant.store.clone()));
     let saas = one("{ saas { users(limit: 100) { totalCount } stageCounts { count } } }").await;
-    let total = saas["data"]["saas"]["users"]["totalCount"].as_u64().unwrap();
+    let total = saas["data"]["saas"]["users"]["totalCount"]
+        .as_u64()
+        .unwrap();
     assert!(
         total > 0 && total as usize <= tenant.users.len(),
         "{total} users for a tenant of {}",
@@ -702,7 +710,10 @@ async fn check_backend(full: TestDb, only: TestDb, seed: u64) {
             && sql.contains("FROM \"tally_policy_dim_user\" AS u"),
         "{sql}"
     );
-    assert!(params.contains(&Value::from(tenant.branch.clone())), "{params:?}");
+    assert!(
+        params.contains(&Value::from(tenant.branch.clone())),
+        "{params:?}"
+    );
     let (sql, params) = explain_sql(
         &scoped,
         "{ saas { users(limit: 2) { totalCount } } }",
@@ -854,7 +865,9 @@ condition = "campaign_id = caller.c; DELETE FROM x"
         }],
         sql_roots: vec![dir.path().to_path_buf()],
     };
-    let err = tally::semantic::load_sources(&[src]).unwrap_err().to_string();
+    let err = tally::semantic::load_sources(&[src])
+        .unwrap_err()
+        .to_string();
     let line = |needle: &str, nth: usize| {
         text.lines()
             .enumerate()

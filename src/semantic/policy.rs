@@ -271,7 +271,8 @@ pub fn unfiltered_reads(sql: &str, namespace: &str, table: &str) -> Vec<String> 
     let dot = |k: usize| w.get(k).is_some_and(|x| !x.ident && x.text == ".");
     let cte = (0..w.len()).any(|k| {
         is(&w[k], table)
-            && w.get(k + 1).is_some_and(|x| x.ident && !x.quoted && x.text == "as")
+            && w.get(k + 1)
+                .is_some_and(|x| x.ident && !x.quoted && x.text == "as")
             && w.get(k + 2).is_some_and(|x| {
                 (!x.ident && x.text == "(")
                     || (x.ident && !x.quoted && matches!(x.text.as_str(), "materialized" | "not"))
@@ -290,10 +291,9 @@ pub fn unfiltered_reads(sql: &str, namespace: &str, table: &str) -> Vec<String> 
             }
             continue;
         }
-        let unqualified = is(&w[k], table)
-            && !(k > 0 && dot(k - 1))
+        let unqualified = k > 0
+            && is(&w[k], table)
             && !dot(k + 1)
-            && k > 0
             && w[k - 1].ident
             && !w[k - 1].quoted
             && matches!(w[k - 1].text.as_str(), "from" | "join");
@@ -325,7 +325,10 @@ mod tests {
     fn scalar_and_list_attributes() {
         assert_eq!(
             parse_condition("branch_id = caller.branch_id", "gym", "gym").unwrap(),
-            vec![PolicyPart::Sql("branch_id = ".into()), attr("branch_id", false)]
+            vec![
+                PolicyPart::Sql("branch_id = ".into()),
+                attr("branch_id", false)
+            ]
         );
         assert_eq!(
             parse_condition("user_id IN caller.user_ids -- c\n", "saas", "saas").unwrap(),

@@ -11,8 +11,8 @@ use super::file::{RawFile, line_of};
 use super::{
     Agg, AsOf, Cardinality, Conversion, ConversionCalc, ConversionFilter, ConversionWindow,
     DimType, Dimension, Granularity, Join, LoadContext, Measure, Metric, MetricKind, Model,
-    ModelErrors, ModelSource, Policy, Problem, RetentionEvent, RowColumn, RowsField, Shift, SqlConst,
-    Table, TableSource, TimeStorage, Unit,
+    ModelErrors, ModelSource, Policy, Problem, RetentionEvent, RowColumn, RowsField, Shift,
+    SqlConst, Table, TableSource, TimeStorage, Unit,
 };
 
 /// Problems found so far, and where to report them.
@@ -343,16 +343,16 @@ fn build_policies(parsed: &[Parsed<'_>], place: &Place<'_>, r: &mut Report) -> V
             if !is_ident(&ns) || !is_ident(&table) {
                 loc.report(
                     r,
-                    format!("policy table {written:?} is not an identifier (or namespace.identifier)"),
+                    format!(
+                        "policy table {written:?} is not an identifier (or namespace.identifier)"
+                    ),
                 );
                 continue;
             }
             let known = STATE_TABLES.contains(&table.as_str())
                 || match &place.ctx.catalog {
                     Some(c) => c.columns(&ns, &table).is_some(),
-                    None => {
-                        physical_columns(&ns, &table).is_some() || !is_shipped_namespace(&ns)
-                    }
+                    None => physical_columns(&ns, &table).is_some() || !is_shipped_namespace(&ns),
                 };
             if !known {
                 loc.report(r, format!("policy: unknown table {ns}.{table}"));
@@ -365,7 +365,11 @@ fn build_policies(parsed: &[Parsed<'_>], place: &Place<'_>, r: &mut Report) -> V
                 );
                 continue;
             }
-            if raw.description.as_deref().is_some_and(|d| d.trim().is_empty()) {
+            if raw
+                .description
+                .as_deref()
+                .is_some_and(|d| d.trim().is_empty())
+            {
                 Loc::of(p, sp).report(r, format!("policy of {table:?}: empty description"));
             }
             let text = raw.condition.get_ref();
@@ -377,8 +381,9 @@ fn build_policies(parsed: &[Parsed<'_>], place: &Place<'_>, r: &mut Report) -> V
                     text: text.clone(),
                     defined_at: (p.path.to_owned(), line_of(p.text, sp.span().start)),
                 }),
-                Err(e) => Loc::of(p, &raw.condition)
-                    .report(r, format!("policy of {ns}.{table}: {e}")),
+                Err(e) => {
+                    Loc::of(p, &raw.condition).report(r, format!("policy of {ns}.{table}: {e}"))
+                }
             }
         }
     }
