@@ -567,19 +567,6 @@ fn lifecycle_query(rng: &mut Rng) -> String {
     }
 }
 
-/// Postgres under test: required under `CI=true`.
-async fn postgres() -> Option<TestDb> {
-    let db = TestDb::postgres().await;
-    if db.is_none() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI needs TEST_DATABASE_URL"
-        );
-        eprintln!("TEST_DATABASE_URL is not set: PostgreSQL part skipped");
-    }
-    db
-}
-
 async fn check_backend(full: TestDb, only: TestDb, seed: u64) {
     load(&full).await;
     load(&only).await;
@@ -787,8 +774,12 @@ async fn tenant_answers_equal_a_tenant_only_database_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tenant_answers_equal_a_tenant_only_database_postgres() {
-    let Some(full) = postgres().await else { return };
-    let Some(only) = postgres().await else { return };
+    let Some(full) = TestDb::postgres_unless_skipped().await else {
+        return;
+    };
+    let Some(only) = TestDb::postgres_unless_skipped().await else {
+        return;
+    };
     check_backend(full, only, seed()).await;
 }
 

@@ -323,30 +323,24 @@ mod tests {
 
     #[test]
     fn scalar_and_list_attributes() {
-        assert_eq!(
-            parse_condition("branch_id = caller.branch_id", "gym", "gym").unwrap(),
-            vec![
-                PolicyPart::Sql("branch_id = ".into()),
-                attr("branch_id", false)
-            ]
-        );
-        assert_eq!(
-            parse_condition("user_id IN caller.user_ids -- c\n", "saas", "saas").unwrap(),
-            vec![
-                PolicyPart::Sql("user_id IN ".into()),
-                attr("user_ids", true),
-                PolicyPart::Sql(" \n".into())
-            ]
-        );
+        let sql = |t: &str| PolicyPart::Sql(t.into());
         // `in` inside a word is not the keyword; `caller` inside a word is not the caller
-        assert_eq!(
-            parse_condition("login = caller.x AND mycaller = 1", "m", "m").unwrap(),
-            vec![
-                PolicyPart::Sql("login = ".into()),
-                attr("x", false),
-                PolicyPart::Sql(" AND mycaller = 1".into())
-            ]
-        );
+        for (text, want) in [
+            (
+                "branch_id = caller.branch_id",
+                vec![sql("branch_id = "), attr("branch_id", false)],
+            ),
+            (
+                "user_id IN caller.user_ids -- c\n",
+                vec![sql("user_id IN "), attr("user_ids", true), sql(" \n")],
+            ),
+            (
+                "login = caller.x AND mycaller = 1",
+                vec![sql("login = "), attr("x", false), sql(" AND mycaller = 1")],
+            ),
+        ] {
+            assert_eq!(parse_condition(text, "m", "m").unwrap(), want, "{text}");
+        }
     }
 
     #[test]
