@@ -891,3 +891,38 @@ condition = "campaign_id = caller.c; DELETE FROM x"
         );
     }
 }
+
+#[tokio::test]
+async fn the_live_check_runs_every_policy() {
+    let mut dbs = vec![TestDb::sqlite().await];
+    dbs.extend(TestDb::postgres_unless_skipped().await);
+    for db in dbs {
+        let shipped = tally::semantic::load_embedded().unwrap();
+        tally::engine::check_live(&shipped, &db.conn)
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", db.backend));
+        let text = "[model]\nname = \"shop\"\ndescription = \"d\"\n\n[[table]]\nname = \"order_line\"\n\
+                    key = [\"line_item_id\"]\nas_of = { kind = \"event\", time = \"order_time\" }\n\
+                    description = \"d\"\n\n[[policy]]\ntable = \"order_line\"\n\
+                    condition = \"no_such_column = caller.store_id\"\n";
+        let models = tally::semantic::load_sources(&[tally::semantic::ModelSource {
+            folder: "shop".into(),
+            files: vec![tally::semantic::SourceFile {
+                path: "models/shop/model.toml".into(),
+                text: text.into(),
+            }],
+            sql_roots: vec![],
+        }])
+        .unwrap();
+        let err = tally::engine::check_live(&models, &db.conn)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("models/shop/model.toml:11: policy of shop.order_line does not run"),
+            "{}: {err}",
+            db.backend
+        );
+        db.cleanup().await;
+    }
+}

@@ -173,6 +173,17 @@ pub fn apply(sql: Sql, policies: &[Policy], d: &dyn Dialect) -> Sql {
     out
 }
 
+/// A statement that reads no row but fails when `p`'s condition does not run on the
+/// database (an unknown column or table): the policy CTE read with `WHERE 1 = 0`.
+pub fn probe(p: &Policy, d: &dyn Dialect) -> Sql {
+    let read = Sql::raw(&format!(
+        "SELECT 1 FROM {}.{} WHERE 1 = 0",
+        quote(&p.namespace),
+        quote(&p.table)
+    ));
+    apply(read, std::slice::from_ref(p), d)
+}
+
 /// `"tally_policy_<table>" AS (SELECT * FROM "<ns>"."<table>" WHERE <condition>)` under a
 /// comment naming the policy.
 fn policy_cte(p: &Policy, d: &dyn Dialect) -> Sql {
