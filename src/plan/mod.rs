@@ -43,7 +43,8 @@ pub use keys::KeysNode;
 pub use metric::{CumulativeValue, DerivedValue, MeasureRef, MetricValue};
 pub use output::{OutType, OutputColumn, OutputNode, OutputValue};
 pub use param::{
-    AsOfText, Attributes, BindAs, Bindings, CallerParam, Param, PolicyDenied, bind, check_caller,
+    AsOfText, Attributes, BindAs, Bindings, CallerParam, Param, PolicyDenied, bind, caller_value,
+    check_caller,
 };
 pub use period_average::{PeriodAverageNode, PeriodAverageValue};
 pub use retention::{RetentionNode, RetentionValue};

@@ -227,14 +227,18 @@ fn value(p: &Param, b: &Bindings<'_>, zone: Option<chrono_tz::Tz>) -> Value {
         Param::ConversionFilter(default) => {
             Value::String(Some(b.conversion_filter.unwrap_or(default).to_owned()))
         }
-        // `check_caller` ran first: a missing attribute binds null (matches no row)
-        Param::Caller(c) => {
-            let values = b.caller.and_then(|a| a.get(&c.attribute));
-            if c.list {
-                Value::String(values.map(|v| serde_json::Value::from(v.clone()).to_string()))
-            } else {
-                Value::String(values.and_then(|v| v.first().cloned()))
-            }
-        }
+        Param::Caller(c) => caller_value(c, b.caller),
+    }
+}
+
+/// The value of a caller attribute for `attributes`: its one value, or its values as a JSON
+/// array (`list`). [`check_caller`] runs first; a missing attribute binds null (which
+/// matches no row).
+pub fn caller_value(c: &CallerParam, attributes: Option<&Attributes>) -> Value {
+    let values = attributes.and_then(|a| a.get(&c.attribute));
+    if c.list {
+        Value::String(values.map(|v| serde_json::Value::from(v.clone()).to_string()))
+    } else {
+        Value::String(values.and_then(|v| v.first().cloned()))
     }
 }

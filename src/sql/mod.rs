@@ -105,15 +105,7 @@ impl Sql {
             .into_iter()
             .map(|p| match p {
                 Param::Value(v) => Ok(v),
-                Param::Caller(c) if caller.is_some() => {
-                    let b = Bindings {
-                        caller,
-                        ..Bindings::as_of(chrono::DateTime::<Utc>::UNIX_EPOCH)
-                    };
-                    Ok(crate::plan::bind(&[Param::Caller(c)], &b)
-                        .pop()
-                        .unwrap_or(Value::String(None)))
-                }
+                Param::Caller(c) if caller.is_some() => Ok(crate::plan::caller_value(&c, caller)),
                 other => Err(PlanError::new(format!(
                     "a constant statement has the request parameter {other:?}"
                 ))),
