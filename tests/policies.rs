@@ -678,6 +678,22 @@ async fn check_backend(full: TestDb, only: TestDb, seed: u64) {
         .map(|c| c["count"].as_u64().unwrap())
         .sum();
     assert_eq!(counted, total);
+    // another tenant's caller gets the same cached statement with its own values
+    let mut attrs = BTreeMap::new();
+    attrs.insert("branch_id".to_owned(), vec![tenant.other_branch.clone()]);
+    let other = Arc::new(Caller::new("tenant", attrs));
+    let theirs = run(
+        &scoped,
+        "{ gym { metrics { branchId leads } } }",
+        Some(other),
+    )
+    .await;
+    let rows = theirs["data"]["gym"]["metrics"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{theirs}");
+    assert_eq!(
+        rows[0]["branchId"],
+        Value::from(tenant.other_branch.clone())
+    );
     // and the unscoped server over the same database sees more
     let everyone = run(&scoped, "{ gym { metrics { branchId leads } } }", None).await;
     assert!(
