@@ -8,14 +8,15 @@
 //!
 //! Settings (environment):
 //! - `POLICY_BENCH_SCALE`: the demo scale (default `1`: about 10 000 users per model);
-//! - `POLICY_BENCH_PG`: a PostgreSQL URL whose server the benchmark may create a database on
-//!   (default `postgres://postgres@127.0.0.1:5432/test`; `none` skips PostgreSQL);
-//! - `POLICY_BENCH_DIR`: where the SQLite files go (default `target/policies-bench`);
 //! - `POLICY_BENCH_RUNS`: timed runs per field and caller (default 5; minimum and median
-//!   are printed).
+//!   are printed);
+//! - `TEST_DATABASE_URL`: PostgreSQL is timed too when it is set (a fresh database is created
+//!   on its server and dropped afterwards, as the tests do).
 //!
-//! Each backend's database is loaded once (`tally_bench_policies_<scale>`,
-//! `<dir>/scale-<scale>/tally.db`) and reused while its `gym.dim_user` has rows.
+//! Each backend gets a fresh database (tests/common's `TestDb`), loaded with the demo.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -61,57 +62,11 @@ fn main() {
     rt.block_on(async {
         let scale: f64 = env("POLICY_BENCH_SCALE", "1").parse().expect("a scale");
         let runs: usize = env("POLICY_BENCH_RUNS", "5").parse().unwrap_or(5).max(1);
-        let pg = env("POLICY_BENCH_PG", "postgres://postgres@127.0.0.1:5432/test");
-        if pg != "none" {
-            let db = postgres_db(&pg, scale).await;
-            bench("postgres", &db, scale, runs).await;
-            db.close().await.ok();
+        for db in common::TestDb::all().await {
+            bench(db.backend, &db.conn, scale, runs).await;
+            db.cleanup().await;
         }
-        let folder = format!(
-            "{}/scale-{scale}",
-            env("POLICY_BENCH_DIR", "target/policies-bench")
-        );
-        std::fs::create_dir_all(&folder).expect("bench folder");
-        let db = tally::db::connect(&format!("sqlite://{folder}/tally.db"))
-            .await
-            .expect("connect sqlite");
-        bench("sqlite", &db, scale, runs).await;
-        db.close().await.ok();
     });
-}
-
-/// The benchmark database of `scale` on the server of `admin_url` (created when missing).
-async fn postgres_db(admin_url: &str, scale: f64) -> DatabaseConnection {
-    let name = format!(
-        "tally_bench_policies_{}",
-        scale.to_string().replace('.', "_")
-    );
-    let admin = sea_orm::Database::connect(admin_url)
-        .await
-        .expect("connect to POLICY_BENCH_PG");
-    let exists = admin
-        .query_one_raw(Statement::from_sql_and_values(
-            admin.get_database_backend(),
-            "SELECT 1 FROM pg_database WHERE datname = $1",
-            [name.clone().into()],
-        ))
-        .await
-        .expect("pg_database")
-        .is_some();
-    if !exists {
-        admin
-            .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
-            .await
-            .expect("create bench database");
-    }
-    admin.close().await.ok();
-    let server = admin_url
-        .rsplit_once('/')
-        .map(|(s, _)| s)
-        .unwrap_or(admin_url);
-    tally::db::connect(&format!("{server}/{name}"))
-        .await
-        .expect("connect bench database")
 }
 
 async fn first_strings(db: &DatabaseConnection, sql: &str, n: usize) -> Vec<String> {
@@ -128,21 +83,15 @@ async fn first_strings(db: &DatabaseConnection, sql: &str, n: usize) -> Vec<Stri
         .collect()
 }
 
-/// Loads the demo when needed, then times every field unscoped and for a tenant.
+/// Loads the demo, then times every field unscoped and for a tenant.
 async fn bench(backend: &str, db: &DatabaseConnection, scale: f64, runs: usize) {
-    tally::db::migrate(db).await.expect("migrate");
-    if first_strings(db, "SELECT user_id FROM \"gym\".\"dim_user\"", 1)
-        .await
-        .is_empty()
-    {
-        let started = Instant::now();
-        for m in ["saas", "gym", "shop"] {
-            tally::demo::load_demo(db, m, &DemoOptions { scale, seed: 42 }, false)
-                .await
-                .expect("load demo");
-        }
-        println!("{backend}: loaded scale {scale} in {:?}", started.elapsed());
+    let started = Instant::now();
+    for m in ["saas", "gym", "shop"] {
+        tally::demo::load_demo(db, m, &DemoOptions { scale, seed: 42 }, false)
+            .await
+            .expect("load demo");
     }
+    println!("{backend}: loaded scale {scale} in {:?}", started.elapsed());
     let mut attributes = BTreeMap::new();
     attributes.insert(
         "branch_id".to_owned(),
