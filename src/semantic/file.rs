@@ -107,14 +107,29 @@ pub const EMBEDDED_MODELS: &[(&str, &str, &str)] = &[
         include_str!("../../models/saas/model.toml"),
     ),
     (
+        "saas",
+        "models/saas/policies.toml",
+        include_str!("../../models/saas/policies.toml"),
+    ),
+    (
         "gym",
         "models/gym/model.toml",
         include_str!("../../models/gym/model.toml"),
     ),
     (
+        "gym",
+        "models/gym/policies.toml",
+        include_str!("../../models/gym/policies.toml"),
+    ),
+    (
         "shop",
         "models/shop/model.toml",
         include_str!("../../models/shop/model.toml"),
+    ),
+    (
+        "shop",
+        "models/shop/policies.toml",
+        include_str!("../../models/shop/policies.toml"),
     ),
     (
         "social",
