@@ -242,3 +242,56 @@ pub fn caller_value(c: &CallerParam, attributes: Option<&Attributes>) -> Value {
         Value::String(values.and_then(|v| v.first().cloned()))
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn caller(attribute: &str, list: bool) -> Param {
+        Param::Caller(CallerParam {
+            attribute: attribute.to_owned(),
+            list,
+            table: "gym.dim_user".to_owned(),
+        })
+    }
+
+    #[test]
+    fn caller_attributes_are_checked_and_bound() {
+        let mut attrs = Attributes::new();
+        attrs.insert("b".to_owned(), vec!["b1".to_owned(), "b2".to_owned()]);
+        attrs.insert("one".to_owned(), vec!["x".to_owned()]);
+        assert!(check_caller(&[caller("b", true), caller("one", false)], &attrs).is_ok());
+        let missing = check_caller(&[caller("store", true)], &attrs).unwrap_err();
+        assert_eq!(
+            (missing.table.as_str(), missing.attribute.as_str()),
+            ("gym.dim_user", "store")
+        );
+        assert!(
+            missing.message.contains("no attribute \"store\""),
+            "{}",
+            missing.message
+        );
+        let two = check_caller(&[caller("b", false)], &attrs).unwrap_err();
+        assert!(
+            two.message.contains("one value; the caller has 2"),
+            "{}",
+            two.message
+        );
+        let Param::Caller(list) = caller("b", true) else {
+            unreachable!()
+        };
+        assert_eq!(
+            caller_value(&list, Some(&attrs)),
+            Value::String(Some("[\"b1\",\"b2\"]".to_owned()))
+        );
+        let Param::Caller(one) = caller("one", false) else {
+            unreachable!()
+        };
+        assert_eq!(
+            caller_value(&one, Some(&attrs)),
+            Value::String(Some("x".to_owned()))
+        );
+        assert_eq!(caller_value(&one, None), Value::String(None));
+    }
+}
