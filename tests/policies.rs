@@ -713,10 +713,8 @@ async fn check_backend(full: TestDb, only: TestDb, seed: u64) {
             && sql.contains("FROM \"tally_policy_dim_user\" AS u"),
         "{sql}"
     );
-    assert!(
-        params.contains(&Value::from(tenant.branch.clone())),
-        "{params:?}"
-    );
+    let branches = serde_json::to_string(&[&tenant.branch]).unwrap();
+    assert!(params.contains(&Value::from(branches)), "{params:?}");
     let (sql, params) = explain_sql(
         &scoped,
         "{ saas { users(limit: 2) { totalCount } } }",
