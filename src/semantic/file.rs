@@ -332,6 +332,9 @@ pub(crate) struct RawFile {
     pub model: Option<Spanned<RawModel>>,
     #[serde(default)]
     pub table: Vec<Spanned<RawTable>>,
+    /// `[[policy]]`: row policies of physical tables.
+    #[serde(default)]
+    pub policy: Vec<Spanned<RawPolicy>>,
     #[serde(default)]
     pub join: Vec<Spanned<RawJoin>>,
     #[serde(default)]
@@ -340,8 +343,6 @@ pub(crate) struct RawFile {
     pub measure: Vec<Spanned<RawMeasure>>,
     #[serde(default)]
     pub metric: Vec<Spanned<RawMetric>>,
-    #[serde(default)]
-    pub policy: Vec<Spanned<RawPolicy>>,
     #[serde(flatten)]
     pub settings: BTreeMap<String, toml::Value>,
 }
