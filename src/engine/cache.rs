@@ -26,14 +26,29 @@ impl PlanCache {
         spec: &QuerySpec,
         dialect: &dyn Dialect,
     ) -> Result<(Arc<Rendered>, bool), crate::plan::PlanError> {
-        let key = format!("{}|{}", dialect.name(), spec.cache_key());
+        self.get_or_render_scoped(model, spec, dialect, false)
+    }
+
+    /// [`PlanCache::get_or_render`], reading the model's tables through their row policies
+    /// when `scoped` (a caller with tenant attributes). Scoped and unscoped statements are
+    /// kept under different keys: one is never served for the other.
+    pub fn get_or_render_scoped(
+        &self,
+        model: &Model,
+        spec: &QuerySpec,
+        dialect: &dyn Dialect,
+        scoped: bool,
+    ) -> Result<(Arc<Rendered>, bool), crate::plan::PlanError> {
+        let scope = if scoped { "policies" } else { "open" };
+        let key = format!("{}|{scope}|{}", dialect.name(), spec.cache_key());
         if let Ok(map) = self.entries.lock()
             && let Some(r) = map.get(&key)
         {
             return Ok((r.clone(), true));
         }
         let plan = crate::plan::plan(model, spec, dialect.percentile_cont())?;
-        let rendered = Arc::new(crate::sql::render(&plan, dialect)?);
+        let policies: &[crate::semantic::Policy] = if scoped { &model.policies } else { &[] };
+        let rendered = Arc::new(crate::sql::render_scoped(&plan, dialect, policies)?);
         if let Ok(mut map) = self.entries.lock() {
             if map.len() >= CACHE_CAPACITY {
                 map.clear();

@@ -7,7 +7,7 @@
 use chrono::Utc;
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 
-use crate::semantic::{Catalog, Model, ModelErrors, Problem, Table, TableSource};
+use crate::semantic::{Catalog, Model, ModelErrors, Policy, Problem, Table, TableSource};
 
 /// Loads the models (of `dir`, or the embedded ones) for the database `db`: where their tables
 /// live (`namespaces` over the files' `namespace`), their physical tables' columns read from
@@ -104,6 +104,9 @@ pub async fn check_live(models: &[Model], db: &DatabaseConnection) -> Result<(),
                 TableSource::Sql { .. } => check_sql(t, db, &mut problems).await,
             }
         }
+        for p in &model.policies {
+            check_policy(p, db, &mut problems).await;
+        }
     }
     if problems.is_empty() {
         Ok(())
@@ -189,6 +192,56 @@ async fn check_physical(
                 ),
             ));
         }
+    }
+}
+
+/// Runs a row policy's condition once, reading no row: an unknown column or table in it is
+/// a problem at the policy's `[[policy]]`. A policy of a table tally keeps for itself (the
+/// stage history) is skipped where the database has no such table (tally keeps no state).
+async fn check_policy(p: &Policy, db: &DatabaseConnection, problems: &mut Vec<Problem>) {
+    let at = |message: String| Problem {
+        file: p.defined_at.0.clone(),
+        line: p.defined_at.1,
+        message,
+    };
+    match live_columns(db, &p.namespace, &p.table).await {
+        Ok(c) if c.is_empty() => {
+            if !p.table.starts_with("tally_") {
+                problems.push(at(format!(
+                    "policy: the database has no table {}.{}",
+                    p.namespace, p.table
+                )));
+            }
+            return;
+        }
+        Ok(_) => {}
+        Err(e) => {
+            problems.push(at(format!(
+                "policy of {}.{}: cannot read its columns: {e}",
+                p.namespace, p.table
+            )));
+            return;
+        }
+    }
+    let dialect = super::dialect_of(db);
+    let stmt = crate::sql::policy::probe(p, dialect).to_statement_for(
+        dialect,
+        db.get_database_backend(),
+        Some(&crate::plan::Attributes::new()),
+    );
+    let result = match stmt {
+        Ok(stmt) => db
+            .query_all_raw(stmt)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    if let Err(e) = result {
+        problems.push(at(format!(
+            "policy of {}.{} does not run on the database: {e}",
+            p.namespace, p.table
+        )));
     }
 }
 

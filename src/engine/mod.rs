@@ -19,6 +19,7 @@ mod cache;
 mod caller;
 pub mod guard;
 mod live;
+pub mod policy;
 mod session;
 pub mod values;
 
@@ -167,12 +168,19 @@ impl Engine {
         })?;
         spec.check(model)?;
         self.prepare_zones(model, spec).await?;
+        let caller = policy::scope(session, model);
         let (rendered, _hit) = self
             .plans
-            .get_or_render(model, spec, self.dialect)
+            .get_or_render_scoped(model, spec, self.dialect, caller.is_some())
             .map_err(|e| ApiError::internal("planning", e))?;
         let plan_micros = started.elapsed().as_micros() as u64;
-        let params = rendered.bind(spec);
+        if let Some(attributes) = caller {
+            policy::check(model, &rendered.params, attributes)?;
+        }
+        let params = rendered.bind_with(&crate::plan::Bindings {
+            caller,
+            ..crate::plan::Bindings::of(spec)
+        });
         let stmt =
             Statement::from_sql_and_values(self.db.get_database_backend(), &rendered.sql, params);
         let join_path = rendered.join_path.clone();

@@ -44,7 +44,10 @@ pub use filter::PlannedFilter;
 pub use keys::KeysNode;
 pub use metric::{CumulativeValue, DerivedValue, MeasureRef, MetricValue};
 pub use output::{OutType, OutputColumn, OutputNode, OutputValue};
-pub use param::{AsOfText, BindAs, Bindings, Param, bind};
+pub use param::{
+    AsOfText, Attributes, BindAs, Bindings, CallerParam, Param, PolicyDenied, bind, caller_value,
+    check_caller,
+};
 pub use period_average::{PeriodAverageNode, PeriodAverageValue};
 pub use retention::{RetentionNode, RetentionValue};
 pub use rows::{RowOrder, RowsNode, out_type};

@@ -36,6 +36,66 @@ pub enum Param {
     Offset,
     /// The request's conversion variant, or this default.
     ConversionFilter(String),
+    /// A caller attribute read by the row policy of a table.
+    Caller(CallerParam),
+}
+
+/// A caller attribute a row policy binds: its one value, or its values as a JSON array
+/// (`list`, read by the dialect's `json_values`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallerParam {
+    /// The attribute.
+    pub attribute: String,
+    /// Bound as the JSON array of its values (`IN caller.NAME`), else as its one value.
+    pub list: bool,
+    /// The table whose policy reads it (`namespace.table`, for errors).
+    pub table: String,
+}
+
+/// Tenant attributes of a caller, by name.
+pub type Attributes = std::collections::BTreeMap<String, Vec<String>>;
+
+/// Why a statement's row policies cannot be bound for a caller: the table, the attribute
+/// and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyDenied {
+    /// The table whose policy needs the attribute (`namespace.table`).
+    pub table: String,
+    /// The attribute.
+    pub attribute: String,
+    /// What is wrong (`the caller has no attribute …`).
+    pub message: String,
+}
+
+/// Checks that `attributes` give every [`Param::Caller`] of `params` a value: the attribute
+/// is present, and one value where the policy compares with one value.
+pub fn check_caller(params: &[Param], attributes: &Attributes) -> Result<(), PolicyDenied> {
+    for p in params {
+        let Param::Caller(c) = p else { continue };
+        let denied = |message: String| PolicyDenied {
+            table: c.table.clone(),
+            attribute: c.attribute.clone(),
+            message,
+        };
+        match attributes.get(&c.attribute) {
+            None => {
+                return Err(denied(format!(
+                    "the caller has no attribute {:?}, which the row policy of {} needs",
+                    c.attribute, c.table
+                )));
+            }
+            Some(v) if !c.list && v.len() != 1 => {
+                return Err(denied(format!(
+                    "the row policy of {} compares {:?} with one value; the caller has {}",
+                    c.table,
+                    c.attribute,
+                    v.len()
+                )));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
 }
 
 /// How [`Param::AsOfText`] writes the as-of instant.
@@ -77,6 +137,8 @@ pub struct Bindings<'a> {
     pub conversion_filter: Option<&'a str>,
     /// The values `where` compares with ([`Param::Request`] indexes them).
     pub values: &'a [ReqValue],
+    /// The caller's tenant attributes, which row policies bind ([`Param::Caller`]).
+    pub caller: Option<&'a Attributes>,
 }
 
 impl<'a> Bindings<'a> {
@@ -89,6 +151,7 @@ impl<'a> Bindings<'a> {
             offset: spec.offset,
             conversion_filter: spec.conversion_filter.as_deref(),
             values: &spec.values,
+            caller: None,
         }
     }
 
@@ -101,6 +164,7 @@ impl<'a> Bindings<'a> {
             offset: None,
             conversion_filter: None,
             values: &[],
+            caller: None,
         }
     }
 }
@@ -163,5 +227,71 @@ fn value(p: &Param, b: &Bindings<'_>, zone: Option<chrono_tz::Tz>) -> Value {
         Param::ConversionFilter(default) => {
             Value::String(Some(b.conversion_filter.unwrap_or(default).to_owned()))
         }
+        Param::Caller(c) => caller_value(c, b.caller),
+    }
+}
+
+/// The value of a caller attribute for `attributes`: its one value, or its values as a JSON
+/// array (`list`). [`check_caller`] runs first; a missing attribute binds null (which
+/// matches no row).
+pub fn caller_value(c: &CallerParam, attributes: Option<&Attributes>) -> Value {
+    let values = attributes.and_then(|a| a.get(&c.attribute));
+    if c.list {
+        Value::String(values.map(|v| serde_json::Value::from(v.clone()).to_string()))
+    } else {
+        Value::String(values.and_then(|v| v.first().cloned()))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn caller(attribute: &str, list: bool) -> Param {
+        Param::Caller(CallerParam {
+            attribute: attribute.to_owned(),
+            list,
+            table: "gym.dim_user".to_owned(),
+        })
+    }
+
+    #[test]
+    fn caller_attributes_are_checked_and_bound() {
+        let mut attrs = Attributes::new();
+        attrs.insert("b".to_owned(), vec!["b1".to_owned(), "b2".to_owned()]);
+        attrs.insert("one".to_owned(), vec!["x".to_owned()]);
+        assert!(check_caller(&[caller("b", true), caller("one", false)], &attrs).is_ok());
+        let missing = check_caller(&[caller("store", true)], &attrs).unwrap_err();
+        assert_eq!(
+            (missing.table.as_str(), missing.attribute.as_str()),
+            ("gym.dim_user", "store")
+        );
+        assert!(
+            missing.message.contains("no attribute \"store\""),
+            "{}",
+            missing.message
+        );
+        let two = check_caller(&[caller("b", false)], &attrs).unwrap_err();
+        assert!(
+            two.message.contains("one value; the caller has 2"),
+            "{}",
+            two.message
+        );
+        let Param::Caller(list) = caller("b", true) else {
+            unreachable!()
+        };
+        assert_eq!(
+            caller_value(&list, Some(&attrs)),
+            Value::String(Some("[\"b1\",\"b2\"]".to_owned()))
+        );
+        let Param::Caller(one) = caller("one", false) else {
+            unreachable!()
+        };
+        assert_eq!(
+            caller_value(&one, Some(&attrs)),
+            Value::String(Some("x".to_owned()))
+        );
+        assert_eq!(caller_value(&one, None), Value::String(None));
     }
 }

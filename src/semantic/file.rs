@@ -107,14 +107,29 @@ pub const EMBEDDED_MODELS: &[(&str, &str, &str)] = &[
         include_str!("../../models/saas/model.toml"),
     ),
     (
+        "saas",
+        "models/saas/policies.toml",
+        include_str!("../../models/saas/policies.toml"),
+    ),
+    (
         "gym",
         "models/gym/model.toml",
         include_str!("../../models/gym/model.toml"),
     ),
     (
+        "gym",
+        "models/gym/policies.toml",
+        include_str!("../../models/gym/policies.toml"),
+    ),
+    (
         "shop",
         "models/shop/model.toml",
         include_str!("../../models/shop/model.toml"),
+    ),
+    (
+        "shop",
+        "models/shop/policies.toml",
+        include_str!("../../models/shop/policies.toml"),
     ),
     (
         "social",
@@ -329,6 +344,9 @@ pub(crate) struct RawFile {
     pub model: Option<Spanned<RawModel>>,
     #[serde(default)]
     pub table: Vec<Spanned<RawTable>>,
+    /// `[[policy]]`: row policies of physical tables.
+    #[serde(default)]
+    pub policy: Vec<Spanned<RawPolicy>>,
     #[serde(default)]
     pub join: Vec<Spanned<RawJoin>>,
     #[serde(default)]
@@ -341,6 +359,15 @@ pub(crate) struct RawFile {
     pub time_axis: Vec<Spanned<RawTimeAxis>>,
     #[serde(flatten)]
     pub settings: BTreeMap<String, toml::Value>,
+}
+
+/// `[[policy]]`: a row policy of a physical table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPolicy {
+    pub table: Spanned<String>,
+    pub condition: Spanned<String>,
+    pub description: Option<String>,
 }
 
 /// `[model]`

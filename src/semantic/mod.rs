@@ -9,6 +9,7 @@
 mod columns;
 pub mod expr;
 mod file;
+mod policy;
 
 mod validate;
 
@@ -18,6 +19,7 @@ use std::sync::Arc;
 pub use columns::{ColType, physical_columns};
 pub use expr::{Expr, ExprType};
 pub use file::{EMBEDDED_MODELS, ModelSource, SourceFile};
+pub use policy::{Policy, PolicyPart, parse_condition, unfiltered_reads};
 
 /// A validated model: what the planner and the GraphQL layer read.
 #[derive(Debug, Clone)]
@@ -46,6 +48,9 @@ pub struct Model {
     pub conversion_variants: Vec<String>,
     /// The variant used when a request names none.
     pub default_variant: Option<String>,
+    /// Row policies of its physical tables (`[[policy]]`): bound for callers with tenant
+    /// attributes, into every statement that reads those tables.
+    pub policies: Vec<Policy>,
 }
 
 /// A logical table.

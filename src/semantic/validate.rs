@@ -13,8 +13,8 @@ use super::file::{RawFile, line_of};
 use super::{
     Agg, AsOf, Cardinality, Conversion, ConversionCalc, ConversionFilter, ConversionWindow,
     DimType, Dimension, Granularity, Join, LoadContext, Measure, Metric, MetricKind, Model,
-    ModelErrors, ModelSource, Problem, RetentionEvent, RowColumn, RowsField, Shift, SqlConst,
-    Table, TableSource, TimeStorage, Unit,
+    ModelErrors, ModelSource, Policy, Problem, RetentionEvent, RowColumn, RowsField, Shift,
+    SqlConst, Table, TableSource, TimeStorage, Unit,
 };
 
 /// Problems found so far, and where to report them.
@@ -214,6 +214,30 @@ fn build_one(source: &ModelSource, ctx: &LoadContext, r: &mut Report) -> Option<
         TableSource::Sql { sqlite, .. } => sqlite.contains(super::TZ_OFFSETS_TABLE),
         TableSource::Physical { .. } => false,
     });
+    let policies = build_policies(&parsed, &place, r);
+    // a SQL table must name every table with a policy so the rewrite finds it
+    for t in &tables {
+        if let TableSource::Sql {
+            postgres, sqlite, ..
+        } = &t.source
+        {
+            for p in &policies {
+                let mut found = super::unfiltered_reads(postgres, &p.namespace, &p.table);
+                for m in super::unfiltered_reads(sqlite, &p.namespace, &p.table) {
+                    if !found.contains(&m) {
+                        found.push(m);
+                    }
+                }
+                for m in found {
+                    r.problems.push(Problem {
+                        file: t.defined_at.0.clone(),
+                        line: t.defined_at.1,
+                        message: format!("sql table {:?} {m}", t.name),
+                    });
+                }
+            }
+        }
+    }
     let mut model = Model {
         name,
         description,
@@ -226,6 +250,7 @@ fn build_one(source: &ModelSource, ctx: &LoadContext, r: &mut Report) -> Option<
         metrics: Vec::new(),
         conversion_variants: Vec::new(),
         default_variant: None,
+        policies,
     };
     let dim_locs = build_dimensions(&parsed, &mut model, r);
     build_measures(&parsed, &mut model, r);
@@ -299,6 +324,73 @@ impl Place<'_> {
             crate::lexer::requalify(&text, self.model, self.namespace)
         }
     }
+}
+
+/// Tally's own tables that a model's SQL reads per user and a policy may name (the saas stage
+/// history, kept in the model's namespace).
+const STATE_TABLES: [&str; 1] = ["tally_stage_history"];
+
+/// The `[[policy]]` sections: one per physical table, the table known, the condition read by
+/// the lexer.
+fn build_policies(parsed: &[Parsed<'_>], place: &Place<'_>, r: &mut Report) -> Vec<Policy> {
+    let mut out: Vec<Policy> = Vec::new();
+    for p in parsed {
+        for sp in &p.raw.policy {
+            let raw = sp.get_ref();
+            let loc = Loc::of(p, &raw.table);
+            let written = raw.table.get_ref();
+            let (ns, table) = match written.split_once('.') {
+                Some((ns, t)) => (ns.to_owned(), t.to_owned()),
+                None => (place.namespace.to_owned(), written.clone()),
+            };
+            if !is_ident(&ns) || !is_ident(&table) {
+                loc.report(
+                    r,
+                    format!(
+                        "policy table {written:?} is not an identifier (or namespace.identifier)"
+                    ),
+                );
+                continue;
+            }
+            let known = STATE_TABLES.contains(&table.as_str())
+                || match &place.ctx.catalog {
+                    Some(c) => c.columns(&ns, &table).is_some(),
+                    None => physical_columns(&ns, &table).is_some() || !is_shipped_namespace(&ns),
+                };
+            if !known {
+                loc.report(r, format!("policy: unknown table {ns}.{table}"));
+                continue;
+            }
+            if out.iter().any(|x| x.table == table) {
+                loc.report(
+                    r,
+                    format!("table {table:?} has a second policy (one condition per table)"),
+                );
+                continue;
+            }
+            if raw
+                .description
+                .as_deref()
+                .is_some_and(|d| d.trim().is_empty())
+            {
+                Loc::of(p, sp).report(r, format!("policy of {table:?}: empty description"));
+            }
+            let text = raw.condition.get_ref();
+            match super::parse_condition(text, place.model, place.namespace) {
+                Ok(condition) => out.push(Policy {
+                    namespace: ns,
+                    table,
+                    condition,
+                    text: text.clone(),
+                    defined_at: (p.path.to_owned(), line_of(p.text, sp.span().start)),
+                }),
+                Err(e) => {
+                    Loc::of(p, &raw.condition).report(r, format!("policy of {ns}.{table}: {e}"))
+                }
+            }
+        }
+    }
+    out
 }
 
 fn build_tables(

@@ -9,6 +9,7 @@
 
 mod dialect;
 pub mod interrupt;
+pub mod policy;
 
 mod render;
 
@@ -69,6 +70,11 @@ impl Sql {
         Sql::raw(&quote(name))
     }
 
+    /// The parameters, in order.
+    pub fn params(&self) -> &[Param] {
+        &self.params
+    }
+
     /// Appends a bound constant (a value tally computed, never spliced into the text).
     pub fn value(&mut self, v: impl Into<Value>) {
         self.param(Param::Value(v.into()));
@@ -82,11 +88,24 @@ impl Sql {
         dialect: &dyn Dialect,
         backend: sea_orm::DatabaseBackend,
     ) -> Result<sea_orm::Statement, PlanError> {
+        self.to_statement_for(dialect, backend, None)
+    }
+
+    /// [`Sql::to_statement`], with the caller attributes of its row policies
+    /// ([`Param::Caller`], see [`policy::apply`]) bound from `caller` (checked first with
+    /// [`crate::plan::check_caller`]).
+    pub fn to_statement_for(
+        self,
+        dialect: &dyn Dialect,
+        backend: sea_orm::DatabaseBackend,
+        caller: Option<&crate::plan::Attributes>,
+    ) -> Result<sea_orm::Statement, PlanError> {
         let (text, params) = self.finish(dialect);
         let values = params
             .into_iter()
             .map(|p| match p {
                 Param::Value(v) => Ok(v),
+                Param::Caller(c) if caller.is_some() => Ok(crate::plan::caller_value(&c, caller)),
                 other => Err(PlanError::new(format!(
                     "a constant statement has the request parameter {other:?}"
                 ))),
@@ -173,7 +192,18 @@ pub fn value_json(v: &Value) -> serde_json::Value {
 /// Renders a plan for `dialect`. An error is an internal one (a plan that names a node or a
 /// parameter it does not have).
 pub fn render(plan: &Plan, dialect: &dyn Dialect) -> Result<Rendered, PlanError> {
-    let (sql, params) = render::statement(plan, dialect)?.finish(dialect);
+    render_scoped(plan, dialect, &[])
+}
+
+/// [`render`], reading every table of `policies` through its row policy
+/// ([`policy::apply`]): the caller attributes become [`Param::Caller`]s.
+pub fn render_scoped(
+    plan: &Plan,
+    dialect: &dyn Dialect,
+    policies: &[crate::semantic::Policy],
+) -> Result<Rendered, PlanError> {
+    let statement = policy::apply(render::statement(plan, dialect)?, policies, dialect);
+    let (sql, params) = statement.finish(dialect);
     Ok(Rendered {
         sql,
         params,

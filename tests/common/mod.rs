@@ -85,6 +85,20 @@ impl TestDb {
         })
     }
 
+    /// [`TestDb::postgres`], which CI must have: `None` (the caller returns) only outside CI
+    /// (`CI=true`) without `TEST_DATABASE_URL`.
+    pub async fn postgres_unless_skipped() -> Option<TestDb> {
+        let db = TestDb::postgres().await;
+        if db.is_none() {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI needs TEST_DATABASE_URL"
+            );
+            eprintln!("TEST_DATABASE_URL is not set: PostgreSQL part skipped");
+        }
+        db
+    }
+
     /// Every backend under test: SQLite, then PostgreSQL when configured.
     pub async fn all() -> Vec<TestDb> {
         let mut dbs = vec![TestDb::sqlite().await];
