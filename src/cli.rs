@@ -89,6 +89,15 @@ pub enum Command {
         /// extensions.rowsCut says so).
         #[arg(long, env = "TALLY_MAX_ROWS", default_value_t = 10_000)]
         max_rows: u64,
+        /// Bytes of answers the result cache keeps (least recently used out first); 0 turns
+        /// it off. A cached answer is never older than the data by more than the bound of
+        /// docs/CACHING.md.
+        #[arg(long, env = "TALLY_RESULT_CACHE_BYTES", default_value_t = crate::engine::results::DEFAULT_BYTES as u64)]
+        result_cache_bytes: u64,
+        /// Seconds between two reads of the data versions (how the result cache notices
+        /// writes by other tools).
+        #[arg(long, env = "TALLY_RESULT_CACHE_POLL", default_value_t = 0.25)]
+        result_cache_poll: f64,
     },
     /// Create or update the source tables of every model.
     Migrate {
@@ -244,6 +253,8 @@ async fn execute(command: Command) -> Result<ExitCode, Error> {
             max_depth,
             max_metrics_dimensions,
             max_rows,
+            result_cache_bytes,
+            result_cache_poll,
         } => {
             use crate::config::count;
             let database = match db {
@@ -276,6 +287,8 @@ async fn execute(command: Command) -> Result<ExitCode, Error> {
                 max_body_bytes: count("--max-body-bytes", max_body_bytes)? as usize,
                 max_batch: count("--max-batch", max_batch)? as usize,
             };
+            config.result_cache =
+                crate::config::result_cache(result_cache_bytes, result_cache_poll)?;
             crate::http::serve(config).await?;
         }
         Command::Migrate { db } => {

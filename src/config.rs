@@ -185,6 +185,8 @@ pub struct ServeConfig {
     pub only: Option<std::collections::BTreeSet<String>>,
     /// Time budget, admission control and the database's wait.
     pub guardrails: Guardrails,
+    /// The result cache (`--result-cache-bytes`, `--result-cache-poll`; docs/CACHING.md).
+    pub result_cache: crate::engine::ResultCacheSettings,
 }
 
 impl ServeConfig {
@@ -208,6 +210,26 @@ impl ServeConfig {
             namespaces: Namespaces::new(),
             only: None,
             guardrails: Guardrails::default(),
+            result_cache: crate::engine::ResultCacheSettings::default(),
         })
     }
+}
+
+/// The result cache of `--result-cache-bytes` (0: off) and `--result-cache-poll` seconds
+/// (between 0.01 and 60).
+pub fn result_cache(bytes: u64, poll: f64) -> Result<crate::engine::ResultCacheSettings, Error> {
+    if !(poll.is_finite() && (0.01..=60.0).contains(&poll)) {
+        return Err(Error::Config(format!(
+            "--result-cache-poll {poll}: must be a number of seconds between 0.01 and 60"
+        )));
+    }
+    let bytes = usize::try_from(bytes).map_err(|_| {
+        Error::Config(format!(
+            "--result-cache-bytes {bytes}: more than this machine can address"
+        ))
+    })?;
+    Ok(crate::engine::ResultCacheSettings {
+        bytes,
+        poll_interval: Duration::from_secs_f64(poll),
+    })
 }

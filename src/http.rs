@@ -88,6 +88,9 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// Operations of a batch (`--max-batch`, default 10).
     pub max_batch: usize,
+    /// The engine's result cache (`serve` keeps 64 MiB by default; off here, for embedders
+    /// and tests that write with SQL of their own and read back at once).
+    pub result_cache: crate::engine::ResultCacheSettings,
 }
 
 impl Default for Settings {
@@ -97,6 +100,7 @@ impl Default for Settings {
             request: RequestLimits::default(),
             max_body_bytes: 1 << 20,
             max_batch: 10,
+            result_cache: crate::engine::ResultCacheSettings::off(),
         }
     }
 }
@@ -114,6 +118,7 @@ pub fn app_with_settings(
         saas,
         settings.engine,
         settings.request,
+        settings.result_cache,
     )
     .map_err(|e| Error::Config(format!("the GraphQL schema is broken: {e}")))?;
     let guard = guard.ok_or_else(|| Error::Config("the schema has no engine".to_owned()))?;
@@ -551,11 +556,17 @@ pub async fn serve(config: ServeConfig) -> Result<(), Error> {
         db_acquire_timeout = %crate::engine::guard::seconds(guardrails.db_acquire_timeout),
         "guardrails"
     );
+    tracing::info!(
+        bytes = config.result_cache.bytes,
+        poll = %crate::engine::guard::seconds(config.result_cache.poll_interval),
+        "result cache"
+    );
     let settings = Settings {
         engine: Some(limits),
         request: guardrails.request,
         max_body_bytes: guardrails.max_body_bytes,
         max_batch: guardrails.max_batch,
+        result_cache: config.result_cache,
     };
     let app = app_with_settings(conn, models, Some(saas), settings)?;
     let listener = tokio::net::TcpListener::bind(config.bind)

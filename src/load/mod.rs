@@ -424,6 +424,8 @@ pub async fn load(
             txn.commit()
                 .await
                 .map_err(|e| Error::Database(format!("cannot commit the load of {model}: {e}")))?;
+            // cached answers over the model's tables are out of date from now on
+            crate::engine::results::bump(model);
             analyze_written(db, model, &tables).await;
             if model == "gym" {
                 // Local times of the gym models need the offsets of every branch's zone.
