@@ -52,7 +52,9 @@ fn main() {
 }
 
 async fn run() {
-    let scale: f64 = env("TALLY_BENCH_SCALE", "0.1").parse().expect("TALLY_BENCH_SCALE");
+    let scale: f64 = env("TALLY_BENCH_SCALE", "0.1")
+        .parse()
+        .expect("TALLY_BENCH_SCALE");
     let connections: usize = env("TALLY_BENCH_CONNECTIONS", "16")
         .parse()
         .expect("TALLY_BENCH_CONNECTIONS");
@@ -97,9 +99,7 @@ async fn fresh_postgres(admin: &str) -> String {
         conn.execute_unprepared(sql).await.expect(sql);
     }
     conn.close().await.ok();
-    let (base, _) = admin
-        .split_once('?')
-        .map_or((admin, ""), |(b, q)| (b, q));
+    let (base, _) = admin.split_once('?').map_or((admin, ""), |(b, q)| (b, q));
     let (server, _) = base.rsplit_once('/').expect("the URL names a database");
     format!("{server}/tally_bench_serving")
 }
@@ -286,7 +286,11 @@ impl Outcome {
         let n = self.latencies.len();
         let at = |q: f64| {
             self.latencies
-                .get(((n as f64 * q).ceil() as usize).saturating_sub(1).min(n.saturating_sub(1)))
+                .get(
+                    ((n as f64 * q).ceil() as usize)
+                        .saturating_sub(1)
+                        .min(n.saturating_sub(1)),
+                )
                 .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
         };
         println!(

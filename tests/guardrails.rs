@@ -422,6 +422,7 @@ async fn request_limits_name_the_limit_and_the_value() {
         },
         max_body_bytes: 4096,
         max_batch: 3,
+        ..Default::default()
     };
     let addr = start_with(&db.url, settings).await;
 

@@ -187,14 +187,25 @@ async fn a_write_by_another_connection_misses_within_the_bound() {
         );
         // another pool (other connections, as another tool would use)
         let other = tally::db::connect(&db.url).await.unwrap();
-        other
-            .execute_unprepared(
-                "INSERT INTO \"saas\".\"global_events\" (ts, event_id, event_time, event_type, metadata) \
-                 VALUES ('2025-01-01 00:00:00', 'ev_outside_tally', '2025-01-01T00:00:00+00:00', \
-                 'user_account_creation', '{\"user_id\": \"u_outside\", \"email\": \"o@example.com\"}')",
-            )
-            .await
-            .unwrap();
+        let placeholders = if db.backend == "postgres" {
+            "$1, $2, CAST($3 AS timestamptz), $4, CAST($5 AS jsonb)"
+        } else {
+            "?, ?, ?, ?, ?"
+        };
+        let insert = sea_orm::Statement::from_sql_and_values(
+            other.get_database_backend(),
+            format!(
+                "INSERT INTO \"saas\".\"global_events\" (ts, event_id, event_time, event_type, metadata) VALUES ({placeholders})"
+            ),
+            [
+                "2025-02-01 00:00:00".into(),
+                "ev_cache_outside".into(),
+                "2025-02-01T00:00:00+00:00".into(),
+                "user_account_creation".into(),
+                r#"{"user_id": "u_cache_outside", "email": "x@example.com"}"#.into(),
+            ],
+        );
+        other.execute_raw(insert).await.unwrap();
         let written = Instant::now();
         let bound = 2 * POLL
             + if db.backend == "postgres" {
