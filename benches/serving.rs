@@ -145,25 +145,38 @@ async fn bench_backend(backend: &str, url: &str, scale: f64, load: &Load) {
     let answer = post(uncached, &by_day).await;
     let explain = &answer["extensions"]["explain"][0];
     let sql = explain["sql"].as_str().expect("explained SQL").to_owned();
+    let postgres = backend == "postgres";
     let values: Vec<sea_orm::Value> = explain["params"]
         .as_array()
         .expect("params")
         .iter()
-        .map(value_of)
+        .map(|v| value_of(v, postgres))
         .collect();
     let rows = answer["data"]["shop"]["metrics"]
         .as_array()
         .map_or(0, Vec::len);
     let stmt = Statement::from_sql_and_values(conn.get_database_backend(), &sql, values);
+    let direct = conn
+        .query_all_raw(stmt.clone())
+        .await
+        .map_or(0, |r| r.len());
+    assert_eq!(
+        direct, rows,
+        "{backend}: the driver's rows differ from the server's"
+    );
     let r = load.driver(&conn, stmt).await;
     r.print(&format!("{backend} by-day SQL (driver, {rows} rows)"));
     conn.close().await.ok();
 }
 
-/// A bound value from its explain JSON (instants are text the statement casts).
-fn value_of(v: &Value) -> sea_orm::Value {
+/// A bound value from its explain JSON: on PostgreSQL an instant is bound as one (tally
+/// binds `timestamptz` values there), elsewhere as the text explain shows.
+fn value_of(v: &Value, postgres: bool) -> sea_orm::Value {
     match v {
-        Value::String(s) => s.clone().into(),
+        Value::String(s) => match chrono::DateTime::parse_from_rfc3339(s) {
+            Ok(t) if postgres => t.with_timezone(&chrono::Utc).into(),
+            _ => s.clone().into(),
+        },
         Value::Bool(b) => (*b).into(),
         Value::Number(n) => match n.as_i64() {
             Some(i) => i.into(),

@@ -389,9 +389,7 @@ impl ResultCache {
             }
             Some(false) => {
                 lru.remove(&key);
-                counters
-                    .result_cache_bytes
-                    .store(lru.bytes as u64, Ordering::Relaxed);
+                gauges(counters, &lru);
                 "version changed"
             }
             None => "no entry",
@@ -455,14 +453,19 @@ impl ResultCache {
                 Guard::count(&counters.result_cache_evictions);
             }
         }
-        counters
-            .result_cache_bytes
-            .store(lru.bytes as u64, Ordering::Relaxed);
-        counters
-            .result_cache_entries
-            .store(lru.entries.len() as u64, Ordering::Relaxed);
+        gauges(counters, &lru);
         None
     }
+}
+
+/// Sets the bytes and entries gauges from `lru`.
+fn gauges(counters: &Counters, lru: &Lru) {
+    counters
+        .result_cache_bytes
+        .store(lru.bytes as u64, Ordering::Relaxed);
+    counters
+        .result_cache_entries
+        .store(lru.entries.len() as u64, Ordering::Relaxed);
 }
 
 /// A 128-bit digest of `text` (two SipHash passes told apart by a prefix).
