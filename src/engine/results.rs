@@ -366,10 +366,11 @@ impl ResultCache {
         // a 128-bit digest of the instant, the values (their Debug text keeps their types
         // and exact values) and the statement: statements and their values run to
         // kilobytes, entries stay small
-        let key = digest(&format!(
-            "{}\u{1}{params:?}\u{1}{sql}",
-            as_of.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
-        ));
+        let key = digest(&[
+            &as_of.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+            &format!("{params:?}"),
+            sql,
+        ]);
         let Ok(mut lru) = self.shared.lru.lock() else {
             return miss(None, 0, "not cacheable: the cache is unreadable".to_owned());
         };
@@ -468,13 +469,16 @@ fn gauges(counters: &Counters, lru: &Lru) {
         .store(lru.entries.len() as u64, Ordering::Relaxed);
 }
 
-/// A 128-bit digest of `text` (two SipHash passes told apart by a prefix).
-fn digest(text: &str) -> String {
+/// A 128-bit digest of `parts` (two SipHash passes told apart by a prefix; a `str` hashes
+/// with a closing byte UTF-8 never holds, so parts cannot run into each other).
+fn digest(parts: &[&str]) -> String {
     use std::hash::{Hash as _, Hasher as _};
     let pass = |salt: u8| {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         salt.hash(&mut h);
-        text.hash(&mut h);
+        for p in parts {
+            p.hash(&mut h);
+        }
         h.finish()
     };
     format!("{:016x}{:016x}", pass(1), pass(2))
