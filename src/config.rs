@@ -189,6 +189,8 @@ pub struct ServeConfig {
     pub http: HttpConfig,
     /// API keys and roles; none: the server is open.
     pub auth: crate::auth::Auth,
+    /// The result cache (`--result-cache-bytes`, `--result-cache-poll`; docs/CACHING.md).
+    pub result_cache: crate::engine::ResultCacheSettings,
 }
 
 impl ServeConfig {
@@ -214,6 +216,7 @@ impl ServeConfig {
             guardrails: Guardrails::default(),
             http: HttpConfig::default(),
             auth: crate::auth::Auth::default(),
+            result_cache: crate::engine::ResultCacheSettings::default(),
         })
     }
 
@@ -357,6 +360,18 @@ impl ServeConfig {
                 .map(|s| s.0)
                 .unwrap_or(http.shutdown_timeout),
         };
+        let c = &file.cache;
+        let cache = crate::engine::ResultCacheSettings::default();
+        config.result_cache = result_cache(
+            flags
+                .result_cache_bytes
+                .or(c.result_cache_bytes)
+                .unwrap_or(cache.bytes as u64),
+            flags
+                .result_cache_poll
+                .or(c.poll_interval.map(|s| s.0.as_secs_f64()))
+                .unwrap_or(cache.poll_interval.as_secs_f64()),
+        )?;
         config.auth = file.auth()?;
         if flags.allow_open {
             config.auth.allow_open = true;
@@ -462,6 +477,15 @@ pub struct ServeFlags {
     /// Nodes (conditions, and, or, not) of one `where`, at most [default: 200].
     #[arg(long, env = "TALLY_MAX_FILTER_NODES")]
     pub max_filter_nodes: Option<u64>,
+    /// Bytes of answers the result cache keeps (least recently used out first); 0 turns it
+    /// off. A cached answer is never older than the data by more than the bound of
+    /// docs/CACHING.md [default: 67108864].
+    #[arg(long, env = "TALLY_RESULT_CACHE_BYTES")]
+    pub result_cache_bytes: Option<u64>,
+    /// Seconds between two reads of the data versions (how the result cache notices writes
+    /// by other tools) [default: 0.25].
+    #[arg(long, env = "TALLY_RESULT_CACHE_POLL")]
+    pub result_cache_poll: Option<f64>,
 }
 
 /// The CORS origins of `http.cors_origins`: each `scheme://host[:port]`, no `*`.
@@ -577,6 +601,8 @@ pub struct FileConfig {
     pub guardrails: GuardrailsFile,
     /// `[limits]`.
     pub limits: LimitsFile,
+    /// `[cache]`.
+    pub cache: CacheFile,
     /// `[auth]`, its roles and keys.
     pub auth: AuthFile,
 }
@@ -650,6 +676,16 @@ pub struct LimitsFile {
     pub max_in_list: Option<u64>,
     /// `max_filter_nodes` (default 200).
     pub max_filter_nodes: Option<u64>,
+}
+
+/// `[cache]` of `tally.toml`: the result cache (docs/CACHING.md).
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheFile {
+    /// `result_cache_bytes` (`--result-cache-bytes`, default 67108864; 0 turns it off).
+    pub result_cache_bytes: Option<u64>,
+    /// `poll_interval` (`--result-cache-poll`, default "250ms").
+    pub poll_interval: Option<Span>,
 }
 
 /// `[auth]` of `tally.toml`.
@@ -824,4 +860,23 @@ fn locate(text: &str, offset: usize) -> (usize, usize, String) {
         (false, false) => format!("{table}.{key}"),
     };
     (line, column, full)
+}
+
+/// The result cache of `--result-cache-bytes` (0: off) and `--result-cache-poll` seconds
+/// (between 0.01 and 60).
+pub fn result_cache(bytes: u64, poll: f64) -> Result<crate::engine::ResultCacheSettings, Error> {
+    if !(poll.is_finite() && (0.01..=60.0).contains(&poll)) {
+        return Err(Error::Config(format!(
+            "--result-cache-poll {poll}: must be a number of seconds between 0.01 and 60"
+        )));
+    }
+    let bytes = usize::try_from(bytes).map_err(|_| {
+        Error::Config(format!(
+            "--result-cache-bytes {bytes}: more than this machine can address"
+        ))
+    })?;
+    Ok(crate::engine::ResultCacheSettings {
+        bytes,
+        poll_interval: Duration::from_secs_f64(poll),
+    })
 }

@@ -102,6 +102,9 @@ pub struct Settings {
     pub metrics_public: bool,
     /// Origins a browser may call `/graphql` from (`http.cors_origins`; default none).
     pub cors_origins: Vec<String>,
+    /// The engine's result cache (`serve` keeps 64 MiB by default; off here, for embedders
+    /// and tests that write with SQL of their own and read back at once).
+    pub result_cache: crate::engine::ResultCacheSettings,
 }
 
 impl Default for Settings {
@@ -114,6 +117,7 @@ impl Default for Settings {
             auth: Arc::new(Auth::default()),
             metrics_public: true,
             cors_origins: Vec::new(),
+            result_cache: crate::engine::ResultCacheSettings::off(),
         }
     }
 }
@@ -132,6 +136,7 @@ pub fn app_with_settings(
         saas,
         settings.engine,
         settings.request,
+        settings.result_cache,
     )
     .map_err(|e| Error::Config(format!("the GraphQL schema is broken: {e}")))?;
     let guard = guard.ok_or_else(|| Error::Config("the schema has no engine".to_owned()))?;
@@ -733,6 +738,11 @@ pub async fn serve(config: ServeConfig) -> Result<(), Error> {
         "guardrails"
     );
     let metrics_public = config.metrics_public();
+    tracing::info!(
+        bytes = config.result_cache.bytes,
+        poll = %crate::engine::guard::seconds(config.result_cache.poll_interval),
+        "result cache"
+    );
     let settings = Settings {
         engine: Some(limits),
         request: guardrails.request,
@@ -741,6 +751,7 @@ pub async fn serve(config: ServeConfig) -> Result<(), Error> {
         auth: Arc::new(config.auth.clone()),
         metrics_public,
         cors_origins: config.http.cors_origins.clone(),
+        result_cache: config.result_cache,
     };
     let app = app_with_settings(conn, models, Some(saas), settings)?;
     let shutdown = shutdown_signal()?;

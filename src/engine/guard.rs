@@ -63,6 +63,16 @@ pub struct Counters {
     pub rejected_requests: AtomicU64,
     /// Statements waiting for their turn now.
     pub waiting: AtomicU64,
+    /// Semantic-layer reads answered from the result cache.
+    pub result_cache_hits: AtomicU64,
+    /// Semantic-layer reads the result cache could not answer (any reason).
+    pub result_cache_misses: AtomicU64,
+    /// Answers dropped from the result cache to stay within its bytes.
+    pub result_cache_evictions: AtomicU64,
+    /// Bytes of answers in the result cache now.
+    pub result_cache_bytes: AtomicU64,
+    /// Answers in the result cache now.
+    pub result_cache_entries: AtomicU64,
     /// Fields answered, by field and outcome (`OK` or the error code), with their latency.
     pub fields: std::sync::Mutex<std::collections::BTreeMap<(String, String), Histogram>>,
     /// HTTP requests answered, by route and status, with their latency.
@@ -311,6 +321,36 @@ pub fn prometheus(guard: &Guard, pool: (u32, usize, u32)) -> String {
         "gauge",
         "Statements that may run at once (--max-concurrent-queries).",
         guard.limits().max_queries.to_string(),
+    );
+    metric(
+        "tally_result_cache_hits_total",
+        "counter",
+        "Semantic-layer reads answered from the result cache.",
+        load(&c.result_cache_hits).to_string(),
+    );
+    metric(
+        "tally_result_cache_misses_total",
+        "counter",
+        "Semantic-layer reads the result cache could not answer (no entry, version changed, disabled, not cacheable).",
+        load(&c.result_cache_misses).to_string(),
+    );
+    metric(
+        "tally_result_cache_evictions_total",
+        "counter",
+        "Answers dropped from the result cache to stay within --result-cache-bytes.",
+        load(&c.result_cache_evictions).to_string(),
+    );
+    metric(
+        "tally_result_cache_bytes",
+        "gauge",
+        "Bytes of answers in the result cache.",
+        load(&c.result_cache_bytes).to_string(),
+    );
+    metric(
+        "tally_result_cache_entries",
+        "gauge",
+        "Answers in the result cache.",
+        load(&c.result_cache_entries).to_string(),
     );
     let (open, idle, max) = pool;
     let _ = writeln!(

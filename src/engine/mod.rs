@@ -20,10 +20,11 @@ mod caller;
 pub mod guard;
 mod live;
 pub mod policy;
+pub mod results;
 mod session;
 pub mod values;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -33,6 +34,7 @@ pub use cache::PlanCache;
 pub use caller::Caller;
 pub use guard::{Guard, Limits, RequestScope};
 pub use live::{check_live, load_live_models, read_catalog};
+pub use results::{ResultCache, ResultCacheSettings};
 pub use session::{Session, StatementExplain, Trace};
 pub use values::Cell;
 
@@ -65,6 +67,11 @@ pub struct Engine {
     zones_ready: Mutex<HashSet<String>>,
     /// Time budget, admission control and counters of every session.
     guard: Arc<Guard>,
+    /// Answers of semantic-layer reads (off unless [`Engine::with_result_cache`]).
+    results: ResultCache,
+    /// The namespaces each model's statements can read, by model (the result cache's
+    /// data versions).
+    reads: HashMap<String, Vec<String>>,
 }
 
 /// The most connections `db`'s pool opens.
@@ -93,7 +100,13 @@ impl Engine {
             .filter(|m| !dialect.time_zones() && m.reads_tz_offsets)
             .map(|m| m.name.clone())
             .collect();
+        let reads = models
+            .iter()
+            .map(|m| (m.name.clone(), results::namespaces_of(m)))
+            .collect();
         Engine {
+            results: ResultCache::new(&db, ResultCacheSettings::off()),
+            reads,
             dialect,
             models: models.into(),
             plans: PlanCache::default(),
@@ -108,6 +121,18 @@ impl Engine {
     pub fn with_limits(mut self, limits: Limits) -> Engine {
         self.guard = Arc::new(Guard::new(limits));
         self
+    }
+
+    /// The engine with a result cache of `settings` (see [`results`]); its data-version
+    /// poll runs on the current Tokio runtime while the engine lives.
+    pub fn with_result_cache(mut self, settings: ResultCacheSettings) -> Engine {
+        self.results = ResultCache::new(&self.db, settings);
+        self
+    }
+
+    /// The result cache's settings.
+    pub fn result_cache(&self) -> ResultCacheSettings {
+        self.results.settings()
     }
 
     /// The time budget, admission control and counters of its sessions.
@@ -181,14 +206,40 @@ impl Engine {
             caller,
             ..crate::plan::Bindings::of(spec)
         });
-        let stmt =
-            Statement::from_sql_and_values(self.db.get_database_backend(), &rendered.sql, params);
-        let join_path = rendered.join_path.clone();
         let label = if spec.rows.is_some() {
             "rows"
         } else {
             "metrics"
         };
+        let reads = self
+            .reads
+            .get(&model.name)
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        let counters = self.guard.counters();
+        let pending = match self
+            .results
+            .lookup(counters, &rendered.sql, &params, spec.as_of, reads)
+        {
+            results::Lookup::Hit(table) => {
+                session.record(StatementExplain {
+                    label: label.to_owned(),
+                    sql: Some(rendered.sql.clone()),
+                    params: params.iter().map(crate::sql::value_json).collect(),
+                    join_path: rendered.join_path.clone(),
+                    plan_micros,
+                    db_millis: 0.0,
+                    source: None,
+                    cache: Some("hit"),
+                    cache_reason: None,
+                });
+                return Ok(results::convert(&table));
+            }
+            results::Lookup::Miss(pending) => pending,
+        };
+        let stmt =
+            Statement::from_sql_and_values(self.db.get_database_backend(), &rendered.sql, params);
+        let join_path = rendered.join_path.clone();
         let result = if rendered.embeds_sql_tables && self.dialect.jit_off().is_some() {
             // JIT off for this statement only: see `Rendered::embeds_sql_tables`.
             let txn = self
@@ -224,10 +275,16 @@ impl Engine {
             }
             rows.push(row);
         }
-        Ok(Table {
+        let table = Arc::new(Table {
             columns: rendered.columns.clone(),
             rows,
-        })
+        });
+        let mut reason = pending.reason.clone();
+        if let Some(more) = self.results.store(counters, pending, &table) {
+            reason = format!("{reason}; {more}");
+        }
+        session.note_cache("miss", Some(reason));
+        Ok(results::convert(&table))
     }
 
     /// What the dialect needs before `spec` runs: on a backend without time zones, the UTC

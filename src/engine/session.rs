@@ -35,6 +35,11 @@ pub struct StatementExplain {
     /// Which path answered, when there is a choice (e.g. the saas stage history or the
     /// direct computation from the events).
     pub source: Option<String>,
+    /// Whether the result cache answered: `hit` or `miss`; `None`: a statement the cache
+    /// does not keep (shown as a miss, not cacheable).
+    pub cache: Option<&'static str>,
+    /// Why the result cache missed.
+    pub cache_reason: Option<String>,
 }
 
 impl StatementExplain {
@@ -64,9 +69,23 @@ impl StatementExplain {
         if let Some(s) = &self.source {
             m.insert("source".into(), s.clone().into());
         }
+        if self.sql.is_some() {
+            m.insert("cache".into(), self.cache.unwrap_or("miss").into());
+            let reason = match (self.cache, &self.cache_reason) {
+                (_, Some(r)) => Some(r.clone()),
+                (None, None) => Some(NOT_KEPT.to_owned()),
+                _ => None,
+            };
+            if let Some(r) = reason {
+                m.insert("cacheReason".into(), r.into());
+            }
+        }
         serde_json::Value::Object(m)
     }
 }
+
+/// Why a statement run outside [`super::Engine::run`] is not in the result cache.
+const NOT_KEPT: &str = "not cacheable: only semantic-layer reads (metrics, rows, stageCounts) are kept; this statement's rows are read as they come";
 
 /// The statements a session ran, shared by its clones (dataloaders keep running statements
 /// for a field after its resolver returned).
@@ -179,6 +198,17 @@ impl Session {
         }
     }
 
+    /// Notes whether the result cache answered the last entry (`hit` or `miss`) and why it
+    /// missed.
+    pub fn note_cache(&self, status: &'static str, reason: Option<String>) {
+        if let Ok(mut v) = self.trace.lock()
+            && let Some(last) = v.last_mut()
+        {
+            last.cache = Some(status);
+            last.cache_reason = reason;
+        }
+    }
+
     /// Notes which path answered (`source` of the last entry), e.g. `stage history`.
     pub fn note_source(&self, source: &str) {
         if let Ok(mut v) = self.trace.lock()
@@ -262,6 +292,8 @@ impl Session {
             plan_micros,
             db_millis,
             source: None,
+            cache: None,
+            cache_reason: None,
         });
         Ok(rows)
     }

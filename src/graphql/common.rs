@@ -67,6 +67,8 @@ pub(crate) fn explain_without_sql(ctx: &ResolverContext<'_>, label: &str) {
                 plan_micros: 0,
                 db_millis: 0.0,
                 source: Some("the loaded models (no SQL)".to_owned()),
+                cache: None,
+                cache_reason: None,
             });
         }
         log.watch(path(ctx), trace);

@@ -105,18 +105,28 @@ pub fn build_with_saas(
     models: Vec<Model>,
     saas: Option<crate::saas::SaasConfig>,
 ) -> Result<Schema, SchemaError> {
-    build_served(db, models, saas, None, RequestLimits::default()).map(|(schema, _)| schema)
+    build_served(
+        db,
+        models,
+        saas,
+        None,
+        RequestLimits::default(),
+        crate::engine::ResultCacheSettings::off(),
+    )
+    .map(|(schema, _)| schema)
 }
 
 /// [`build_with_saas`], with the engine bounded by `limits` (time budget, statements at
-/// once) instead of its pool's defaults, and requests by `request_limits`; with the
-/// engine's guard (its counters are what `/metrics` shows) when `db` is given.
+/// once) instead of its pool's defaults, requests by `request_limits`, and the engine's
+/// answers kept by a result cache of `result_cache`; with the engine's guard (its counters
+/// are what `/metrics` shows) when `db` is given.
 pub fn build_served(
     db: Option<DatabaseConnection>,
     models: Vec<Model>,
     saas: Option<crate::saas::SaasConfig>,
     limits: Option<crate::engine::Limits>,
     request_limits: RequestLimits,
+    result_cache: crate::engine::ResultCacheSettings,
 ) -> Result<(Schema, Option<Arc<crate::engine::Guard>>), SchemaError> {
     let models: Vec<Arc<Model>> = models.into_iter().map(Arc::new).collect();
     let mut builder = Schema::build("Query", None, None)
@@ -151,6 +161,7 @@ pub fn build_served(
         if let Some(limits) = limits {
             engine = engine.with_limits(limits);
         }
+        engine = engine.with_result_cache(result_cache);
         guard = Some(engine.guard().clone());
         builder = builder.data(Arc::new(engine));
     }

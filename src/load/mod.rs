@@ -439,6 +439,8 @@ pub async fn load(
                     "cannot commit the load of {model}: {e}; if the connection was lost during the commit, the database may or may not hold the load: loading the same files again is safe (rows already present are skipped)"
                 ))
             })?;
+            // cached answers over the model's tables are out of date from now on
+            crate::engine::results::bump(model);
             analyze_written(db, model, &tables).await;
             if model == "gym" {
                 // Local times of the gym models need the offsets of every branch's zone.

@@ -284,6 +284,8 @@ pub async fn refresh(db: &DatabaseConnection, config: &SaasConfig) -> Result<Ref
     let txn = db.begin().await.map_err(db_err("beginning a refresh"))?;
     let report = rebuild_in(&txn, config).await?;
     txn.commit().await.map_err(db_err("committing it"))?;
+    // the history lives in the saas namespace: answers read through it are out of date
+    crate::engine::results::bump("saas");
     if let Err(e) = analyze(db).await {
         // statistics are a hint for the planner: the rebuild itself is committed
         tracing::warn!("{e}");

@@ -940,6 +940,130 @@ impl Drop for ScratchFile {
     }
 }
 
+/// What tells the result cache (`crate::engine` results) that a namespace's data changed,
+/// writes by other tools included: one token per namespace, polled in the background; a
+/// token that differs from the previous poll's means the namespace was written.
+///
+/// - SQLite: `PRAGMA "<namespace>".data_version` of every attached database, read on a
+///   connection of the probe's own that never writes. SQLite changes it on that connection
+///   when any other connection (of this process or another) commits to the file, in WAL
+///   mode as in rollback-journal mode; it is exact and immediate.
+/// - PostgreSQL: per schema, each table's write counters (`n_tup_ins + n_tup_upd +
+///   n_tup_del` of `pg_stat_user_tables`) and file node (`pg_relation_filenode`: TRUNCATE,
+///   `VACUUM FULL`, `CLUSTER` and table rewrites change it), a table created or dropped
+///   changes the list. The counters of a committed transaction reach the view when its
+///   backend flushes its statistics: at most once a second, else up to 10 s later on an idle
+///   backend (`PGSTAT_IDLE_INTERVAL`), 60 s at worst under lock contention on the statistics
+///   (`PGSTAT_MAX_INTERVAL`), at once when the backend exits. They need `track_counts` (on
+///   by default); the probe refuses to start without it.
+pub enum VersionProbe {
+    /// A connection detached from an SQLite pool (its attachments included).
+    Sqlite(sea_orm::sqlx::SqliteConnection),
+    /// The PostgreSQL pool.
+    Postgres(sea_orm::DatabaseConnection),
+}
+
+impl std::fmt::Debug for VersionProbe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            VersionProbe::Sqlite(_) => "VersionProbe::Sqlite",
+            VersionProbe::Postgres(_) => "VersionProbe::Postgres",
+        })
+    }
+}
+
+/// `pg_stat_user_tables` by schema: the token of each (see [`VersionProbe`]).
+const PG_VERSIONS: &str = "SELECT s.schemaname::text, string_agg(s.relid::text || ':' || \
+     (s.n_tup_ins + s.n_tup_upd + s.n_tup_del)::text || ':' || \
+     COALESCE(pg_relation_filenode(s.relid), 0)::text, ',' ORDER BY s.relid) \
+     FROM pg_stat_user_tables AS s GROUP BY s.schemaname";
+
+impl VersionProbe {
+    /// The probe of `db`'s backend: on SQLite a connection taken out of the pool for good
+    /// (the pool opens another in its place).
+    pub async fn open(db: &sea_orm::DatabaseConnection) -> Result<VersionProbe, String> {
+        use sea_orm::ConnectionTrait as _;
+        match db.get_database_backend() {
+            sea_orm::DatabaseBackend::Sqlite => {
+                let conn = db
+                    .get_sqlite_connection_pool()
+                    .acquire()
+                    .await
+                    .map_err(|e| format!("opening the version probe's connection: {e}"))?;
+                Ok(VersionProbe::Sqlite(conn.detach()))
+            }
+            sea_orm::DatabaseBackend::Postgres => {
+                let stmt = sea_orm::Statement::from_string(
+                    sea_orm::DatabaseBackend::Postgres,
+                    "SELECT current_setting('track_counts')",
+                );
+                let row = db
+                    .query_one_raw(stmt)
+                    .await
+                    .map_err(|e| format!("reading track_counts: {e}"))?;
+                let on = row
+                    .and_then(|r| r.try_get_by_index::<String>(0).ok())
+                    .is_some_and(|v| v == "on");
+                if !on {
+                    return Err(
+                        "track_counts is off: PostgreSQL keeps no write counters to notice writes by"
+                            .to_owned(),
+                    );
+                }
+                Ok(VersionProbe::Postgres(db.clone()))
+            }
+            other => Err(format!("no version probe for {other:?}")),
+        }
+    }
+
+    /// The token of every namespace now, by namespace.
+    pub async fn read(&mut self) -> Result<Vec<(String, String)>, String> {
+        use sea_orm::ConnectionTrait as _;
+        use sea_orm::sqlx;
+        match self {
+            VersionProbe::Sqlite(conn) => {
+                let names: Vec<String> =
+                    sqlx::query_scalar("SELECT name FROM pragma_database_list ORDER BY seq")
+                        .fetch_all(&mut *conn)
+                        .await
+                        .map_err(|e| format!("listing the attached databases: {e}"))?;
+                let mut out = Vec::with_capacity(names.len());
+                for name in names.into_iter().filter(|n| n != "temp") {
+                    let pragma = format!("PRAGMA \"{}\".data_version", name.replace('"', "\"\""));
+                    let v: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(pragma))
+                        .fetch_one(&mut *conn)
+                        .await
+                        .map_err(|e| format!("reading the data version of {name}: {e}"))?;
+                    out.push((name, v.to_string()));
+                }
+                Ok(out)
+            }
+            VersionProbe::Postgres(db) => {
+                let stmt = sea_orm::Statement::from_string(
+                    sea_orm::DatabaseBackend::Postgres,
+                    PG_VERSIONS,
+                );
+                let rows = db
+                    .query_all_raw(stmt)
+                    .await
+                    .map_err(|e| format!("reading pg_stat_user_tables: {e}"))?;
+                rows.iter()
+                    .map(|r| {
+                        let schema = r.try_get_by_index::<String>(0);
+                        let token = r.try_get_by_index::<String>(1);
+                        match (schema, token) {
+                            (Ok(s), Ok(t)) => Ok((s, t)),
+                            (Err(e), _) | (_, Err(e)) => {
+                                Err(format!("reading pg_stat_user_tables: {e}"))
+                            }
+                        }
+                    })
+                    .collect()
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::{Dialect, Postgres, Sqlite};

@@ -1,0 +1,390 @@
+//! The result cache (docs/CACHING.md), on every backend under test: a repeated request is a
+//! hit; a load through tally's loader and a write by another connection make it a miss
+//! (the latter within the documented bound); requests differing only in a bound value never
+//! share an answer; the bytes bound holds (least recently used out); 0 bytes turns it off.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_graphql::dynamic::Schema;
+use common::TestDb;
+use sea_orm::ConnectionTrait;
+use serde_json::Value;
+use tally::engine::{Guard, ResultCacheSettings};
+
+/// The poll interval the tests run with.
+const POLL: Duration = Duration::from_millis(50);
+
+/// PostgreSQL's own delay before a committed write shows in `pg_stat_user_tables` (a backend
+/// flushes its counters within 1 s, or 10 s when it flushed less than 1 s before; see
+/// docs/CACHING.md).
+const PG_STATS_DELAY: Duration = Duration::from_secs(10);
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/saas/rules");
+
+const USERS: &str = r#"{ saas { metrics(asOf: "2030-01-01T00:00:00Z") { lifecycleUsers } } }"#;
+
+/// Every backend under test; under `CI=true` PostgreSQL must be configured.
+async fn backends() -> Vec<TestDb> {
+    let dbs = TestDb::all().await;
+    if std::env::var("CI").as_deref() == Ok("true") {
+        assert!(
+            dbs.iter().any(|d| d.backend == "postgres"),
+            "CI=true: set TEST_DATABASE_URL so the result cache is tested on PostgreSQL"
+        );
+    }
+    dbs
+}
+
+/// The saas fixtures loaded into `db` through tally's loader.
+async fn load_fixtures(db: &TestDb) {
+    let sources = tally::load::csv_sources("saas", std::path::Path::new(FIXTURES)).unwrap();
+    tally::load::load(
+        &db.conn,
+        "saas",
+        sources,
+        &tally::load::LoadOptions::default(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{}: loading saas: {e:?}", db.backend));
+}
+
+/// The served schema over `db` with a result cache of `bytes`, and its engine's guard.
+fn schema(db: &TestDb, bytes: usize) -> (Schema, Arc<Guard>) {
+    let models = tally::semantic::load_models(None).unwrap();
+    let settings = ResultCacheSettings {
+        bytes,
+        poll_interval: POLL,
+    };
+    let (schema, guard) = tally::graphql::build_served(
+        Some(db.conn.clone()),
+        models,
+        None,
+        None,
+        tally::graphql::RequestLimits::default(),
+        settings,
+    )
+    .unwrap();
+    (schema, guard.unwrap())
+}
+
+/// The response to `q` as JSON; it must hold no error.
+async fn run(schema: &Schema, q: &str) -> Value {
+    let out = serde_json::to_value(schema.execute(q).await).unwrap();
+    assert!(out.get("errors").is_none(), "{q}: {out}");
+    out
+}
+
+/// `(cache, cacheReason)` of the response's only explained statement.
+fn cache_of(out: &Value) -> (String, String) {
+    let explain = out["extensions"]["explain"].as_array().unwrap();
+    assert_eq!(explain.len(), 1, "{out}");
+    (
+        explain[0]["cache"].as_str().unwrap().to_owned(),
+        explain[0]["cacheReason"].as_str().unwrap_or("").to_owned(),
+    )
+}
+
+fn users(out: &Value) -> i64 {
+    out["data"]["saas"]["metrics"][0]["lifecycleUsers"]
+        .as_i64()
+        .unwrap()
+}
+
+/// Waits for the first poll of the data versions (until then nothing is cacheable).
+async fn warm(schema: &Schema) {
+    let started = Instant::now();
+    loop {
+        let out = run(
+            schema,
+            "{ saas { metrics(asOf: \"2001-01-01T00:00:00Z\") { lifecycleUsers } } }",
+        )
+        .await;
+        let (_, reason) = cache_of(&out);
+        if !reason.starts_with("not cacheable") {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the data versions were never read: {reason}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+#[tokio::test]
+async fn a_repeated_request_hits_and_a_load_through_tally_misses() {
+    for db in backends().await {
+        load_fixtures(&db).await;
+        let (schema, guard) = schema(&db, 1 << 20);
+        warm(&schema).await;
+        let first = run(&schema, USERS).await;
+        assert_eq!(
+            cache_of(&first),
+            ("miss".to_owned(), "no entry".to_owned()),
+            "{}",
+            db.backend
+        );
+        let second = run(&schema, USERS).await;
+        assert_eq!(cache_of(&second).0, "hit", "{}: {second}", db.backend);
+        assert_eq!(second["data"], first["data"], "{}", db.backend);
+        let hits = guard
+            .counters()
+            .result_cache_hits
+            .load(std::sync::atomic::Ordering::Relaxed);
+        assert!(hits >= 1, "{}", db.backend);
+
+        // one more user, through tally's loader: the next answer is computed again
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("global_events.csv"),
+            "ts,event_id,event_time,event_type,metadata\n\
+             2025-01-01 00:00:00,ev_cache_load,2025-01-01T00:00:00Z,user_account_creation,\"{\"\"user_id\"\":\"\"u_cache_load\"\",\"\"email\"\":\"\"c@example.com\"\"}\"\n",
+        )
+        .unwrap();
+        let sources = tally::load::csv_sources("saas", dir.path()).unwrap();
+        tally::load::load(&db.conn, "saas", sources, &Default::default())
+            .await
+            .unwrap();
+        let third = run(&schema, USERS).await;
+        assert_eq!(
+            cache_of(&third),
+            ("miss".to_owned(), "version changed".to_owned()),
+            "{}",
+            db.backend
+        );
+        assert_eq!(users(&third), users(&first) + 1, "{}", db.backend);
+        assert_eq!(
+            cache_of(&run(&schema, USERS).await).0,
+            "hit",
+            "{}",
+            db.backend
+        );
+
+        // asOf absent is now: each request has its own instant, so none shares an answer
+        let now = "{ saas { metrics { lifecycleUsers } } }";
+        run(&schema, now).await;
+        let again = run(&schema, now).await;
+        assert_eq!(cache_of(&again).0, "miss", "{}: {again}", db.backend);
+        db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn a_write_by_another_connection_misses_within_the_bound() {
+    for db in backends().await {
+        load_fixtures(&db).await;
+        let (schema, _) = schema(&db, 1 << 20);
+        warm(&schema).await;
+        let before = users(&run(&schema, USERS).await);
+        assert_eq!(
+            cache_of(&run(&schema, USERS).await).0,
+            "hit",
+            "{}",
+            db.backend
+        );
+        // another pool (other connections, as another tool would use)
+        let other = tally::db::connect(&db.url).await.unwrap();
+        let placeholders = if db.backend == "postgres" {
+            "$1, $2, CAST($3 AS timestamptz), $4, CAST($5 AS jsonb)"
+        } else {
+            "?, ?, ?, ?, ?"
+        };
+        let insert = sea_orm::Statement::from_sql_and_values(
+            other.get_database_backend(),
+            format!(
+                "INSERT INTO \"saas\".\"global_events\" (ts, event_id, event_time, event_type, metadata) VALUES ({placeholders})"
+            ),
+            [
+                "2025-02-01 00:00:00".into(),
+                "ev_cache_outside".into(),
+                "2025-02-01T00:00:00+00:00".into(),
+                "user_account_creation".into(),
+                r#"{"user_id": "u_cache_outside", "email": "x@example.com"}"#.into(),
+            ],
+        );
+        other.execute_raw(insert).await.unwrap();
+        let written = Instant::now();
+        let bound = 2 * POLL
+            + if db.backend == "postgres" {
+                PG_STATS_DELAY
+            } else {
+                Duration::ZERO
+            };
+        // slack for a loaded machine: the poll is a task among others
+        let deadline = bound + Duration::from_secs(2);
+        let mut seen = before;
+        while seen == before {
+            assert!(
+                written.elapsed() < deadline,
+                "{}: the cache still answered {before} {:?} after an outside write (bound {bound:?})",
+                db.backend,
+                written.elapsed()
+            );
+            tokio::time::sleep(POLL / 2).await;
+            seen = users(&run(&schema, USERS).await);
+        }
+        assert_eq!(seen, before + 1, "{}", db.backend);
+        // and the new answer stays
+        assert_eq!(
+            users(&run(&schema, USERS).await),
+            before + 1,
+            "{}",
+            db.backend
+        );
+        other.close().await.ok();
+        db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn requests_differing_only_in_a_bound_value_never_share() {
+    for db in backends().await {
+        load_fixtures(&db).await;
+        let (schema, _) = schema(&db, 1 << 20);
+        warm(&schema).await;
+        let by_stage = run(
+            &schema,
+            r#"{ saas { metrics(asOf: "2030-01-01T00:00:00Z") { stage lifecycleUsers } } }"#,
+        )
+        .await;
+        let rows = by_stage["data"]["saas"]["metrics"]
+            .as_array()
+            .unwrap()
+            .clone();
+        assert!(rows.len() >= 2, "{}: {by_stage}", db.backend);
+        let q = |stage: &str| {
+            format!(
+                r#"{{ saas {{ metrics(asOf: "2030-01-01T00:00:00Z", where: {{ stage: {{ equals: "{stage}" }} }}) {{ lifecycleUsers }} }} }}"#
+            )
+        };
+        for _ in 0..2 {
+            for row in &rows {
+                let stage = row["stage"].as_str().unwrap();
+                let out = run(&schema, &q(stage)).await;
+                assert_eq!(
+                    users(&out),
+                    row["lifecycleUsers"].as_i64().unwrap(),
+                    "{}: {stage}: {out}",
+                    db.backend
+                );
+            }
+        }
+        // the same statement, each value its own entry: the second round hit
+        let out = run(&schema, &q(rows[0]["stage"].as_str().unwrap())).await;
+        assert_eq!(cache_of(&out).0, "hit", "{}", db.backend);
+        // two instants (bound values too) give their own answers
+        let early = run(
+            &schema,
+            r#"{ saas { metrics(asOf: "2024-01-10T12:00:00Z") { lifecycleUsers } } }"#,
+        )
+        .await;
+        let late = run(&schema, USERS).await;
+        assert!(users(&early) < users(&late), "{}", db.backend);
+        db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn the_bytes_bound_holds_least_recently_used_out() {
+    use std::sync::atomic::Ordering::Relaxed;
+    for db in backends().await {
+        load_fixtures(&db).await;
+        let limit = 8 * 1024;
+        let (schema, guard) = schema(&db, limit);
+        warm(&schema).await;
+        let at = |day: u32| {
+            format!(
+                r#"{{ saas {{ metrics(asOf: "2024-02-{day:02}T00:00:00Z") {{ stage lifecycleUsers }} }} }}"#
+            )
+        };
+        for day in 1..=28 {
+            let out = run(&schema, &at(day)).await;
+            let (_, reason) = cache_of(&out);
+            assert!(
+                !reason.contains("not cacheable") && !reason.contains("too big"),
+                "{}: {reason}: {out}",
+                db.backend
+            );
+            let bytes = guard.counters().result_cache_bytes.load(Relaxed);
+            assert!(bytes as usize <= limit, "{}: {bytes} bytes", db.backend);
+        }
+        let c = guard.counters();
+        assert!(
+            c.result_cache_evictions.load(Relaxed) > 0,
+            "{}: {} entries, {} bytes, {} hits, {} misses",
+            db.backend,
+            c.result_cache_entries.load(Relaxed),
+            c.result_cache_bytes.load(Relaxed),
+            c.result_cache_hits.load(Relaxed),
+            c.result_cache_misses.load(Relaxed)
+        );
+        // the newest is kept, the oldest was evicted
+        assert_eq!(
+            cache_of(&run(&schema, &at(28)).await).0,
+            "hit",
+            "{}",
+            db.backend
+        );
+        assert_eq!(
+            cache_of(&run(&schema, &at(1)).await),
+            ("miss".to_owned(), "no entry".to_owned()),
+            "{}",
+            db.backend
+        );
+        // /metrics shows the counters
+        let text = tally::engine::guard::prometheus(&guard, (1, 1, 1));
+        for name in [
+            "tally_result_cache_hits_total",
+            "tally_result_cache_misses_total",
+            "tally_result_cache_evictions_total",
+            "tally_result_cache_bytes",
+        ] {
+            assert!(
+                text.contains(&format!("\n{name} ")),
+                "{name} missing:\n{text}"
+            );
+        }
+        db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn zero_bytes_turns_it_off_and_a_too_big_answer_is_not_kept() {
+    for db in backends().await {
+        load_fixtures(&db).await;
+        let (off, guard) = schema(&db, 0);
+        for _ in 0..2 {
+            let out = run(&off, USERS).await;
+            assert_eq!(
+                cache_of(&out),
+                (
+                    "miss".to_owned(),
+                    "disabled (--result-cache-bytes 0)".to_owned()
+                ),
+                "{}",
+                db.backend
+            );
+        }
+        let hits = guard
+            .counters()
+            .result_cache_hits
+            .load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(hits, 0, "{}", db.backend);
+
+        let (tiny, _) = schema(&db, 256);
+        warm(&tiny).await;
+        for _ in 0..2 {
+            let (status, reason) = cache_of(&run(&tiny, USERS).await);
+            assert_eq!(status, "miss", "{}", db.backend);
+            assert!(
+                reason.contains("too big to keep"),
+                "{}: {reason}",
+                db.backend
+            );
+        }
+        db.cleanup().await;
+    }
+}
