@@ -178,6 +178,8 @@ impl Engine {
         let join_path = rendered.join_path.clone();
         let label = if spec.rows.is_some() {
             "rows"
+        } else if spec.funnel.is_some() {
+            "funnel"
         } else {
             "metrics"
         };

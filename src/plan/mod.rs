@@ -23,6 +23,7 @@ mod conversion;
 mod cut;
 mod distinct_window;
 mod filter;
+mod funnel;
 mod keys;
 mod metric;
 mod output;
@@ -39,6 +40,7 @@ pub use conversion::{ConversionNode, ConversionValue};
 pub use cut::{CutCondition, CutNode, CutSource, LatestRow, sql_params};
 pub use distinct_window::{DistinctWindowNode, DistinctWindowValue};
 pub use filter::PlannedFilter;
+pub use funnel::{FunnelNode, FunnelOut, PlannedStep};
 pub use keys::KeysNode;
 pub use metric::{CumulativeValue, DerivedValue, MeasureRef, MetricValue};
 pub use output::{OutType, OutputColumn, OutputNode, OutputValue};
@@ -96,6 +98,8 @@ pub struct Plan {
     pub join_path: Vec<String>,
     /// A row query's node (the rows of one table); `None` for metrics.
     pub rows: Option<RowsNode>,
+    /// A funnel request's node; `None` for metrics and rows.
+    pub funnel: Option<FunnelNode>,
 }
 
 impl Plan {
@@ -204,6 +208,9 @@ pub fn plan(model: &Model, spec: &QuerySpec, percentile_cont: bool) -> Result<Pl
     if let Some(table) = &spec.rows {
         return rows::plan(&mut p, spec, table);
     }
+    if let Some(f) = &spec.funnel {
+        return funnel::plan(&mut p, spec, f);
+    }
     let mut slots = Vec::new();
     for (d, g) in spec.dimension_slots() {
         slots.push(slot::plan(&mut p, d, g, spec.timezone.is_some())?);
@@ -268,6 +275,7 @@ pub fn plan(model: &Model, spec: &QuerySpec, percentile_cont: bool) -> Result<Pl
         output,
         join_path: p.touched,
         rows: None,
+        funnel: None,
     })
 }
 

@@ -4,7 +4,11 @@
 //! `QuerySpec`; [`QuerySpec::check`] validates it against the [`Model`] with user errors that
 //! carry a code and, for unknown names, the nearest valid name.
 
+mod funnel;
+
 use chrono::{DateTime, Utc};
+
+pub use funnel::{FIRST_STEP_TIME, FunnelSpec, FunnelValue, WindowPer, Within, picked_steps};
 
 use crate::error::ApiError;
 use crate::semantic::{DimType, Granularity, MetricKind, Model};
@@ -36,6 +40,8 @@ pub struct QuerySpec {
     pub conversion_filter: Option<String>,
     /// The values the filter compares with, referenced by index from [`Filter::Cond`].
     pub values: Vec<ReqValue>,
+    /// A funnel request: the funnel, its steps and window (`None`: metrics or rows).
+    pub funnel: Option<FunnelSpec>,
 }
 
 /// One selected field.
@@ -69,6 +75,8 @@ pub enum Item {
         /// The column's field name (`userId`).
         name: String,
     },
+    /// A value of a funnel row.
+    Funnel(FunnelValue),
 }
 
 /// A filter over dimensions (their raw values: time dimensions are compared unbucketed).
@@ -177,6 +185,7 @@ impl QuerySpec {
             timezone: None,
             conversion_filter: None,
             values: Vec::new(),
+            funnel: None,
         }
     }
 
@@ -246,9 +255,10 @@ impl QuerySpec {
             })
             .collect();
         format!(
-            "{}|{:?}|{:?}|{:?}|{:?}|{}|{}|{}|{}|{}",
+            "{}|{:?}|{:?}|{:?}|{:?}|{:?}|{}|{}|{}|{}|{}",
             self.model,
             self.rows,
+            self.funnel,
             self.fields,
             self.filter,
             self.order,
@@ -275,6 +285,9 @@ impl QuerySpec {
     pub fn check(&self, model: &Model) -> Result<(), ApiError> {
         if let Some(table) = &self.rows {
             return self.check_rows(model, table);
+        }
+        if let Some(f) = &self.funnel {
+            return self.check_funnel(model, f);
         }
         let dim_names = || {
             model
@@ -376,7 +389,7 @@ impl QuerySpec {
         for o in &self.order {
             let selected = self.fields.iter().any(|f| match &f.item {
                 Item::Dimension { name, .. } | Item::Metric { name } => *name == o.target,
-                Item::IsComplete | Item::Column { .. } => false,
+                Item::IsComplete | Item::Column { .. } | Item::Funnel(_) => false,
             });
             if !selected {
                 return Err(ApiError::BadOrderBy(format!(
@@ -439,6 +452,7 @@ impl QuerySpec {
                     return Err(unknown("", name));
                 }
                 Item::IsComplete => return Err(unknown("", "isComplete")),
+                Item::Funnel(_) => return Err(unknown("", "a funnel value")),
             }
         }
         for d in self.filter_dimensions() {

@@ -199,6 +199,10 @@ const EMBEDDED_SQL: &[(&str, &str)] = &[
         include_str!("../../models/web/product_views.sql"),
     ),
     (
+        "web/product_shipments.sql",
+        include_str!("../../models/web/product_shipments.sql"),
+    ),
+    (
         "shop/customer_value.sql",
         include_str!("../../models/shop/customer_value.sql"),
     ),
@@ -325,6 +329,8 @@ pub(crate) struct RawFile {
     pub measure: Vec<Spanned<RawMeasure>>,
     #[serde(default)]
     pub metric: Vec<Spanned<RawMetric>>,
+    #[serde(default)]
+    pub funnel: Vec<Spanned<super::funnel::RawFunnel>>,
     #[serde(flatten)]
     pub settings: BTreeMap<String, toml::Value>,
 }

@@ -9,6 +9,7 @@
 mod columns;
 pub mod expr;
 mod file;
+pub mod funnel;
 
 mod validate;
 
@@ -18,6 +19,7 @@ use std::sync::Arc;
 pub use columns::{ColType, physical_columns};
 pub use expr::{Expr, ExprType};
 pub use file::{EMBEDDED_MODELS, ModelSource, SourceFile};
+pub use funnel::{Funnel, FunnelStep};
 
 /// A validated model: what the planner and the GraphQL layer read.
 #[derive(Debug, Clone)]
@@ -46,6 +48,8 @@ pub struct Model {
     pub conversion_variants: Vec<String>,
     /// The variant used when a request names none.
     pub default_variant: Option<String>,
+    /// Funnels (`[[funnel]]`), in file order.
+    pub funnels: Vec<Funnel>,
 }
 
 /// A logical table.
@@ -746,6 +750,10 @@ impl Model {
     /// The metric named `name`.
     pub fn metric(&self, name: &str) -> Option<&Metric> {
         self.metrics.iter().find(|m| m.name == name)
+    }
+    /// The funnel named `name`.
+    pub fn funnel(&self, name: &str) -> Option<&Funnel> {
+        self.funnels.iter().find(|f| f.name == name)
     }
 
     /// The join paths (as lists of join indexes) from table `from` to table `to`, following

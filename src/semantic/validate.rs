@@ -109,9 +109,16 @@ fn is_field_name(s: &str) -> bool {
 }
 
 /// Field names of a model's object that row fields may not take: `metrics`, and the
-/// lifecycle fields of the saas model.
-pub(crate) const RESERVED_ROW_FIELDS: [&str; 5] =
-    ["metrics", "stageCounts", "journey", "transitions", "users"];
+/// lifecycle fields of the saas model, and the funnel fields.
+pub(crate) const RESERVED_ROW_FIELDS: [&str; 7] = [
+    "metrics",
+    "stageCounts",
+    "journey",
+    "transitions",
+    "users",
+    "funnel",
+    "funnelSankey",
+];
 
 /// Field names of every metrics row that dimensions and metrics may not take.
 pub(crate) const RESERVED_FIELDS: [&str; 1] = ["isComplete"];
@@ -224,11 +231,24 @@ fn build_one(source: &ModelSource, ctx: &LoadContext, r: &mut Report) -> Option<
         metrics: Vec::new(),
         conversion_variants: Vec::new(),
         default_variant: None,
+        funnels: Vec::new(),
     };
     let dim_locs = build_dimensions(&parsed, &mut model, r);
     build_measures(&parsed, &mut model, r);
     build_metrics(&parsed, &mut model, r);
     check_paths(&model, &dim_locs, r);
+    for p in &parsed {
+        for f in &p.raw.funnel {
+            match super::funnel::build(f.get_ref(), &model) {
+                Ok(funnel) => model.funnels.push(funnel),
+                Err(problems) => {
+                    for m in problems {
+                        Loc::of(p, f).report(r, m);
+                    }
+                }
+            }
+        }
+    }
     // conversion variants: every table and conversion metric that declares them declares
     // the same list and default
     let mut variants: Option<(Vec<String>, String)> = None;

@@ -7,6 +7,7 @@ mod conversion;
 mod cut;
 mod distinct_window;
 mod expr;
+mod funnel;
 mod keys;
 mod metric;
 mod output;
@@ -59,6 +60,9 @@ pub(super) fn statement(plan: &Plan, d: &dyn Dialect) -> Result<Sql, PlanError> 
     r.filter = plan.filter.as_ref().map(|f| r.filter(f)).transpose()?;
     if let Some(node) = &plan.rows {
         return r.rows_statement(node);
+    }
+    if let Some(node) = &plan.funnel {
+        return r.funnel_statement(node);
     }
     let mut ctes: Vec<Cte> = Vec::new();
     for cut in &plan.cuts {
