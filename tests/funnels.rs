@@ -410,8 +410,21 @@ async fn bad_funnel_requests_have_codes() {
         assert!(msg.contains(text), "{args}: {msg}");
     }
     // a dimension the first step's table does not reach
-    let v = gql(&db, "{ web { funnel(name: PURCHASE) { state step } } }").await;
+    let v = gql(&db, "{ web { funnel(name: PURCHASE) { eventType step } } }").await;
     assert_eq!(code(&v), "UNREACHABLE_DIMENSION", "{v}");
+    let v = gql(
+        &db,
+        r#"{ web { funnel(name: PURCHASE, where: { state: { equals: "NY" } }) { step } } }"#,
+    )
+    .await;
+    assert_eq!(code(&v), "UNREACHABLE_DIMENSION", "{v}");
+    // grouped by a dimension its first step reaches when the request starts elsewhere
+    let v = gql(
+        &db,
+        "{ web { funnel(name: PURCHASE, steps: [ADD_TO_CART, CHECKOUT]) { eventType step entities } } }",
+    )
+    .await;
+    assert_eq!(data(&v, "web.funnel"), json!([]), "no events, no groups");
     // names the enums cannot guard: through the engine
     let engine = tally::engine::Engine::with_embedded_models(db.conn.clone()).unwrap();
     let session = engine.session();

@@ -212,7 +212,15 @@ pub(crate) fn register_model(mut builder: SchemaBuilder, model: &Arc<Model>) -> 
             .description("The bucket of the entity's first-step event time (selecting it groups by it), RFC 3339 in UTC.")
             .argument(granularity_argument()),
     );
-    for d in &model.dimensions {
+    // the dimensions some step's table reaches (a request checks its own first step's)
+    let reachable = |table: &str| {
+        model
+            .funnels
+            .iter()
+            .flat_map(|f| f.steps.iter())
+            .any(|s| model.join_path(&s.table, table).is_some())
+    };
+    for d in model.dimensions.iter().filter(|d| reachable(&d.table)) {
         let mut f = Field::new(d.name.clone(), TypeRef::named(dim_type(d.dim_type)), row_value)
             .description(format!(
                 "{} Groups by the value of the entity's first-step event (it must reach this dimension's table).",
@@ -272,7 +280,7 @@ pub(crate) fn fields(model: &Arc<Model>) -> Vec<Field> {
             .argument(InputValue::new("steps", TypeRef::named_nn_list(&n.step)).description("The steps, in the funnel's order, at least two (default: every step of the funnel)."))
             .argument(InputValue::new("within", TypeRef::named(WINDOW)).description("The window (default: the funnel's own, else none)."))
             .argument(
-                InputValue::new("per", TypeRef::named_nn(PER))
+                InputValue::new("per", TypeRef::named(PER))
                     .default_value(Value::Enum(async_graphql::Name::new("STEP")))
                     .description("What the window bounds: each step after the previous (STEP) or every step after the first (OVERALL)."),
             )
