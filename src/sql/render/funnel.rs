@@ -129,18 +129,22 @@ impl Renderer<'_> {
         } else {
             format!("PARTITION BY {} ", self.slot_list(Some("f1")))
         };
+        // the backend's median aggregate, else the middle rows by number
+        let native = self.d.median(Sql::raw("x")).is_some();
         let mut all = vec![self.slot_list(Some("f1"))];
         all.retain(|x| !x.is_empty());
         for k in 2..=n.steps.len() {
             let dt = format!("\"f{k}\".\"dt\"");
             all.push(format!("{dt} AS \"dt{k}\""));
-            all.push(format!(
-                "ROW_NUMBER() OVER ({part}ORDER BY ({dt} IS NULL), {dt}) AS \"rn{k}\""
-            ));
-            all.push(format!(
-                "COUNT({dt}) OVER ({}) AS \"c{k}\"",
-                part.trim_end()
-            ));
+            if !native {
+                all.push(format!(
+                    "ROW_NUMBER() OVER ({part}ORDER BY ({dt} IS NULL), {dt}) AS \"rn{k}\""
+                ));
+                all.push(format!(
+                    "COUNT({dt}) OVER ({}) AS \"c{k}\"",
+                    part.trim_end()
+                ));
+            }
         }
         let mut from = format!(
             "SELECT {}\n  FROM {} AS \"f1\"",
@@ -164,9 +168,13 @@ impl Renderer<'_> {
         let mut aggs = vec!["COUNT(*) AS \"n1\"".to_owned()];
         for k in 2..=n.steps.len() {
             aggs.push(format!("COUNT(\"dt{k}\") AS \"n{k}\""));
-            aggs.push(format!(
-                "AVG(CASE WHEN \"rn{k}\" IN ((\"c{k}\" + 1) / 2, (\"c{k}\" + 2) / 2) THEN \"dt{k}\" END) AS \"m{k}\""
-            ));
+            let median = match self.d.median(Sql::raw(&format!("\"dt{k}\""))) {
+                Some(m) => m.text,
+                None => format!(
+                    "AVG(CASE WHEN \"rn{k}\" IN ((\"c{k}\" + 1) / 2, (\"c{k}\" + 2) / 2) THEN \"dt{k}\" END)"
+                ),
+            };
+            aggs.push(format!("{median} AS \"m{k}\""));
         }
         ctes.push(Cte::new(
             &self.plan.output.from,
