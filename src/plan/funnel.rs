@@ -7,7 +7,6 @@ use super::cut::{self, CutCondition};
 use super::slot::{self, DimSlot};
 use super::{
     AsOfText, OutType, OutputColumn, OutputNode, OutputValue, Plan, PlanError, Planner, RowSource,
-    filter,
 };
 use crate::query::{FunnelSpec, FunnelValue, Item, QuerySpec, WindowPer, picked_steps};
 use crate::semantic::{DimType, Dimension, Expr, Granularity, TimeStorage, Unit};
@@ -121,17 +120,7 @@ pub(super) fn plan(
             p.dim_tables.push(s.dimension.table.clone());
         }
     }
-    for d in spec.filter_dimensions() {
-        let table = p.dimension(d)?.table.clone();
-        if !p.dim_tables.contains(&table) {
-            p.dim_tables.push(table);
-        }
-    }
-    let filter = spec
-        .filter
-        .as_ref()
-        .map(|x| filter::plan(p, x, spec.values.len()))
-        .transpose()?;
+    let filter = p.request_filter(spec)?;
     let mut steps = Vec::new();
     for (i, s) in picked.iter().enumerate() {
         if i == 1 {

@@ -224,17 +224,7 @@ pub fn plan(model: &Model, spec: &QuerySpec, percentile_cont: bool) -> Result<Pl
             p.dim_tables.push(s.dimension.table.clone());
         }
     }
-    for d in spec.filter_dimensions() {
-        let table = p.dimension(d)?.table.clone();
-        if !p.dim_tables.contains(&table) {
-            p.dim_tables.push(table);
-        }
-    }
-    let filter = spec
-        .filter
-        .as_ref()
-        .map(|f| filter::plan(&mut p, f, spec.values.len()))
-        .transpose()?;
+    let filter = p.request_filter(spec)?;
     let aggregates = aggregate::plan(&mut p, &needs, percentile_cont)?;
     let mut specials = Vec::new();
     for need in &needs {
@@ -329,6 +319,21 @@ impl Planner<'_> {
         self.model
             .metric(name)
             .ok_or_else(|| PlanError::new(format!("unknown metric {name:?}")))
+    }
+
+    /// The request's filter, planned, with the tables of its dimensions added to the
+    /// dimension tables the rows join.
+    fn request_filter(&mut self, spec: &QuerySpec) -> Result<Option<PlannedFilter>, PlanError> {
+        for d in spec.filter_dimensions() {
+            let table = self.dimension(d)?.table.clone();
+            if !self.dim_tables.contains(&table) {
+                self.dim_tables.push(table);
+            }
+        }
+        spec.filter
+            .as_ref()
+            .map(|f| filter::plan(self, f, spec.values.len()))
+            .transpose()
     }
 
     fn touch(&mut self, table: &str) {

@@ -3,7 +3,7 @@
 
 use super::{Item, QuerySpec, did_you_mean};
 use crate::error::ApiError;
-use crate::semantic::{DimType, Funnel, Model};
+use crate::semantic::{Funnel, Model};
 
 /// The funnel part of a [`QuerySpec`] (set: the request is a funnel).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -160,25 +160,7 @@ impl QuerySpec {
                     let dim = model.dimension(name).ok_or_else(|| {
                         ApiError::UnknownDimension(format!("unknown dimension {name:?}"))
                     })?;
-                    match (dim.dim_type, granularity) {
-                        (DimType::Time, Some(g)) if !dim.granularities.contains(g) => {
-                            return Err(ApiError::BadGranularity(format!(
-                                "{name} has no {} granularity",
-                                g.as_str().to_uppercase()
-                            )));
-                        }
-                        (DimType::Time, None) => {
-                            return Err(ApiError::BadGranularity(format!(
-                                "{name} needs a granularity"
-                            )));
-                        }
-                        (t, Some(_)) if t != DimType::Time => {
-                            return Err(ApiError::BadGranularity(format!(
-                                "{name} is not a time dimension: it takes no granularity"
-                            )));
-                        }
-                        _ => {}
-                    }
+                    super::granularity_fits(name, dim, *granularity)?;
                 }
                 Item::Funnel(_) => {}
                 Item::Metric { name } | Item::Column { name } => {
@@ -202,14 +184,7 @@ impl QuerySpec {
                 o.target
             )));
         }
-        if let Some(tz) = &self.timezone
-            && tz.parse::<chrono_tz::Tz>().is_err()
-        {
-            return Err(ApiError::BadTimezone(format!(
-                "timezone {tz:?} is not an IANA time zone (e.g. Europe/London)"
-            )));
-        }
-        Ok(())
+        self.check_zone_and_variant(model)
     }
 }
 

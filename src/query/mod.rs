@@ -170,6 +170,33 @@ fn did_you_mean(name: &str, candidates: Vec<&str>) -> String {
     }
 }
 
+/// `d` (the dimension `dim`) at granularity `g`: a time dimension takes one it offers, other
+/// dimensions none; else `BAD_GRANULARITY`.
+fn granularity_fits(
+    d: &str,
+    dim: &crate::semantic::Dimension,
+    g: Option<Granularity>,
+) -> Result<(), ApiError> {
+    match (dim.dim_type, g) {
+        (DimType::Time, Some(g)) if !dim.granularities.contains(&g) => {
+            Err(ApiError::BadGranularity(format!(
+                "{d} has no {} granularity (it has {})",
+                g.as_str().to_uppercase(),
+                dim.granularities
+                    .iter()
+                    .map(|g| g.as_str().to_uppercase())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )))
+        }
+        (DimType::Time, None) => Err(ApiError::BadGranularity(format!("{d} needs a granularity"))),
+        (t, Some(_)) if t != DimType::Time => Err(ApiError::BadGranularity(format!(
+            "{d} is not a time dimension: it takes no granularity"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 impl QuerySpec {
     /// A spec with nothing selected, for `model` as of `as_of`.
     pub fn new(model: impl Into<String>, as_of: DateTime<Utc>) -> Self {
@@ -327,28 +354,7 @@ impl QuerySpec {
                     did_you_mean(d, dim_names())
                 )));
             };
-            match (dim.dim_type, g) {
-                (DimType::Time, Some(g)) if !dim.granularities.contains(&g) => {
-                    return Err(ApiError::BadGranularity(format!(
-                        "{d} has no {} granularity (it has {})",
-                        g.as_str().to_uppercase(),
-                        dim.granularities
-                            .iter()
-                            .map(|g| g.as_str().to_uppercase())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )));
-                }
-                (DimType::Time, None) => {
-                    return Err(ApiError::BadGranularity(format!("{d} needs a granularity")));
-                }
-                (t, Some(_)) if t != DimType::Time => {
-                    return Err(ApiError::BadGranularity(format!(
-                        "{d} is not a time dimension: it takes no granularity"
-                    )));
-                }
-                _ => {}
-            }
+            granularity_fits(d, dim, g)?;
         }
         for d in self.filter_dimensions() {
             if model.dimension(d).is_none() {
@@ -472,7 +478,7 @@ impl QuerySpec {
     }
 
     /// The time zone is an IANA zone and the conversion variant one of the model's.
-    fn check_zone_and_variant(&self, model: &Model) -> Result<(), ApiError> {
+    pub(super) fn check_zone_and_variant(&self, model: &Model) -> Result<(), ApiError> {
         if let Some(tz) = &self.timezone
             && tz.parse::<chrono_tz::Tz>().is_err()
         {

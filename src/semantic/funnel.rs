@@ -84,25 +84,6 @@ fn is_shouty(s: &str) -> bool {
             .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
 }
 
-/// Parses a window: `"30 days"`, `"2 hours"`, `"1 week"`, `"90 minutes"`; `None` when it is
-/// not one (or not positive).
-pub fn parse_window(s: &str) -> Option<i64> {
-    let mut parts = s.split_whitespace();
-    let n: i64 = parts.next()?.parse().ok()?;
-    let unit = parts.next()?;
-    if parts.next().is_some() || n <= 0 {
-        return None;
-    }
-    let secs = match unit.trim_end_matches('s') {
-        "minute" => 60,
-        "hour" => 3600,
-        "day" => 86_400,
-        "week" => 7 * 86_400,
-        _ => return None,
-    };
-    n.checked_mul(secs)
-}
-
 /// Validates one `[[funnel]]` against the model's tables; every problem as a message.
 pub(crate) fn build(raw: &RawFunnel, model: &Model) -> Result<Funnel, Vec<String>> {
     let mut problems = Vec::new();
@@ -119,7 +100,7 @@ pub(crate) fn build(raw: &RawFunnel, model: &Model) -> Result<Funnel, Vec<String
     }
     let window_seconds = match &raw.window {
         None => None,
-        Some(w) => match parse_window(w) {
+        Some(w) => match super::validate::parse_window(w) {
             Some(s) => Some(s),
             None => {
                 problems.push(format!(

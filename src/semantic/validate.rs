@@ -1269,7 +1269,9 @@ fn build_measures(parsed: &[Parsed<'_>], model: &mut Model, r: &mut Report) {
     }
 }
 
-fn parse_window(s: &str) -> Option<i64> {
+/// Parses a window: `"30 days"`, `"2 hours"`, `"1 week"`, `"90 minutes"`; `None` when it
+/// is not one (or not positive).
+pub(super) fn parse_window(s: &str) -> Option<i64> {
     let mut parts = s.split_whitespace();
     let n: i64 = parts.next()?.parse().ok()?;
     let unit = parts.next()?;
