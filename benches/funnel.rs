@@ -99,6 +99,7 @@ fn spec(at: DateTime<Utc>) -> QuerySpec {
             steps: Vec::new(),
             within: None,
             per: WindowPer::Step,
+            step_filters: Vec::new(),
         },
         at,
     );

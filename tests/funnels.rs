@@ -200,6 +200,24 @@ async fn web_purchase_funnel_by_hand() {
             ],
             "{b}"
         );
+        // a step's own filter: only Cactus add-to-carts count as ADD_TO_CART
+        let v = gql(
+            &db,
+            &q(
+                r#", stepWhere: [{ step: ADD_TO_CART, where: { productName: { equals: "Cactus" } } }]"#,
+                "step entities",
+            ),
+        )
+        .await;
+        assert_eq!(
+            data(&v, "web.funnel"),
+            json!([
+                { "step": "PAGE_VIEW", "entities": 5 },
+                { "step": "ADD_TO_CART", "entities": 1 },
+                { "step": "CHECKOUT", "entities": 1 }
+            ]),
+            "{b}"
+        );
         // windows per step: (s1,p1)'s add-to-cart is 5 minutes after its view
         let v = gql(&db, &q(", within: { minutes: 4 }", "step entities")).await;
         assert_eq!(
@@ -425,6 +443,19 @@ async fn bad_funnel_requests_have_codes() {
     )
     .await;
     assert_eq!(data(&v, "web.funnel"), json!([]), "no events, no groups");
+    // a step filter of a step not asked for, or over a dimension the step does not reach
+    let v = gql(
+        &db,
+        r#"{ web { funnel(name: PURCHASE, steps: [PAGE_VIEW, ADD_TO_CART], stepWhere: [{ step: CHECKOUT, where: { productName: { equals: "Fern" } } }]) { step } } }"#,
+    )
+    .await;
+    assert_eq!(code(&v), "BAD_FUNNEL_STEPS", "{v}");
+    let v = gql(
+        &db,
+        r#"{ web { funnel(name: PURCHASE, stepWhere: [{ step: CHECKOUT, where: { pageUrl: { equals: "/x" } } }]) { step } } }"#,
+    )
+    .await;
+    assert_eq!(code(&v), "UNREACHABLE_DIMENSION", "{v}");
     // names the enums cannot guard: through the engine
     let engine = tally::engine::Engine::with_embedded_models(db.conn.clone()).unwrap();
     let session = engine.session();
@@ -439,6 +470,7 @@ async fn bad_funnel_requests_have_codes() {
                     ..Default::default()
                 }),
                 per: WindowPer::Step,
+                step_filters: Vec::new(),
             },
             chrono::Utc::now(),
         );

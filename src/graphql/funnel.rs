@@ -16,9 +16,13 @@ use async_graphql::dynamic::{
 use async_graphql::{Error, Value};
 
 use super::common;
-use super::metrics::{Resolved, deliver, dim_type, pascal, read_args, read_selection, row_value};
+use super::metrics::{
+    Resolved, deliver, dim_type, pascal, read_args, read_selection, read_where, row_value,
+};
 use crate::error::ApiError;
-use crate::query::{FIRST_STEP_TIME, FunnelSpec, FunnelValue, Item, QuerySpec, WindowPer, Within};
+use crate::query::{
+    FIRST_STEP_TIME, FunnelSpec, FunnelValue, Item, QuerySpec, StepFilter, WindowPer, Within,
+};
 use crate::semantic::{DimType, Granularity, Model};
 
 const WINDOW: &str = "FunnelWindow";
@@ -72,6 +76,7 @@ struct Names {
     funnel: String,
     step: String,
     row: String,
+    step_where: String,
 }
 
 fn names(model: &Model) -> Names {
@@ -80,6 +85,7 @@ fn names(model: &Model) -> Names {
         funnel: format!("{p}FunnelName"),
         step: format!("{p}FunnelStep"),
         row: format!("{p}FunnelRow"),
+        step_where: format!("{p}FunnelStepWhere"),
     }
 }
 
@@ -231,7 +237,21 @@ pub(crate) fn register_model(mut builder: SchemaBuilder, model: &Arc<Model>) -> 
         }
         row = row.field(f);
     }
-    builder = builder.register(funnels).register(steps).register(row);
+    let step_where = InputObject::new(&n.step_where)
+        .description(format!(
+            "A filter of one step's events in a {} funnel: only the events that match count as the step.",
+            model.name
+        ))
+        .field(InputValue::new("step", TypeRef::named_nn(&n.step)).description("The step (one of those asked for)."))
+        .field(
+            InputValue::new("where", TypeRef::named_nn(super::metrics::type_names(model).where_input))
+                .description("The condition, over dimensions the step's table reaches."),
+        );
+    builder = builder
+        .register(funnels)
+        .register(steps)
+        .register(row)
+        .register(step_where);
     builder
 }
 
@@ -286,6 +306,7 @@ pub(crate) fn fields(model: &Arc<Model>) -> Vec<Field> {
             )
             .argument(common::as_of_argument())
             .argument(InputValue::new("where", TypeRef::named(&where_input)).description("Only entities whose first-step event matches (dimensions its table reaches): the numbers are those of the filtered entities."))
+            .argument(InputValue::new("stepWhere", TypeRef::named_nn_list(&n.step_where)).description("Filters of single steps: only the step's events that match count as that step (the first step's filter chooses which events can start a journey)."))
     };
     vec![args(funnel), args(sankey)]
 }
@@ -331,10 +352,26 @@ fn read_funnel(ctx: &ResolverContext<'_>, model: &Model) -> Result<QuerySpec, Er
             steps,
             within,
             per,
+            step_filters: Vec::new(),
         },
         as_of,
     );
-    read_args(ctx, &mut spec, &|d| model.dimension(d).map(|d| d.dim_type))?;
+    let lookup = |d: &str| model.dimension(d).map(|d| d.dim_type);
+    read_args(ctx, &mut spec, &lookup)?;
+    let mut step_filters = Vec::new();
+    if let Some(list) = ctx.args.get("stepWhere")
+        && !list.is_null()
+    {
+        for item in list.list()?.iter() {
+            let o = item.object()?;
+            let step = o.try_get("step")?.enum_name()?.to_owned();
+            let filter = read_where(&lookup, &o.try_get("where")?.object()?, &mut spec.values, 0)?;
+            step_filters.push(StepFilter { step, filter });
+        }
+    }
+    if let Some(f) = spec.funnel.as_mut() {
+        f.step_filters = step_filters;
+    }
     Ok(spec)
 }
 

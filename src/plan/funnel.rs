@@ -6,7 +6,8 @@
 use super::cut::{self, CutCondition};
 use super::slot::{self, DimSlot};
 use super::{
-    AsOfText, OutType, OutputColumn, OutputNode, OutputValue, Plan, PlanError, Planner, RowSource,
+    AsOfText, OutType, OutputColumn, OutputNode, OutputValue, Plan, PlanError, PlannedFilter,
+    Planner, RowSource, filter,
 };
 use crate::query::{FunnelSpec, FunnelValue, Item, QuerySpec, WindowPer, picked_steps};
 use crate::semantic::{DimType, Dimension, Expr, Granularity, TimeStorage, Unit};
@@ -50,6 +51,8 @@ pub struct PlannedStep {
     pub entity: Expr,
     /// The properties held constant: a journey is per entity and values of these.
     pub properties: Vec<Expr>,
+    /// The request's filter of this step's events (`stepWhere`).
+    pub filter: Option<PlannedFilter>,
 }
 
 /// A response column of a funnel row.
@@ -122,10 +125,26 @@ pub(super) fn plan(
     }
     let filter = p.request_filter(spec)?;
     let mut steps = Vec::new();
+    let anchor_tables = p.dim_tables.clone();
     for (i, s) in picked.iter().enumerate() {
-        if i == 1 {
-            p.dim_tables.clear();
+        // the tables of the groups and `where` (first step), and of the step's own filter
+        p.dim_tables = if i == 0 {
+            anchor_tables.clone()
+        } else {
+            Vec::new()
+        };
+        let step_filter = f.step_filters.iter().find(|x| x.step == s.name);
+        if let Some(sf) = step_filter {
+            for d in sf.filter.dimensions() {
+                let table = p.dimension(d)?.table.clone();
+                if !p.dim_tables.contains(&table) {
+                    p.dim_tables.push(table);
+                }
+            }
         }
+        let planned = step_filter
+            .map(|sf| filter::plan(p, &sf.filter, spec.values.len()))
+            .transpose()?;
         let rows = p.rows(&s.table)?;
         steps.push(PlannedStep {
             name: s.name.clone(),
@@ -135,6 +154,7 @@ pub(super) fn plan(
             time_storage: s.time_storage,
             entity: s.entity.clone(),
             properties: s.properties.clone(),
+            filter: planned,
             rows,
         });
     }

@@ -6,7 +6,7 @@ use crate::error::ApiError;
 use crate::semantic::{Funnel, Model};
 
 /// The funnel part of a [`QuerySpec`] (set: the request is a funnel).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct FunnelSpec {
     /// The funnel's name (`ONBOARDING`).
     pub name: String,
@@ -16,6 +16,18 @@ pub struct FunnelSpec {
     pub within: Option<Within>,
     /// What the window bounds.
     pub per: WindowPer,
+    /// Filters of single steps: only the step's events that match count as that step.
+    pub step_filters: Vec<StepFilter>,
+}
+
+/// A filter of one step's events, over the dimensions its table reaches (values in
+/// [`QuerySpec::values`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepFilter {
+    /// The step.
+    pub step: String,
+    /// The condition its events meet.
+    pub filter: super::Filter,
 }
 
 /// A window as asked: exactly one of its parts must be set, and positive.
@@ -177,6 +189,39 @@ impl QuerySpec {
         }
         for d in self.filter_dimensions() {
             dims(d)?;
+        }
+        for sf in &f.step_filters {
+            let Some(step) = steps.iter().find(|s| s.name == sf.step) else {
+                return Err(ApiError::BadFunnelSteps(format!(
+                    "stepWhere: {} is not one of the steps asked for ({})",
+                    sf.step,
+                    steps
+                        .iter()
+                        .map(|s| s.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            };
+            if f.step_filters.iter().filter(|x| x.step == sf.step).count() > 1 {
+                return Err(ApiError::BadFunnelSteps(format!(
+                    "stepWhere: {} is filtered twice (combine the conditions with and)",
+                    sf.step
+                )));
+            }
+            for d in sf.filter.dimensions() {
+                let Some(dim) = model.dimension(d) else {
+                    return Err(ApiError::UnknownDimension(format!(
+                        "stepWhere {}: unknown dimension \"{d}\" of {}",
+                        sf.step, model.name
+                    )));
+                };
+                if model.join_path(&step.table, &dim.table).is_none() {
+                    return Err(ApiError::UnreachableDimension(format!(
+                        "stepWhere {}: the step reads table {}, and no many-to-one join path leads from it to {} (the table of {d})",
+                        sf.step, step.table, dim.table
+                    )));
+                }
+            }
         }
         if let Some(o) = self.order.first() {
             return Err(ApiError::BadOrderBy(format!(

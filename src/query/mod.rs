@@ -8,7 +8,9 @@ mod funnel;
 
 use chrono::{DateTime, Utc};
 
-pub use funnel::{FIRST_STEP_TIME, FunnelSpec, FunnelValue, WindowPer, Within, picked_steps};
+pub use funnel::{
+    FIRST_STEP_TIME, FunnelSpec, FunnelValue, StepFilter, WindowPer, Within, picked_steps,
+};
 
 use crate::error::ApiError;
 use crate::semantic::{DimType, Granularity, MetricKind, Model};
@@ -97,6 +99,26 @@ pub enum Filter {
         /// Indexes into [`QuerySpec::values`].
         args: Vec<usize>,
     },
+}
+
+impl Filter {
+    /// The dimension names it compares, each once, in order.
+    pub fn dimensions(&self) -> Vec<&str> {
+        fn walk<'a>(f: &'a Filter, out: &mut Vec<&'a str>) {
+            match f {
+                Filter::And(xs) | Filter::Or(xs) => xs.iter().for_each(|x| walk(x, out)),
+                Filter::Not(x) => walk(x, out),
+                Filter::Cond { dimension, .. } => {
+                    if !out.contains(&dimension.as_str()) {
+                        out.push(dimension);
+                    }
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(self, &mut out);
+        out
+    }
 }
 
 /// A comparison of a dimension with values.
@@ -250,22 +272,10 @@ impl QuerySpec {
 
     /// Dimension names the filter uses.
     pub fn filter_dimensions(&self) -> Vec<&str> {
-        fn walk<'a>(f: &'a Filter, out: &mut Vec<&'a str>) {
-            match f {
-                Filter::And(xs) | Filter::Or(xs) => xs.iter().for_each(|x| walk(x, out)),
-                Filter::Not(x) => walk(x, out),
-                Filter::Cond { dimension, .. } => {
-                    if !out.contains(&dimension.as_str()) {
-                        out.push(dimension);
-                    }
-                }
-            }
-        }
-        let mut out = Vec::new();
-        if let Some(f) = &self.filter {
-            walk(f, &mut out);
-        }
-        out
+        self.filter
+            .as_ref()
+            .map(Filter::dimensions)
+            .unwrap_or_default()
     }
 
     /// The normalised request: everything that shapes the SQL, without the bound values and

@@ -252,34 +252,17 @@ impl Renderer<'_> {
         }
         conds.push(Sql::wrap("", self.expr(&s.entity, t)?, " IS NOT NULL"));
         conds.push(Sql::wrap("", self.expr(&s.time, t)?, " IS NOT NULL"));
-        if first {
-            if let Some(f) = &self.filter {
-                items.push((
-                    Sql::wrap("CASE WHEN ", f.clone(), " THEN 1 ELSE 0 END"),
-                    "f".to_owned(),
-                ));
-            }
-            let extra = items.iter().map(|(x, n)| (x.clone(), n.as_str())).collect();
-            return self.rows_from(&s.rows, extra, None, conds);
+        if let Some(f) = &s.filter {
+            conds.push(self.filter(f)?);
         }
-        let mut out = Sql::raw("SELECT ");
-        for (i, (x, name)) in items.into_iter().enumerate() {
-            if i > 0 {
-                out.push(", ");
-            }
-            out.append(x);
-            out.push(&format!(" AS {}", quote(&name)));
+        if first && let Some(f) = &self.filter {
+            items.push((
+                Sql::wrap("CASE WHEN ", f.clone(), " THEN 1 ELSE 0 END"),
+                "f".to_owned(),
+            ));
         }
-        out.push(&format!(
-            "\n  FROM {} AS {}",
-            quote(&s.rows.cte),
-            quote(&t.name)
-        ));
-        for (i, c) in conds.into_iter().enumerate() {
-            out.push(if i == 0 { "\n  WHERE " } else { " AND " });
-            out.append(c);
-        }
-        Ok(out)
+        let extra = items.iter().map(|(x, n)| (x.clone(), n.as_str())).collect();
+        self.rows_with(&s.rows, first, extra, None, conds)
     }
 
     /// A response column of a funnel row, for the step `"k"` of the group's row of `fun_g`.

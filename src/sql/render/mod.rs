@@ -192,9 +192,21 @@ impl Renderer<'_> {
         extra_join: Option<Sql>,
         conds: Vec<Sql>,
     ) -> Result<Sql, PlanError> {
+        self.rows_with(rows, true, extra, extra_join, conds)
+    }
+
+    /// [`Renderer::rows_from`], with the slots `d0..` only when `slots`.
+    fn rows_with(
+        &self,
+        rows: &RowSource,
+        slots: bool,
+        extra: Vec<(Sql, &str)>,
+        extra_join: Option<Sql>,
+        conds: Vec<Sql>,
+    ) -> Result<Sql, PlanError> {
         let mut s = Sql::raw("SELECT ");
         let mut items: Vec<Sql> = Vec::new();
-        for i in 0..self.plan.slots.len() {
+        for i in (0..self.plan.slots.len()).filter(|_| slots) {
             items.push(Sql::wrap(
                 "",
                 self.slot_value(i, None)?,
