@@ -83,6 +83,16 @@ pub enum ApiError {
     /// Not a conversion variant of the model.
     #[error("{0}")]
     BadConversionFilter(String),
+    /// A funnel the model does not define, or a step the funnel does not have.
+    #[error("{0}")]
+    UnknownFunnel(String),
+    /// The steps of a funnel request are fewer than two, repeated, or not in the funnel's
+    /// order.
+    #[error("{0}")]
+    BadFunnelSteps(String),
+    /// A funnel window that is not one positive length of time.
+    #[error("{0}")]
+    BadWindow(String),
     /// The settings the field needs are broken (e.g. the saas model's `[saas]` table).
     #[error("{0}")]
     BadConfig(String),
@@ -160,6 +170,18 @@ impl ApiError {
             "not a conversion variant of the model",
         ),
         (
+            "UNKNOWN_FUNNEL",
+            "a funnel the model does not define, or a step the funnel does not have (the message lists them)",
+        ),
+        (
+            "BAD_FUNNEL_STEPS",
+            "fewer than two steps, a step given twice, or steps not in the funnel's order (the message gives the order)",
+        ),
+        (
+            "BAD_WINDOW",
+            "`within` is not one positive length (set exactly one of minutes, hours, days, weeks)",
+        ),
+        (
             "BAD_CONFIG",
             "the settings a field needs are broken (the message names the file)",
         ),
@@ -210,6 +232,9 @@ impl ApiError {
             ApiError::BadOrderBy(_) => "BAD_ORDER_BY",
             ApiError::BadTimezone(_) => "BAD_TIMEZONE",
             ApiError::BadConversionFilter(_) => "BAD_CONVERSION_FILTER",
+            ApiError::UnknownFunnel(_) => "UNKNOWN_FUNNEL",
+            ApiError::BadFunnelSteps(_) => "BAD_FUNNEL_STEPS",
+            ApiError::BadWindow(_) => "BAD_WINDOW",
             ApiError::BadConfig(_) => "BAD_CONFIG",
             ApiError::LimitExceeded(_) => "LIMIT_EXCEEDED",
             ApiError::Timeout(_) => "TIMEOUT",
@@ -329,6 +354,9 @@ mod tests {
             ApiError::BadOrderBy(String::new()),
             ApiError::BadTimezone(String::new()),
             ApiError::BadConversionFilter(String::new()),
+            ApiError::UnknownFunnel(String::new()),
+            ApiError::BadFunnelSteps(String::new()),
+            ApiError::BadWindow(String::new()),
             ApiError::BadConfig(String::new()),
             ApiError::LimitExceeded(String::new()),
             ApiError::Timeout(String::new()),

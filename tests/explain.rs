@@ -10,7 +10,7 @@ use common::TestDb;
 use serde_json::{Value, json};
 
 /// The introspection the walk needs: every type's fields, their arguments and types.
-const INTROSPECT: &str = r#"{ __schema { queryType { name } types { name kind fields {
+const INTROSPECT: &str = r#"{ __schema { queryType { name } types { name kind enumValues { name } fields {
   name args { name type { kind name ofType { kind name ofType { kind name } } } }
   type { kind name ofType { kind name ofType { kind name ofType { kind name } } } } } } } }"#;
 
@@ -23,21 +23,26 @@ fn named(ty: &Value) -> (&str, &str) {
     (t["kind"].as_str().unwrap(), t["name"].as_str().unwrap())
 }
 
-/// A value for every required argument (only instants are required today).
-fn required_args(field: &Value) -> String {
+/// A value for every required argument: an instant, or an enum's first value (a funnel).
+fn required_args(types: &[Value], field: &Value) -> String {
     let args: Vec<String> = field["args"]
         .as_array()
         .unwrap()
         .iter()
         .filter(|a| a["type"]["kind"] == "NON_NULL")
         .map(|a| {
-            let (_, ty) = named(&a["type"]);
+            let (kind, ty) = named(&a["type"]);
+            let name = a["name"].as_str().unwrap();
+            if kind == "ENUM" {
+                let t = types.iter().find(|t| t["name"] == ty).unwrap();
+                return format!("{name}: {}", t["enumValues"][0]["name"].as_str().unwrap());
+            }
             assert_eq!(
                 ty, "String",
                 "required argument {} of {}",
                 a["name"], field["name"]
             );
-            format!("{}: \"2025-01-01T00:00:00Z\"", a["name"].as_str().unwrap())
+            format!("{name}: \"2025-01-01T00:00:00Z\"")
         })
         .collect();
     if args.is_empty() {
@@ -55,6 +60,10 @@ fn selection(types: &[Value], type_name: &str, metric: Option<&str>, depth: usiz
     {
         return format!("{{ {m} }}");
     }
+    // a funnel row groups by what it selects, and not every dimension reaches every step
+    if type_name.ends_with("FunnelRow") {
+        return "{ step entities }".to_owned();
+    }
     let t = types.iter().find(|t| t["name"] == type_name).unwrap();
     let Some(fields) = t["fields"].as_array() else {
         return String::new(); // a scalar or enum: no selection
@@ -67,7 +76,7 @@ fn selection(types: &[Value], type_name: &str, metric: Option<&str>, depth: usiz
             "SCALAR" | "ENUM" => out.push(name.to_owned()),
             "OBJECT" if depth > 0 => out.push(format!(
                 "{name}{} {}",
-                required_args(f),
+                required_args(types, f),
                 selection(types, inner, metric, depth - 1)
             )),
             _ => {}
@@ -117,14 +126,17 @@ async fn every_field_carries_explain() {
                     let (_, ginner) = named(&g["type"]);
                     let sel = selection(&types, ginner, metric.as_deref(), 4);
                     cases.push((
-                        format!("{{ {name} {{ {gname}{} {sel} }} }}", required_args(g)),
+                        format!(
+                            "{{ {name} {{ {gname}{} {sel} }} }}",
+                            required_args(&types, g)
+                        ),
                         format!("{name}.{gname}"),
                     ));
                 }
             } else {
                 let sel = selection(&types, inner, None, 4);
                 cases.push((
-                    format!("{{ {name}{} {sel} }}", required_args(f)),
+                    format!("{{ {name}{} {sel} }}", required_args(&types, f)),
                     name.to_owned(),
                 ));
             }

@@ -208,6 +208,8 @@ impl Engine {
         });
         let label = if spec.rows.is_some() {
             "rows"
+        } else if spec.funnel.is_some() {
+            "funnel"
         } else {
             "metrics"
         };

@@ -625,7 +625,7 @@ pub(super) fn read_selection(
 /// `LIMIT_EXCEEDED` for a `where` (of the field at `path`) with more nodes than
 /// `max_filter_nodes` or binding more values than `max_in_list`, checked before any SQL
 /// is built.
-fn check_filter_size(
+pub(super) fn check_filter_size(
     filter: &Filter,
     values: usize,
     limits: &super::RequestLimits,

@@ -12,6 +12,7 @@ mod catalog;
 mod codes;
 mod common;
 mod explain;
+mod funnel;
 mod metrics;
 mod observe;
 mod rows;
@@ -138,6 +139,7 @@ pub fn build_served(
     builder = common::register(builder);
     builder = saas::register(builder);
     builder = metrics::register_shared(builder);
+    builder = funnel::register_shared(builder);
     builder = catalog::register(builder);
     let mut query = Object::new("Query")
         .description("The root of every tally query.")
@@ -150,7 +152,9 @@ pub fn build_served(
         }
         builder = metrics::register_model(builder, m);
         builder = rows::register(builder, m);
+        builder = funnel::register_model(builder, m);
         let mut fields = rows::fields(m);
+        fields.extend(funnel::fields(m));
         fields.extend(extra_fields(&m.name));
         builder = builder.register(metrics::model_object(m, fields));
         query = query.field(metrics::root_field(m));

@@ -24,6 +24,7 @@ mod conversion;
 mod cut;
 mod distinct_window;
 mod filter;
+mod funnel;
 mod keys;
 mod metric;
 mod output;
@@ -41,6 +42,7 @@ pub use conversion::{ConversionNode, ConversionValue};
 pub use cut::{CutCondition, CutNode, CutSource, LatestRow, sql_params};
 pub use distinct_window::{DistinctWindowNode, DistinctWindowValue};
 pub use filter::PlannedFilter;
+pub use funnel::{FunnelNode, FunnelOut, PlannedStep};
 pub use keys::KeysNode;
 pub use metric::{CumulativeValue, DerivedValue, MeasureRef, MetricValue};
 pub use output::{OutType, OutputColumn, OutputNode, OutputValue};
@@ -101,6 +103,8 @@ pub struct Plan {
     pub join_path: Vec<String>,
     /// A row query's node (the rows of one table); `None` for metrics.
     pub rows: Option<RowsNode>,
+    /// A funnel request's node; `None` for metrics and rows.
+    pub funnel: Option<FunnelNode>,
 }
 
 impl Plan {
@@ -209,6 +213,9 @@ pub fn plan(model: &Model, spec: &QuerySpec, percentile_cont: bool) -> Result<Pl
     if let Some(table) = &spec.rows {
         return rows::plan(&mut p, spec, table);
     }
+    if let Some(f) = &spec.funnel {
+        return funnel::plan(&mut p, spec, f);
+    }
     let mut slots = Vec::new();
     for (d, g) in spec.dimension_slots() {
         slots.push(slot::plan(&mut p, d, g, spec.timezone.is_some())?);
@@ -223,18 +230,7 @@ pub fn plan(model: &Model, spec: &QuerySpec, percentile_cont: bool) -> Result<Pl
             p.dim_tables.push(s.dimension.table.clone());
         }
     }
-    for d in spec.filter_dimensions() {
-        let dim = p.dimension(d)?;
-        let table = dim.table.clone();
-        if dim.axis.is_empty() && !p.dim_tables.contains(&table) {
-            p.dim_tables.push(table);
-        }
-    }
-    let filter = spec
-        .filter
-        .as_ref()
-        .map(|f| filter::plan(&mut p, f, spec.values.len()))
-        .transpose()?;
+    let filter = p.request_filter(spec)?;
     let mut aggregates = aggregate::plan(&mut p, &needs, percentile_cont, None)?;
     aggregates.extend(compare::plan(&mut p, spec, &slots, percentile_cont)?);
     let mut specials = Vec::new();
@@ -276,6 +272,7 @@ pub fn plan(model: &Model, spec: &QuerySpec, percentile_cont: bool) -> Result<Pl
         output,
         join_path: p.touched,
         rows: None,
+        funnel: None,
     })
 }
 
@@ -329,6 +326,22 @@ impl Planner<'_> {
         self.model
             .metric(name)
             .ok_or_else(|| PlanError::new(format!("unknown metric {name:?}")))
+    }
+
+    /// The request's filter, planned, with the tables of its dimensions added to the
+    /// dimension tables the rows join.
+    fn request_filter(&mut self, spec: &QuerySpec) -> Result<Option<PlannedFilter>, PlanError> {
+        for d in spec.filter_dimensions() {
+            let dim = self.dimension(d)?;
+            let table = dim.table.clone();
+            if dim.axis.is_empty() && !self.dim_tables.contains(&table) {
+                self.dim_tables.push(table);
+            }
+        }
+        spec.filter
+            .as_ref()
+            .map(|f| filter::plan(self, f, spec.values.len()))
+            .transpose()
     }
 
     fn touch(&mut self, table: &str) {

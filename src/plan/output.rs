@@ -51,7 +51,8 @@ pub enum OutputValue {
     /// Whether every time bucket of the row has ended as of `asOf`: the slots of time
     /// dimensions and their granularities (none: always).
     Complete(Vec<(usize, Granularity)>),
-    /// A column of a row query (index into [`super::RowsNode::columns`]).
+    /// A column of a row query (index into [`super::RowsNode::columns`]), or a value of a
+    /// funnel row (index into [`super::FunnelNode::outputs`]).
     Column(usize),
 }
 
@@ -153,6 +154,11 @@ pub(super) fn plan(
                     "column {name} selected in a metrics query"
                 )));
             }
+            Item::Funnel(v) => {
+                return Err(PlanError::new(format!(
+                    "funnel value {v:?} selected in a metrics query"
+                )));
+            }
         };
         columns.push(OutputColumn {
             key: f.key.clone(),
@@ -167,7 +173,10 @@ pub(super) fn plan(
             .iter()
             .position(|f| match &f.item {
                 Item::Dimension { name, .. } | Item::Metric { name } => *name == o.target,
-                Item::IsComplete | Item::Column { .. } | Item::Compared { .. } => false,
+                Item::IsComplete
+                | Item::Column { .. }
+                | Item::Compared { .. }
+                | Item::Funnel(_) => false,
             })
             .ok_or_else(|| PlanError::new(format!("orderBy {}: not selected", o.target)))?;
         if !order.iter().any(|(x, _)| *x == idx) {

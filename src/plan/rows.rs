@@ -145,5 +145,6 @@ pub(super) fn plan(p: &mut Planner<'_>, spec: &QuerySpec, table: &str) -> Result
             description,
         },
         join_path: vec![table.to_owned()],
+        funnel: None,
     })
 }

@@ -7,8 +7,13 @@
 mod compare;
 
 pub use compare::{Comparison, OffsetCalculation, PeriodOffset, TO_DATE_GRAINS, without_dimension};
+mod funnel;
 
 use chrono::{DateTime, Utc};
+
+pub use funnel::{
+    FIRST_STEP_TIME, FunnelSpec, FunnelValue, StepFilter, WindowPer, Within, picked_steps,
+};
 
 use crate::error::ApiError;
 use crate::semantic::{DimType, Granularity, MetricKind, Model};
@@ -40,6 +45,8 @@ pub struct QuerySpec {
     pub conversion_filter: Option<String>,
     /// The values the filter compares with, referenced by index from [`Filter::Cond`].
     pub values: Vec<ReqValue>,
+    /// A funnel request: the funnel, its steps and window (`None`: metrics or rows).
+    pub funnel: Option<FunnelSpec>,
 }
 
 /// One selected field.
@@ -81,6 +88,8 @@ pub enum Item {
         /// The column's field name (`userId`).
         name: String,
     },
+    /// A value of a funnel row.
+    Funnel(FunnelValue),
 }
 
 /// A filter over dimensions (their raw values: time dimensions are compared unbucketed).
@@ -101,6 +110,26 @@ pub enum Filter {
         /// Indexes into [`QuerySpec::values`].
         args: Vec<usize>,
     },
+}
+
+impl Filter {
+    /// The dimension names it compares, each once, in order.
+    pub fn dimensions(&self) -> Vec<&str> {
+        fn walk<'a>(f: &'a Filter, out: &mut Vec<&'a str>) {
+            match f {
+                Filter::And(xs) | Filter::Or(xs) => xs.iter().for_each(|x| walk(x, out)),
+                Filter::Not(x) => walk(x, out),
+                Filter::Cond { dimension, .. } => {
+                    if !out.contains(&dimension.as_str()) {
+                        out.push(dimension);
+                    }
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(self, &mut out);
+        out
+    }
 }
 
 /// A comparison of a dimension with values.
@@ -174,6 +203,33 @@ fn did_you_mean(name: &str, candidates: Vec<&str>) -> String {
     }
 }
 
+/// `d` (the dimension `dim`) at granularity `g`: a time dimension takes one it offers, other
+/// dimensions none; else `BAD_GRANULARITY`.
+fn granularity_fits(
+    d: &str,
+    dim: &crate::semantic::Dimension,
+    g: Option<Granularity>,
+) -> Result<(), ApiError> {
+    match (dim.dim_type, g) {
+        (DimType::Time, Some(g)) if !dim.granularities.contains(&g) => {
+            Err(ApiError::BadGranularity(format!(
+                "{d} has no {} granularity (it has {})",
+                g.as_str().to_uppercase(),
+                dim.granularities
+                    .iter()
+                    .map(|g| g.as_str().to_uppercase())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )))
+        }
+        (DimType::Time, None) => Err(ApiError::BadGranularity(format!("{d} needs a granularity"))),
+        (t, Some(_)) if t != DimType::Time => Err(ApiError::BadGranularity(format!(
+            "{d} is not a time dimension: it takes no granularity"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 impl QuerySpec {
     /// A spec with nothing selected, for `model` as of `as_of`.
     pub fn new(model: impl Into<String>, as_of: DateTime<Utc>) -> Self {
@@ -189,6 +245,7 @@ impl QuerySpec {
             timezone: None,
             conversion_filter: None,
             values: Vec::new(),
+            funnel: None,
         }
     }
 
@@ -226,22 +283,10 @@ impl QuerySpec {
 
     /// Dimension names the filter uses.
     pub fn filter_dimensions(&self) -> Vec<&str> {
-        fn walk<'a>(f: &'a Filter, out: &mut Vec<&'a str>) {
-            match f {
-                Filter::And(xs) | Filter::Or(xs) => xs.iter().for_each(|x| walk(x, out)),
-                Filter::Not(x) => walk(x, out),
-                Filter::Cond { dimension, .. } => {
-                    if !out.contains(&dimension.as_str()) {
-                        out.push(dimension);
-                    }
-                }
-            }
-        }
-        let mut out = Vec::new();
-        if let Some(f) = &self.filter {
-            walk(f, &mut out);
-        }
-        out
+        self.filter
+            .as_ref()
+            .map(Filter::dimensions)
+            .unwrap_or_default()
     }
 
     /// The normalised request: everything that shapes the SQL, without the bound values and
@@ -258,9 +303,10 @@ impl QuerySpec {
             })
             .collect();
         format!(
-            "{}|{:?}|{:?}|{:?}|{:?}|{}|{}|{}|{}|{}",
+            "{}|{:?}|{:?}|{:?}|{:?}|{:?}|{}|{}|{}|{}|{}",
             self.model,
             self.rows,
+            self.funnel,
             self.fields,
             self.filter,
             self.order,
@@ -287,6 +333,9 @@ impl QuerySpec {
     pub fn check(&self, model: &Model) -> Result<(), ApiError> {
         if let Some(table) = &self.rows {
             return self.check_rows(model, table);
+        }
+        if let Some(f) = &self.funnel {
+            return self.check_funnel(model, f);
         }
         let dim_names = || {
             model
@@ -326,28 +375,7 @@ impl QuerySpec {
                     did_you_mean(d, dim_names())
                 )));
             };
-            match (dim.dim_type, g) {
-                (DimType::Time, Some(g)) if !dim.granularities.contains(&g) => {
-                    return Err(ApiError::BadGranularity(format!(
-                        "{d} has no {} granularity (it has {})",
-                        g.as_str().to_uppercase(),
-                        dim.granularities
-                            .iter()
-                            .map(|g| g.as_str().to_uppercase())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )));
-                }
-                (DimType::Time, None) => {
-                    return Err(ApiError::BadGranularity(format!("{d} needs a granularity")));
-                }
-                (t, Some(_)) if t != DimType::Time => {
-                    return Err(ApiError::BadGranularity(format!(
-                        "{d} is not a time dimension: it takes no granularity"
-                    )));
-                }
-                _ => {}
-            }
+            granularity_fits(d, dim, g)?;
         }
         for d in self.filter_dimensions() {
             if model.dimension(d).is_none() {
@@ -403,7 +431,10 @@ impl QuerySpec {
         for o in &self.order {
             let selected = self.fields.iter().any(|f| match &f.item {
                 Item::Dimension { name, .. } | Item::Metric { name } => *name == o.target,
-                Item::IsComplete | Item::Column { .. } | Item::Compared { .. } => false,
+                Item::IsComplete
+                | Item::Column { .. }
+                | Item::Compared { .. }
+                | Item::Funnel(_) => false,
             });
             if !selected {
                 return Err(ApiError::BadOrderBy(format!(
@@ -469,6 +500,7 @@ impl QuerySpec {
                     return Err(unknown("", name));
                 }
                 Item::IsComplete => return Err(unknown("", "isComplete")),
+                Item::Funnel(_) => return Err(unknown("", "a funnel value")),
             }
         }
         for d in self.filter_dimensions() {
@@ -488,7 +520,7 @@ impl QuerySpec {
     }
 
     /// The time zone is an IANA zone and the conversion variant one of the model's.
-    fn check_zone_and_variant(&self, model: &Model) -> Result<(), ApiError> {
+    pub(super) fn check_zone_and_variant(&self, model: &Model) -> Result<(), ApiError> {
         if let Some(tz) = &self.timezone
             && tz.parse::<chrono_tz::Tz>().is_err()
         {

@@ -222,6 +222,10 @@ const EMBEDDED_SQL: &[(&str, &str)] = &[
         include_str!("../../models/saas/collections.sqlite.sql"),
     ),
     (
+        "web/product_shipments.sql",
+        include_str!("../../models/web/product_shipments.sql"),
+    ),
+    (
         "shop/customer_value.sql",
         include_str!("../../models/shop/customer_value.sql"),
     ),
@@ -357,6 +361,8 @@ pub(crate) struct RawFile {
     pub metric: Vec<Spanned<RawMetric>>,
     #[serde(default)]
     pub time_axis: Vec<Spanned<RawTimeAxis>>,
+    #[serde(default)]
+    pub funnel: Vec<Spanned<super::funnel::RawFunnel>>,
     #[serde(flatten)]
     pub settings: BTreeMap<String, toml::Value>,
 }

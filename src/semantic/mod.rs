@@ -9,6 +9,7 @@
 mod columns;
 pub mod expr;
 mod file;
+pub mod funnel;
 mod policy;
 
 mod validate;
@@ -19,6 +20,7 @@ use std::sync::Arc;
 pub use columns::{ColType, physical_columns};
 pub use expr::{Expr, ExprType};
 pub use file::{EMBEDDED_MODELS, ModelSource, SourceFile};
+pub use funnel::{Funnel, FunnelStep};
 pub use policy::{Policy, PolicyPart, parse_condition, unfiltered_reads};
 
 /// A validated model: what the planner and the GraphQL layer read.
@@ -51,6 +53,8 @@ pub struct Model {
     /// Row policies of its physical tables (`[[policy]]`): bound for callers with tenant
     /// attributes, into every statement that reads those tables.
     pub policies: Vec<Policy>,
+    /// Funnels (`[[funnel]]`), in file order.
+    pub funnels: Vec<Funnel>,
 }
 
 /// A logical table.
@@ -763,6 +767,10 @@ impl Model {
     /// The metric named `name`.
     pub fn metric(&self, name: &str) -> Option<&Metric> {
         self.metrics.iter().find(|m| m.name == name)
+    }
+    /// The funnel named `name`.
+    pub fn funnel(&self, name: &str) -> Option<&Funnel> {
+        self.funnels.iter().find(|f| f.name == name)
     }
 
     /// The join paths (as lists of join indexes) from table `from` to table `to`, following

@@ -111,9 +111,16 @@ fn is_field_name(s: &str) -> bool {
 }
 
 /// Field names of a model's object that row fields may not take: `metrics`, and the
-/// lifecycle fields of the saas model.
-pub(crate) const RESERVED_ROW_FIELDS: [&str; 5] =
-    ["metrics", "stageCounts", "journey", "transitions", "users"];
+/// lifecycle fields of the saas model, and the funnel fields.
+pub(crate) const RESERVED_ROW_FIELDS: [&str; 7] = [
+    "metrics",
+    "stageCounts",
+    "journey",
+    "transitions",
+    "users",
+    "funnel",
+    "funnelSankey",
+];
 
 /// Field names of every metrics row that dimensions and metrics may not take.
 pub(crate) const RESERVED_FIELDS: [&str; 1] = ["isComplete"];
@@ -251,12 +258,25 @@ fn build_one(source: &ModelSource, ctx: &LoadContext, r: &mut Report) -> Option<
         conversion_variants: Vec::new(),
         default_variant: None,
         policies,
+        funnels: Vec::new(),
     };
     let dim_locs = build_dimensions(&parsed, &mut model, r);
     build_measures(&parsed, &mut model, r);
     build_metrics(&parsed, &mut model, r);
     check_paths(&model, &dim_locs, r);
     time_axis::build(&parsed, &mut model, r);
+    for p in &parsed {
+        for f in &p.raw.funnel {
+            match super::funnel::build(f.get_ref(), &model) {
+                Ok(funnel) => model.funnels.push(funnel),
+                Err(problems) => {
+                    for m in problems {
+                        Loc::of(p, f).report(r, m);
+                    }
+                }
+            }
+        }
+    }
     // conversion variants: every table and conversion metric that declares them declares
     // the same list and default
     let mut variants: Option<(Vec<String>, String)> = None;
@@ -1346,7 +1366,9 @@ fn build_measures(parsed: &[Parsed<'_>], model: &mut Model, r: &mut Report) {
     }
 }
 
-fn parse_window(s: &str) -> Option<i64> {
+/// Parses a window: `"30 days"`, `"2 hours"`, `"1 week"`, `"90 minutes"`; `None` when it
+/// is not one (or not positive).
+pub(super) fn parse_window(s: &str) -> Option<i64> {
     let mut parts = s.split_whitespace();
     let n: i64 = parts.next()?.parse().ok()?;
     let unit = parts.next()?;

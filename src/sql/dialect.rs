@@ -251,6 +251,23 @@ pub trait Dialect: Sync + Send {
         }
     }
 
+    /// Whole seconds since 1970 of `x` (of storage `st`; a date is its 00:00 UTC, a local
+    /// time its wall clock read as UTC), as an integer.
+    fn epoch_seconds(&self, x: Sql, st: TimeStorage) -> Sql {
+        match st {
+            TimeStorage::Instant => Sql::wrap(
+                "CAST(EXTRACT(EPOCH FROM date_trunc('second', ",
+                x,
+                ")) AS BIGINT)",
+            ),
+            TimeStorage::Date | TimeStorage::Local => Sql::wrap(
+                "CAST(EXTRACT(EPOCH FROM date_trunc('second', CAST(",
+                x,
+                " AS TIMESTAMP))) AS BIGINT)",
+            ),
+        }
+    }
+
     /// The start of `x`'s bucket as the backend's native value, what rows are grouped and
     /// joined on (a `timestamp` on PostgreSQL, so that no text is computed per row): the
     /// bucket of an instant in UTC, or in the request's time zone (`tz`, bound as
@@ -833,6 +850,9 @@ impl Dialect for Sqlite {
     }
     fn key_epoch(&self, k: Sql) -> Sql {
         Sql::wrap("unixepoch(", k, ")")
+    }
+    fn epoch_seconds(&self, x: Sql, _st: TimeStorage) -> Sql {
+        Sql::wrap("unixepoch(", x, ")")
     }
 }
 

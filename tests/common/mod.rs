@@ -191,3 +191,47 @@ pub async fn slow_app(url: &str, settings: tally::http::Settings) -> axum::Route
         .expect("slow model");
     tally::http::app_with_settings(conn, models, None, settings).expect("app")
 }
+
+/// A small web model fixture (CSV text per table): two users, two products (p1 Fern, p2
+/// Cactus), four sessions s1..s4 with page views, add-to-carts and checkouts of orders o1..o3.
+pub const WEB: &[(&str, &str)] = &[
+    (
+        "addresses",
+        "address_id,address,zipcode,state,country\na1,1 Main St,10001,NY,US\n",
+    ),
+    (
+        "users",
+        "user_id,first_name,last_name,email,phone_number,created_at,updated_at,address_id\n\
+         u1,Ann,Lee,a@x.io,,2024-01-01T00:00:00Z,,a1\n\
+         u2,Bob,Ray,b@x.io,,2024-01-01T00:00:00Z,,a1\n",
+    ),
+    (
+        "products",
+        "product_id,name,price,inventory\np1,Fern,10.00,5\np2,Cactus,20.00,5\n",
+    ),
+    (
+        "orders",
+        "order_id,user_id,promo_id,address_id,created_at,order_cost,shipping_cost,order_total,tracking_id,shipping_service,estimated_delivery_at,delivered_at,status\n\
+         o1,u1,,a1,2024-02-01T10:10:00Z,10.00,1.00,11.00,,,,,preparing\n\
+         o2,u1,,a1,2024-02-01T11:05:00Z,20.00,1.00,21.00,,,,,preparing\n\
+         o3,u2,,a1,2024-02-01T13:20:00Z,30.00,1.00,31.00,,,,,preparing\n",
+    ),
+    (
+        "order_items",
+        "order_id,product_id,quantity\no1,p1,1\no2,p2,1\no3,p1,1\no3,p2,1\n",
+    ),
+    (
+        "events",
+        "event_id,session_id,user_id,page_url,created_at,event_type,order_id,product_id\n\
+         v1,s1,u1,/p1,2024-02-01T10:00:00Z,page_view,,p1\n\
+         v2,s1,u1,/p1,2024-02-01T10:05:00Z,add_to_cart,,p1\n\
+         v3,s1,u1,/checkout,2024-02-01T10:10:00Z,checkout,o1,\n\
+         v4,s2,u1,/p1,2024-02-01T11:00:00Z,page_view,,p1\n\
+         v5,s2,u1,/p2,2024-02-01T11:01:00Z,page_view,,p2\n\
+         v6,s2,u1,/p2,2024-02-01T11:02:00Z,add_to_cart,,p2\n\
+         v7,s2,u1,/checkout,2024-02-01T11:05:00Z,checkout,o2,\n\
+         v8,s3,u2,/p2,2024-02-01T12:00:00Z,page_view,,p2\n\
+         v9,s4,u2,/p1,2024-02-01T13:00:00Z,page_view,,p1\n\
+         v10,s4,u2,/checkout,2024-02-01T13:20:00Z,checkout,o3,\n",
+    ),
+];

@@ -37,7 +37,7 @@ impl Renderer<'_> {
                 "rows of {} with their dimension values and measure inputs",
                 table.name
             ),
-            self.rows_moved(&a.rows, extra, None, filter, a.shift.as_ref())?,
+            self.rows_moved(&a.rows, true, extra, None, filter, a.shift.as_ref())?,
         ));
         match a.shift.as_ref().map(|s| (s.kind, s.slot)) {
             Some((ShiftKind::ToDate(g), slot)) => {

@@ -7,6 +7,7 @@ mod conversion;
 mod cut;
 mod distinct_window;
 mod expr;
+mod funnel;
 mod keys;
 mod metric;
 mod output;
@@ -61,6 +62,9 @@ pub(super) fn statement(plan: &Plan, d: &dyn Dialect) -> Result<Sql, PlanError> 
     r.filter = plan.filter.as_ref().map(|f| r.filter(f)).transpose()?;
     if let Some(node) = &plan.rows {
         return r.rows_statement(node);
+    }
+    if let Some(node) = &plan.funnel {
+        return r.funnel_statement(node);
     }
     let mut ctes: Vec<Cte> = Vec::new();
     for cut in &plan.cuts {
@@ -206,15 +210,29 @@ impl Renderer<'_> {
         extra_join: Option<Sql>,
         conds: Vec<Sql>,
     ) -> Result<Sql, PlanError> {
-        self.rows_moved(rows, extra, extra_join, conds, None)
+        self.rows_moved(rows, true, extra, extra_join, conds, None)
+    }
+
+    /// [`Renderer::rows_from`], with the slots `d0..` only when `slots`.
+    fn rows_with(
+        &self,
+        rows: &RowSource,
+        slots: bool,
+        extra: Vec<(Sql, &str)>,
+        extra_join: Option<Sql>,
+        conds: Vec<Sql>,
+    ) -> Result<Sql, PlanError> {
+        self.rows_moved(rows, slots, extra, extra_join, conds, None)
     }
 
     /// [`Renderer::rows_from`], with the compared time slot moved by `shift`: `n` periods
     /// later for an offset; for a grain-to-date value, with the enclosing period's key as
-    /// column `tg`. Rows without a time value are left out.
+    /// column `tg`. Rows without a time value are left out. The slots `d0..` only when
+    /// `slots`.
     fn rows_moved(
         &self,
         rows: &RowSource,
+        slots: bool,
         extra: Vec<(Sql, &str)>,
         extra_join: Option<Sql>,
         mut conds: Vec<Sql>,
@@ -222,7 +240,7 @@ impl Renderer<'_> {
     ) -> Result<Sql, PlanError> {
         let mut s = Sql::raw("SELECT ");
         let mut items: Vec<Sql> = Vec::new();
-        for i in 0..self.plan.slots.len() {
+        for i in (0..self.plan.slots.len()).filter(|_| slots) {
             let mut v = self.slot_value(i, None, &rows.table)?;
             if let Some(sh) = shift.filter(|sh| sh.slot == i) {
                 conds.push(Sql::wrap("", v.clone(), " IS NOT NULL"));
