@@ -19,6 +19,7 @@ mod cache;
 mod caller;
 pub mod guard;
 mod live;
+mod rollup;
 mod session;
 pub mod values;
 
@@ -32,7 +33,7 @@ pub use cache::PlanCache;
 pub use caller::Caller;
 pub use guard::{Guard, Limits, RequestScope};
 pub use live::{check_live, load_live_models, read_catalog};
-pub use session::{Session, StatementExplain, Trace};
+pub use session::{RollupChoice, Session, StatementExplain, Trace};
 pub use values::Cell;
 
 use crate::error::ApiError;
@@ -64,6 +65,8 @@ pub struct Engine {
     zones_ready: Mutex<HashSet<String>>,
     /// Time budget, admission control and counters of every session.
     guard: Arc<Guard>,
+    /// The rollups metrics requests may be answered from.
+    rollups: rollup::Routes,
 }
 
 /// The most connections `db`'s pool opens.
@@ -87,6 +90,7 @@ impl Engine {
     /// The engine over `db` answering for `models`.
     pub fn new(db: DatabaseConnection, models: Vec<Arc<Model>>) -> Engine {
         let dialect = dialect_of(&db);
+        let models_for_rollups = models.clone();
         let offsets_needed = models
             .iter()
             .filter(|m| !dialect.time_zones() && m.reads_tz_offsets)
@@ -99,8 +103,16 @@ impl Engine {
             offsets_needed,
             zones_ready: Mutex::new(HashSet::new()),
             guard: Arc::new(Guard::new(Limits::for_pool(pool_size(&db)))),
+            rollups: rollup::Routes::new(&models_for_rollups, dialect),
             db,
         }
+    }
+
+    /// The engine without rollups: every metrics request reads the source tables (tests
+    /// compare both; `rollup: null` in explain says so).
+    pub fn without_rollups(mut self) -> Engine {
+        self.rollups.disabled = true;
+        self
     }
 
     /// The engine with `limits` instead of its pool's defaults.
@@ -167,10 +179,32 @@ impl Engine {
         })?;
         spec.check(model)?;
         self.prepare_zones(model, spec).await?;
-        let (rendered, _hit) = self
-            .plans
-            .get_or_render(model, spec, self.dialect)
-            .map_err(|e| ApiError::internal("planning", e))?;
+        // a rollup that answers exactly, or why none does (metrics requests only)
+        let caller = session.caller().map(|c| c.as_ref());
+        let (route, choice) = match self.rollups.candidates(model, spec, caller) {
+            None => (None, None),
+            Some(Err(reason)) => (None, Some(reason)),
+            Some(Ok(candidates)) => match rollup::usable(&self.db, model, &candidates).await {
+                Ok(route) => (Some(route), None),
+                Err(reason) => (None, Some(reason)),
+            },
+        };
+        let choice = match (route, choice) {
+            (Some(r), _) => Some(RollupChoice {
+                used: Some(format!("{}.{}", r.model, r.rollup.name)),
+                reason: None,
+            }),
+            (None, Some(reason)) => Some(RollupChoice {
+                used: None,
+                reason: Some(reason),
+            }),
+            (None, None) => None,
+        };
+        let (rendered, _hit) = match route {
+            Some(r) => r.plans.get_or_render(&r.derived, spec, self.dialect),
+            None => self.plans.get_or_render(model, spec, self.dialect),
+        }
+        .map_err(|e| ApiError::internal("planning", e))?;
         let plan_micros = started.elapsed().as_micros() as u64;
         let params = rendered.bind(spec);
         let stmt =
@@ -205,6 +239,9 @@ impl Engine {
                 .query_planned(&self.db, label, stmt, join_path, plan_micros)
                 .await?
         };
+        if let Some(choice) = choice {
+            session.note_rollup(choice);
+        }
         let mut rows = Vec::with_capacity(result.len());
         for r in &result {
             let mut row = Vec::with_capacity(rendered.columns.len());

@@ -35,6 +35,19 @@ pub struct StatementExplain {
     /// Which path answered, when there is a choice (e.g. the saas stage history or the
     /// direct computation from the events).
     pub source: Option<String>,
+    /// For a metrics request of a model with rollups: the rollup that answered, or why none
+    /// could.
+    pub rollup: Option<RollupChoice>,
+}
+
+/// Which rollup answered a metrics request (`rollup` in explain), or why none could
+/// (`rollupReason`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RollupChoice {
+    /// `model.rollup`, when one answered.
+    pub used: Option<String>,
+    /// Why no rollup answered.
+    pub reason: Option<String>,
 }
 
 impl StatementExplain {
@@ -63,6 +76,17 @@ impl StatementExplain {
         m.insert("dbMillis".into(), self.db_millis.into());
         if let Some(s) = &self.source {
             m.insert("source".into(), s.clone().into());
+        }
+        if let Some(r) = &self.rollup {
+            let text = |x: &Option<String>| {
+                x.clone()
+                    .map(serde_json::Value::String)
+                    .unwrap_or(serde_json::Value::Null)
+            };
+            m.insert("rollup".into(), text(&r.used));
+            if r.reason.is_some() {
+                m.insert("rollupReason".into(), text(&r.reason));
+            }
         }
         serde_json::Value::Object(m)
     }
@@ -188,6 +212,15 @@ impl Session {
         }
     }
 
+    /// Notes which rollup answered (or why none could) on the last entry.
+    pub fn note_rollup(&self, choice: RollupChoice) {
+        if let Ok(mut v) = self.trace.lock()
+            && let Some(last) = v.last_mut()
+        {
+            last.rollup = Some(choice);
+        }
+    }
+
     /// Runs a read statement on `conn` (the pool, or a read transaction of it) and returns
     /// its rows; `label` names it in explain and in the log. A database failure is logged
     /// with the SQL and becomes an internal error.
@@ -262,6 +295,7 @@ impl Session {
             plan_micros,
             db_millis,
             source: None,
+            rollup: None,
         });
         Ok(rows)
     }

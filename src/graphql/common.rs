@@ -67,6 +67,7 @@ pub(crate) fn explain_without_sql(ctx: &ResolverContext<'_>, label: &str) {
                 plan_micros: 0,
                 db_millis: 0.0,
                 source: Some("the loaded models (no SQL)".to_owned()),
+                rollup: None,
             });
         }
         log.watch(path(ctx), trace);

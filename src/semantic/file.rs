@@ -337,6 +337,8 @@ pub(crate) struct RawFile {
     pub measure: Vec<Spanned<RawMeasure>>,
     #[serde(default)]
     pub metric: Vec<Spanned<RawMetric>>,
+    #[serde(default)]
+    pub rollup: Vec<Spanned<RawRollup>>,
     #[serde(flatten)]
     pub settings: BTreeMap<String, toml::Value>,
 }
@@ -453,6 +455,18 @@ pub(crate) struct RawMeasure {
     pub expr: Option<Spanned<String>>,
     pub filter: Option<Spanned<String>>,
     pub description: Option<String>,
+}
+
+/// `[[rollup]]`: a pre-aggregated copy of an event table (see `super::rollup`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRollup {
+    pub name: Spanned<String>,
+    pub table: Spanned<String>,
+    pub grain: Spanned<String>,
+    #[serde(default)]
+    pub columns: Vec<Spanned<String>>,
+    pub measures: Spanned<Vec<Spanned<String>>>,
 }
 
 /// `[[metric]]`

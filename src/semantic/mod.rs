@@ -9,7 +9,7 @@
 mod columns;
 pub mod expr;
 mod file;
-
+mod rollup;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -18,6 +18,9 @@ use std::sync::Arc;
 pub use columns::{ColType, physical_columns};
 pub use expr::{Expr, ExprType};
 pub use file::{EMBEDDED_MODELS, ModelSource, SourceFile};
+pub use rollup::{
+    ROLLUP_STATUS_TABLE, ROLLUP_TABLE_PREFIX, Rollup, RollupMeasure, not_reaggregatable,
+};
 
 /// A validated model: what the planner and the GraphQL layer read.
 #[derive(Debug, Clone)]
@@ -46,6 +49,8 @@ pub struct Model {
     pub conversion_variants: Vec<String>,
     /// The variant used when a request names none.
     pub default_variant: Option<String>,
+    /// Rollups of its event tables (`[[rollup]]`), in file order.
+    pub rollups: Vec<Rollup>,
 }
 
 /// A logical table.

@@ -224,11 +224,13 @@ fn build_one(source: &ModelSource, ctx: &LoadContext, r: &mut Report) -> Option<
         metrics: Vec::new(),
         conversion_variants: Vec::new(),
         default_variant: None,
+        rollups: Vec::new(),
     };
     let dim_locs = build_dimensions(&parsed, &mut model, r);
     build_measures(&parsed, &mut model, r);
     build_metrics(&parsed, &mut model, r);
     check_paths(&model, &dim_locs, r);
+    build_rollups(&parsed, &mut model, r);
     // conversion variants: every table and conversion metric that declares them declares
     // the same list and default
     let mut variants: Option<(Vec<String>, String)> = None;
@@ -1264,6 +1266,25 @@ fn parse_window(s: &str) -> Option<i64> {
         _ => return None,
     };
     Some(n * secs)
+}
+
+fn build_rollups(parsed: &[Parsed<'_>], model: &mut Model, r: &mut Report) {
+    let mut rollups: Vec<super::Rollup> = Vec::new();
+    for p in parsed {
+        for raw in &p.raw.rollup {
+            let defined_at = (p.path.to_owned(), line_of(p.text, raw.span().start));
+            let mut report = |offset: usize, message: String| r.at(p.path, p.text, offset, message);
+            if let Some(x) = super::rollup::build(raw, model, defined_at, &mut report) {
+                if rollups.iter().any(|y| y.name == x.name) {
+                    Loc::of(p, &raw.get_ref().name)
+                        .report(r, format!("rollup {:?} is defined twice", x.name));
+                } else {
+                    rollups.push(x);
+                }
+            }
+        }
+    }
+    model.rollups = rollups;
 }
 
 fn build_metrics(parsed: &[Parsed<'_>], model: &mut Model, r: &mut Report) {
