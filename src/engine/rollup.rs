@@ -388,8 +388,8 @@ fn metric_kept(model: &Model, out: &Model, rollup: &Rollup, name: &str, depth: u
     }
 }
 
-/// The first of `candidates` whose status row says it is fresh and of its definition, or
-/// why none is.
+/// Of `candidates`, the one with the fewest rows among those whose status row says they
+/// are fresh and of their definition, or why none is.
 pub(super) async fn usable<'a>(
     db: &sea_orm::DatabaseConnection,
     model: &Model,
@@ -409,6 +409,7 @@ pub(super) async fn usable<'a>(
         );
     };
     let mut reason = None;
+    let mut best: Option<(&'a Route, i64)> = None;
     for route in candidates {
         let name = format!("{}.{}", model.name, route.rollup.name);
         match statuses.iter().find(|s| s.name == route.rollup.name) {
@@ -429,8 +430,15 @@ pub(super) async fn usable<'a>(
                         .unwrap_or_default()
                 ));
             }
-            Some(_) => return Ok(route),
+            Some(s) => {
+                if best.is_none_or(|(_, rows)| s.row_count < rows) {
+                    best = Some((route, s.row_count));
+                }
+            }
         }
     }
-    Err(reason.unwrap_or_else(|| "no rollup is usable".to_owned()))
+    match best {
+        Some((route, _)) => Ok(route),
+        None => Err(reason.unwrap_or_else(|| "no rollup is usable".to_owned())),
+    }
 }
