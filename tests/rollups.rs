@@ -61,6 +61,15 @@ async fn text_values(db: &DatabaseConnection, sql: &str) -> Vec<String> {
         .collect()
 }
 
+/// An engine with the rollups, and one without.
+fn engines(db: &DatabaseConnection) -> (Engine, Engine) {
+    let with = Engine::with_embedded_models(db.clone()).unwrap();
+    let without = Engine::with_embedded_models(db.clone())
+        .unwrap()
+        .without_rollups();
+    (with, without)
+}
+
 /// The rows of an answer in a canonical order, as text.
 fn canonical(t: &Table) -> Vec<String> {
     let mut rows: Vec<String> = t
@@ -160,10 +169,7 @@ const AS_OF: &[&str] = &[
 async fn answers_from_the_rollup_equal_answers_from_the_rows() {
     for db in TestDb::all().await {
         shop_db(&db.conn).await;
-        let with = Engine::with_embedded_models(db.conn.clone()).unwrap();
-        let without = Engine::with_embedded_models(db.conn.clone())
-            .unwrap()
-            .without_rollups();
+        let (with, without) = engines(&db.conn);
         let store = text_values(
             &db.conn,
             "SELECT store_id FROM \"shop\".\"order_line\" ORDER BY store_id LIMIT 1",
@@ -239,10 +245,7 @@ async fn answers_from_the_rollup_equal_answers_from_the_rows() {
 async fn explain_says_why_no_rollup_answered() {
     for db in TestDb::all().await {
         shop_db(&db.conn).await;
-        let engine = Engine::with_embedded_models(db.conn.clone()).unwrap();
-        let without = Engine::with_embedded_models(db.conn.clone())
-            .unwrap()
-            .without_rollups();
+        let (engine, without) = engines(&db.conn);
         let at = t("2024-04-10T10:00:00Z");
         let cases: Vec<(QuerySpec, &str)> = vec![
             (
@@ -344,10 +347,7 @@ fn net_sales_by_month(at: &str) -> QuerySpec {
 async fn a_write_outside_the_loader_stops_the_rollup_until_a_refresh() {
     for db in TestDb::all().await {
         shop_db(&db.conn).await;
-        let engine = Engine::with_embedded_models(db.conn.clone()).unwrap();
-        let without = Engine::with_embedded_models(db.conn.clone())
-            .unwrap()
-            .without_rollups();
+        let (engine, without) = engines(&db.conn);
         let spec = net_sales_by_month("2024-12-31T00:00:00Z");
         let (before, used, _) = run(&engine, &spec).await;
         assert_eq!(used.as_deref(), Some("shop.daily_sales_by_category"));

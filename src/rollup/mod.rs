@@ -202,31 +202,51 @@ fn time_col(table: &Table, rollup: &Rollup) -> Sql {
     Sql::raw(&format!("{}.{}", q(&table.name), q(&rollup.time)))
 }
 
-/// `SELECT <bucket>, <bucket_end>, <columns>, <partials> FROM <source> GROUP BY …`: the
-/// rollup's rows, computed from its source.
-pub fn build_select(model: &Model, rollup: &Rollup, d: &dyn Dialect) -> Result<Sql, Error> {
+/// `SELECT <lead>, <columns>, <partials> FROM <source> AS <table>\n<rest>`: per bucket
+/// (`bucketed`: the partials aggregated, for a `GROUP BY`) or per row.
+fn select_source(
+    model: &Model,
+    rollup: &Rollup,
+    d: &dyn Dialect,
+    lead: Sql,
+    bucketed: bool,
+    rest: Sql,
+) -> Result<Sql, Error> {
     let table = source_table(model, rollup)?;
     let mut s = Sql::raw("SELECT ");
-    s.append(d.utc_bucket(time_col(table, rollup), rollup.grain));
-    s.push(", ");
-    s.append(d.utc_bucket_end(time_col(table, rollup), rollup.grain));
+    s.append(lead);
     for c in &rollup.columns {
         s.push(&format!(", {}.{}", q(&table.name), q(c)));
     }
     for m in &rollup.measures {
         s.push(", ");
-        s.append(bucket_partial(model, m, table, d)?);
+        s.append(if bucketed {
+            bucket_partial(model, m, table, d)?
+        } else {
+            row_partial(model, m, table, d)?
+        });
     }
     s.push(&format!(
-        "\nFROM {} AS {}\nGROUP BY ",
+        "\nFROM {} AS {}\n",
         qualified(&model.namespace, &rollup.physical),
         q(&table.name)
     ));
+    s.append(rest);
+    Ok(s)
+}
+
+/// `SELECT <bucket>, <bucket_end>, <columns>, <partials> FROM <source> GROUP BY …`: the
+/// rollup's rows, computed from its source.
+pub fn build_select(model: &Model, rollup: &Rollup, d: &dyn Dialect) -> Result<Sql, Error> {
+    let table = source_table(model, rollup)?;
+    let mut lead = d.utc_bucket(time_col(table, rollup), rollup.grain);
+    lead.push(", ");
+    lead.append(d.utc_bucket_end(time_col(table, rollup), rollup.grain));
     let groups: Vec<String> = (1..=rollup.columns.len() + 2)
         .map(|i| i.to_string())
         .collect();
-    s.push(&groups.join(", "));
-    Ok(s)
+    let rest = Sql::raw(&format!("GROUP BY {}", groups.join(", ")));
+    select_source(model, rollup, d, lead, true, rest)
 }
 
 /// The column list of the rollup table, in the order of [`build_select`].
@@ -299,22 +319,14 @@ fn fresh_condition(model: &Model, rollup: &Rollup) -> Sql {
 /// The source's rows meeting `cond` as one-row partials, in the columns of the rollup.
 fn source_rows(model: &Model, rollup: &Rollup, d: &dyn Dialect, cond: Sql) -> Result<Sql, Error> {
     let table = source_table(model, rollup)?;
-    let mut s = Sql::raw("SELECT ");
-    s.append(time_col(table, rollup));
-    for c in &rollup.columns {
-        s.push(&format!(", {}.{}", q(&table.name), q(c)));
-    }
-    for m in &rollup.measures {
-        s.push(", ");
-        s.append(row_partial(model, m, table, d)?);
-    }
-    s.push(&format!(
-        "\nFROM {} AS {}\nWHERE ",
-        qualified(&model.namespace, &rollup.physical),
-        q(&table.name)
-    ));
-    s.append(cond);
-    Ok(s)
+    select_source(
+        model,
+        rollup,
+        d,
+        time_col(table, rollup),
+        false,
+        Sql::wrap("WHERE ", cond, ""),
+    )
 }
 
 /// The rows of `rollup`'s table as of `$1` as a SQL table's text (for `d`) and the
@@ -342,23 +354,24 @@ pub fn union_text(
         q("bucket_end")
     ));
     s.append(fresh_condition(model, rollup));
+    // `<time> <op> start of asOf's bucket AND <rest>`
+    let since_bucket = |op: &str, rest: Sql| {
+        let mut c = time_col(table, rollup);
+        c.push(&format!(" {op} "));
+        c.append(d.utc_bucket(as_of(), rollup.grain));
+        c.push(" AND ");
+        c.append(rest);
+        c
+    };
     // the rows of asOf's bucket up to asOf
-    let mut tail = time_col(table, rollup);
-    tail.push(" >= ");
-    tail.append(d.utc_bucket(as_of(), rollup.grain));
-    tail.push(" AND ");
-    tail.append(time_col(table, rollup));
-    tail.push(" <= $1");
+    let mut up_to = time_col(table, rollup);
+    up_to.push(" <= $1");
     s.push("\nUNION ALL\n");
-    s.append(source_rows(model, rollup, d, tail)?);
+    s.append(source_rows(model, rollup, d, since_bucket(">=", up_to))?);
     // a rollup that is not fresh is not read: the earlier rows come from the source
-    let mut before = time_col(table, rollup);
-    before.push(" < ");
-    before.append(d.utc_bucket(as_of(), rollup.grain));
-    before.push(" AND NOT ");
-    before.append(fresh_condition(model, rollup));
+    let stale = Sql::wrap("NOT ", fresh_condition(model, rollup), "");
     s.push("\nUNION ALL\n");
-    s.append(source_rows(model, rollup, d, before)?);
+    s.append(source_rows(model, rollup, d, since_bucket("<", stale))?);
     let (text, values) = s.numbered(2).map_err(plan_err)?;
     let consts = values
         .into_iter()
