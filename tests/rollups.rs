@@ -517,3 +517,73 @@ fn broken_rollups_are_reported_with_file_and_line() {
     assert_eq!(shop.rollups.len(), 3);
     assert_eq!(shop.rollups[0].storage_table(), "tally_rollup_daily_sales");
 }
+
+/// `tally migrate` builds the rollups; a write outside tally makes them stale; `tally rollup
+/// refresh` rebuilds only stale ones, `--all` every one.
+#[tokio::test]
+async fn the_command_line_builds_and_refreshes_rollups() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let tally = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_tally"))
+            .args(args)
+            .env_remove("DATABASE_URL")
+            .env_remove("TALLY_MODELS")
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let migrated = tally(&["migrate", "--db", &url]);
+    assert!(
+        migrated.contains("rollup shop.daily_sales_by_category: 0 rows from 0 source rows"),
+        "{migrated}"
+    );
+    let db = tally::db::connect(&url).await.unwrap();
+    let fresh = |db: DatabaseConnection| async move {
+        let shop = tally::semantic::load_embedded()
+            .unwrap()
+            .into_iter()
+            .find(|m| m.name == "shop")
+            .unwrap();
+        tally::rollup::statuses(&db, &shop)
+            .await
+            .unwrap()
+            .unwrap()
+            .iter()
+            .map(|s| (s.name.clone(), s.fresh, s.row_count))
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        fresh(db.clone())
+            .await
+            .iter()
+            .all(|(_, f, n)| *f && *n == 0)
+    );
+    assert!(tally(&["rollup", "refresh", "--db", &url]).contains("every rollup is fresh"));
+    db.execute_unprepared(
+        "INSERT INTO \"shop\".\"order_line\" (line_item_id, order_id, order_time, customer_id, \
+         campaign_id, store_id, product_id, product_category_id, count, unit_price_at_purchase, \
+         amt, discount, tax_amt, shipping_amt, line_number) VALUES ('l1', 'o1', \
+         '2024-01-02T10:00:00+00:00', 'c1', NULL, 's1', 'p1', 'cat1', 2, 5, 10, 1, 0, 0, 1)",
+    )
+    .await
+    .unwrap();
+    assert!(fresh(db.clone()).await.iter().all(|(_, f, _)| !*f), "stale");
+    let refreshed = tally(&["rollup", "refresh", "--db", &url]);
+    assert_eq!(
+        refreshed.matches("rows from 1 source rows").count(),
+        3,
+        "{refreshed}"
+    );
+    assert!(
+        fresh(db.clone())
+            .await
+            .iter()
+            .all(|(_, f, n)| *f && *n == 1)
+    );
+    let all = tally(&["rollup", "refresh", "--all", "--db", &url]);
+    assert_eq!(all.matches("rollup shop.").count(), 3, "{all}");
+    db.close().await.ok();
+}
