@@ -153,6 +153,51 @@ fn requests(store: &str, categories: &[String]) -> Vec<QuerySpec> {
     out
 }
 
+/// Runs every request of `specs` as of every instant of [`AS_OF`] with and without rollups:
+/// the same rows, from the rollup `expected` names; how many were compared. Most answers hold
+/// non-zero numbers (the comparison is not vacuous).
+async fn assert_same(
+    with: &Engine,
+    without: &Engine,
+    specs: &[QuerySpec],
+    backend: &str,
+    expected: impl Fn(&QuerySpec) -> &'static str,
+) -> usize {
+    let mut compared = 0;
+    let mut nonempty = 0;
+    for spec in specs {
+        for at in AS_OF {
+            let mut spec = spec.clone();
+            spec.as_of = t(at);
+            let (a, used, reason) = run(with, &spec).await;
+            let (b, raw_used, raw_reason) = run(without, &spec).await;
+            assert_eq!(
+                used.as_deref(),
+                Some(expected(&spec)),
+                "{backend}: {spec:?} was not answered from the rollup: {reason:?}"
+            );
+            assert_eq!(raw_used, None);
+            assert!(raw_reason.unwrap().contains("turned off"));
+            assert_eq!(
+                canonical(&a),
+                canonical(&b),
+                "{backend}: {spec:?} as of {at}"
+            );
+            compared += 1;
+            let number = |v: &Value| {
+                v.as_f64().is_some_and(|x| x != 0.0)
+                    || v.as_str()
+                        .is_some_and(|s| s.parse::<f64>().is_ok_and(|x| x != 0.0))
+            };
+            if a.rows.iter().any(|r| r.iter().any(number)) {
+                nonempty += 1;
+            }
+        }
+    }
+    assert!(nonempty > compared / 2, "{nonempty} of {compared}");
+    compared
+}
+
 /// asOf values: bucket boundaries, instants within a bucket, a fraction of a second.
 const AS_OF: &[&str] = &[
     "2024-01-01T00:00:00Z",
@@ -181,62 +226,28 @@ async fn answers_from_the_rollup_equal_answers_from_the_rows() {
             "SELECT category_name FROM \"shop\".\"product_category\" ORDER BY category_name LIMIT 2",
         )
         .await;
-        let mut compared = 0;
-        let mut nonempty = 0;
-        for spec in requests(&store, &categories) {
-            for at in AS_OF {
-                let mut spec = spec.clone();
-                spec.as_of = t(at);
-                let (a, used, reason) = run(&with, &spec).await;
-                let (b, raw_used, raw_reason) = run(&without, &spec).await;
-                // the smallest rollup that keeps what the request reads
-                let mut dims: Vec<&str> = spec.filter_dimensions();
-                for f in &spec.fields {
-                    if let Item::Dimension { name, .. } = &f.item {
-                        dims.push(name);
-                    }
-                }
-                let expected = if dims.iter().any(|d| d.starts_with("customer")) {
-                    "shop.daily_sales"
-                } else if dims
-                    .iter()
-                    .any(|d| d.starts_with("store") || d.contains("ampaign"))
-                {
-                    "shop.daily_sales_by_store"
-                } else {
-                    "shop.daily_sales_by_category"
-                };
-                assert_eq!(
-                    used.as_deref(),
-                    Some(expected),
-                    "{}: {spec:?} was not answered from the rollup: {reason:?}",
-                    db.backend
-                );
-                assert_eq!(raw_used, None);
-                assert!(raw_reason.unwrap().contains("turned off"));
-                assert_eq!(
-                    canonical(&a),
-                    canonical(&b),
-                    "{}: {spec:?} as of {at}",
-                    db.backend
-                );
-                compared += 1;
-                if !a.rows.is_empty()
-                    && a.rows.iter().any(|r| {
-                        r.iter().any(|v| {
-                            v.as_f64().is_some_and(|x| x != 0.0)
-                                || v.as_str()
-                                    .is_some_and(|s| s.parse::<f64>().is_ok_and(|x| x != 0.0))
-                        })
-                    })
-                {
-                    nonempty += 1;
+        let specs = requests(&store, &categories);
+        let compared = assert_same(&with, &without, &specs, db.backend, |spec| {
+            // the smallest rollup that keeps what the request reads
+            let mut dims: Vec<&str> = spec.filter_dimensions();
+            for f in &spec.fields {
+                if let Item::Dimension { name, .. } = &f.item {
+                    dims.push(name);
                 }
             }
-        }
+            if dims.iter().any(|d| d.starts_with("customer")) {
+                "shop.daily_sales"
+            } else if dims
+                .iter()
+                .any(|d| d.starts_with("store") || d.contains("ampaign"))
+            {
+                "shop.daily_sales_by_store"
+            } else {
+                "shop.daily_sales_by_category"
+            }
+        })
+        .await;
         assert_eq!(compared, 4 * 10 * AS_OF.len());
-        // the comparison is not vacuous: most answers hold non-zero numbers
-        assert!(nonempty > compared / 2, "{nonempty} of {compared}");
         db.cleanup().await;
     }
 }
@@ -374,10 +385,16 @@ async fn a_write_outside_the_loader_stops_the_rollup_until_a_refresh() {
         let reports = tally::rollup::refresh_all(&db.conn, &models, false)
             .await
             .unwrap();
+        let rebuilt: Vec<&str> = reports.iter().map(|r| r.rollup.as_str()).collect();
         assert_eq!(
-            reports.len(),
-            3,
-            "the stale rollups of order_line are rebuilt"
+            rebuilt,
+            [
+                "shop.daily_sales",
+                "shop.daily_sales_by_store",
+                "shop.daily_sales_by_category",
+                "social.hourly_ads"
+            ],
+            "the stale rollups of order_line are rebuilt, and the never built one"
         );
         let (fresh, used, _) = run(&engine, &spec).await;
         assert_eq!(used.as_deref(), Some("shop.daily_sales_by_category"));
@@ -586,4 +603,47 @@ async fn the_command_line_builds_and_refreshes_rollups() {
     let all = tally(&["rollup", "refresh", "--all", "--db", &url]);
     assert_eq!(all.matches("rollup shop.").count(), 3, "{all}");
     db.close().await.ok();
+}
+
+/// The social model's hourly ad rollup: by hour and coarser, by campaign and device, with
+/// counts whose filters bind literals (`event_type = 'click'`), sums and ratios.
+#[tokio::test]
+async fn social_ads_from_the_hourly_rollup_equal_the_rows() {
+    for db in TestDb::all().await {
+        let opts = tally::demo::DemoOptions {
+            scale: 0.05,
+            seed: 7,
+        };
+        tally::demo::load_demo(&db.conn, "social", &opts, false)
+            .await
+            .unwrap();
+        let (with, without) = engines(&db.conn);
+        let mut specs = Vec::new();
+        for metrics in [
+            vec!["impressions", "clicks", "ctr"],
+            vec!["revenue", "cost", "roas", "conversions"],
+        ] {
+            for dims in [
+                vec![dim("adEventTime", Some(Granularity::Hour))],
+                vec![
+                    dim("adEventTime", Some(Granularity::Day)),
+                    dim("campaignName", None),
+                ],
+                vec![
+                    dim("deviceType", None),
+                    dim("adEventTime", Some(Granularity::Month)),
+                ],
+                vec![dim("campaignType", None), dim("os", None)],
+            ] {
+                let mut s = QuerySpec::new("social", t("2024-01-01T00:00:00Z"));
+                s.fields = dims;
+                s.fields.extend(metrics.iter().map(|m| met(m)));
+                specs.push(s);
+            }
+        }
+        let compared =
+            assert_same(&with, &without, &specs, db.backend, |_| "social.hourly_ads").await;
+        assert_eq!(compared, 8 * AS_OF.len());
+        db.cleanup().await;
+    }
 }
