@@ -245,7 +245,10 @@ pub fn build_select(model: &Model, rollup: &Rollup, d: &dyn Dialect) -> Result<S
     let groups: Vec<String> = (1..=rollup.columns.len() + 2)
         .map(|i| i.to_string())
         .collect();
-    let rest = Sql::raw(&format!("GROUP BY {}", groups.join(", ")));
+    // a row without an event time never counts (NULL <= asOf is not true)
+    let mut rest = Sql::raw("WHERE ");
+    rest.append(time_col(table, rollup));
+    rest.push(&format!(" IS NOT NULL\nGROUP BY {}", groups.join(", ")));
     select_source(model, rollup, d, lead, true, rest)
 }
 
