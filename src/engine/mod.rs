@@ -184,10 +184,12 @@ impl Engine {
         let (route, choice) = match self.rollups.candidates(model, spec, caller) {
             None => (None, None),
             Some(Err(reason)) => (None, Some(reason)),
-            Some(Ok(candidates)) => match rollup::usable(&self.db, model, &candidates).await {
-                Ok(route) => (Some(route), None),
-                Err(reason) => (None, Some(reason)),
-            },
+            Some(Ok(candidates)) => {
+                match rollup::usable(&self.rollups, &self.db, model, &candidates).await {
+                    Ok(route) => (Some(route), None),
+                    Err(reason) => (None, Some(reason)),
+                }
+            }
         };
         let choice = match (route, choice) {
             (Some(r), _) => Some(RollupChoice {

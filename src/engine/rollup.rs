@@ -40,6 +40,9 @@ pub(super) struct Routes {
     pub(super) routes: Vec<Route>,
     /// Rollups are not used (`Engine::without_rollups`).
     pub(super) disabled: bool,
+    /// Models whose namespace is known to hold the rollup status table (tally never drops
+    /// it), whose status is then read without looking for it first.
+    status_seen: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl Routes {
@@ -66,6 +69,7 @@ impl Routes {
         Routes {
             routes,
             disabled: false,
+            status_seen: Default::default(),
         }
     }
 
@@ -391,11 +395,28 @@ fn metric_kept(model: &Model, out: &Model, rollup: &Rollup, name: &str, depth: u
 /// Of `candidates`, the one with the fewest rows among those whose status row says they
 /// are fresh and of their definition, or why none is.
 pub(super) async fn usable<'a>(
+    routes: &Routes,
     db: &sea_orm::DatabaseConnection,
     model: &Model,
     candidates: &[&'a Route],
 ) -> Result<&'a Route, String> {
-    let statuses = match crate::rollup::statuses(db, model).await {
+    let seen = routes
+        .status_seen
+        .lock()
+        .map(|s| s.contains(&model.name))
+        .unwrap_or(false);
+    let read = if seen {
+        crate::rollup::read_statuses(db, model).await.map(Some)
+    } else {
+        crate::rollup::statuses(db, model).await
+    };
+    if let Ok(Some(_)) = &read
+        && !seen
+        && let Ok(mut s) = routes.status_seen.lock()
+    {
+        s.insert(model.name.clone());
+    }
+    let statuses = match read {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!("{e}");

@@ -447,6 +447,16 @@ pub async fn statuses(
     if !exists {
         return Ok(None);
     }
+    read_statuses(conn, model).await.map(Some)
+}
+
+/// The status rows of `model`'s rollups, when its status table is known to exist (an error
+/// otherwise).
+pub async fn read_statuses(
+    conn: &impl ConnectionTrait,
+    model: &Model,
+) -> Result<Vec<Status>, Error> {
+    let backend = conn.get_database_backend();
     let rows = conn
         .query_all_raw(Statement::from_string(
             backend,
@@ -458,10 +468,7 @@ pub async fn statuses(
         ))
         .await
         .map_err(db_err("reading its status"))?;
-    rows.iter()
-        .map(read_status)
-        .collect::<Result<_, _>>()
-        .map(Some)
+    rows.iter().map(read_status).collect()
 }
 
 fn read_status(r: &sea_orm::QueryResult) -> Result<Status, Error> {
