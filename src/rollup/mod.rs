@@ -357,24 +357,26 @@ pub fn union_text(
         q("bucket_end")
     ));
     s.append(fresh_condition(model, rollup));
-    // `<time> <op> start of asOf's bucket AND <rest>`
-    let since_bucket = |op: &str, rest: Sql| {
-        let mut c = time_col(table, rollup);
-        c.push(&format!(" {op} "));
-        c.append(d.utc_bucket(as_of(), rollup.grain));
-        c.push(" AND ");
-        c.append(rest);
-        c
-    };
     // the rows of asOf's bucket up to asOf
-    let mut up_to = time_col(table, rollup);
-    up_to.push(" <= $1");
+    let mut tail = time_col(table, rollup);
+    tail.push(" >= ");
+    tail.append(d.utc_bucket(as_of(), rollup.grain));
+    tail.push(" AND ");
+    tail.append(time_col(table, rollup));
+    tail.push(" <= $1");
     s.push("\nUNION ALL\n");
-    s.append(source_rows(model, rollup, d, since_bucket(">=", up_to))?);
-    // a rollup that is not fresh is not read: the earlier rows come from the source
-    let stale = Sql::wrap("NOT ", fresh_condition(model, rollup), "");
+    s.append(source_rows(model, rollup, d, tail)?);
+    // A rollup that is not fresh is not read: the earlier rows come from the source. The
+    // bound is one scalar subquery, computed once (NULL, so no row, while it is fresh), that
+    // both backends use as the bound of an index range instead of testing every row.
+    let mut before = time_col(table, rollup);
+    before.push(" < (SELECT CASE WHEN ");
+    before.append(fresh_condition(model, rollup));
+    before.push(" THEN NULL ELSE ");
+    before.append(d.utc_bucket(as_of(), rollup.grain));
+    before.push(" END)");
     s.push("\nUNION ALL\n");
-    s.append(source_rows(model, rollup, d, since_bucket("<", stale))?);
+    s.append(source_rows(model, rollup, d, before)?);
     let (text, values) = s.numbered(2).map_err(plan_err)?;
     let consts = values
         .into_iter()
