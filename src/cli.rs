@@ -481,6 +481,9 @@ fn print_report(report: &crate::load::LoadReport, started: Instant) {
     if let Some(h) = &report.stage_history {
         eprintln!("  {} stage history {h}", report.model);
     }
+    for r in &report.rollups {
+        eprintln!("  rollup {r}");
+    }
     eprintln!(
         "{}: {read} rows read, {inserted} inserted in {:.1}s",
         report.model,
