@@ -415,6 +415,12 @@ async fn a_write_outside_the_loader_stops_the_rollup_until_a_refresh() {
     }
 }
 
+/// One order line, written with plain SQL (not through tally's loader).
+const ONE_LINE: &str = "INSERT INTO \"shop\".\"order_line\" (line_item_id, order_id, order_time, \
+     customer_id, campaign_id, store_id, product_id, product_category_id, count, \
+     unit_price_at_purchase, amt, discount, tax_amt, shipping_amt, line_number) VALUES ('l1', 'o1', \
+     '2024-01-02T10:00:00+00:00', 'c1', NULL, 's1', 'p1', 'cat1', 2, 5, 10, 1, 0, 0, 1)";
+
 async fn has_table(db: &DatabaseConnection, table: &str) -> bool {
     let d = tally::sql::dialect_of(db);
     db.query_one_raw(Statement::from_sql_and_values(
@@ -431,15 +437,7 @@ async fn has_table(db: &DatabaseConnection, table: &str) -> bool {
 async fn a_read_only_database_never_gets_a_rollup() {
     for db in TestDb::all().await {
         // migrated and holding rows, but written without tally's loader
-        db.conn
-            .execute_unprepared(
-                "INSERT INTO \"shop\".\"order_line\" (line_item_id, order_id, order_time, customer_id, \
-                 campaign_id, store_id, product_id, product_category_id, count, unit_price_at_purchase, \
-                 amt, discount, tax_amt, shipping_amt, line_number) VALUES ('l1', 'o1', \
-                 '2024-01-02T10:00:00+00:00', 'c1', NULL, 's1', 'p1', 'cat1', 2, 5, 10, 1, 0, 0, 1)",
-            )
-            .await
-            .unwrap();
+        db.conn.execute_unprepared(ONE_LINE).await.unwrap();
         let ro = tally::db::open(&db.url).await.unwrap();
         let engine = Engine::with_embedded_models(ro.clone()).unwrap();
         let (answer, used, reason) =
@@ -579,14 +577,7 @@ async fn the_command_line_builds_and_refreshes_rollups() {
             .all(|(_, f, n)| *f && *n == 0)
     );
     assert!(tally(&["rollup", "refresh", "--db", &url]).contains("every rollup is fresh"));
-    db.execute_unprepared(
-        "INSERT INTO \"shop\".\"order_line\" (line_item_id, order_id, order_time, customer_id, \
-         campaign_id, store_id, product_id, product_category_id, count, unit_price_at_purchase, \
-         amt, discount, tax_amt, shipping_amt, line_number) VALUES ('l1', 'o1', \
-         '2024-01-02T10:00:00+00:00', 'c1', NULL, 's1', 'p1', 'cat1', 2, 5, 10, 1, 0, 0, 1)",
-    )
-    .await
-    .unwrap();
+    db.execute_unprepared(ONE_LINE).await.unwrap();
     assert!(fresh(db.clone()).await.iter().all(|(_, f, _)| !*f), "stale");
     let refreshed = tally(&["rollup", "refresh", "--db", &url]);
     assert_eq!(
