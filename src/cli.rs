@@ -40,6 +40,12 @@ pub enum Command {
         #[arg(long = "db", env = "DATABASE_URL", default_value = db::DEFAULT_URL)]
         db: String,
     },
+    /// Rollups declared in the model files (`[[rollup]]`).
+    Rollup {
+        /// What to do with them.
+        #[command(subcommand)]
+        action: RollupCommand,
+    },
     /// Scaffold a model folder from an existing database's tables (read-only): tables, keys,
     /// joins from foreign keys, dimensions, measures and metrics; edit it, then serve it.
     Init {
@@ -164,6 +170,27 @@ pub enum KeyCommand {
 
 pub use crate::cli_query::Format;
 
+/// `tally rollup …`
+#[derive(Debug, Subcommand)]
+pub enum RollupCommand {
+    /// Rebuild the rollups that are stale, never built or built for another definition (all
+    /// of them with --all), each in one transaction; creates their status table and the
+    /// staleness triggers on their source tables. Writes to the database: run it only on a
+    /// database tally may write to.
+    Refresh {
+        /// Database URL.
+        #[arg(long = "db", env = "DATABASE_URL", default_value = db::DEFAULT_URL)]
+        db: String,
+        /// Folder of model files (`<dir>/<model>/*.toml`); default `$TALLY_MODELS`, else
+        /// `./models`, else the models built into the binary.
+        #[arg(long)]
+        models: Option<PathBuf>,
+        /// Rebuild every rollup, fresh or not.
+        #[arg(long)]
+        all: bool,
+    },
+}
+
 /// Parses the process arguments and runs the command; the exit code says how it went.
 pub async fn run() -> ExitCode {
     let cli = Cli::parse();
@@ -236,6 +263,23 @@ async fn execute(command: Command) -> Result<ExitCode, Error> {
             let conn = db::connect(&db).await?;
             db::migrate(&conn).await?;
             eprintln!("migrated {}", db::redact(&db));
+            let models = load_models(None)?;
+            for report in crate::rollup::refresh_all(&conn, &models, false).await? {
+                eprintln!("rollup {report}");
+            }
+        }
+        Command::Rollup {
+            action: RollupCommand::Refresh { db, models, all },
+        } => {
+            let models = load_models(models.as_deref())?;
+            let conn = db::connect(&db).await?;
+            let reports = crate::rollup::refresh_all(&conn, &models, all).await?;
+            if reports.is_empty() {
+                eprintln!("every rollup is fresh (--all rebuilds them anyway)");
+            }
+            for report in reports {
+                eprintln!("rollup {report}");
+            }
         }
         Command::Init {
             db,
@@ -390,6 +434,9 @@ fn print_report(report: &crate::load::LoadReport, started: Instant) {
     }
     if let Some(h) = &report.stage_history {
         eprintln!("  {} stage history {h}", report.model);
+    }
+    for r in &report.rollups {
+        eprintln!("  rollup {r}");
     }
     eprintln!(
         "{}: {read} rows read, {inserted} inserted in {:.1}s",

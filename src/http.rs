@@ -727,6 +727,10 @@ pub async fn serve(config: ServeConfig) -> Result<(), Error> {
     )?;
     if writable {
         prepare_stage_history(&conn, saas).await?;
+        // rollups stale or never built: rebuilt before the first request
+        for report in crate::rollup::refresh_all(&conn, &models, false).await? {
+            tracing::info!(%report, "rollup rebuilt");
+        }
     } else {
         report_stage_history(&conn, &models, saas).await;
     }

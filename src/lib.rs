@@ -54,6 +54,7 @@ pub mod lexer;
 pub mod load;
 pub mod plan;
 pub mod query;
+pub mod rollup;
 pub mod saas;
 pub mod semantic;
 pub mod sql;

@@ -15,6 +15,7 @@ const LAYERS: &[&str] = &[
     "sql",
     "db",
     "tz",
+    "rollup",
     "engine",
     "saas",
     "load",

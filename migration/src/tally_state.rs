@@ -44,54 +44,79 @@ pub const STALENESS_SOURCES: [&str; 3] = ["global_events", "payments", "invoices
 /// The name of the staleness triggers (PostgreSQL) and their prefix (SQLite).
 pub const STALENESS_TRIGGER: &str = "tally_stage_history_stale";
 
-/// The PostgreSQL trigger function: mark the history stale (the first writer after a
-/// refresh, exclusively), then hold a share lock on the status row until commit.
-const PG_TRIGGER_FUNCTION: &str = "CREATE OR REPLACE FUNCTION \"saas\".\"tally_stage_history_stale\"() \
-     RETURNS trigger LANGUAGE plpgsql AS $fn$\n\
-     BEGIN\n\
-       UPDATE \"saas\".\"tally_stage_history_status\" SET fresh = 0 WHERE id = 1 AND fresh <> 0;\n\
-       PERFORM 1 FROM \"saas\".\"tally_stage_history_status\" WHERE id = 1 FOR SHARE;\n\
-       RETURN NULL;\n\
-     END\n\
-     $fn$;";
+/// Staleness triggers: whoever writes to one of `sources` (tally's loader, an ETL job,
+/// psql), the rows of the status table `status` that `rows` selects are marked stale
+/// (`fresh = 0`). Used for the saas stage history and for rollups: derived data is only read
+/// while its status says it matches its source tables.
+#[derive(Debug, Clone, Copy)]
+pub struct Staleness<'a> {
+    /// The namespace of the sources, the status table, the triggers and their function.
+    pub namespace: &'a str,
+    /// The status table (a `fresh` column).
+    pub status: &'a str,
+    /// The name of the triggers (PostgreSQL; also their function) and their prefix (SQLite).
+    pub trigger: &'a str,
+    /// The watched tables.
+    pub sources: &'a [&'a str],
+    /// Which status rows a write marks stale: a condition in which `{source}` stands for
+    /// the written table's name as text (tally's own identifiers only).
+    pub rows: &'a str,
+}
 
-/// Creates the staleness triggers of the stage history on its source tables when they are
-/// missing: whoever writes (tally, an ETL job, psql), the history's status says it is stale.
-/// PostgreSQL: one statement trigger per table (TRUNCATE included); SQLite (row triggers
-/// only): one per table and write, touching the status row only on the first write after a
-/// refresh.
-pub async fn staleness_triggers<C: ConnectionTrait>(conn: &C) -> Result<(), DbErr> {
+/// Creates the staleness triggers `s` describes when they are missing. PostgreSQL: one
+/// statement trigger per table (TRUNCATE included) calling one function, which marks the rows
+/// stale (the first writer after a refresh, exclusively) and then holds a share lock on them
+/// until commit, so that a refresh (which locks them exclusively) waits for writers still in
+/// flight. SQLite (row triggers only): one per table and write, touching the status only on
+/// the first write after a refresh; a writer excludes every other writer anyway.
+pub async fn create_staleness_triggers<C: ConnectionTrait>(
+    conn: &C,
+    s: &Staleness<'_>,
+) -> Result<(), DbErr> {
     let backend = conn.get_database_backend();
+    let (ns, status, trigger) = (s.namespace, s.status, s.trigger);
     if backend == DbBackend::Postgres {
-        conn.execute_unprepared(PG_TRIGGER_FUNCTION).await?;
-        for table in STALENESS_SOURCES {
+        let rows = s.rows.replace("{source}", "TG_TABLE_NAME");
+        conn.execute_unprepared(&format!(
+            "CREATE OR REPLACE FUNCTION \"{ns}\".\"{trigger}\"() \
+             RETURNS trigger LANGUAGE plpgsql AS $fn$\n\
+             BEGIN\n\
+               UPDATE \"{ns}\".\"{status}\" SET fresh = 0 WHERE {rows} AND fresh <> 0;\n\
+               PERFORM 1 FROM \"{ns}\".\"{status}\" WHERE {rows} FOR SHARE;\n\
+               RETURN NULL;\n\
+             END\n\
+             $fn$;"
+        ))
+        .await?;
+        for table in s.sources {
             let exists = conn
                 .query_one_raw(sea_orm_migration::sea_orm::Statement::from_sql_and_values(
                     backend,
                     "SELECT 1 FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid \
                      JOIN pg_namespace n ON n.oid = c.relnamespace \
-                     WHERE n.nspname = 'saas' AND c.relname = $1 AND t.tgname = $2",
-                    [table.into(), STALENESS_TRIGGER.into()],
+                     WHERE n.nspname = $1 AND c.relname = $2 AND t.tgname = $3",
+                    [ns.into(), (*table).into(), trigger.into()],
                 ))
                 .await?
                 .is_some();
             if !exists {
                 conn.execute_unprepared(&format!(
-                    "CREATE TRIGGER {STALENESS_TRIGGER} AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE \
-                     ON \"saas\".\"{table}\" FOR EACH STATEMENT EXECUTE FUNCTION \"saas\".\"{STALENESS_TRIGGER}\"()"
+                    "CREATE TRIGGER \"{trigger}\" AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE \
+                     ON \"{ns}\".\"{table}\" FOR EACH STATEMENT EXECUTE FUNCTION \"{ns}\".\"{trigger}\"()"
                 ))
                 .await?;
             }
         }
     } else {
         let mut ddl = String::new();
-        for table in STALENESS_SOURCES {
+        for table in s.sources {
+            let rows = s.rows.replace("{source}", &format!("'{table}'"));
             for event in ["INSERT", "UPDATE", "DELETE"] {
                 ddl.push_str(&format!(
-                    "CREATE TRIGGER IF NOT EXISTS \"saas\".\"{STALENESS_TRIGGER}_{table}_{}\" \
+                    "CREATE TRIGGER IF NOT EXISTS \"{ns}\".\"{trigger}_{table}_{}\" \
                      AFTER {event} ON \"{table}\" \
-                     WHEN (SELECT fresh FROM \"tally_stage_history_status\" WHERE id = 1) <> 0 \
-                     BEGIN UPDATE \"tally_stage_history_status\" SET fresh = 0 WHERE id = 1; END;\n",
+                     WHEN EXISTS (SELECT 1 FROM \"{status}\" WHERE {rows} AND fresh <> 0) \
+                     BEGIN UPDATE \"{status}\" SET fresh = 0 WHERE {rows}; END;\n",
                     event.to_lowercase()
                 ));
             }
@@ -99,6 +124,22 @@ pub async fn staleness_triggers<C: ConnectionTrait>(conn: &C) -> Result<(), DbEr
         conn.execute_unprepared(&ddl).await?;
     }
     Ok(())
+}
+
+/// Creates the staleness triggers of the stage history on its source tables when they are
+/// missing (see [`create_staleness_triggers`]).
+pub async fn staleness_triggers<C: ConnectionTrait>(conn: &C) -> Result<(), DbErr> {
+    create_staleness_triggers(
+        conn,
+        &Staleness {
+            namespace: "saas",
+            status: "tally_stage_history_status",
+            trigger: STALENESS_TRIGGER,
+            sources: &STALENESS_SOURCES,
+            rows: "id = 1",
+        },
+    )
+    .await
 }
 
 /// Creates the stage-history tables when they are missing

@@ -21,6 +21,7 @@ pub mod guard;
 mod live;
 pub mod policy;
 pub mod results;
+mod rollup;
 mod session;
 pub mod values;
 
@@ -35,7 +36,7 @@ pub use caller::Caller;
 pub use guard::{Guard, Limits, RequestScope};
 pub use live::{check_live, load_live_models, read_catalog};
 pub use results::{ResultCache, ResultCacheSettings};
-pub use session::{Session, StatementExplain, Trace};
+pub use session::{RollupChoice, Session, StatementExplain, Trace};
 pub use values::Cell;
 
 use crate::error::ApiError;
@@ -72,6 +73,8 @@ pub struct Engine {
     /// The namespaces each model's statements can read, by model (the result cache's
     /// data versions).
     reads: HashMap<String, Vec<String>>,
+    /// The rollups metrics requests may be answered from.
+    rollups: rollup::Routes,
 }
 
 /// The most connections `db`'s pool opens.
@@ -95,6 +98,7 @@ impl Engine {
     /// The engine over `db` answering for `models`.
     pub fn new(db: DatabaseConnection, models: Vec<Arc<Model>>) -> Engine {
         let dialect = dialect_of(&db);
+        let models_for_rollups = models.clone();
         let offsets_needed = models
             .iter()
             .filter(|m| !dialect.time_zones() && m.reads_tz_offsets)
@@ -113,8 +117,16 @@ impl Engine {
             offsets_needed,
             zones_ready: Mutex::new(HashSet::new()),
             guard: Arc::new(Guard::new(Limits::for_pool(pool_size(&db)))),
+            rollups: rollup::Routes::new(&models_for_rollups, dialect),
             db,
         }
+    }
+
+    /// The engine without rollups: every metrics request reads the source tables (tests
+    /// compare both; `rollup: null` in explain says so).
+    pub fn without_rollups(mut self) -> Engine {
+        self.rollups.disabled = true;
+        self
     }
 
     /// The engine with `limits` instead of its pool's defaults.
@@ -194,10 +206,43 @@ impl Engine {
         spec.check(model)?;
         self.prepare_zones(model, spec).await?;
         let caller = policy::scope(session, model);
-        let (rendered, _hit) = self
-            .plans
-            .get_or_render_scoped(model, spec, self.dialect, caller.is_some())
-            .map_err(|e| ApiError::internal("planning", e))?;
+        // a rollup that answers exactly, or why none does (metrics requests only); a rollup
+        // holds every tenant's rows, so none answers where a row policy applies
+        let tenant = session
+            .caller()
+            .map(|c| c.as_ref())
+            .filter(|_| caller.is_some());
+        let (route, choice) = match self.rollups.candidates(model, spec, tenant) {
+            None => (None, None),
+            Some(Err(reason)) => (None, Some(reason)),
+            Some(Ok(candidates)) => {
+                match rollup::usable(&self.rollups, &self.db, model, &candidates).await {
+                    Ok(route) => (Some(route), None),
+                    Err(reason) => (None, Some(reason)),
+                }
+            }
+        };
+        let choice = match (route, choice) {
+            (Some(r), _) => Some(RollupChoice {
+                used: Some(format!("{}.{}", r.model, r.rollup.name)),
+                reason: None,
+            }),
+            (None, Some(reason)) => Some(RollupChoice {
+                used: None,
+                reason: Some(reason),
+            }),
+            (None, None) => None,
+        };
+        let scoped = caller.is_some();
+        let (rendered, _hit) = match route {
+            Some(r) => r
+                .plans
+                .get_or_render_scoped(&r.derived, spec, self.dialect, scoped),
+            None => self
+                .plans
+                .get_or_render_scoped(model, spec, self.dialect, scoped),
+        }
+        .map_err(|e| ApiError::internal("planning", e))?;
         let plan_micros = started.elapsed().as_micros() as u64;
         if let Some(attributes) = caller {
             policy::check(model, &rendered.params, attributes)?;
@@ -234,7 +279,11 @@ impl Engine {
                     source: None,
                     cache: Some("hit"),
                     cache_reason: None,
+                    rollup: None,
                 });
+                if let Some(choice) = choice {
+                    session.note_rollup(choice);
+                }
                 return Ok(results::convert(&table));
             }
             results::Lookup::Miss(pending) => pending,
@@ -266,6 +315,9 @@ impl Engine {
                 .query_planned(&self.db, label, stmt, join_path, plan_micros)
                 .await?
         };
+        if let Some(choice) = choice {
+            session.note_rollup(choice);
+        }
         let mut rows = Vec::with_capacity(result.len());
         for r in &result {
             let mut row = Vec::with_capacity(rendered.columns.len());

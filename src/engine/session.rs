@@ -40,6 +40,19 @@ pub struct StatementExplain {
     pub cache: Option<&'static str>,
     /// Why the result cache missed.
     pub cache_reason: Option<String>,
+    /// For a metrics request of a model with rollups: the rollup that answered, or why none
+    /// could.
+    pub rollup: Option<RollupChoice>,
+}
+
+/// Which rollup answered a metrics request (`rollup` in explain), or why none could
+/// (`rollupReason`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RollupChoice {
+    /// `model.rollup`, when one answered.
+    pub used: Option<String>,
+    /// Why no rollup answered.
+    pub reason: Option<String>,
 }
 
 impl StatementExplain {
@@ -78,6 +91,17 @@ impl StatementExplain {
             };
             if let Some(r) = reason {
                 m.insert("cacheReason".into(), r.into());
+            }
+        }
+        if let Some(r) = &self.rollup {
+            let text = |x: &Option<String>| {
+                x.clone()
+                    .map(serde_json::Value::String)
+                    .unwrap_or(serde_json::Value::Null)
+            };
+            m.insert("rollup".into(), text(&r.used));
+            if r.reason.is_some() {
+                m.insert("rollupReason".into(), text(&r.reason));
             }
         }
         serde_json::Value::Object(m)
@@ -218,6 +242,15 @@ impl Session {
         }
     }
 
+    /// Notes which rollup answered (or why none could) on the last entry.
+    pub fn note_rollup(&self, choice: RollupChoice) {
+        if let Ok(mut v) = self.trace.lock()
+            && let Some(last) = v.last_mut()
+        {
+            last.rollup = Some(choice);
+        }
+    }
+
     /// Runs a read statement on `conn` (the pool, or a read transaction of it) and returns
     /// its rows; `label` names it in explain and in the log. A database failure is logged
     /// with the SQL and becomes an internal error.
@@ -294,6 +327,7 @@ impl Session {
             source: None,
             cache: None,
             cache_reason: None,
+            rollup: None,
         });
         Ok(rows)
     }

@@ -69,6 +69,7 @@ pub(crate) fn explain_without_sql(ctx: &ResolverContext<'_>, label: &str) {
                 source: Some("the loaded models (no SQL)".to_owned()),
                 cache: None,
                 cache_reason: None,
+                rollup: None,
             });
         }
         log.watch(path(ctx), trace);

@@ -94,6 +94,8 @@ pub struct LoadReport {
     /// What a saas load did to the stage history (`None` for other models, or when it could
     /// not be updated and was left stale).
     pub stage_history: Option<crate::saas::history::RefreshReport>,
+    /// The rollups of the model rebuilt in the load's transaction (see `crate::rollup`).
+    pub rollups: Vec<crate::rollup::RefreshReport>,
 }
 
 /// One rejected row (or header, line 1).
@@ -434,6 +436,8 @@ pub async fn load(
             } else {
                 None
             };
+            // the model's rollups commit with the rows they are built from
+            let rollups = crate::rollup::update_in_load(&txn, model).await;
             txn.commit().await.map_err(|e| {
                 Error::Database(format!(
                     "cannot commit the load of {model}: {e}; if the connection was lost during the commit, the database may or may not hold the load: loading the same files again is safe (rows already present are skipped)"
@@ -460,6 +464,7 @@ pub async fn load(
                 model: model.to_owned(),
                 tables,
                 stage_history,
+                rollups,
             })
         }
         Ok(_) => {

@@ -363,6 +363,8 @@ pub(crate) struct RawFile {
     pub time_axis: Vec<Spanned<RawTimeAxis>>,
     #[serde(default)]
     pub funnel: Vec<Spanned<super::funnel::RawFunnel>>,
+    #[serde(default)]
+    pub rollup: Vec<Spanned<RawRollup>>,
     #[serde(flatten)]
     pub settings: BTreeMap<String, toml::Value>,
 }
@@ -498,6 +500,18 @@ pub(crate) struct RawMeasure {
     pub expr: Option<Spanned<String>>,
     pub filter: Option<Spanned<String>>,
     pub description: Option<String>,
+}
+
+/// `[[rollup]]`: a pre-aggregated copy of an event table (see `super::rollup`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRollup {
+    pub name: Spanned<String>,
+    pub table: Spanned<String>,
+    pub grain: Spanned<String>,
+    #[serde(default)]
+    pub columns: Vec<Spanned<String>>,
+    pub measures: Spanned<Vec<Spanned<String>>>,
 }
 
 /// `[[metric]]`

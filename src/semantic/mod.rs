@@ -12,6 +12,7 @@ mod file;
 pub mod funnel;
 mod policy;
 
+mod rollup;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -22,6 +23,9 @@ pub use expr::{Expr, ExprType};
 pub use file::{EMBEDDED_MODELS, ModelSource, SourceFile};
 pub use funnel::{Funnel, FunnelStep};
 pub use policy::{Policy, PolicyPart, parse_condition, unfiltered_reads};
+pub use rollup::{
+    ROLLUP_STATUS_TABLE, ROLLUP_TABLE_PREFIX, Rollup, RollupMeasure, not_reaggregatable,
+};
 
 /// A validated model: what the planner and the GraphQL layer read.
 #[derive(Debug, Clone)]
@@ -55,6 +59,8 @@ pub struct Model {
     pub policies: Vec<Policy>,
     /// Funnels (`[[funnel]]`), in file order.
     pub funnels: Vec<Funnel>,
+    /// Rollups of its event tables (`[[rollup]]`), in file order.
+    pub rollups: Vec<Rollup>,
 }
 
 /// A logical table.

@@ -259,6 +259,7 @@ fn build_one(source: &ModelSource, ctx: &LoadContext, r: &mut Report) -> Option<
         default_variant: None,
         policies,
         funnels: Vec::new(),
+        rollups: Vec::new(),
     };
     let dim_locs = build_dimensions(&parsed, &mut model, r);
     build_measures(&parsed, &mut model, r);
@@ -277,6 +278,7 @@ fn build_one(source: &ModelSource, ctx: &LoadContext, r: &mut Report) -> Option<
             }
         }
     }
+    build_rollups(&parsed, &mut model, r);
     // conversion variants: every table and conversion metric that declares them declares
     // the same list and default
     let mut variants: Option<(Vec<String>, String)> = None;
@@ -1383,6 +1385,25 @@ pub(super) fn parse_window(s: &str) -> Option<i64> {
         _ => return None,
     };
     Some(n * secs)
+}
+
+fn build_rollups(parsed: &[Parsed<'_>], model: &mut Model, r: &mut Report) {
+    let mut rollups: Vec<super::Rollup> = Vec::new();
+    for p in parsed {
+        for raw in &p.raw.rollup {
+            let defined_at = (p.path.to_owned(), line_of(p.text, raw.span().start));
+            let mut report = |offset: usize, message: String| r.at(p.path, p.text, offset, message);
+            if let Some(x) = super::rollup::build(raw, model, defined_at, &mut report) {
+                if rollups.iter().any(|y| y.name == x.name) {
+                    Loc::of(p, &raw.get_ref().name)
+                        .report(r, format!("rollup {:?} is defined twice", x.name));
+                } else {
+                    rollups.push(x);
+                }
+            }
+        }
+    }
+    model.rollups = rollups;
 }
 
 fn build_metrics(parsed: &[Parsed<'_>], model: &mut Model, r: &mut Report) {

@@ -331,6 +331,45 @@ pub trait Dialect: Sync + Send {
         s.push(")");
         s
     }
+
+    /// The start of the UTC bucket of grain `g` (hour or day) holding the instant `x`, as an
+    /// instant stored like the source's (rollup buckets).
+    fn utc_bucket(&self, x: Sql, g: Granularity) -> Sql {
+        Sql::wrap(
+            &format!("(date_trunc('{}', ", g.as_str()),
+            x,
+            " AT TIME ZONE 'UTC') AT TIME ZONE 'UTC')",
+        )
+    }
+
+    /// The end of the UTC bucket of grain `g` holding the instant `x` (its start plus one
+    /// grain), stored like [`Dialect::utc_bucket`].
+    fn utc_bucket_end(&self, x: Sql, g: Granularity) -> Sql {
+        Sql::wrap(
+            &format!("((date_trunc('{}', ", g.as_str()),
+            x,
+            &format!(
+                " AT TIME ZONE 'UTC') + INTERVAL '1 {}') AT TIME ZONE 'UTC')",
+                g.as_str()
+            ),
+        )
+    }
+
+    /// The declared type of a column of a table tally creates (a rollup's) holding values of
+    /// type `ty`.
+    fn column_sql_type(&self, ty: crate::semantic::ColType) -> &'static str {
+        use crate::semantic::ColType;
+        match ty {
+            ColType::String | ColType::LocalTime => "text",
+            ColType::Int => "bigint",
+            ColType::Decimal => "numeric",
+            ColType::Float => "double precision",
+            ColType::Bool => "boolean",
+            ColType::Time => "timestamptz",
+            ColType::Date => "date",
+            ColType::Json => "jsonb",
+        }
+    }
 }
 
 /// `n` periods of `g` as an amount and a unit both backends understand (`3 months`).
@@ -526,6 +565,29 @@ impl Dialect for Postgres {
 pub struct Sqlite;
 
 impl Dialect for Sqlite {
+    fn utc_bucket(&self, x: Sql, g: Granularity) -> Sql {
+        // instants are RFC 3339 text in UTC (`…+00:00`, as they are bound and stored)
+        let fmt = match g {
+            Granularity::Hour => "%Y-%m-%dT%H:00:00+00:00",
+            _ => "%Y-%m-%dT00:00:00+00:00",
+        };
+        Sql::wrap(&format!("strftime('{fmt}', "), x, ")")
+    }
+    fn utc_bucket_end(&self, x: Sql, g: Granularity) -> Sql {
+        let (fmt, step) = match g {
+            Granularity::Hour => ("%Y-%m-%dT%H:00:00+00:00", "+1 hour"),
+            _ => ("%Y-%m-%dT00:00:00+00:00", "+1 day"),
+        };
+        Sql::wrap(&format!("strftime('{fmt}', "), x, &format!(", '{step}')"))
+    }
+    fn column_sql_type(&self, ty: crate::semantic::ColType) -> &'static str {
+        use crate::semantic::ColType;
+        match ty {
+            ColType::Int | ColType::Bool => "INTEGER",
+            ColType::Decimal | ColType::Float => "REAL",
+            _ => "TEXT",
+        }
+    }
     fn name(&self) -> &'static str {
         "sqlite"
     }

@@ -144,6 +144,47 @@ pub fn file(text: &str, values: Vec<Value>) -> Result<Sql, PlanError> {
     render::sql_file(text, &params, false)
 }
 
+/// An expression of a model file over the columns of `table` (aliased `alias`) for
+/// `dialect`, its literals as bound constants (tally's own statements over a table: a
+/// rollup's build and its union with the newest rows).
+pub fn model_expr(
+    e: &crate::semantic::Expr,
+    table: &Table,
+    alias: &str,
+    dialect: &dyn Dialect,
+) -> Result<Sql, PlanError> {
+    render::expr_sql(dialect, e, table, alias)
+}
+
+impl Sql {
+    /// The text in the form of a SQL table's (`$first`, `$first + 1`, … where its
+    /// parameters go) and its constant values; a parameter that needs a request to bind is
+    /// an internal error.
+    pub fn numbered(self, first: usize) -> Result<(String, Vec<Value>), PlanError> {
+        let mut text = String::with_capacity(self.text.len() + 16);
+        let mut n = first;
+        for c in self.text.chars() {
+            if c == MARK {
+                text.push_str(&format!("${n}"));
+                n += 1;
+            } else {
+                text.push(c);
+            }
+        }
+        let values = self
+            .params
+            .into_iter()
+            .map(|p| match p {
+                Param::Value(v) => Ok(v),
+                other => Err(PlanError::new(format!(
+                    "a constant fragment has the request parameter {other:?}"
+                ))),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((text, values))
+    }
+}
+
 /// A rendered statement: SQL text with the dialect's placeholders, and what each binds.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rendered {

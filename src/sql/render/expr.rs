@@ -17,112 +17,7 @@ impl Renderer<'_> {
 
     /// An expression of a model file over the columns of `table`, aliased `alias`.
     pub(super) fn expr_at(&self, e: &Expr, table: &Table, alias: &str) -> Result<Sql, PlanError> {
-        let sub = |x: &Expr| self.expr_at(x, table, alias);
-        let param = |p: Param| {
-            let mut s = Sql::default();
-            s.param(p);
-            s
-        };
-        Ok(match e {
-            Expr::Column(c) => Sql::raw(&format!("{}.{}", quote(alias), quote(c))),
-            Expr::Int(n) => param(Param::Value(Value::BigInt(Some(*n)))),
-            Expr::Float(n) => param(Param::Value(Value::Double(Some(*n)))),
-            Expr::Str(v) => param(Param::Value(Value::String(Some(v.clone())))),
-            // the literals of a model file's expression
-            Expr::Bool(b) => Sql::raw(if *b { "(1 = 1)" } else { "(1 = 0)" }),
-            Expr::Null => Sql::raw("NULL"),
-            Expr::Neg(a) => Sql::wrap("(-", sub(a)?, ")"),
-            Expr::Not(a) => Sql::wrap("(NOT ", sub(a)?, ")"),
-            Expr::Binary(op, a, b) => {
-                let mut s = Sql::raw("(");
-                s.append(sub(a)?);
-                s.push(&format!(" {} ", op.sql()));
-                s.append(sub(b)?);
-                s.push(")");
-                s
-            }
-            Expr::IsNull(a, neg) => Sql::wrap(
-                "(",
-                sub(a)?,
-                if *neg { " IS NOT NULL)" } else { " IS NULL)" },
-            ),
-            Expr::In(a, list, neg) => {
-                let mut s = Sql::raw("(");
-                s.append(sub(a)?);
-                s.push(if *neg { " NOT IN (" } else { " IN (" });
-                for (i, x) in list.iter().enumerate() {
-                    if i > 0 {
-                        s.push(", ");
-                    }
-                    s.append(sub(x)?);
-                }
-                s.push("))");
-                s
-            }
-            Expr::Case(whens, els) => {
-                let mut s = Sql::raw("CASE");
-                for (c, v) in whens {
-                    s.push(" WHEN ");
-                    s.append(sub(c)?);
-                    s.push(" THEN ");
-                    s.append(sub(v)?);
-                }
-                if let Some(e) = els {
-                    s.push(" ELSE ");
-                    s.append(sub(e)?);
-                }
-                s.push(" END");
-                s
-            }
-            Expr::Call(f, args) => {
-                let arg = |i: usize| match args.get(i) {
-                    Some(a) => sub(a),
-                    None => Err(PlanError::new(format!(
-                        "{f:?} without argument #{i} (validated expressions have it)"
-                    ))),
-                };
-                let list = |name: &str| -> Result<Sql, PlanError> {
-                    let mut s = Sql::raw(&format!("{name}("));
-                    for i in 0..args.len() {
-                        if i > 0 {
-                            s.push(", ");
-                        }
-                        s.append(arg(i)?);
-                    }
-                    s.push(")");
-                    Ok(s)
-                };
-                match f {
-                    Func::Coalesce => list("COALESCE")?,
-                    Func::Nullif => list("NULLIF")?,
-                    Func::Abs => list("ABS")?,
-                    Func::Lower => list("LOWER")?,
-                    Func::Upper => list("UPPER")?,
-                    Func::JsonText => {
-                        let Some(Expr::Str(key)) = args.get(1) else {
-                            return Err(PlanError::new(
-                                "json_text without a 'key' literal (validated expressions have it)",
-                            ));
-                        };
-                        self.d.json_text(arg(0)?, key)
-                    }
-                    Func::DaysBetween | Func::SecondsBetween => {
-                        let types = |c: &str| table.column_type(c).map(ExprType::of_col);
-                        let st = match args.first().and_then(|a| a.infer(&types).ok()) {
-                            Some(ExprType::Date) => TimeStorage::Date,
-                            Some(ExprType::LocalTime) => TimeStorage::Local,
-                            _ => TimeStorage::Instant,
-                        };
-                        let secs = self.d.float(self.d.seconds_between(arg(0)?, arg(1)?, st));
-                        if *f == Func::DaysBetween {
-                            Sql::wrap("(", secs, " / 86400)")
-                        } else {
-                            secs
-                        }
-                    }
-                }
-            }
-        })
+        expr_sql(self.d, e, table, alias)
     }
 
     /// The request's filter.
@@ -267,4 +162,120 @@ impl Renderer<'_> {
             }
         })
     }
+}
+
+/// An expression of a model file over the columns of `table`, aliased `alias`, for `d`
+/// (the plan's renderer, and tally's own statements over a table such as a rollup's build).
+pub(crate) fn expr_sql(
+    d: &dyn crate::sql::Dialect,
+    e: &Expr,
+    table: &Table,
+    alias: &str,
+) -> Result<Sql, PlanError> {
+    let sub = |x: &Expr| expr_sql(d, x, table, alias);
+    let param = |p: Param| {
+        let mut s = Sql::default();
+        s.param(p);
+        s
+    };
+    Ok(match e {
+        Expr::Column(c) => Sql::raw(&format!("{}.{}", quote(alias), quote(c))),
+        Expr::Int(n) => param(Param::Value(Value::BigInt(Some(*n)))),
+        Expr::Float(n) => param(Param::Value(Value::Double(Some(*n)))),
+        Expr::Str(v) => param(Param::Value(Value::String(Some(v.clone())))),
+        // the literals of a model file's expression
+        Expr::Bool(b) => Sql::raw(if *b { "(1 = 1)" } else { "(1 = 0)" }),
+        Expr::Null => Sql::raw("NULL"),
+        Expr::Neg(a) => Sql::wrap("(-", sub(a)?, ")"),
+        Expr::Not(a) => Sql::wrap("(NOT ", sub(a)?, ")"),
+        Expr::Binary(op, a, b) => {
+            let mut s = Sql::raw("(");
+            s.append(sub(a)?);
+            s.push(&format!(" {} ", op.sql()));
+            s.append(sub(b)?);
+            s.push(")");
+            s
+        }
+        Expr::IsNull(a, neg) => Sql::wrap(
+            "(",
+            sub(a)?,
+            if *neg { " IS NOT NULL)" } else { " IS NULL)" },
+        ),
+        Expr::In(a, list, neg) => {
+            let mut s = Sql::raw("(");
+            s.append(sub(a)?);
+            s.push(if *neg { " NOT IN (" } else { " IN (" });
+            for (i, x) in list.iter().enumerate() {
+                if i > 0 {
+                    s.push(", ");
+                }
+                s.append(sub(x)?);
+            }
+            s.push("))");
+            s
+        }
+        Expr::Case(whens, els) => {
+            let mut s = Sql::raw("CASE");
+            for (c, v) in whens {
+                s.push(" WHEN ");
+                s.append(sub(c)?);
+                s.push(" THEN ");
+                s.append(sub(v)?);
+            }
+            if let Some(e) = els {
+                s.push(" ELSE ");
+                s.append(sub(e)?);
+            }
+            s.push(" END");
+            s
+        }
+        Expr::Call(f, args) => {
+            let arg = |i: usize| match args.get(i) {
+                Some(a) => sub(a),
+                None => Err(PlanError::new(format!(
+                    "{f:?} without argument #{i} (validated expressions have it)"
+                ))),
+            };
+            let list = |name: &str| -> Result<Sql, PlanError> {
+                let mut s = Sql::raw(&format!("{name}("));
+                for i in 0..args.len() {
+                    if i > 0 {
+                        s.push(", ");
+                    }
+                    s.append(arg(i)?);
+                }
+                s.push(")");
+                Ok(s)
+            };
+            match f {
+                Func::Coalesce => list("COALESCE")?,
+                Func::Nullif => list("NULLIF")?,
+                Func::Abs => list("ABS")?,
+                Func::Lower => list("LOWER")?,
+                Func::Upper => list("UPPER")?,
+                Func::JsonText => {
+                    let Some(Expr::Str(key)) = args.get(1) else {
+                        return Err(PlanError::new(
+                            "json_text without a 'key' literal (validated expressions have it)",
+                        ));
+                    };
+                    d.json_text(arg(0)?, key)
+                }
+                Func::DaysBetween | Func::SecondsBetween => {
+                    let types = |c: &str| table.column_type(c).map(ExprType::of_col);
+                    let st = match args.first().and_then(|a| a.infer(&types).ok()) {
+                        Some(ExprType::Date) => TimeStorage::Date,
+                        Some(ExprType::LocalTime) => TimeStorage::Local,
+                        _ => TimeStorage::Instant,
+                    };
+                    let secs = d.float(d.seconds_between(arg(0)?, arg(1)?, st));
+                    if *f == Func::DaysBetween {
+                        Sql::wrap("(", secs, " / 86400)")
+                    } else {
+                        secs
+                    }
+                }
+            }
+        }
+    })
 }

@@ -16,6 +16,7 @@ mod retention;
 mod rows;
 
 pub(super) use cut::sql_file;
+pub(super) use expr::expr_sql;
 
 use super::{Dialect, Sql, quote};
 use crate::plan::{

@@ -1,0 +1,640 @@
+//! Rollups declared in model files (docs/SEMANTIC-LAYER.md, "Rollups"): answers read from
+//! a rollup equal the answers read from the source rows for every asOf (bucket boundaries
+//! and instants within a bucket), explain says which rollup answered or why none could, a
+//! write to the source outside the loader stops its use until a refresh, a load keeps it
+//! fresh, a read-only database never gets one, and broken declarations are reported with
+//! file:line. On SQLite, and on PostgreSQL when TEST_DATABASE_URL is set.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+use serde_json::Value;
+
+use common::TestDb;
+use tally::engine::{Engine, Table};
+use tally::query::{Filter, FilterOp, Item, QuerySpec, ReqValue, Selected};
+use tally::semantic::{Granularity, ModelSource, SourceFile};
+
+fn t(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+fn dim(name: &str, g: Option<Granularity>) -> Selected {
+    Selected {
+        key: match g {
+            Some(g) => format!("{name}_{}", g.as_str()),
+            None => name.into(),
+        },
+        item: Item::Dimension {
+            name: name.into(),
+            granularity: g,
+        },
+    }
+}
+
+fn met(name: &str) -> Selected {
+    Selected {
+        key: name.into(),
+        item: Item::Metric { name: name.into() },
+    }
+}
+
+/// The demo shop data (small), loaded through the loader (which builds the rollups).
+async fn shop_db(db: &DatabaseConnection) {
+    let opts = tally::demo::DemoOptions {
+        scale: 0.05,
+        seed: 7,
+    };
+    tally::demo::load_demo(db, "shop", &opts, false)
+        .await
+        .unwrap();
+}
+
+async fn text_values(db: &DatabaseConnection, sql: &str) -> Vec<String> {
+    db.query_all_raw(Statement::from_string(db.get_database_backend(), sql))
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.try_get_by_index::<String>(0).unwrap())
+        .collect()
+}
+
+/// An engine with the rollups, and one without.
+fn engines(db: &DatabaseConnection) -> (Engine, Engine) {
+    let with = Engine::with_embedded_models(db.clone()).unwrap();
+    let without = Engine::with_embedded_models(db.clone())
+        .unwrap()
+        .without_rollups();
+    (with, without)
+}
+
+/// The rows of an answer in a canonical order, as text.
+fn canonical(t: &Table) -> Vec<String> {
+    let mut rows: Vec<String> = t
+        .rows
+        .iter()
+        .map(|r| serde_json::to_string(r).unwrap())
+        .collect();
+    rows.sort();
+    rows
+}
+
+/// Runs `spec` on `engine`; the answer and what explain says of the rollup.
+async fn run(engine: &Engine, spec: &QuerySpec) -> (Table, Option<String>, Option<String>) {
+    let session = engine.session();
+    let table: Table<Value> = engine.run(&session, spec).await.unwrap();
+    let explained = session.explained();
+    let last = explained.last().unwrap().to_json("shop.metrics");
+    let text = |k: &str| last.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+    assert!(
+        last.get("rollup").is_some(),
+        "a metrics request of a model with rollups explains the rollup: {last}"
+    );
+    (table, text("rollup"), text("rollupReason"))
+}
+
+/// The requests compared: metrics × dimensions × granularities × filters.
+fn requests(store: &str, categories: &[String]) -> Vec<QuerySpec> {
+    let metric_sets: Vec<Vec<&str>> = vec![
+        vec!["netSales"],
+        vec!["orderLines", "unitsSold"],
+        vec!["grossSales", "discounts", "discountRate"],
+        vec!["taxes", "shipping", "netSales", "orderLines"],
+    ];
+    let dim_sets: Vec<Vec<Selected>> = vec![
+        vec![],
+        vec![dim("orderTime", Some(Granularity::Day))],
+        vec![dim("orderTime", Some(Granularity::Week))],
+        vec![dim("orderTime", Some(Granularity::Month))],
+        vec![dim("orderTime", Some(Granularity::Quarter))],
+        vec![dim("orderTime", Some(Granularity::Year))],
+        vec![dim("categoryName", None)],
+        vec![
+            dim("storeId", None),
+            dim("orderTime", Some(Granularity::Month)),
+        ],
+        vec![dim("customerCountry", None), dim("hasCampaign", None)],
+        vec![dim("campaignName", None)],
+    ];
+    let mut out = Vec::new();
+    for (i, metrics) in metric_sets.iter().enumerate() {
+        for (j, dims) in dim_sets.iter().enumerate() {
+            let mut s = QuerySpec::new("shop", t("2024-06-30T12:00:00Z"));
+            s.fields = dims.clone();
+            s.fields.extend(metrics.iter().map(|m| met(m)));
+            // a filter on every third request, of three kinds
+            match (i + j) % 3 {
+                0 => {
+                    let v = s.value(ReqValue::Str(store.to_owned()));
+                    s.filter = Some(Filter::Cond {
+                        dimension: "storeId".into(),
+                        op: FilterOp::Equals,
+                        args: vec![v],
+                    });
+                }
+                1 => {
+                    let args = categories
+                        .iter()
+                        .map(|c| s.value(ReqValue::Str(c.clone())))
+                        .collect();
+                    s.filter = Some(Filter::Cond {
+                        dimension: "categoryName".into(),
+                        op: FilterOp::In,
+                        args,
+                    });
+                }
+                _ => {}
+            }
+            out.push(s);
+        }
+    }
+    out
+}
+
+/// Runs every request of `specs` as of every instant of [`AS_OF`] with and without rollups:
+/// the same rows, from the rollup `expected` names; how many were compared. Most answers hold
+/// non-zero numbers (the comparison is not vacuous).
+async fn assert_same(
+    with: &Engine,
+    without: &Engine,
+    specs: &[QuerySpec],
+    backend: &str,
+    expected: impl Fn(&QuerySpec) -> &'static str,
+) -> usize {
+    let mut compared = 0;
+    let mut nonempty = 0;
+    for spec in specs {
+        for at in AS_OF {
+            let mut spec = spec.clone();
+            spec.as_of = t(at);
+            let (a, used, reason) = run(with, &spec).await;
+            let (b, raw_used, raw_reason) = run(without, &spec).await;
+            assert_eq!(
+                used.as_deref(),
+                Some(expected(&spec)),
+                "{backend}: {spec:?} was not answered from the rollup: {reason:?}"
+            );
+            assert_eq!(raw_used, None);
+            assert!(raw_reason.unwrap().contains("turned off"));
+            assert_eq!(
+                canonical(&a),
+                canonical(&b),
+                "{backend}: {spec:?} as of {at}"
+            );
+            compared += 1;
+            let number = |v: &Value| {
+                v.as_f64().is_some_and(|x| x != 0.0)
+                    || v.as_str()
+                        .is_some_and(|s| s.parse::<f64>().is_ok_and(|x| x != 0.0))
+            };
+            if a.rows.iter().any(|r| r.iter().any(number)) {
+                nonempty += 1;
+            }
+        }
+    }
+    assert!(nonempty > compared / 2, "{nonempty} of {compared}");
+    compared
+}
+
+/// asOf values: bucket boundaries, instants within a bucket, a fraction of a second.
+const AS_OF: &[&str] = &[
+    "2024-01-01T00:00:00Z",
+    "2024-02-29T23:59:59Z",
+    "2024-03-15T13:27:41Z",
+    "2024-05-05T05:05:05.5Z",
+    "2024-07-01T00:00:00Z",
+    "2024-09-30T18:00:00Z",
+    "2025-01-01T00:00:00Z",
+    "2030-01-01T00:00:00Z",
+];
+
+#[tokio::test]
+async fn answers_from_the_rollup_equal_answers_from_the_rows() {
+    for db in TestDb::all().await {
+        shop_db(&db.conn).await;
+        let (with, without) = engines(&db.conn);
+        let store = text_values(
+            &db.conn,
+            "SELECT store_id FROM \"shop\".\"order_line\" ORDER BY store_id LIMIT 1",
+        )
+        .await
+        .remove(0);
+        let categories = text_values(
+            &db.conn,
+            "SELECT category_name FROM \"shop\".\"product_category\" ORDER BY category_name LIMIT 2",
+        )
+        .await;
+        let specs = requests(&store, &categories);
+        let compared = assert_same(&with, &without, &specs, db.backend, |spec| {
+            // the smallest rollup that keeps what the request reads
+            let mut dims: Vec<&str> = spec.filter_dimensions();
+            for f in &spec.fields {
+                if let Item::Dimension { name, .. } = &f.item {
+                    dims.push(name);
+                }
+            }
+            if dims.iter().any(|d| d.starts_with("customer")) {
+                "shop.daily_sales"
+            } else if dims
+                .iter()
+                .any(|d| d.starts_with("store") || d.contains("ampaign"))
+            {
+                "shop.daily_sales_by_store"
+            } else {
+                "shop.daily_sales_by_category"
+            }
+        })
+        .await;
+        assert_eq!(compared, 4 * 10 * AS_OF.len());
+        db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn explain_says_why_no_rollup_answered() {
+    for db in TestDb::all().await {
+        shop_db(&db.conn).await;
+        let (engine, without) = engines(&db.conn);
+        let at = t("2024-04-10T10:00:00Z");
+        let cases: Vec<(QuerySpec, &str)> = vec![
+            (
+                {
+                    let mut s = QuerySpec::new("shop", at);
+                    s.fields = vec![dim("orderTime", Some(Granularity::Day)), met("orders")];
+                    s
+                },
+                "distinct count",
+            ),
+            (
+                {
+                    let mut s = QuerySpec::new("shop", at);
+                    s.fields = vec![dim("orderTime", Some(Granularity::Hour)), met("netSales")];
+                    s
+                },
+                "finer than the rollup's grain",
+            ),
+            (
+                {
+                    let mut s = QuerySpec::new("shop", at);
+                    s.fields = vec![dim("orderTime", Some(Granularity::Day)), met("netSales")];
+                    s.timezone = Some("Europe/London".into());
+                    s
+                },
+                "timezone",
+            ),
+            (
+                {
+                    let mut s = QuerySpec::new("shop", at);
+                    s.fields = vec![dim("productBrand", None), met("netSales")];
+                    s
+                },
+                "dimension productBrand is not in the rollup",
+            ),
+            (
+                {
+                    let mut s = QuerySpec::new("shop", at);
+                    s.fields = vec![met("netSales")];
+                    let v = s.value(ReqValue::Time(t("2024-03-01T12:00:00Z")));
+                    s.filter = Some(Filter::Cond {
+                        dimension: "orderTime".into(),
+                        op: FilterOp::Gte,
+                        args: vec![v],
+                    });
+                    s
+                },
+                "a filter on orderTime",
+            ),
+            (
+                {
+                    let mut s = QuerySpec::new("shop", at);
+                    s.fields = vec![
+                        met("netSalesRunningTotal"),
+                        dim("orderTime", Some(Granularity::Month)),
+                    ];
+                    s
+                },
+                "cumulative",
+            ),
+            (
+                {
+                    let mut s = QuerySpec::new("shop", at);
+                    s.fields = vec![met("inventoryEvents")];
+                    s
+                },
+                "no metric of the request reads table order_line",
+            ),
+        ];
+        for (spec, why) in cases {
+            let (a, used, reason) = run(&engine, &spec).await;
+            assert_eq!(used, None, "{spec:?}");
+            let reason = reason.unwrap();
+            assert!(
+                reason.contains(why),
+                "{}: {reason:?} lacks {why:?}",
+                db.backend
+            );
+            // answered from the rows, like the engine without rollups
+            let (b, _, _) = run(&without, &spec).await;
+            assert_eq!(canonical(&a), canonical(&b));
+        }
+        db.cleanup().await;
+    }
+}
+
+/// A one-row request that the rollup answers.
+fn net_sales_by_month(at: &str) -> QuerySpec {
+    let mut s = QuerySpec::new("shop", t(at));
+    s.fields = vec![
+        dim("orderTime", Some(Granularity::Month)),
+        met("netSales"),
+        met("orderLines"),
+    ];
+    s
+}
+
+#[tokio::test]
+async fn a_write_outside_the_loader_stops_the_rollup_until_a_refresh() {
+    for db in TestDb::all().await {
+        shop_db(&db.conn).await;
+        let (engine, without) = engines(&db.conn);
+        let spec = net_sales_by_month("2024-12-31T00:00:00Z");
+        let (before, used, _) = run(&engine, &spec).await;
+        assert_eq!(used.as_deref(), Some("shop.daily_sales_by_category"));
+        // a copy of a line, under a new id, written with plain SQL (an ETL job, psql)
+        db.conn
+            .execute_unprepared(
+                "INSERT INTO \"shop\".\"order_line\" (line_item_id, order_id, order_time, \
+                 customer_id, campaign_id, store_id, product_id, product_category_id, count, amt, \
+                 discount, unit_price_at_purchase, tax_amt, shipping_amt, line_number) \
+                 SELECT 'extra-line', order_id, order_time, customer_id, campaign_id, store_id, \
+                 product_id, product_category_id, count, amt, discount, unit_price_at_purchase, \
+                 tax_amt, shipping_amt, 99 FROM \"shop\".\"order_line\" WHERE order_time < '2024-06-01' ORDER BY line_item_id LIMIT 1",
+            )
+            .await
+            .unwrap();
+        let (stale, used, reason) = run(&engine, &spec).await;
+        assert_eq!(used, None, "{}: a stale rollup is not used", db.backend);
+        assert!(reason.unwrap().contains("is stale"));
+        let (raw, _, _) = run(&without, &spec).await;
+        assert_eq!(canonical(&stale), canonical(&raw));
+        assert_ne!(canonical(&stale), canonical(&before), "the new row counts");
+        // after a refresh it is used again, with the new row
+        let models = tally::semantic::load_embedded().unwrap();
+        let reports = tally::rollup::refresh_all(&db.conn, &models, false)
+            .await
+            .unwrap();
+        let rebuilt: Vec<&str> = reports.iter().map(|r| r.rollup.as_str()).collect();
+        assert_eq!(
+            rebuilt,
+            [
+                "shop.daily_sales",
+                "shop.daily_sales_by_store",
+                "shop.daily_sales_by_category",
+                "social.hourly_ads"
+            ],
+            "the stale rollups of order_line are rebuilt, and the never built one"
+        );
+        let (fresh, used, _) = run(&engine, &spec).await;
+        assert_eq!(used.as_deref(), Some("shop.daily_sales_by_category"));
+        assert_eq!(canonical(&fresh), canonical(&raw));
+        // a write again, then a load through the loader: it commits a fresh rollup
+        db.conn
+            .execute_unprepared(
+                "DELETE FROM \"shop\".\"order_line\" WHERE line_item_id = 'extra-line'",
+            )
+            .await
+            .unwrap();
+        assert_eq!(run(&engine, &spec).await.1, None);
+        shop_db(&db.conn).await;
+        let (loaded, used, _) = run(&engine, &spec).await;
+        assert_eq!(used.as_deref(), Some("shop.daily_sales_by_category"));
+        assert_eq!(canonical(&loaded), canonical(&before));
+        db.cleanup().await;
+    }
+}
+
+/// One order line, written with plain SQL (not through tally's loader).
+const ONE_LINE: &str = "INSERT INTO \"shop\".\"order_line\" (line_item_id, order_id, order_time, \
+     customer_id, campaign_id, store_id, product_id, product_category_id, count, \
+     unit_price_at_purchase, amt, discount, tax_amt, shipping_amt, line_number) VALUES ('l1', 'o1', \
+     '2024-01-02T10:00:00+00:00', 'c1', NULL, 's1', 'p1', 'cat1', 2, 5, 10, 1, 0, 0, 1)";
+
+async fn has_table(db: &DatabaseConnection, table: &str) -> bool {
+    let d = tally::sql::dialect_of(db);
+    db.query_one_raw(Statement::from_sql_and_values(
+        db.get_database_backend(),
+        d.table_exists_query("shop"),
+        [table.into()],
+    ))
+    .await
+    .unwrap()
+    .is_some()
+}
+
+#[tokio::test]
+async fn a_read_only_database_never_gets_a_rollup() {
+    for db in TestDb::all().await {
+        // migrated and holding rows, but written without tally's loader
+        db.conn.execute_unprepared(ONE_LINE).await.unwrap();
+        let ro = tally::db::open(&db.url).await.unwrap();
+        let engine = Engine::with_embedded_models(ro.clone()).unwrap();
+        let (answer, used, reason) =
+            run(&engine, &net_sales_by_month("2024-02-01T00:00:00Z")).await;
+        assert_eq!(used, None);
+        assert!(
+            reason
+                .unwrap()
+                .contains("tally may not write to this database"),
+            "{}",
+            db.backend
+        );
+        assert_eq!(answer.rows.len(), 1);
+        assert!(!has_table(&db.conn, "tally_rollup_daily_sales").await);
+        assert!(!has_table(&db.conn, "tally_rollup_status").await);
+        // the server on a given database only reads: refreshing there fails, writing nothing
+        let models = tally::semantic::load_embedded().unwrap();
+        assert!(
+            tally::rollup::refresh_all(&ro, &models, false)
+                .await
+                .is_err()
+        );
+        assert!(!has_table(&db.conn, "tally_rollup_daily_sales").await);
+        ro.close().await.ok();
+        db.cleanup().await;
+    }
+}
+
+fn shop_with(extra: &str) -> Vec<ModelSource> {
+    let text = tally::semantic::EMBEDDED_MODELS
+        .iter()
+        .find(|(m, _, _)| *m == "shop")
+        .unwrap()
+        .2;
+    vec![ModelSource {
+        folder: "shop".into(),
+        files: vec![SourceFile {
+            path: "models/shop/model.toml".into(),
+            text: format!("{text}\n{extra}"),
+        }],
+        sql_roots: Vec::new(),
+    }]
+}
+
+#[test]
+fn broken_rollups_are_reported_with_file_and_line() {
+    let base = tally::semantic::EMBEDDED_MODELS
+        .iter()
+        .find(|(m, _, _)| *m == "shop")
+        .unwrap()
+        .2
+        .lines()
+        .count()
+        + 1;
+    let extra = "[[rollup]]\n\
+        name = \"bad\"\n\
+        table = \"order_line\"\n\
+        grain = \"week\"\n\
+        columns = [\"store_id\", \"no_such_column\"]\n\
+        measures = [\"net_sales\", \"orders\", \"median_line_net_sales\", \"avg_unit_price\", \"inventory_events\", \"nope\"]\n\
+        \n\
+        [[rollup]]\n\
+        name = \"stock\"\n\
+        table = \"product\"\n\
+        grain = \"day\"\n\
+        measures = [\"net_sales\"]\n";
+    let err = tally::semantic::load_sources(&shop_with(extra)).unwrap_err();
+    let text = err.to_string();
+    let at = |offset: usize, needle: &str| {
+        let want = format!("models/shop/model.toml:{}: ", base + offset);
+        assert!(
+            err.problems
+                .iter()
+                .any(|p| p.to_string().starts_with(&want) && p.message.contains(needle)),
+            "no problem at {want} with {needle:?} in:\n{text}"
+        );
+    };
+    at(4, "grain \"week\" is not hour or day");
+    at(5, "no column \"no_such_column\"");
+    at(
+        6,
+        "\"orders\" is a distinct count: a distinct count is exact only at the grain of its entity",
+    );
+    at(6, "median");
+    at(6, "avg");
+    at(6, "aggregates table \"inventory_event\"");
+    at(6, "unknown measure \"nope\"");
+    at(10, "needs an event table");
+    // the shipped rollup is valid
+    let shop = tally::semantic::load_embedded().unwrap();
+    let shop = shop.iter().find(|m| m.name == "shop").unwrap();
+    assert_eq!(shop.rollups.len(), 3);
+    assert_eq!(shop.rollups[0].storage_table(), "tally_rollup_daily_sales");
+}
+
+/// `tally migrate` builds the rollups; a write outside tally makes them stale; `tally rollup
+/// refresh` rebuilds only stale ones, `--all` every one.
+#[tokio::test]
+async fn the_command_line_builds_and_refreshes_rollups() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let tally = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_tally"))
+            .args(args)
+            .env_remove("DATABASE_URL")
+            .env_remove("TALLY_MODELS")
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let migrated = tally(&["migrate", "--db", &url]);
+    assert!(
+        migrated.contains("rollup shop.daily_sales_by_category: 0 rows from 0 source rows"),
+        "{migrated}"
+    );
+    let db = tally::db::connect(&url).await.unwrap();
+    let fresh = |db: DatabaseConnection| async move {
+        let shop = tally::semantic::load_embedded()
+            .unwrap()
+            .into_iter()
+            .find(|m| m.name == "shop")
+            .unwrap();
+        tally::rollup::statuses(&db, &shop)
+            .await
+            .unwrap()
+            .unwrap()
+            .iter()
+            .map(|s| (s.name.clone(), s.fresh, s.row_count))
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        fresh(db.clone())
+            .await
+            .iter()
+            .all(|(_, f, n)| *f && *n == 0)
+    );
+    assert!(tally(&["rollup", "refresh", "--db", &url]).contains("every rollup is fresh"));
+    db.execute_unprepared(ONE_LINE).await.unwrap();
+    assert!(fresh(db.clone()).await.iter().all(|(_, f, _)| !*f), "stale");
+    let refreshed = tally(&["rollup", "refresh", "--db", &url]);
+    assert_eq!(
+        refreshed.matches("rows from 1 source rows").count(),
+        3,
+        "{refreshed}"
+    );
+    assert!(
+        fresh(db.clone())
+            .await
+            .iter()
+            .all(|(_, f, n)| *f && *n == 1)
+    );
+    let all = tally(&["rollup", "refresh", "--all", "--db", &url]);
+    assert_eq!(all.matches("rollup shop.").count(), 3, "{all}");
+    db.close().await.ok();
+}
+
+/// The social model's hourly ad rollup: by hour and coarser, by campaign and device, with
+/// counts whose filters bind literals (`event_type = 'click'`), sums and ratios.
+#[tokio::test]
+async fn social_ads_from_the_hourly_rollup_equal_the_rows() {
+    for db in TestDb::all().await {
+        let opts = tally::demo::DemoOptions {
+            scale: 0.05,
+            seed: 7,
+        };
+        tally::demo::load_demo(&db.conn, "social", &opts, false)
+            .await
+            .unwrap();
+        let (with, without) = engines(&db.conn);
+        let mut specs = Vec::new();
+        for metrics in [
+            vec!["impressions", "clicks", "ctr"],
+            vec!["revenue", "cost", "roas", "conversions"],
+        ] {
+            for dims in [
+                vec![dim("adEventTime", Some(Granularity::Hour))],
+                vec![
+                    dim("adEventTime", Some(Granularity::Day)),
+                    dim("campaignName", None),
+                ],
+                vec![
+                    dim("deviceType", None),
+                    dim("adEventTime", Some(Granularity::Month)),
+                ],
+                vec![dim("campaignType", None), dim("os", None)],
+            ] {
+                let mut s = QuerySpec::new("social", t("2024-01-01T00:00:00Z"));
+                s.fields = dims;
+                s.fields.extend(metrics.iter().map(|m| met(m)));
+                specs.push(s);
+            }
+        }
+        let compared =
+            assert_same(&with, &without, &specs, db.backend, |_| "social.hourly_ads").await;
+        assert_eq!(compared, 8 * AS_OF.len());
+        db.cleanup().await;
+    }
+}
