@@ -1101,3 +1101,47 @@ async fn a_load_cut_off_by_an_outage_leaves_the_database_unchanged() {
     admin.close().await.unwrap();
     test_db.cleanup().await;
 }
+
+/// Loads are counted by outcome for `/metrics`: a committed load and its rows, a rejected
+/// one. (Other tests of this binary load at the same time, so the counts grow by at least
+/// this test's own.)
+#[tokio::test]
+async fn loads_are_counted_for_metrics() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let loads = &tally::engine::guard::LOADS;
+    let test_db = TestDb::sqlite().await;
+    let (committed, rejected, rows) = (
+        loads.committed.load(Relaxed),
+        loads.rejected.load(Relaxed),
+        loads.rows.load(Relaxed),
+    );
+    let report = load_dir(
+        &test_db.db,
+        "gym",
+        &fixtures("gym"),
+        &LoadOptions::default(),
+    )
+    .await
+    .unwrap();
+    let inserted: u64 = report.tables.iter().map(|t| t.rows_inserted).sum();
+    assert!(inserted > 0);
+    assert!(loads.committed.load(Relaxed) > committed);
+    assert!(loads.rows.load(Relaxed) >= rows + inserted);
+    let bad = fixtures_with("gym", &[("dim_branch.csv", "branch_id,name\n")]);
+    assert!(
+        load_dir(&test_db.db, "gym", bad.path(), &LoadOptions::default())
+            .await
+            .is_err()
+    );
+    assert!(loads.rejected.load(Relaxed) + loads.failed.load(Relaxed) > rejected);
+    let guard = tally::engine::Guard::new(tally::engine::Limits::for_pool(4));
+    let text = tally::engine::guard::prometheus(&guard, (1, 1, 4));
+    let committed_line = text
+        .lines()
+        .find(|l| l.starts_with("tally_loads_total{outcome=\"committed\"}"))
+        .expect("tally_loads_total in /metrics");
+    let shown: u64 = committed_line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(shown > committed, "{committed_line}");
+    assert!(text.contains("tally_load_rows_total "), "{text}");
+    test_db.cleanup().await;
+}

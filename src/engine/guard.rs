@@ -239,6 +239,29 @@ impl RequestScope {
     }
 }
 
+/// Loads run in this process (the loader counts them: `tally serve`'s demo data, and any
+/// embedder's loads), by outcome, and the rows they inserted; `/metrics` shows them.
+#[derive(Debug, Default)]
+pub struct LoadCounters {
+    /// Loads committed.
+    pub committed: AtomicU64,
+    /// Loads rejected for invalid rows (nothing loaded).
+    pub rejected: AtomicU64,
+    /// Loads that stopped before committing, or whose commit failed (nothing loaded, or
+    /// the outcome of a lost commit unknown).
+    pub failed: AtomicU64,
+    /// Rows inserted or replaced by committed loads.
+    pub rows: AtomicU64,
+}
+
+/// The load counters of this process.
+pub static LOADS: LoadCounters = LoadCounters {
+    committed: AtomicU64::new(0),
+    rejected: AtomicU64::new(0),
+    failed: AtomicU64::new(0),
+    rows: AtomicU64::new(0),
+};
+
 /// A duration as the flags take it: `30 s`, `1.5 s`.
 pub fn seconds(d: Duration) -> String {
     let s = d.as_secs_f64();
@@ -351,6 +374,14 @@ pub fn prometheus(guard: &Guard, pool: (u32, usize, u32)) -> String {
         "gauge",
         "Answers in the result cache.",
         load(&c.result_cache_entries).to_string(),
+    );
+    let _ = writeln!(
+        out,
+        "# HELP tally_loads_total Loads run in this process, by outcome.\n# TYPE tally_loads_total counter\ntally_loads_total{{outcome=\"committed\"}} {}\ntally_loads_total{{outcome=\"rejected\"}} {}\ntally_loads_total{{outcome=\"failed\"}} {}\n# HELP tally_load_rows_total Rows inserted or replaced by committed loads.\n# TYPE tally_load_rows_total counter\ntally_load_rows_total {}",
+        load(&LOADS.committed),
+        load(&LOADS.rejected),
+        load(&LOADS.failed),
+        load(&LOADS.rows)
     );
     let (open, idle, max) = pool;
     let _ = writeln!(

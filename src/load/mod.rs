@@ -349,8 +349,37 @@ struct Loader<'a> {
 /// is an error naming its key and the columns that differ, unless `opts.replace` is set and
 /// the stored row was there before the load: then it overwrites it. Row errors are collected (up to `opts.max_errors` in full, the rest counted)
 /// while every remaining row is still validated; then the transaction is rolled back and
-/// [`LoadError::Rejected`] lists them.
+/// [`LoadError::Rejected`] lists them. Each load is counted by outcome for `/metrics`.
 pub async fn load(
+    db: &DatabaseConnection,
+    model: &str,
+    sources: Vec<TableSource>,
+    opts: &LoadOptions,
+) -> Result<LoadReport, LoadError> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let counters = &crate::engine::guard::LOADS;
+    let outcome = load_once(db, model, sources, opts).await;
+    match &outcome {
+        Ok(report) => {
+            counters.committed.fetch_add(1, Relaxed);
+            let rows: u64 = report
+                .tables
+                .iter()
+                .map(|t| t.rows_inserted + t.rows_replaced)
+                .sum();
+            counters.rows.fetch_add(rows, Relaxed);
+        }
+        Err(LoadError::Rejected { .. }) => {
+            counters.rejected.fetch_add(1, Relaxed);
+        }
+        Err(_) => {
+            counters.failed.fetch_add(1, Relaxed);
+        }
+    }
+    outcome
+}
+
+async fn load_once(
     db: &DatabaseConnection,
     model: &str,
     sources: Vec<TableSource>,
