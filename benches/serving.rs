@@ -6,7 +6,13 @@
 //!   as of the page's instant and a month before), result cache on (64 MiB);
 //! - `by-day metrics (uncached)`: `shop` net sales and orders by day, result cache off;
 //! - `by-day SQL (driver)`: the statement the server ran for it (from `extensions.explain`),
-//!   bound to the same values, run straight on the pool (sea-orm over sqlx).
+//!   bound to the same values, run straight on the pool (sea-orm over sqlx);
+//! - `by-day metrics, key + row policy`: the same request (cached and uncached) with an API
+//!   key whose role's callers bind the shop row policy, the key's stores being every store
+//!   (so the answer is the same): the cost of authentication and policies;
+//! - `by-day from a rollup`: net sales and order lines by day, which the shop rollup
+//!   `daily_sales_by_category` answers (uncached), against the same from the order lines
+//!   (rollups off).
 //!
 //! ```text
 //! cargo bench --bench serving
@@ -38,6 +44,12 @@ const TILES: &str = "query Tiles($t: String, $t0: String) { saas { now: stageCou
 
 /// Net sales and orders by day.
 const BY_DAY: &str = r#"{ shop { metrics(asOf: "2025-01-01T00:00:00Z") { day: orderTime(granularity: DAY) netSales orders } } }"#;
+
+/// Net sales and order lines by day: additive, so a rollup of the order lines answers it.
+const BY_DAY_ADDITIVE: &str = r#"{ shop { metrics(asOf: "2025-01-01T00:00:00Z") { day: orderTime(granularity: DAY) netSales orderLines } } }"#;
+
+/// The API key of the guardrails measurement.
+const KEY: &str = "tally-bench-serving-key";
 
 fn env(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_owned())
@@ -118,8 +130,12 @@ async fn bench_backend(backend: &str, url: &str, scale: f64, load: &Load) {
         "\n{backend}: demo data (saas, shop) loaded in {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    let cached = serve(&conn, ResultCacheSettings::default()).await;
-    let uncached = serve(&conn, ResultCacheSettings::off()).await;
+    let open = |cache| tally::http::Settings {
+        result_cache: cache,
+        ..Default::default()
+    };
+    let cached = serve(&conn, open(ResultCacheSettings::default()), true).await;
+    let uncached = serve(&conn, open(ResultCacheSettings::off()), true).await;
 
     // the dashboard's instant: the page's load time, and a month before it
     let now = chrono::Utc::now();
@@ -132,13 +148,13 @@ async fn bench_backend(backend: &str, url: &str, scale: f64, load: &Load) {
             .to_string()
             .into_bytes(),
     );
-    let r = load.http(cached, tiles).await;
+    let r = load.http(cached, tiles, None).await;
     let stats = scrape(cached).await;
     r.print(&format!("{backend} dashboard (cached)"));
     println!("    result cache: {stats}");
 
     let by_day = Arc::new(json!({ "query": BY_DAY }).to_string().into_bytes());
-    let r = load.http(uncached, by_day.clone()).await;
+    let r = load.http(uncached, by_day.clone(), None).await;
     r.print(&format!("{backend} by-day metrics (uncached)"));
 
     // the statement the server ran, bound to the same values, straight on the driver
@@ -166,6 +182,88 @@ async fn bench_backend(backend: &str, url: &str, scale: f64, load: &Load) {
     );
     let r = load.driver(&conn, stmt).await;
     r.print(&format!("{backend} by-day SQL (driver, {rows} rows)"));
+
+    // authentication and the shop row policy, the key's stores being every store
+    let stores: Vec<String> = conn
+        .query_all_raw(Statement::from_string(
+            conn.get_database_backend(),
+            "SELECT DISTINCT store_id FROM \"shop\".\"order_line\" ORDER BY store_id",
+        ))
+        .await
+        .expect("stores")
+        .iter()
+        .map(|r| r.try_get_by_index::<String>(0).expect("store_id"))
+        .collect();
+    let toml = format!(
+        "[auth]\nmetrics_public = true\n\n[auth.roles.stores]\nexplain_sql = true\n\n[[auth.keys]]\nname = \"bench\"\nrole = \"stores\"\nhash = \"{}\"\nattributes = {{ store_id = [{}] }}\n",
+        tally::auth::hash_key(KEY),
+        stores
+            .iter()
+            .map(|s| format!("{s:?}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let auth = tally::config::FileConfig::parse(&toml, "bench.toml")
+        .and_then(|f| f.auth())
+        .expect("auth");
+    let keyed = |cache| tally::http::Settings {
+        result_cache: cache,
+        auth: Arc::new(auth.clone()),
+        ..Default::default()
+    };
+    let keyed_cached = serve(&conn, keyed(ResultCacheSettings::default()), true).await;
+    let keyed_uncached = serve(&conn, keyed(ResultCacheSettings::off()), true).await;
+    let key = Some(Arc::new(KEY.to_owned()));
+    let same = post_with(keyed_uncached, &by_day, key.as_deref().map(String::as_str)).await;
+    assert_eq!(
+        same["data"], answer["data"],
+        "{backend}: the keyed answer differs from the open one"
+    );
+    assert!(
+        same["extensions"]["explain"][0]["sql"]
+            .as_str()
+            .is_some_and(|sql| sql.contains("tally_policy_order_line")),
+        "{backend}: the row policy did not apply: {same}"
+    );
+    for (cache, open_addr, keyed_addr) in [
+        ("cached", cached, keyed_cached),
+        ("uncached", uncached, keyed_uncached),
+    ] {
+        let a = load.http(open_addr, by_day.clone(), None).await;
+        let b = load.http(keyed_addr, by_day.clone(), key.clone()).await;
+        let (ra, rb) = (a.rate(), b.rate());
+        a.print(&format!("{backend} by-day ({cache}), open"));
+        b.print(&format!(
+            "{backend} by-day ({cache}), key + row policy ({} stores)",
+            stores.len()
+        ));
+        println!(
+            "    overhead of key + policy ({cache}): {:+.1}% requests/s",
+            (ra - rb) / ra * 100.0
+        );
+    }
+
+    // a rollup's answer against the order lines'
+    let additive = Arc::new(json!({ "query": BY_DAY_ADDITIVE }).to_string().into_bytes());
+    let raw = serve(&conn, open(ResultCacheSettings::off()), false).await;
+    let used = post(uncached, &additive).await;
+    let rollup = used["extensions"]["explain"][0]["rollup"].clone();
+    assert!(rollup.is_string(), "{backend}: no rollup answered: {used}");
+    assert_eq!(
+        used["data"],
+        post(raw, &additive).await["data"],
+        "{backend}: the rollup's answer differs"
+    );
+    let a = load.http(raw, additive.clone(), None).await;
+    let b = load.http(uncached, additive, None).await;
+    let (ra, rb) = (a.rate(), b.rate());
+    a.print(&format!(
+        "{backend} by-day net sales + order lines, order lines (uncached)"
+    ));
+    b.print(&format!(
+        "{backend} by-day net sales + order lines, rollup {rollup} (uncached)"
+    ));
+    println!("    rollup speed-up: {:.2}x requests/s", rb / ra);
     conn.close().await.ok();
 }
 
@@ -186,12 +284,16 @@ fn value_of(v: &Value, postgres: bool) -> sea_orm::Value {
     }
 }
 
-/// The app over `conn` with `cache`, served on an ephemeral port.
-async fn serve(conn: &DatabaseConnection, cache: ResultCacheSettings) -> SocketAddr {
+/// The app over `conn` with `settings` (rollups used or not), served on an ephemeral port.
+async fn serve(
+    conn: &DatabaseConnection,
+    settings: tally::http::Settings,
+    rollups: bool,
+) -> SocketAddr {
     let models = tally::semantic::load_models(None).expect("models");
     let settings = tally::http::Settings {
-        result_cache: cache,
-        ..Default::default()
+        rollups,
+        ..settings
     };
     let app = tally::http::app_with_settings(
         conn.clone(),
@@ -212,7 +314,13 @@ async fn serve(conn: &DatabaseConnection, cache: ResultCacheSettings) -> SocketA
 
 /// One POST of `body` to `/graphql` on a connection of its own, as JSON.
 async fn post(addr: SocketAddr, body: &[u8]) -> Value {
+    post_with(addr, body, None).await
+}
+
+/// [`post`] with the API key `key`.
+async fn post_with(addr: SocketAddr, body: &[u8], key: Option<&str>) -> Value {
     let mut client = Client::connect(addr).await;
+    client.key = key.map(str::to_owned);
     let (status, bytes) = client.post("/graphql", body).await.expect("POST");
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&bytes));
     serde_json::from_slice(&bytes).expect("JSON")
@@ -234,6 +342,8 @@ async fn scrape(addr: SocketAddr) -> String {
 struct Client {
     sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
     host: String,
+    /// Sent as `Authorization: Bearer …`.
+    key: Option<String>,
 }
 
 impl Client {
@@ -248,6 +358,7 @@ impl Client {
         Client {
             sender,
             host: addr.to_string(),
+            key: None,
         }
     }
 
@@ -263,9 +374,13 @@ impl Client {
     }
 
     async fn post(&mut self, path: &str, body: &[u8]) -> Result<(u16, Bytes), hyper::Error> {
-        let req = hyper::Request::post(path)
+        let mut req = hyper::Request::post(path)
             .header("host", &self.host)
-            .header("content-type", "application/json")
+            .header("content-type", "application/json");
+        if let Some(key) = &self.key {
+            req = req.header("authorization", format!("Bearer {key}"));
+        }
+        let req = req
             .body(Full::new(Bytes::copy_from_slice(body)))
             .expect("request");
         self.send(req).await
@@ -294,6 +409,11 @@ struct Outcome {
 }
 
 impl Outcome {
+    /// Requests answered per second.
+    fn rate(&self) -> f64 {
+        self.latencies.len() as f64 / self.elapsed.as_secs_f64()
+    }
+
     fn print(mut self, what: &str) {
         self.latencies.sort_unstable();
         let n = self.latencies.len();
@@ -346,13 +466,20 @@ impl Load {
     /// POSTs `body` to `/graphql` from every connection, one request at a time each, for
     /// the duration (after a one-second warm-up); a response other than 200 without errors
     /// is a failure.
-    async fn http(&self, addr: SocketAddr, body: Arc<Vec<u8>>) -> Outcome {
+    async fn http(
+        &self,
+        addr: SocketAddr,
+        body: Arc<Vec<u8>>,
+        key: Option<Arc<String>>,
+    ) -> Outcome {
         let (warm_until, end) = self.window();
         let mut tasks = Vec::new();
         for _ in 0..self.connections {
             let body = body.clone();
+            let key = key.clone();
             tasks.push(tokio::spawn(async move {
                 let mut client = Client::connect(addr).await;
+                client.key = key.map(|k| k.as_ref().clone());
                 let mut tally = Tally::default();
                 loop {
                     let started = Instant::now();

@@ -105,6 +105,9 @@ pub struct Settings {
     /// The engine's result cache (`serve` keeps 64 MiB by default; off here, for embedders
     /// and tests that write with SQL of their own and read back at once).
     pub result_cache: crate::engine::ResultCacheSettings,
+    /// Whether metrics are read from the models' rollups when one answers exactly (default
+    /// true; off: always from the event tables, e.g. to compare).
+    pub rollups: bool,
 }
 
 impl Default for Settings {
@@ -118,6 +121,7 @@ impl Default for Settings {
             metrics_public: true,
             cors_origins: Vec::new(),
             result_cache: crate::engine::ResultCacheSettings::off(),
+            rollups: true,
         }
     }
 }
@@ -137,6 +141,7 @@ pub fn app_with_settings(
         settings.engine,
         settings.request,
         settings.result_cache,
+        settings.rollups,
     )
     .map_err(|e| Error::Config(format!("the GraphQL schema is broken: {e}")))?;
     let guard = guard.ok_or_else(|| Error::Config("the schema has no engine".to_owned()))?;
@@ -756,6 +761,7 @@ pub async fn serve(config: ServeConfig) -> Result<(), Error> {
         metrics_public,
         cors_origins: config.http.cors_origins.clone(),
         result_cache: config.result_cache,
+        rollups: true,
     };
     let app = app_with_settings(conn, models, Some(saas), settings)?;
     let shutdown = shutdown_signal()?;

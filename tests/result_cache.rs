@@ -65,6 +65,7 @@ fn schema(db: &TestDb, bytes: usize) -> (Schema, Arc<Guard>) {
         None,
         tally::graphql::RequestLimits::default(),
         settings,
+        true,
     )
     .unwrap();
     (schema, guard.unwrap())

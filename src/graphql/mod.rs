@@ -113,14 +113,16 @@ pub fn build_with_saas(
         None,
         RequestLimits::default(),
         crate::engine::ResultCacheSettings::off(),
+        true,
     )
     .map(|(schema, _)| schema)
 }
 
 /// [`build_with_saas`], with the engine bounded by `limits` (time budget, statements at
 /// once) instead of its pool's defaults, requests by `request_limits`, and the engine's
-/// answers kept by a result cache of `result_cache`; with the engine's guard (its counters
-/// are what `/metrics` shows) when `db` is given.
+/// answers kept by a result cache of `result_cache`, and metrics read from the models'
+/// rollups when `rollups`; with the engine's guard (its counters are what `/metrics` shows)
+/// when `db` is given.
 pub fn build_served(
     db: Option<DatabaseConnection>,
     models: Vec<Model>,
@@ -128,6 +130,7 @@ pub fn build_served(
     limits: Option<crate::engine::Limits>,
     request_limits: RequestLimits,
     result_cache: crate::engine::ResultCacheSettings,
+    rollups: bool,
 ) -> Result<(Schema, Option<Arc<crate::engine::Guard>>), SchemaError> {
     let models: Vec<Arc<Model>> = models.into_iter().map(Arc::new).collect();
     let mut builder = Schema::build("Query", None, None)
@@ -166,6 +169,9 @@ pub fn build_served(
             engine = engine.with_limits(limits);
         }
         engine = engine.with_result_cache(result_cache);
+        if !rollups {
+            engine = engine.without_rollups();
+        }
         guard = Some(engine.guard().clone());
         builder = builder.data(Arc::new(engine));
     }
