@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use async_graphql::dynamic::Schema;
 use common::TestDb;
-use sea_orm::ConnectionTrait;
+use sea_orm::{ConnectionTrait, DatabaseConnection};
 use serde_json::Value;
 use tally::engine::{Guard, ResultCacheSettings};
 
@@ -38,8 +38,16 @@ async fn backends() -> Vec<TestDb> {
     dbs
 }
 
-/// The saas fixtures loaded into `db` through tally's loader.
-async fn load_fixtures(db: &TestDb) {
+/// One test at a time: a load through tally's loader tells every engine of the process that
+/// the model's data changed (the in-process bump does not tell databases apart), so a load
+/// in one test would turn another test's expected hits into misses.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The saas fixtures loaded into `db` through tally's loader; then the pool that migrated
+/// and loaded is closed and a fresh one returned. On PostgreSQL a backend's write counters
+/// reach `pg_stat_user_tables` when it exits, else up to ten seconds after it goes idle:
+/// closing the writers' connections makes the data versions the tests start from final.
+async fn load_fixtures(db: &TestDb) -> DatabaseConnection {
     let sources = tally::load::csv_sources("saas", std::path::Path::new(FIXTURES)).unwrap();
     tally::load::load(
         &db.conn,
@@ -49,17 +57,19 @@ async fn load_fixtures(db: &TestDb) {
     )
     .await
     .unwrap_or_else(|e| panic!("{}: loading saas: {e:?}", db.backend));
+    db.conn.clone().close().await.ok();
+    tally::db::connect(&db.url).await.expect("a fresh pool")
 }
 
 /// The served schema over `db` with a result cache of `bytes`, and its engine's guard.
-fn schema(db: &TestDb, bytes: usize) -> (Schema, Arc<Guard>) {
+fn schema(conn: &DatabaseConnection, bytes: usize) -> (Schema, Arc<Guard>) {
     let models = tally::semantic::load_models(None).unwrap();
     let settings = ResultCacheSettings {
         bytes,
         poll_interval: POLL,
     };
     let (schema, guard) = tally::graphql::build_served(
-        Some(db.conn.clone()),
+        Some(conn.clone()),
         models,
         None,
         None,
@@ -115,12 +125,38 @@ async fn warm(schema: &Schema) {
     }
 }
 
+/// Runs `q` until the cache answers it (a hit), within the documented staleness bound: on
+/// PostgreSQL the write counters of a commit reach `pg_stat_user_tables` up to a second or
+/// (on an idle backend) ten seconds later, and each arrival is a new data version. Returns
+/// the hit.
+async fn settled(schema: &Schema, q: &str) -> Value {
+    let started = Instant::now();
+    loop {
+        let out = run(schema, q).await;
+        if cache_of(&out).0 == "hit" {
+            return out;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(25),
+            "never a hit: {out}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
+
 #[tokio::test]
 async fn a_repeated_request_hits_and_a_load_through_tally_misses() {
+    let _serial = SERIAL.lock().await;
     for db in backends().await {
-        load_fixtures(&db).await;
-        let (schema, guard) = schema(&db, 1 << 20);
+        let conn = load_fixtures(&db).await;
+        let (schema, guard) = schema(&conn, 1 << 20);
         warm(&schema).await;
+        // the fixtures' writes have reached the data versions
+        settled(
+            &schema,
+            "{ saas { metrics(asOf: \"2002-01-01T00:00:00Z\") { lifecycleUsers } } }",
+        )
+        .await;
         let first = run(&schema, USERS).await;
         assert_eq!(
             cache_of(&first),
@@ -146,7 +182,7 @@ async fn a_repeated_request_hits_and_a_load_through_tally_misses() {
         )
         .unwrap();
         let sources = tally::load::csv_sources("saas", dir.path()).unwrap();
-        tally::load::load(&db.conn, "saas", sources, &Default::default())
+        tally::load::load(&conn, "saas", sources, &Default::default())
             .await
             .unwrap();
         let third = run(&schema, USERS).await;
@@ -157,27 +193,26 @@ async fn a_repeated_request_hits_and_a_load_through_tally_misses() {
             db.backend
         );
         assert_eq!(users(&third), users(&first) + 1, "{}", db.backend);
-        assert_eq!(
-            cache_of(&run(&schema, USERS).await).0,
-            "hit",
-            "{}",
-            db.backend
-        );
+        // hits again once the load's counters have arrived, with the same answer
+        let fourth = settled(&schema, USERS).await;
+        assert_eq!(fourth["data"], third["data"], "{}", db.backend);
 
         // asOf absent is now: each request has its own instant, so none shares an answer
         let now = "{ saas { metrics { lifecycleUsers } } }";
         run(&schema, now).await;
         let again = run(&schema, now).await;
         assert_eq!(cache_of(&again).0, "miss", "{}: {again}", db.backend);
+        conn.close().await.ok();
         db.cleanup().await;
     }
 }
 
 #[tokio::test]
 async fn a_write_by_another_connection_misses_within_the_bound() {
+    let _serial = SERIAL.lock().await;
     for db in backends().await {
-        load_fixtures(&db).await;
-        let (schema, _) = schema(&db, 1 << 20);
+        let conn = load_fixtures(&db).await;
+        let (schema, _) = schema(&conn, 1 << 20);
         warm(&schema).await;
         let before = users(&run(&schema, USERS).await);
         assert_eq!(
@@ -236,15 +271,17 @@ async fn a_write_by_another_connection_misses_within_the_bound() {
             db.backend
         );
         other.close().await.ok();
+        conn.close().await.ok();
         db.cleanup().await;
     }
 }
 
 #[tokio::test]
 async fn requests_differing_only_in_a_bound_value_never_share() {
+    let _serial = SERIAL.lock().await;
     for db in backends().await {
-        load_fixtures(&db).await;
-        let (schema, _) = schema(&db, 1 << 20);
+        let conn = load_fixtures(&db).await;
+        let (schema, _) = schema(&conn, 1 << 20);
         warm(&schema).await;
         let by_stage = run(
             &schema,
@@ -284,17 +321,19 @@ async fn requests_differing_only_in_a_bound_value_never_share() {
         .await;
         let late = run(&schema, USERS).await;
         assert!(users(&early) < users(&late), "{}", db.backend);
+        conn.close().await.ok();
         db.cleanup().await;
     }
 }
 
 #[tokio::test]
 async fn the_bytes_bound_holds_least_recently_used_out() {
+    let _serial = SERIAL.lock().await;
     use std::sync::atomic::Ordering::Relaxed;
     for db in backends().await {
-        load_fixtures(&db).await;
+        let conn = load_fixtures(&db).await;
         let limit = 8 * 1024;
-        let (schema, guard) = schema(&db, limit);
+        let (schema, guard) = schema(&conn, limit);
         warm(&schema).await;
         let at = |day: u32| {
             format!(
@@ -323,11 +362,13 @@ async fn the_bytes_bound_holds_least_recently_used_out() {
             c.result_cache_misses.load(Relaxed)
         );
         // the newest is kept, the oldest was evicted
+        let newest = run(&schema, &at(28)).await;
         assert_eq!(
-            cache_of(&run(&schema, &at(28)).await).0,
+            cache_of(&newest).0,
             "hit",
-            "{}",
-            db.backend
+            "{}: {:?}",
+            db.backend,
+            cache_of(&newest)
         );
         assert_eq!(
             cache_of(&run(&schema, &at(1)).await),
@@ -348,15 +389,17 @@ async fn the_bytes_bound_holds_least_recently_used_out() {
                 "{name} missing:\n{text}"
             );
         }
+        conn.close().await.ok();
         db.cleanup().await;
     }
 }
 
 #[tokio::test]
 async fn zero_bytes_turns_it_off_and_a_too_big_answer_is_not_kept() {
+    let _serial = SERIAL.lock().await;
     for db in backends().await {
-        load_fixtures(&db).await;
-        let (off, guard) = schema(&db, 0);
+        let conn = load_fixtures(&db).await;
+        let (off, guard) = schema(&conn, 0);
         for _ in 0..2 {
             let out = run(&off, USERS).await;
             assert_eq!(
@@ -375,7 +418,7 @@ async fn zero_bytes_turns_it_off_and_a_too_big_answer_is_not_kept() {
             .load(std::sync::atomic::Ordering::Relaxed);
         assert_eq!(hits, 0, "{}", db.backend);
 
-        let (tiny, _) = schema(&db, 256);
+        let (tiny, _) = schema(&conn, 256);
         warm(&tiny).await;
         for _ in 0..2 {
             let (status, reason) = cache_of(&run(&tiny, USERS).await);
@@ -386,6 +429,7 @@ async fn zero_bytes_turns_it_off_and_a_too_big_answer_is_not_kept() {
                 db.backend
             );
         }
+        conn.close().await.ok();
         db.cleanup().await;
     }
 }
