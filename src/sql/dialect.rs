@@ -99,6 +99,15 @@ pub trait Dialect: Sync + Send {
     /// `placeholder` (`$1`): how tally sends a set of keys as one parameter.
     fn json_values(&self, placeholder: &str) -> String;
 
+    /// An array of the strings of the JSON array bound at `placeholder`, for `x = ANY(…)`
+    /// in place of `x IN (json_values)`, where the backend has arrays: PostgreSQL then tests
+    /// each row against a small array rather than hash-joining a subquery it cannot
+    /// estimate (a row policy's list costs ~10% of a scan instead of ~40%). `None`: use
+    /// `IN`.
+    fn json_array(&self, _placeholder: &str) -> Option<String> {
+        None
+    }
+
     /// Reads an instant column: a `timestamptz`, or RFC 3339 text.
     fn read_instant(
         &self,
@@ -476,6 +485,11 @@ impl Dialect for Postgres {
     }
     fn json_values(&self, placeholder: &str) -> String {
         format!("SELECT value FROM jsonb_array_elements_text(CAST({placeholder} AS jsonb))")
+    }
+    fn json_array(&self, placeholder: &str) -> Option<String> {
+        Some(format!(
+            "ARRAY(SELECT jsonb_array_elements_text(CAST({placeholder} AS jsonb)))"
+        ))
     }
     fn read_instant(
         &self,

@@ -184,6 +184,38 @@ pub fn probe(p: &Policy, d: &dyn Dialect) -> Sql {
     apply(read, std::slice::from_ref(p), d)
 }
 
+/// `text` (the SQL before a list attribute) with its closing `IN` written as `= ANY` (`NOT
+/// IN` as `<> ALL`, the same three-valued logic), or `None` when it does not end with `IN`.
+fn any_for_in(text: &str) -> Option<String> {
+    let t = text.trim_end();
+    let n = t.len();
+    if n < 2 || !t.is_char_boundary(n - 2) || !t[n - 2..].eq_ignore_ascii_case("in") {
+        return None;
+    }
+    let before = &t[..n - 2];
+    if before
+        .chars()
+        .last()
+        .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+    {
+        return None;
+    }
+    let b = before.trim_end();
+    let m = b.len();
+    let negated = m >= 3
+        && b.is_char_boundary(m - 3)
+        && b[m - 3..].eq_ignore_ascii_case("not")
+        && !b[..m - 3]
+            .chars()
+            .last()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+    Some(if negated {
+        format!("{} <> ALL", b[..m - 3].trim_end())
+    } else {
+        format!("{before}= ANY")
+    })
+}
+
 /// `"tally_policy_<table>" AS (SELECT * FROM "<ns>"."<table>" WHERE <condition>)` under a
 /// comment naming the policy.
 fn policy_cte(p: &Policy, d: &dyn Dialect) -> Sql {
@@ -196,10 +228,25 @@ fn policy_cte(p: &Policy, d: &dyn Dialect) -> Sql {
         quote(&p.table)
     ));
     s.push("(");
-    for part in &p.condition {
+    let array = d.json_array(&MARK.to_string());
+    for (i, part) in p.condition.iter().enumerate() {
         match part {
             // policy text is trusted model-file SQL; markers cannot occur in it
-            PolicyPart::Sql(t) => s.push(&t.replace(MARK, "")),
+            PolicyPart::Sql(t) => {
+                let t = t.replace(MARK, "");
+                let list_next = matches!(
+                    p.condition.get(i + 1),
+                    Some(PolicyPart::Attribute { list: true, .. })
+                );
+                match array
+                    .as_ref()
+                    .filter(|_| list_next)
+                    .and_then(|_| any_for_in(&t))
+                {
+                    Some(any) => s.push(&any),
+                    None => s.push(&t),
+                }
+            }
             PolicyPart::Attribute { name, list } => {
                 let param = Param::Caller(CallerParam {
                     attribute: name.clone(),
@@ -207,8 +254,14 @@ fn policy_cte(p: &Policy, d: &dyn Dialect) -> Sql {
                     table: table.clone(),
                 });
                 if *list {
+                    let after_any = array.is_some()
+                        && i > 0
+                        && matches!(&p.condition[i - 1], PolicyPart::Sql(t) if any_for_in(t).is_some());
                     s.push("(");
-                    s.push(&d.json_values(&MARK.to_string()));
+                    match (&array, after_any) {
+                        (Some(a), true) => s.push(a),
+                        _ => s.push(&d.json_values(&MARK.to_string())),
+                    }
                     s.push(")");
                     s.params.push(param);
                 } else {
@@ -268,6 +321,23 @@ mod tests {
             "{text}"
         );
         assert!(matches!(&params[0], Param::Caller(c) if c.list));
+        // PostgreSQL tests a row against an array (NOT IN: against every element)
+        let (text, _) = apply(
+            Sql::raw("SELECT COUNT(*) FROM \"saas\".\"payments\""),
+            &ps,
+            &Postgres,
+        )
+        .finish(&Postgres);
+        assert!(
+            text.contains(
+                "WHERE (user_id = ANY(ARRAY(SELECT jsonb_array_elements_text(CAST($1 AS jsonb)))))"
+            ),
+            "{text}"
+        );
+        assert_eq!(any_for_in("a NOT IN "), Some("a <> ALL".to_owned()));
+        assert_eq!(any_for_in("x in"), Some("x = ANY".to_owned()));
+        assert_eq!(any_for_in("x = join"), None);
+        assert_eq!(any_for_in("knot IN "), Some("knot = ANY".to_owned()));
         // a statement reading no policy table is left alone
         let other = Sql::raw("SELECT 1 FROM \"saas\".\"plans\"");
         assert_eq!(apply(other.clone(), &ps, &Sqlite), other);
