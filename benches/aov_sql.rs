@@ -17,8 +17,10 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "harness/mod.rs"]
+mod harness;
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement, Value};
@@ -102,11 +104,7 @@ async fn bench(backend: &str, conn: &DatabaseConnection, iters: usize) {
         std::hint::black_box(conn.query_all_raw(hand_stmt()).await.unwrap());
         tb.push(s.elapsed());
     }
-    let median = |v: &mut Vec<Duration>| {
-        v.sort();
-        v[v.len() / 2]
-    };
-    let (ta, tb) = (median(&mut ta), median(&mut tb));
+    let (ta, tb) = (harness::median(&mut ta), harness::median(&mut tb));
     println!(
         "{backend}: AOV by day, {} days; medians of {iters}: tally's SQL {:.2} ms, hand-written {:.2} ms, ratio {:.2}",
         a.len(),
@@ -117,40 +115,8 @@ async fn bench(backend: &str, conn: &DatabaseConnection, iters: usize) {
 }
 
 fn main() {
-    let iters: usize = std::env::var("TALLY_BENCH_ITERS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(30);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
-        let named: Vec<(&str, String)> = [
-            ("sqlite", std::env::var("TALLY_BENCH_SQLITE").ok()),
-            ("postgres", std::env::var("TALLY_BENCH_POSTGRES").ok()),
-        ]
-        .into_iter()
-        .filter_map(|(b, u)| u.map(|u| (b, u)))
-        .collect();
-        if !named.is_empty() {
-            for (backend, url) in named {
-                let conn = tally::db::connect(&url).await.expect("connect");
-                bench(backend, &conn, iters).await;
-            }
-            return;
-        }
-        let scale: f64 = std::env::var("TALLY_BENCH_SCALE")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(1.0);
-        for db in common::TestDb::all().await {
-            let opts = tally::demo::DemoOptions { scale, seed: 42 };
-            tally::cli::load_demo(&db.conn, "shop", &opts, false)
-                .await
-                .expect("demo data");
-            bench(db.backend, &db.conn, iters).await;
-            db.cleanup().await;
-        }
+    let iters = harness::iters(30);
+    harness::run("shop", |backend, conn| async move {
+        bench(backend, &conn, iters).await;
     });
 }

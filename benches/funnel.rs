@@ -17,9 +17,11 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "harness/mod.rs"]
+mod harness;
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement, Value};
@@ -180,11 +182,7 @@ async fn bench(backend: &str, conn: &DatabaseConnection, iters: usize) {
         std::hint::black_box(conn.query_all_raw(hand_stmt()).await.unwrap());
         tb.push(s.elapsed());
     }
-    let median = |v: &mut Vec<Duration>| {
-        v.sort();
-        v[v.len() / 2]
-    };
-    let (ta, tb) = (median(&mut ta), median(&mut tb));
+    let (ta, tb) = (harness::median(&mut ta), harness::median(&mut tb));
     println!(
         "{backend}: web PURCHASE funnel (4 steps) by product, {} products, {journeys} journeys; medians of {iters}: tally {:.2} ms, hand-written SQL {:.2} ms, ratio {:.2}",
         mine.len(),
@@ -195,40 +193,8 @@ async fn bench(backend: &str, conn: &DatabaseConnection, iters: usize) {
 }
 
 fn main() {
-    let iters: usize = std::env::var("TALLY_BENCH_ITERS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(15);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
-        let named: Vec<(&str, String)> = [
-            ("sqlite", std::env::var("TALLY_BENCH_SQLITE").ok()),
-            ("postgres", std::env::var("TALLY_BENCH_POSTGRES").ok()),
-        ]
-        .into_iter()
-        .filter_map(|(b, u)| u.map(|u| (b, u)))
-        .collect();
-        if !named.is_empty() {
-            for (backend, url) in named {
-                let conn = tally::db::connect(&url).await.expect("connect");
-                bench(backend, &conn, iters).await;
-            }
-            return;
-        }
-        let scale: f64 = std::env::var("TALLY_BENCH_SCALE")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(1.0);
-        for db in common::TestDb::all().await {
-            let opts = tally::demo::DemoOptions { scale, seed: 42 };
-            tally::cli::load_demo(&db.conn, "web", &opts, false)
-                .await
-                .expect("demo data");
-            bench(db.backend, &db.conn, iters).await;
-            db.cleanup().await;
-        }
+    let iters = harness::iters(15);
+    harness::run("web", |backend, conn| async move {
+        bench(backend, &conn, iters).await;
     });
 }

@@ -9,40 +9,8 @@ mod common;
 
 use serde_json::{Value, json};
 
-use common::{TestDb, WEB};
+use common::{TestDb, WEB, code, data, gql, load_csv as load};
 use tally::semantic::{ModelSource, SourceFile};
-
-async fn load(db: &TestDb, model: &str, files: &[(&str, &str)]) {
-    let dir = tempfile::tempdir().unwrap();
-    for (table, text) in files {
-        std::fs::write(dir.path().join(format!("{table}.csv")), text).unwrap();
-    }
-    let sources = tally::load::csv_sources(model, dir.path()).unwrap();
-    tally::load::load(&db.conn, model, sources, &Default::default())
-        .await
-        .unwrap_or_else(|e| panic!("loading {model}: {e}"));
-}
-
-async fn gql(db: &TestDb, query: &str) -> Value {
-    let schema = tally::graphql::build(Some(db.conn.clone())).expect("schema");
-    serde_json::to_value(schema.execute(query).await).unwrap()
-}
-
-fn data(v: &Value, path: &str) -> Value {
-    assert!(v.get("errors").is_none(), "{v}");
-    let mut cur = &v["data"];
-    for p in path.split('.') {
-        cur = &cur[p];
-    }
-    cur.clone()
-}
-
-fn code(v: &Value) -> String {
-    v["errors"][0]["extensions"]["code"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no error code in {v}"))
-        .to_owned()
-}
 
 // ------------------------------------------------------------------ social: retention
 

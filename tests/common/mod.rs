@@ -235,3 +235,39 @@ pub const WEB: &[(&str, &str)] = &[
          v10,s4,u2,/checkout,2024-02-01T13:20:00Z,checkout,o3,\n",
     ),
 ];
+
+/// Loads `files` (`(table, CSV text)`) into `db` as the model `model`, through tally's loader.
+pub async fn load_csv(db: &TestDb, model: &str, files: &[(&str, &str)]) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (table, text) in files {
+        std::fs::write(dir.path().join(format!("{table}.csv")), text).expect("write CSV");
+    }
+    let sources = tally::load::csv_sources(model, dir.path()).expect("CSV sources");
+    tally::load::load(&db.conn, model, sources, &Default::default())
+        .await
+        .unwrap_or_else(|e| panic!("loading {model}: {e}"));
+}
+
+/// `query` run on the schema tally builds over `db` (shipped models), as JSON.
+pub async fn gql(db: &TestDb, query: &str) -> serde_json::Value {
+    let schema = tally::graphql::build(Some(db.conn.clone())).expect("schema");
+    serde_json::to_value(schema.execute(query).await).expect("JSON")
+}
+
+/// The value at `path` (dotted) under `data`, asserting there are no errors.
+pub fn data(v: &serde_json::Value, path: &str) -> serde_json::Value {
+    assert!(v.get("errors").is_none(), "{v}");
+    let mut cur = &v["data"];
+    for p in path.split('.') {
+        cur = &cur[p];
+    }
+    cur.clone()
+}
+
+/// The code of the first error.
+pub fn code(v: &serde_json::Value) -> String {
+    v["errors"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error code in {v}"))
+        .to_owned()
+}
