@@ -739,6 +739,15 @@ pub async fn serve(config: ServeConfig) -> Result<(), Error> {
     } else {
         report_stage_history(&conn, &models, saas).await;
     }
+    // SQLite's planner reads the statistics ANALYZE wrote (after the demo load, the stage
+    // history, the rollups) only on connections opened after it: the pool that wrote is
+    // replaced by a fresh one before the first request
+    let conn = if writable {
+        conn.close().await.ok();
+        db::connect_serving(&url, writable, guardrails.db_acquire_timeout).await?
+    } else {
+        conn
+    };
     tracing::info!(
         statement_timeout = %crate::engine::guard::seconds(limits.statement_timeout),
         max_concurrent_queries = limits.max_queries,

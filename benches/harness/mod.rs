@@ -70,7 +70,11 @@ where
                 db.backend,
                 started.elapsed().as_secs_f64()
             );
-            bench(db.backend, db.conn.clone()).await;
+            // a fresh pool: SQLite's planner reads ANALYZE's statistics only on connections
+            // opened after it
+            let conn = tally::db::connect(&db.url).await.expect("connect");
+            bench(db.backend, conn.clone()).await;
+            conn.close().await.ok();
             db.cleanup().await;
         }
     });

@@ -2,7 +2,8 @@
 //! (`fun_s<k>`: entity, properties, time in epoch seconds); each entity's anchor, its earliest
 //! first-step event (`fun_1`, with the dimension values grouped by); for each next step the
 //! earliest event strictly after the previous step's, within the window (`fun_<k>`); every
-//! anchor with the seconds from step to step (`fun_all`, numbered for medians); per group the
+//! anchor, and every entity reaching each later step with its seconds from the previous
+//! one (`fun_all`, a union of the steps, numbered for medians); per group the
 //! entities reaching each step and the medians (`fun_g`); one response row per group and step.
 
 use super::super::{Sql, quote};
@@ -87,6 +88,10 @@ impl Renderer<'_> {
             for p in props(Some("a")) {
                 s.push(&format!("{p}, "));
             }
+            let groups = self.slot_list(Some("a"));
+            if !groups.is_empty() {
+                s.push(&format!("{groups}, "));
+            }
             s.push(&format!(
                 "\"a\".\"t1\", MIN(\"s\".\"t\") AS \"t\", MIN(\"s\".\"t\") - \"a\".\"t\" AS \"dt\"\n  FROM {} AS \"a\"\n  JOIN {} AS \"s\" ON \"s\".\"e\" = \"a\".\"e\"",
                 quote(&prev),
@@ -107,6 +112,9 @@ impl Renderer<'_> {
             for p in props(Some("a")) {
                 s.push(&format!("{p}, "));
             }
+            if !groups.is_empty() {
+                s.push(&format!("{groups}, "));
+            }
             s.push("\"a\".\"t1\", \"a\".\"t\"");
             ctes.push(Cte::new(
                 format!("{}_{k}", n.cte),
@@ -123,55 +131,49 @@ impl Renderer<'_> {
                 s,
             ));
         }
-        // every anchor with the seconds of each step, numbered per group for the medians
-        let part = if slots.is_empty() {
+        // one row per anchor (k = 1) and per entity reaching a later step k, with the seconds
+        // from the previous step: a union of the steps, so no step is joined to the anchors
+        // again (SQLite would scan a step's rows once per anchor)
+        let native = self.d.median(Sql::raw("x")).is_some();
+        let groups = self.slot_list(None);
+        let lead = if groups.is_empty() {
             String::new()
         } else {
-            format!("PARTITION BY {} ", self.slot_list(Some("f1")))
+            format!("{groups}, ")
         };
-        // the backend's median aggregate, else the middle rows by number
-        let native = self.d.median(Sql::raw("x")).is_some();
-        let mut all = vec![self.slot_list(Some("f1"))];
-        all.retain(|x| !x.is_empty());
-        for k in 2..=n.steps.len() {
-            let dt = format!("\"f{k}\".\"dt\"");
-            all.push(format!("{dt} AS \"dt{k}\""));
-            if !native {
-                all.push(format!(
-                    "ROW_NUMBER() OVER ({part}ORDER BY ({dt} IS NULL), {dt}) AS \"rn{k}\""
-                ));
-                all.push(format!(
-                    "COUNT({dt}) OVER ({}) AS \"c{k}\"",
-                    part.trim_end()
-                ));
-            }
-        }
-        let mut from = format!(
-            "SELECT {}\n  FROM {} AS \"f1\"",
-            all.join(", "),
-            quote(&format!("{}_1", n.cte))
-        );
-        for k in 2..=n.steps.len() {
-            from.push_str(&format!(
-                "\n  LEFT JOIN {} AS \"f{k}\" ON \"f{k}\".\"e\" = \"f1\".\"e\"",
-                quote(&format!("{}_{k}", n.cte))
-            ));
-            for i in 0..np {
-                from.push_str(&format!(" AND \"f{k}\".\"p{i}\" = \"f1\".\"p{i}\""));
-            }
-        }
+        let branches: Vec<String> = (1..=n.steps.len())
+            .map(|k| {
+                let dt = if k == 1 { "NULL" } else { "\"dt\"" };
+                format!(
+                    "SELECT {lead}{k} AS \"k\", {dt} AS \"dt\" FROM {}",
+                    quote(&format!("{}_{k}", n.cte))
+                )
+            })
+            .collect();
+        let union = branches.join("\n  UNION ALL ");
+        let all = if native {
+            format!("SELECT * FROM (\n  {union}\n) AS \"tally_u\"")
+        } else {
+            // the backend has no median aggregate: the middle rows by number, per group and step
+            format!(
+                "SELECT \"tally_u\".*, ROW_NUMBER() OVER (PARTITION BY {lead}\"k\" ORDER BY (\"dt\" IS NULL), \"dt\") AS \"rn\", COUNT(\"dt\") OVER (PARTITION BY {lead}\"k\") AS \"c\"\n  FROM (\n  {union}\n) AS \"tally_u\""
+            )
+        };
         ctes.push(Cte::new(
             format!("{}_all", n.cte),
-            "every anchored entity with the seconds from step to step, numbered per group",
-            Sql::raw(&from),
+            "every anchor (k = 1) and every entity reaching step k with the seconds from the previous step, numbered per group and step",
+            Sql::raw(&all),
         ));
-        let mut aggs = vec!["COUNT(*) AS \"n1\"".to_owned()];
+        let mut aggs = vec!["COUNT(CASE WHEN \"k\" = 1 THEN 1 END) AS \"n1\"".to_owned()];
         for k in 2..=n.steps.len() {
-            aggs.push(format!("COUNT(\"dt{k}\") AS \"n{k}\""));
-            let median = match self.d.median(Sql::raw(&format!("\"dt{k}\""))) {
+            aggs.push(format!(
+                "COUNT(CASE WHEN \"k\" = {k} THEN 1 END) AS \"n{k}\""
+            ));
+            let dt = format!("CASE WHEN \"k\" = {k} THEN \"dt\" END");
+            let median = match self.d.median(Sql::raw(&dt)) {
                 Some(m) => m.text,
                 None => format!(
-                    "AVG(CASE WHEN \"rn{k}\" IN ((\"c{k}\" + 1) / 2, (\"c{k}\" + 2) / 2) THEN \"dt{k}\" END)"
+                    "AVG(CASE WHEN \"k\" = {k} AND \"rn\" IN ((\"c\" + 1) / 2, (\"c\" + 2) / 2) THEN \"dt\" END)"
                 ),
             };
             aggs.push(format!("{median} AS \"m{k}\""));
