@@ -172,6 +172,12 @@ pub trait Dialect: Sync + Send {
         None
     }
 
+    /// How a running statement is stopped inside the database on this backend
+    /// (`super::interrupt::arm`); `None`: it is not.
+    fn interrupt(&self) -> Option<super::interrupt::Interrupt> {
+        None
+    }
+
     /// `LIMIT` that does not limit (for an `OFFSET` alone).
     fn limit_all(&self) -> &'static str {
         "LIMIT ALL"
@@ -446,6 +452,9 @@ impl Dialect for Postgres {
     }
     fn byte_collation(&self) -> Option<&'static str> {
         Some("\"C\"")
+    }
+    fn interrupt(&self) -> Option<super::interrupt::Interrupt> {
+        Some(super::interrupt::Interrupt::StatementTimeout)
     }
     fn jit_off_expression(&self) -> Option<&'static str> {
         // only where the server has the setting (Postgres-compatible engines may not)
@@ -824,6 +833,9 @@ impl Dialect for Sqlite {
     }
     fn limit_all(&self) -> &'static str {
         "LIMIT -1"
+    }
+    fn interrupt(&self) -> Option<super::interrupt::Interrupt> {
+        Some(super::interrupt::Interrupt::ProgressHandler)
     }
     fn mark_by_in(&self) -> bool {
         true

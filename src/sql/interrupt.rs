@@ -23,7 +23,18 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use sea_orm::sqlx;
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, Statement};
+
+/// How a backend stops a running statement; its [`super::Dialect`] says which
+/// ([`super::Dialect::interrupt`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interrupt {
+    /// A per-transaction `statement_timeout`, and `pg_cancel_backend` from a fresh
+    /// connection when the statement is abandoned (PostgreSQL).
+    StatementTimeout,
+    /// The connection's progress handler reading its slot (SQLite).
+    ProgressHandler,
+}
 
 /// Virtual-machine steps between two checks of an SQLite statement's deadline.
 const SQLITE_PROGRESS_STEPS: i32 = 1000;
@@ -135,12 +146,13 @@ pub async fn arm(
     txn: &impl ConnectionTrait,
     budget: Duration,
 ) -> Result<Armed, DbErr> {
-    match db.get_database_backend() {
-        DbBackend::Postgres => {
+    let backend = db.get_database_backend();
+    match super::dialect_of(db).interrupt() {
+        Some(Interrupt::StatementTimeout) => {
             let millis = budget.as_millis().clamp(1, i32::MAX as u128).to_string();
             let row = txn
                 .query_one_raw(Statement::from_sql_and_values(
-                    DbBackend::Postgres,
+                    backend,
                     ARM_POSTGRES,
                     [millis.into()],
                 ))
@@ -157,9 +169,9 @@ pub async fn arm(
                 done: false,
             })
         }
-        DbBackend::Sqlite => {
+        Some(Interrupt::ProgressHandler) => {
             let row = txn
-                .query_one_raw(Statement::from_string(DbBackend::Sqlite, ARM_SQLITE))
+                .query_one_raw(Statement::from_string(backend, ARM_SQLITE))
                 .await?;
             let Some(row) = row else {
                 return Ok(Armed {
@@ -186,7 +198,7 @@ pub async fn arm(
                 done: false,
             })
         }
-        _ => Ok(Armed {
+        None => Ok(Armed {
             kind: Kind::None,
             done: false,
         }),
