@@ -191,6 +191,9 @@ pub struct ServeConfig {
     pub auth: crate::auth::Auth,
     /// The result cache (`--result-cache-bytes`, `--result-cache-poll`; docs/CACHING.md).
     pub result_cache: crate::engine::ResultCacheSettings,
+    /// Whether `metrics` requests are answered from the models' rollups when one answers
+    /// exactly (`--rollups`, `cache.rollups`; default on).
+    pub rollups: bool,
 }
 
 impl ServeConfig {
@@ -217,6 +220,7 @@ impl ServeConfig {
             http: HttpConfig::default(),
             auth: crate::auth::Auth::default(),
             result_cache: crate::engine::ResultCacheSettings::default(),
+            rollups: true,
         })
     }
 
@@ -372,6 +376,11 @@ impl ServeConfig {
                 .or(c.poll_interval.map(|s| s.0.as_secs_f64()))
                 .unwrap_or(cache.poll_interval.as_secs_f64()),
         )?;
+        config.rollups = flags
+            .rollups
+            .map(|r| r == Switch::On)
+            .or(c.rollups)
+            .unwrap_or(true);
         config.auth = file.auth()?;
         if flags.allow_open {
             config.auth.allow_open = true;
@@ -486,6 +495,19 @@ pub struct ServeFlags {
     /// by other tools) [default: 0.25].
     #[arg(long, env = "TALLY_RESULT_CACHE_POLL")]
     pub result_cache_poll: Option<f64>,
+    /// Answer `metrics` requests from the models' rollups when one answers exactly (`off`:
+    /// always from the source rows, e.g. to compare) [default: on].
+    #[arg(long, env = "TALLY_ROLLUPS", value_enum)]
+    pub rollups: Option<Switch>,
+}
+
+/// `on` or `off`, for flags that turn a feature on or off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Switch {
+    /// Turned on.
+    On,
+    /// Turned off.
+    Off,
 }
 
 /// The CORS origins of `http.cors_origins`: each `scheme://host[:port]`, no `*`.
@@ -686,6 +708,9 @@ pub struct CacheFile {
     pub result_cache_bytes: Option<u64>,
     /// `poll_interval` (`--result-cache-poll`, default "250ms").
     pub poll_interval: Option<Span>,
+    /// `rollups` (`--rollups on|off`, default true): answer `metrics` requests from the
+    /// models' rollups when one answers exactly.
+    pub rollups: Option<bool>,
 }
 
 /// `[auth]` of `tally.toml`.

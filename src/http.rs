@@ -761,6 +761,9 @@ pub async fn serve(config: ServeConfig) -> Result<(), Error> {
         poll = %crate::engine::guard::seconds(config.result_cache.poll_interval),
         "result cache"
     );
+    if !config.rollups {
+        tracing::info!("rollups off (--rollups off): metrics are read from the source rows");
+    }
     let settings = Settings {
         engine: Some(limits),
         request: guardrails.request,
@@ -770,7 +773,7 @@ pub async fn serve(config: ServeConfig) -> Result<(), Error> {
         metrics_public,
         cors_origins: config.http.cors_origins.clone(),
         result_cache: config.result_cache,
-        rollups: true,
+        rollups: config.rollups,
     };
     let app = app_with_settings(conn, models, Some(saas), settings)?;
     let shutdown = shutdown_signal()?;

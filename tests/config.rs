@@ -184,6 +184,9 @@ queue_timeout = "500ms"
 [limits]
 max_rows = 50
 max_in_list = 10
+
+[cache]
+rollups = false
 "#,
         "t.toml",
     )
@@ -209,6 +212,13 @@ max_in_list = 10
     );
     assert_eq!(c.only.unwrap().into_iter().collect::<Vec<_>>(), vec!["gym"]);
     assert_eq!(c.namespaces["gym"], "public");
+    assert!(!c.rollups, "cache.rollups = false turns rollups off");
+    assert!(
+        ServeConfig::resolve(&FileConfig::default(), &ServeFlags::default())
+            .unwrap()
+            .rollups,
+        "rollups are on by default"
+    );
 
     let flags = ServeFlags {
         db: Some("sqlite://flag.db".into()),
@@ -217,9 +227,11 @@ max_in_list = 10
         max_rows: Some(70),
         only: vec!["shop".into()],
         demo: true,
+        rollups: Some(tally::config::Switch::On),
         ..Default::default()
     };
     let c = ServeConfig::resolve(&file, &flags).unwrap();
+    assert!(c.rollups, "--rollups on wins over the file");
     assert_eq!(c.database.url(), "sqlite://flag.db");
     assert!(c.database.writable());
     assert_eq!(c.bind.port(), 6000);
