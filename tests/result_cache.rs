@@ -319,7 +319,8 @@ async fn a_write_by_another_connection_misses_within_two_polls() {
 /// A write in flight is never counted before it commits: polls that run while it is open
 /// leave the version alone (the answers computed meanwhile, without it, are right), a
 /// rolled-back write changes nothing, and the commit of another shows within two polls
-/// (a version moved before the commit would have kept the answer computed without it).
+/// (a version moved before the commit would have kept the answer computed without it); a
+/// transaction whose first write was rolled back to a savepoint still counts its next one.
 #[tokio::test]
 async fn writes_count_when_they_commit_and_a_rollback_changes_nothing() {
     let _serial = SERIAL.lock().await;
@@ -366,6 +367,23 @@ async fn writes_count_when_they_commit_and_a_rollback_changes_nothing() {
         txn.commit().await.unwrap();
         let committed = Instant::now();
         answers_within(&schema, USERS, before + 1, committed, 2 * POLL, db.backend).await;
+
+        // a write undone by rolling back to a savepoint, then another: the second counts
+        // (the first statement's bump went with its savepoint)
+        let txn = other.begin().await.unwrap();
+        txn.execute_unprepared("SAVEPOINT undone").await.unwrap();
+        txn.execute_raw(insert_user(backend, "cache_undone"))
+            .await
+            .unwrap();
+        txn.execute_unprepared("ROLLBACK TO SAVEPOINT undone")
+            .await
+            .unwrap();
+        txn.execute_raw(insert_user(backend, "cache_after_savepoint"))
+            .await
+            .unwrap();
+        txn.commit().await.unwrap();
+        let committed = Instant::now();
+        answers_within(&schema, USERS, before + 2, committed, 2 * POLL, db.backend).await;
         other.close().await.ok();
         conn.close().await.ok();
         db.cleanup().await;

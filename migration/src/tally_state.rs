@@ -172,9 +172,9 @@ fn ident(name: &str) -> String {
 /// `AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE` calling it, enabled `ALWAYS` (so that it
 /// also fires under `session_replication_role = replica`, e.g. for logical replication).
 ///
-/// Each writing statement adds 1 to the row of its backend (`pg_backend_pid()`) in the
-/// same transaction: the sum of `writes` moves exactly when a write commits (a rolled-back
-/// write leaves it unchanged) and concurrent writers never wait for each other on it (each
+/// The first writing statement of a transaction in the namespace adds 1 to the row of its
+/// backend (`pg_backend_pid()`) in the same transaction: the sum of `writes` moves exactly
+/// when a write commits (a rolled-back write leaves it unchanged) and concurrent writers never wait for each other on it (each
 /// backend has its own row, which only it locks). The function is `SECURITY DEFINER`, so a
 /// writer that may not write the counter table (an ETL role) still bumps it; the table is
 /// readable by everyone (the server may read with another role).
@@ -216,11 +216,37 @@ pub async fn data_version_triggers<C: ConnectionTrait>(
             missing.push((table, r.try_get_by_index::<bool>(1)?));
         }
     }
+    // once per transaction and namespace: later statements of the transaction change
+    // nothing the commit would not show anyway, and updating one row again and again in one
+    // transaction grows its chain of versions (each update slower than the last). The mark
+    // is a transaction-local setting, undone with the bump when a savepoint rolls back.
+    let mark = format!(
+        "tally.data_version_{}",
+        namespace
+            .bytes()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    );
+    let body = format!(
+        "\nBEGIN\n\
+           IF current_setting('{mark}', true) IS DISTINCT FROM '1' THEN\n\
+             INSERT INTO {counter} AS v (pid, writes) VALUES (pg_backend_pid(), 1) \
+             ON CONFLICT (pid) DO UPDATE SET writes = v.writes + 1;\n\
+             PERFORM set_config('{mark}', '1', true);\n\
+           END IF;\n\
+           RETURN NULL;\n\
+         END\n"
+    );
     let ready = conn
         .query_one_raw(Statement::from_sql_and_values(
             backend,
-            "SELECT to_regclass($1) IS NOT NULL AND to_regprocedure($2) IS NOT NULL",
-            [counter.clone().into(), format!("{function}()").into()],
+            "SELECT to_regclass($1) IS NOT NULL AND \
+             (SELECT prosrc FROM pg_proc WHERE oid = to_regprocedure($2)) IS NOT DISTINCT FROM $3",
+            [
+                counter.clone().into(),
+                format!("{function}()").into(),
+                body.clone().into(),
+            ],
         ))
         .await?
         .map(|r| r.try_get_by_index::<bool>(0))
@@ -233,13 +259,7 @@ pub async fn data_version_triggers<C: ConnectionTrait>(
              GRANT SELECT ON {counter} TO PUBLIC;\n\
              CREATE OR REPLACE FUNCTION {function}() \
              RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER \
-             SET search_path = pg_catalog, pg_temp AS $fn$\n\
-             BEGIN\n\
-               INSERT INTO {counter} AS v (pid, writes) VALUES (pg_backend_pid(), 1) \
-               ON CONFLICT (pid) DO UPDATE SET writes = v.writes + 1;\n\
-               RETURN NULL;\n\
-             END\n\
-             $fn$;"
+             SET search_path = pg_catalog, pg_temp AS $fn${body}$fn$;"
         ))
         .await?;
     }
