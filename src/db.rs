@@ -95,13 +95,25 @@ pub fn redact(url: &str) -> String {
     }
 }
 
-/// Brings the database's schema up to date: all migrations of all models, and the tables
-/// tally keeps for itself (the saas stage history's, the time-zone offsets).
+/// Brings the database's schema up to date: all migrations of all models, the tables
+/// tally keeps for itself (the saas stage history's), and on PostgreSQL the data-version
+/// triggers on every table of the models' namespaces (`docs/CACHING.md`; installed where
+/// missing, so a database migrated before them gets them at its next migration).
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), Error> {
     migration::Migrator::up(db, None)
         .await
         .map_err(|e| Error::Database(format!("migration failed: {e}")))?;
     migration::tally_state::up(db)
         .await
-        .map_err(|e| Error::Database(format!("creating tally's own tables failed: {e}")))
+        .map_err(|e| Error::Database(format!("creating tally's own tables failed: {e}")))?;
+    for namespace in MODELS {
+        migration::tally_state::data_version_triggers(db, namespace, None)
+            .await
+            .map_err(|e| {
+                Error::Database(format!(
+                    "installing the data-version triggers of {namespace} failed: {e}"
+                ))
+            })?;
+    }
+    Ok(())
 }

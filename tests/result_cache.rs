@@ -19,8 +19,13 @@ const POLL: Duration = Duration::from_millis(50);
 
 /// PostgreSQL's own delay before a committed write shows in `pg_stat_user_tables` (a backend
 /// flushes its counters within 1 s, or 10 s when it flushed less than 1 s before; see
-/// docs/CACHING.md).
+/// docs/CACHING.md): the bound of a namespace without tally's data-version triggers.
 const PG_STATS_DELAY: Duration = Duration::from_secs(10);
+
+/// Slack for a loaded machine on top of a bound (the poll is a task among others); less
+/// than [`PG_STATS_DELAY`], so that a test of the exact mechanisms fails if the statistics
+/// were what noticed the write.
+const SLACK: Duration = Duration::from_secs(2);
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/saas/rules");
 
@@ -207,8 +212,72 @@ async fn a_repeated_request_hits_and_a_load_through_tally_misses() {
     }
 }
 
+/// A connection of another tool: one connection (on PostgreSQL one backend, whose
+/// statistics flushes the tests control), the model files attached on SQLite.
+async fn outside_writer(db: &TestDb) -> DatabaseConnection {
+    if db.backend == "postgres" {
+        let mut opts = sea_orm::ConnectOptions::new(db.url.clone());
+        opts.max_connections(1)
+            .min_connections(1)
+            .sqlx_logging(false);
+        sea_orm::Database::connect(opts).await.unwrap()
+    } else {
+        tally::db::connect(&db.url).await.unwrap()
+    }
+}
+
+/// `INSERT` of one user's account creation into `saas.global_events` (its id from `key`).
+fn insert_user(backend: sea_orm::DatabaseBackend, key: &str) -> sea_orm::Statement {
+    let placeholders = if backend == sea_orm::DatabaseBackend::Postgres {
+        "$1, $2, CAST($3 AS timestamptz), $4, CAST($5 AS jsonb)"
+    } else {
+        "?, ?, ?, ?, ?"
+    };
+    sea_orm::Statement::from_sql_and_values(
+        backend,
+        format!(
+            "INSERT INTO \"saas\".\"global_events\" (ts, event_id, event_time, event_type, metadata) VALUES ({placeholders})"
+        ),
+        [
+            "2025-02-01 00:00:00".into(),
+            format!("ev_{key}").into(),
+            "2025-02-01T00:00:00+00:00".into(),
+            "user_account_creation".into(),
+            format!(r#"{{"user_id": "u_{key}", "email": "{key}@example.com"}}"#).into(),
+        ],
+    )
+}
+
+/// Runs `q` until its answer is `want`; fails past `bound` (+ [`SLACK`]) after `since`.
+async fn answers_within(
+    schema: &Schema,
+    q: &str,
+    want: i64,
+    since: Instant,
+    bound: Duration,
+    what: &str,
+) {
+    loop {
+        let seen = users(&run(schema, q).await);
+        if seen == want {
+            return;
+        }
+        assert!(
+            since.elapsed() < bound + SLACK,
+            "{what}: the cache still answered {seen} (not {want}) {:?} after the write (bound {bound:?})",
+            since.elapsed()
+        );
+        tokio::time::sleep(POLL / 2).await;
+    }
+}
+
+/// A database tally owns (migrated by tally): SQLite's `data_version` and, on PostgreSQL,
+/// tally's data-version triggers make an outside write show within two polls, even from a
+/// writer that stays connected and idle after committing and whose statistics have not been
+/// flushed (it flushed less than a second before its commit: PostgreSQL holds its counters
+/// back for ten seconds).
 #[tokio::test]
-async fn a_write_by_another_connection_misses_within_the_bound() {
+async fn a_write_by_another_connection_misses_within_two_polls() {
     let _serial = SERIAL.lock().await;
     for db in backends().await {
         let conn = load_fixtures(&db).await;
@@ -221,48 +290,19 @@ async fn a_write_by_another_connection_misses_within_the_bound() {
             "{}",
             db.backend
         );
-        // another pool (other connections, as another tool would use)
-        let other = tally::db::connect(&db.url).await.unwrap();
-        let placeholders = if db.backend == "postgres" {
-            "$1, $2, CAST($3 AS timestamptz), $4, CAST($5 AS jsonb)"
-        } else {
-            "?, ?, ?, ?, ?"
-        };
-        let insert = sea_orm::Statement::from_sql_and_values(
-            other.get_database_backend(),
-            format!(
-                "INSERT INTO \"saas\".\"global_events\" (ts, event_id, event_time, event_type, metadata) VALUES ({placeholders})"
-            ),
-            [
-                "2025-02-01 00:00:00".into(),
-                "ev_cache_outside".into(),
-                "2025-02-01T00:00:00+00:00".into(),
-                "user_account_creation".into(),
-                r#"{"user_id": "u_cache_outside", "email": "x@example.com"}"#.into(),
-            ],
-        );
-        other.execute_raw(insert).await.unwrap();
+        let other = outside_writer(&db).await;
+        // a read that makes the writer's backend flush its statistics when it goes idle ...
+        other
+            .execute_unprepared("SELECT count(*) FROM \"saas\".\"global_events\"")
+            .await
+            .unwrap();
+        // ... so that the counters of this write, committed within the second, wait 10 s
+        other
+            .execute_raw(insert_user(other.get_database_backend(), "cache_outside"))
+            .await
+            .unwrap();
         let written = Instant::now();
-        let bound = 2 * POLL
-            + if db.backend == "postgres" {
-                PG_STATS_DELAY
-            } else {
-                Duration::ZERO
-            };
-        // slack for a loaded machine: the poll is a task among others
-        let deadline = bound + Duration::from_secs(2);
-        let mut seen = before;
-        while seen == before {
-            assert!(
-                written.elapsed() < deadline,
-                "{}: the cache still answered {before} {:?} after an outside write (bound {bound:?})",
-                db.backend,
-                written.elapsed()
-            );
-            tokio::time::sleep(POLL / 2).await;
-            seen = users(&run(&schema, USERS).await);
-        }
-        assert_eq!(seen, before + 1, "{}", db.backend);
+        answers_within(&schema, USERS, before + 1, written, 2 * POLL, db.backend).await;
         // and the new answer stays
         assert_eq!(
             users(&run(&schema, USERS).await),
@@ -274,6 +314,354 @@ async fn a_write_by_another_connection_misses_within_the_bound() {
         conn.close().await.ok();
         db.cleanup().await;
     }
+}
+
+/// A write in flight is never counted before it commits: polls that run while it is open
+/// leave the version alone (the answers computed meanwhile, without it, are right), a
+/// rolled-back write changes nothing, and the commit of another shows within two polls
+/// (a version moved before the commit would have kept the answer computed without it); a
+/// transaction whose first write was rolled back to a savepoint still counts its next one.
+#[tokio::test]
+async fn writes_count_when_they_commit_and_a_rollback_changes_nothing() {
+    let _serial = SERIAL.lock().await;
+    use sea_orm::TransactionTrait as _;
+    for db in backends().await {
+        let conn = load_fixtures(&db).await;
+        let (schema, _) = schema(&conn, 1 << 20);
+        warm(&schema).await;
+        let before = users(&run(&schema, USERS).await);
+        let other = outside_writer(&db).await;
+        let backend = other.get_database_backend();
+
+        let txn = other.begin().await.unwrap();
+        txn.execute_raw(insert_user(backend, "cache_rolled_back"))
+            .await
+            .unwrap();
+        // several polls see the write in flight; the answers stay right
+        for _ in 0..4 {
+            tokio::time::sleep(POLL).await;
+            assert_eq!(users(&run(&schema, USERS).await), before, "{}", db.backend);
+        }
+        txn.rollback().await.unwrap();
+        for _ in 0..4 {
+            tokio::time::sleep(POLL).await;
+            assert_eq!(users(&run(&schema, USERS).await), before, "{}", db.backend);
+        }
+        // the rollback moved no version: the answer is still served from the cache
+        assert_eq!(
+            cache_of(&run(&schema, USERS).await).0,
+            "hit",
+            "{}",
+            db.backend
+        );
+
+        let txn = other.begin().await.unwrap();
+        txn.execute_raw(insert_user(backend, "cache_committed"))
+            .await
+            .unwrap();
+        for _ in 0..4 {
+            tokio::time::sleep(POLL).await;
+            // computed (or served) without the write, under the version of the polls
+            assert_eq!(users(&run(&schema, USERS).await), before, "{}", db.backend);
+        }
+        txn.commit().await.unwrap();
+        let committed = Instant::now();
+        answers_within(&schema, USERS, before + 1, committed, 2 * POLL, db.backend).await;
+
+        // a write undone by rolling back to a savepoint, then another: the second counts
+        // (the first statement's bump went with its savepoint)
+        let txn = other.begin().await.unwrap();
+        txn.execute_unprepared("SAVEPOINT undone").await.unwrap();
+        txn.execute_raw(insert_user(backend, "cache_undone"))
+            .await
+            .unwrap();
+        txn.execute_unprepared("ROLLBACK TO SAVEPOINT undone")
+            .await
+            .unwrap();
+        txn.execute_raw(insert_user(backend, "cache_after_savepoint"))
+            .await
+            .unwrap();
+        txn.commit().await.unwrap();
+        let committed = Instant::now();
+        answers_within(&schema, USERS, before + 2, committed, 2 * POLL, db.backend).await;
+        other.close().await.ok();
+        conn.close().await.ok();
+        db.cleanup().await;
+    }
+}
+
+/// Emptying a table (PostgreSQL `TRUNCATE`, SQLite's `DELETE` without a condition) moves
+/// the version: the cached answer gives way to the empty table's within two polls.
+#[tokio::test]
+async fn emptying_a_table_moves_the_version() {
+    let _serial = SERIAL.lock().await;
+    for db in backends().await {
+        let conn = load_fixtures(&db).await;
+        let (schema, _) = schema(&conn, 1 << 20);
+        warm(&schema).await;
+        let before = users(&run(&schema, USERS).await);
+        assert!(before > 0, "{}", db.backend);
+        assert_eq!(
+            cache_of(&run(&schema, USERS).await).0,
+            "hit",
+            "{}",
+            db.backend
+        );
+        let other = outside_writer(&db).await;
+        let empty = if db.backend == "postgres" {
+            "TRUNCATE \"saas\".\"global_events\""
+        } else {
+            "DELETE FROM \"saas\".\"global_events\""
+        };
+        other.execute_unprepared(empty).await.unwrap();
+        let emptied = Instant::now();
+        answers_within(&schema, USERS, 0, emptied, 2 * POLL, db.backend).await;
+        other.close().await.ok();
+        conn.close().await.ok();
+        db.cleanup().await;
+    }
+}
+
+/// The data-version triggers and their table, function and counter (PostgreSQL; SQLite
+/// triggers of that name, which tally never creates).
+async fn version_triggers(conn: &DatabaseConnection) -> i64 {
+    let sql = if conn.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
+        "SELECT (SELECT count(*) FROM pg_trigger WHERE tgname = 'tally_data_version') \
+         + (SELECT count(*) FROM pg_class WHERE relname = 'tally_data_version') \
+         + (SELECT count(*) FROM pg_proc WHERE proname = 'tally_data_version')"
+    } else {
+        "SELECT count(*) FROM \"saas\".sqlite_master WHERE name LIKE 'tally_data_version%'"
+    };
+    let row = conn
+        .query_one_raw(sea_orm::Statement::from_string(
+            conn.get_database_backend(),
+            sql,
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get_by_index::<i64>(0).unwrap()
+}
+
+/// The tables of the models' namespaces without an enabled-always data-version trigger
+/// (PostgreSQL).
+async fn tables_without_trigger(conn: &DatabaseConnection) -> Vec<String> {
+    let rows = conn
+        .query_all_raw(sea_orm::Statement::from_string(
+            sea_orm::DatabaseBackend::Postgres,
+            "SELECT n.nspname || '.' || c.relname FROM pg_class AS c \
+             JOIN pg_namespace AS n ON n.oid = c.relnamespace \
+             WHERE n.nspname IN ('saas', 'gym', 'shop', 'social', 'web') AND c.relkind = 'r' \
+             AND c.relname <> 'tally_data_version' AND NOT EXISTS (SELECT 1 FROM pg_trigger AS t \
+             WHERE t.tgrelid = c.oid AND t.tgname = 'tally_data_version' AND t.tgenabled = 'A') \
+             ORDER BY 1",
+        ))
+        .await
+        .unwrap();
+    rows.iter()
+        .map(|r| r.try_get_by_index::<String>(0).unwrap())
+        .collect()
+}
+
+/// Makes `db` a database tally did not install anything in (one from before the triggers,
+/// or somebody else's): its data-version triggers, function and counters dropped.
+async fn strip_version_triggers(db: &TestDb, conn: &DatabaseConnection) {
+    if db.backend != "postgres" {
+        return;
+    }
+    for ns in tally::db::MODELS {
+        conn.execute_unprepared(&format!(
+            "DROP FUNCTION IF EXISTS \"{ns}\".\"tally_data_version\"() CASCADE; \
+                 DROP TABLE IF EXISTS \"{ns}\".\"tally_data_version\""
+        ))
+        .await
+        .unwrap();
+    }
+    assert_eq!(version_triggers(conn).await, 0);
+}
+
+/// `tally serve --db URL` (read-only) until its log says how the result cache reads the saas
+/// namespace's data version; that line. The server is stopped after.
+async fn served_mechanism_line(url: &str) -> String {
+    use std::io::BufRead as _;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tally"))
+        .args([
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--db",
+            url,
+            "--result-cache-poll",
+            "0.05",
+        ])
+        .env_remove("TALLY_CONFIG")
+        .env("RUST_LOG", "info,sqlx=warn,sea_orm=warn")
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn tally");
+    let stderr = child.stderr.take().unwrap();
+    let line = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::task::spawn_blocking(move || {
+            let mut seen = Vec::new();
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if line.contains("result cache: ") && line.contains("saas: ") {
+                    return line;
+                }
+                seen.push(line);
+            }
+            panic!("no result-cache line in the log:\n{}", seen.join("\n"));
+        }),
+    )
+    .await;
+    child.kill().ok();
+    child.wait().ok();
+    line.expect("the result-cache line within a minute")
+        .unwrap()
+}
+
+/// A database given read-only (`serve --db`) gets no triggers: the server installs nothing,
+/// says it reads the statistics, and an outside write still shows within the statistics'
+/// bound. Migrating it (what `tally migrate`, `load`, `demo`, `serve --demo` do) installs the
+/// triggers on every table of the models' namespaces, once: outside writes then show within
+/// two polls.
+#[tokio::test]
+async fn a_read_only_database_gets_no_triggers_until_it_is_migrated() {
+    let _serial = SERIAL.lock().await;
+    for db in backends().await {
+        let admin = load_fixtures(&db).await;
+        strip_version_triggers(&db, &admin).await;
+
+        let line = served_mechanism_line(&db.url).await;
+        let want = if db.backend == "postgres" {
+            "saas: statistics (bound 10.1 s"
+        } else {
+            "saas: exact (data_version; bound 0.1 s)"
+        };
+        assert!(line.contains(want), "{}: {line}", db.backend);
+        assert_eq!(version_triggers(&admin).await, 0, "{}", db.backend);
+
+        let read_only = tally::db::open(&db.url).await.unwrap();
+        let (served, _) = schema(&read_only, 1 << 20);
+        warm(&served).await;
+        let before = users(&run(&served, USERS).await);
+        let other = outside_writer(&db).await;
+        other
+            .execute_raw(insert_user(other.get_database_backend(), "cache_read_only"))
+            .await
+            .unwrap();
+        let written = Instant::now();
+        let bound = 2 * POLL
+            + if db.backend == "postgres" {
+                PG_STATS_DELAY
+            } else {
+                Duration::ZERO
+            };
+        answers_within(&served, USERS, before + 1, written, bound, db.backend).await;
+        assert_eq!(version_triggers(&admin).await, 0, "{}", db.backend);
+        read_only.close().await.ok();
+
+        // a migration installs them, on every table; a second one adds nothing
+        tally::db::migrate(&admin).await.unwrap();
+        if db.backend == "postgres" {
+            assert_eq!(tables_without_trigger(&admin).await, Vec::<String>::new());
+            let installed = version_triggers(&admin).await;
+            assert!(installed > 10, "{installed}");
+            tally::db::migrate(&admin).await.unwrap();
+            assert_eq!(version_triggers(&admin).await, installed);
+            let line = served_mechanism_line(&db.url).await;
+            assert!(
+                line.contains("saas: exact (triggers; bound 0.1 s)"),
+                "{line}"
+            );
+        } else {
+            assert_eq!(version_triggers(&admin).await, 0);
+        }
+        // the same writer (idle since its write) writes again: two polls now
+        let read_only = tally::db::open(&db.url).await.unwrap();
+        let (schema, _) = schema(&read_only, 1 << 20);
+        warm(&schema).await;
+        let before = users(&run(&schema, USERS).await);
+        other
+            .execute_unprepared("SELECT count(*) FROM \"saas\".\"global_events\"")
+            .await
+            .unwrap();
+        other
+            .execute_raw(insert_user(other.get_database_backend(), "cache_migrated"))
+            .await
+            .unwrap();
+        answers_within(
+            &schema,
+            USERS,
+            before + 1,
+            Instant::now(),
+            2 * POLL,
+            db.backend,
+        )
+        .await;
+        other.close().await.ok();
+        read_only.close().await.ok();
+        admin.close().await.ok();
+        db.cleanup().await;
+    }
+}
+
+/// A table added later to a namespace with triggers, without one, is still watched (by its
+/// statistics): the namespace reports the statistics for it, and a write to it shows.
+#[tokio::test]
+async fn a_table_added_without_a_trigger_is_watched_by_its_statistics() {
+    let _serial = SERIAL.lock().await;
+    let Some(db) = backends()
+        .await
+        .into_iter()
+        .find(|d| d.backend == "postgres")
+    else {
+        return;
+    };
+    let conn = load_fixtures(&db).await;
+    let mut probe = tally::sql::VersionProbe::open(&conn).await.unwrap();
+    let saas = |v: Vec<tally::sql::NamespaceVersion>| {
+        v.into_iter().find(|v| v.namespace == "saas").unwrap()
+    };
+    let first = saas(probe.read().await.unwrap());
+    assert_eq!(first.mechanism, tally::sql::VersionMechanism::Triggers);
+    conn.execute_unprepared("CREATE TABLE \"saas\".\"added_later\" (x integer)")
+        .await
+        .unwrap();
+    let added = saas(probe.read().await.unwrap());
+    assert_ne!(added.token, first.token);
+    let tables = match added.mechanism {
+        tally::sql::VersionMechanism::Statistics {
+            without_trigger: 1,
+            tables,
+        } => tables,
+        other => panic!("{other:?}"),
+    };
+    assert!(tables > 1, "{tables}");
+    // a write to it reaches the token once its statistics are flushed (here: at exit)
+    let other = outside_writer(&db).await;
+    other
+        .execute_unprepared("INSERT INTO \"saas\".\"added_later\" VALUES (1)")
+        .await
+        .unwrap();
+    other.close().await.ok();
+    let started = Instant::now();
+    loop {
+        let now = saas(probe.read().await.unwrap());
+        if now.token != added.token {
+            break;
+        }
+        assert!(
+            started.elapsed() < PG_STATS_DELAY + SLACK,
+            "the write to a table without a trigger never moved the version"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+    conn.close().await.ok();
+    db.cleanup().await;
 }
 
 #[tokio::test]

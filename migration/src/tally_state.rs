@@ -3,7 +3,10 @@
 //!
 //! - the saas stage history (`saas.tally_stage_history`), its status row and its scope
 //!   table ([`stage_history_tables`]; filled and kept fresh by tally's stage-history
-//!   builder).
+//!   builder);
+//! - on PostgreSQL, the data-version counters of a namespace (`"<ns>".tally_data_version`)
+//!   and the triggers that bump them on every write to its tables
+//!   ([`data_version_triggers`]; read by the result cache's poll).
 //!
 //! (The UTC offsets of time zones, through which SQLite computes local times, are not kept
 //! in the database: each SQLite pool computes them into a scratch file of its own.)
@@ -150,5 +153,141 @@ pub async fn up<C: ConnectionTrait>(conn: &C) -> Result<(), DbErr> {
     let backend = conn.get_database_backend();
     conn.execute_unprepared(&stage_history_tables(backend))
         .await?;
+    Ok(())
+}
+
+/// The table of a namespace's data-version counters, and the name of the triggers that bump
+/// it and of their function (PostgreSQL).
+pub const DATA_VERSION: &str = "tally_data_version";
+
+/// The quoted identifier `name` (`"` doubled).
+fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Installs, where missing, the data-version triggers of `namespace` on PostgreSQL (nothing
+/// on SQLite, whose `PRAGMA data_version` is exact without them): the counter table
+/// `"<namespace>".tally_data_version (pid, writes)`, a function, and on each table (every
+/// ordinary or partitioned table of the namespace, or only `tables`) a statement trigger
+/// `AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE` calling it, enabled `ALWAYS` (so that it
+/// also fires under `session_replication_role = replica`, e.g. for logical replication).
+///
+/// The first writing statement of a transaction in the namespace adds 1 to the row of its
+/// backend (`pg_backend_pid()`) in the same transaction: the sum of `writes` moves exactly
+/// when a write commits (a rolled-back write leaves it unchanged) and concurrent writers never wait for each other on it (each
+/// backend has its own row, which only it locks). The function is `SECURITY DEFINER`, so a
+/// writer that may not write the counter table (an ETL role) still bumps it; the table is
+/// readable by everyone (the server may read with another role).
+///
+/// With `tables` = `None` (migrations) the rows of backends that have exited are folded into
+/// one row (pid 0) without changing the sum, which keeps the table as small as the number
+/// of live writers. Idempotent: nothing is created when everything exists.
+pub async fn data_version_triggers<C: ConnectionTrait>(
+    conn: &C,
+    namespace: &str,
+    tables: Option<&[&str]>,
+) -> Result<(), DbErr> {
+    use sea_orm_migration::sea_orm::Statement;
+    let backend = conn.get_database_backend();
+    if backend != DbBackend::Postgres {
+        return Ok(());
+    }
+    let ns = ident(namespace);
+    let counter = format!("{ns}.{}", ident(DATA_VERSION));
+    let function = format!("{ns}.{}", ident(DATA_VERSION));
+    let trigger = ident(DATA_VERSION);
+    // the tables without an enabled-always trigger, and whether the counter table and the
+    // function exist
+    let rows = conn
+        .query_all_raw(Statement::from_sql_and_values(
+            backend,
+            "SELECT c.relname::text, t.oid IS NOT NULL FROM pg_class AS c \
+             JOIN pg_namespace AS n ON n.oid = c.relnamespace \
+             LEFT JOIN pg_trigger AS t ON t.tgrelid = c.oid AND t.tgname = $2 \
+             WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND c.relname <> $2 \
+             AND (t.oid IS NULL OR t.tgenabled <> 'A') ORDER BY c.relname",
+            [namespace.into(), DATA_VERSION.into()],
+        ))
+        .await?;
+    let mut missing = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let table = r.try_get_by_index::<String>(0)?;
+        if tables.is_none_or(|t| t.contains(&table.as_str())) {
+            missing.push((table, r.try_get_by_index::<bool>(1)?));
+        }
+    }
+    // once per transaction and namespace: later statements of the transaction change
+    // nothing the commit would not show anyway, and updating one row again and again in one
+    // transaction grows its chain of versions (each update slower than the last). The mark
+    // is a transaction-local setting, undone with the bump when a savepoint rolls back.
+    let mark = format!(
+        "tally.data_version_{}",
+        namespace
+            .bytes()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    );
+    let body = format!(
+        "\nBEGIN\n\
+           IF current_setting('{mark}', true) IS DISTINCT FROM '1' THEN\n\
+             INSERT INTO {counter} AS v (pid, writes) VALUES (pg_backend_pid(), 1) \
+             ON CONFLICT (pid) DO UPDATE SET writes = v.writes + 1;\n\
+             PERFORM set_config('{mark}', '1', true);\n\
+           END IF;\n\
+           RETURN NULL;\n\
+         END\n"
+    );
+    let ready = conn
+        .query_one_raw(Statement::from_sql_and_values(
+            backend,
+            "SELECT to_regclass($1) IS NOT NULL AND \
+             (SELECT prosrc FROM pg_proc WHERE oid = to_regprocedure($2)) IS NOT DISTINCT FROM $3",
+            [
+                counter.clone().into(),
+                format!("{function}()").into(),
+                body.clone().into(),
+            ],
+        ))
+        .await?
+        .map(|r| r.try_get_by_index::<bool>(0))
+        .transpose()?
+        .unwrap_or(false);
+    if !ready || !missing.is_empty() {
+        conn.execute_unprepared(&format!(
+            "CREATE TABLE IF NOT EXISTS {counter} (\
+             pid integer PRIMARY KEY, writes bigint NOT NULL);\n\
+             GRANT SELECT ON {counter} TO PUBLIC;\n\
+             CREATE OR REPLACE FUNCTION {function}() \
+             RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER \
+             SET search_path = pg_catalog, pg_temp AS $fn${body}$fn$;"
+        ))
+        .await?;
+    }
+    for (table, exists) in &missing {
+        let on = format!("{ns}.{}", ident(table));
+        if !exists {
+            conn.execute_unprepared(&format!(
+                "CREATE TRIGGER {trigger} AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE \
+                 ON {on} FOR EACH STATEMENT EXECUTE FUNCTION {function}()"
+            ))
+            .await?;
+        }
+        conn.execute_unprepared(&format!("ALTER TABLE {on} ENABLE ALWAYS TRIGGER {trigger}"))
+            .await?;
+    }
+    if tables.is_none() {
+        // rows of backends that exited fold into pid 0 (the sum stays); rows a prepared
+        // transaction still holds are left for a later migration
+        conn.execute_unprepared(&format!(
+            "WITH gone AS (DELETE FROM {counter} WHERE pid IN (\
+               SELECT d.pid FROM {counter} AS d WHERE d.pid <> 0 AND NOT EXISTS (\
+                 SELECT 1 FROM pg_stat_activity AS a WHERE a.pid = d.pid) \
+               FOR UPDATE SKIP LOCKED) RETURNING writes) \
+             INSERT INTO {counter} AS v (pid, writes) \
+             SELECT 0, sum(writes) FROM gone HAVING count(*) > 0 \
+             ON CONFLICT (pid) DO UPDATE SET writes = v.writes + EXCLUDED.writes"
+        ))
+        .await?;
+    }
     Ok(())
 }

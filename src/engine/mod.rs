@@ -109,7 +109,7 @@ impl Engine {
             .map(|m| (m.name.clone(), results::namespaces_of(m)))
             .collect();
         Engine {
-            results: ResultCache::new(&db, ResultCacheSettings::off()),
+            results: ResultCache::new(&db, ResultCacheSettings::off(), Vec::new()),
             reads,
             dialect,
             models: models.into(),
@@ -138,7 +138,10 @@ impl Engine {
     /// The engine with a result cache of `settings` (see [`results`]); its data-version
     /// poll runs on the current Tokio runtime while the engine lives.
     pub fn with_result_cache(mut self, settings: ResultCacheSettings) -> Engine {
-        self.results = ResultCache::new(&self.db, settings);
+        let mut read: Vec<String> = self.reads.values().flatten().cloned().collect();
+        read.sort_unstable();
+        read.dedup();
+        self.results = ResultCache::new(&self.db, settings, read);
         self
     }
 

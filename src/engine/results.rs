@@ -11,7 +11,9 @@
 //!   stage-history builder call [`bump`] once they commit);
 //! - every write by anything else, noticed by a background poll of the database every
 //!   [`ResultCacheSettings::poll_interval`] ([`crate::sql::VersionProbe`]: SQLite's
-//!   `data_version`, PostgreSQL's table statistics).
+//!   `data_version`; on PostgreSQL the counters tally's triggers bump where tally installed
+//!   them, else the table statistics). The first poll logs which mechanism each namespace
+//!   the models read uses, and any later change of it.
 //!
 //! An entry whose versions differ from the current ones is a miss. Entries are served only
 //! while the last poll started less than two intervals ago: when polls fail or fall behind,
@@ -30,6 +32,7 @@ use super::Table;
 use super::guard::{Counters, Guard};
 use super::values::Cell;
 use crate::semantic::{Model, TableSource};
+use crate::sql::{NamespaceVersion, VersionMechanism};
 
 /// Default memory of the cache (`--result-cache-bytes`): 64 MiB.
 pub const DEFAULT_BYTES: usize = 64 << 20;
@@ -202,6 +205,8 @@ struct Watch {
     changes: HashMap<String, u64>,
     /// The last token by namespace.
     tokens: HashMap<String, String>,
+    /// How each namespace was read by the last poll.
+    mechanisms: HashMap<String, VersionMechanism>,
     /// When the last successful poll started.
     polled: Option<Instant>,
     /// Why the last poll failed, when it did.
@@ -286,8 +291,13 @@ fn qualifiers(sql: &str, out: &mut BTreeSet<String>) {
 
 impl ResultCache {
     /// A cache with `settings` over `db`; when enabled, its poll runs on the current Tokio
-    /// runtime until the cache is dropped (without a runtime the cache stays off).
-    pub fn new(db: &DatabaseConnection, settings: ResultCacheSettings) -> ResultCache {
+    /// runtime until the cache is dropped (without a runtime the cache stays off). `read`:
+    /// the namespaces the models read, whose mechanism the poll logs.
+    pub fn new(
+        db: &DatabaseConnection,
+        settings: ResultCacheSettings,
+        read: Vec<String>,
+    ) -> ResultCache {
         let shared = Arc::new(Shared {
             settings,
             lru: Mutex::new(Lru::default()),
@@ -296,7 +306,7 @@ impl ResultCache {
         if settings.enabled() {
             match tokio::runtime::Handle::try_current() {
                 Ok(rt) => {
-                    rt.spawn(poll(Arc::downgrade(&shared), db.clone(), settings));
+                    rt.spawn(poll(Arc::downgrade(&shared), db.clone(), settings, read));
                 }
                 Err(_) => {
                     if let Ok(mut w) = shared.watch.lock() {
@@ -484,8 +494,57 @@ fn digest(parts: &[&str]) -> String {
     format!("{:016x}{:016x}", pass(1), pass(2))
 }
 
+/// How `mechanism` bounds the age of a served answer, in words (docs/CACHING.md, "The
+/// bound").
+pub fn describe(mechanism: VersionMechanism, settings: &ResultCacheSettings) -> String {
+    let polls = settings.staleness_bound().as_secs_f64();
+    match mechanism {
+        VersionMechanism::DataVersion => format!("exact (data_version; bound {polls} s)"),
+        VersionMechanism::Triggers => format!("exact (triggers; bound {polls} s)"),
+        VersionMechanism::Statistics {
+            without_trigger,
+            tables,
+        } => {
+            let which = if without_trigger == tables {
+                String::new()
+            } else {
+                format!(" for {without_trigger} of {tables} tables, triggers for the rest")
+            };
+            format!(
+                "statistics{which} (bound {} s, {} s at worst)",
+                polls + 10.0,
+                polls + 60.0
+            )
+        }
+    }
+}
+
+/// The log line of the mechanisms of the namespaces in `read`, `None` when the probe listed
+/// none of them.
+fn mechanisms_line(
+    mechanisms: &HashMap<String, VersionMechanism>,
+    read: &[String],
+    settings: &ResultCacheSettings,
+) -> Option<String> {
+    let parts: Vec<String> = read
+        .iter()
+        .filter_map(|ns| {
+            mechanisms
+                .get(ns)
+                .map(|m| format!("{ns}: {}", describe(*m, settings)))
+        })
+        .collect();
+    (!parts.is_empty()).then(|| parts.join("; "))
+}
+
 /// Reads the data versions every `settings.poll_interval` while the cache lives.
-async fn poll(shared: Weak<Shared>, db: DatabaseConnection, settings: ResultCacheSettings) {
+async fn poll(
+    shared: Weak<Shared>,
+    db: DatabaseConnection,
+    settings: ResultCacheSettings,
+    read: Vec<String>,
+) {
+    let mut logged: Option<String> = None;
     let mut probe: Option<crate::sql::VersionProbe> = None;
     let mut tick = tokio::time::interval(settings.poll_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -508,15 +567,22 @@ async fn poll(shared: Weak<Shared>, db: DatabaseConnection, settings: ResultCach
             continue;
         };
         match p.read().await {
-            Ok(tokens) => {
+            Ok(versions) => {
                 if let Ok(mut w) = shared.watch.lock() {
                     let first = w.polled.is_none() || w.error.is_some();
-                    for (ns, token) in tokens {
+                    w.mechanisms.clear();
+                    for NamespaceVersion {
+                        namespace: ns,
+                        token,
+                        mechanism,
+                    } in versions
+                    {
                         let changed = w.tokens.get(&ns).is_some_and(|t| *t != token);
                         // after a failed poll, writes may have been missed: everything moves
                         if changed || first {
                             *w.changes.entry(ns.clone()).or_default() += 1;
                         }
+                        w.mechanisms.insert(ns.clone(), mechanism);
                         w.tokens.insert(ns, token);
                     }
                     if first {
@@ -527,6 +593,13 @@ async fn poll(shared: Weak<Shared>, db: DatabaseConnection, settings: ResultCach
                     }
                     w.polled = Some(started);
                     w.error = None;
+                    let line = mechanisms_line(&w.mechanisms, &read, &settings);
+                    if line.is_some() && line != logged {
+                        if let Some(line) = &line {
+                            tracing::info!("result cache: {line}");
+                        }
+                        logged = line;
+                    }
                 }
             }
             Err(e) => {
@@ -558,6 +631,50 @@ mod tests {
         );
         assert!(out.contains("saas") && out.contains("gym") && out.contains("e"));
         assert!(!out.contains("col"));
+    }
+
+    #[test]
+    fn mechanisms_are_described_with_their_bound() {
+        let s = ResultCacheSettings::default();
+        assert_eq!(
+            describe(VersionMechanism::Triggers, &s),
+            "exact (triggers; bound 0.5 s)"
+        );
+        assert_eq!(
+            describe(VersionMechanism::DataVersion, &s),
+            "exact (data_version; bound 0.5 s)"
+        );
+        let all = VersionMechanism::Statistics {
+            without_trigger: 3,
+            tables: 3,
+        };
+        assert_eq!(
+            describe(all, &s),
+            "statistics (bound 10.5 s, 60.5 s at worst)"
+        );
+        let some = VersionMechanism::Statistics {
+            without_trigger: 1,
+            tables: 9,
+        };
+        assert!(!some.exact() && VersionMechanism::Triggers.exact());
+        assert_eq!(
+            describe(some, &s),
+            "statistics for 1 of 9 tables, triggers for the rest (bound 10.5 s, 60.5 s at worst)"
+        );
+        let line = mechanisms_line(
+            &HashMap::from([
+                ("shop".to_owned(), VersionMechanism::Triggers),
+                ("web".to_owned(), all),
+            ]),
+            &["shop".to_owned(), "absent".to_owned(), "web".to_owned()],
+            &s,
+        );
+        assert_eq!(
+            line.as_deref(),
+            Some(
+                "shop: exact (triggers; bound 0.5 s); web: statistics (bound 10.5 s, 60.5 s at worst)"
+            )
+        );
     }
 
     #[test]

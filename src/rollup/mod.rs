@@ -540,6 +540,14 @@ pub async fn rebuild_in(
     txn.execute_unprepared(&create_table(model, rollup, d)?)
         .await
         .map_err(db_err("creating its table"))?;
+    // writes to tally's rollup tables move the namespace's data version like any other
+    migration::tally_state::data_version_triggers(
+        txn,
+        &model.namespace,
+        Some(&[rollup.storage_table().as_str(), ROLLUP_STATUS_TABLE]),
+    )
+    .await
+    .map_err(db_err("installing its data-version triggers"))?;
     txn.execute_unprepared(&format!("DELETE FROM {storage}"))
         .await
         .map_err(db_err("clearing it"))?;

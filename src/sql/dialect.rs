@@ -1055,15 +1055,22 @@ impl Drop for ScratchFile {
 /// - SQLite: `PRAGMA "<namespace>".data_version` of every attached database, read on a
 ///   connection of the probe's own that never writes. SQLite changes it on that connection
 ///   when any other connection (of this process or another) commits to the file, in WAL
-///   mode as in rollback-journal mode; it is exact and immediate.
-/// - PostgreSQL: per schema, each table's write counters (`n_tup_ins + n_tup_upd +
-///   n_tup_del` of `pg_stat_user_tables`) and file node (`pg_relation_filenode`: TRUNCATE,
-///   `VACUUM FULL`, `CLUSTER` and table rewrites change it), a table created or dropped
-///   changes the list. The counters of a committed transaction reach the view when its
-///   backend flushes its statistics: at most once a second, else up to 10 s later on an idle
-///   backend (`PGSTAT_IDLE_INTERVAL`), 60 s at worst under lock contention on the statistics
-///   (`PGSTAT_MAX_INTERVAL`), at once when the backend exits. They need `track_counts` (on
-///   by default); the probe refuses to start without it.
+///   mode as in rollback-journal mode; it is exact and immediate (no triggers needed).
+/// - PostgreSQL, a namespace with tally's data-version counters (`"<ns>".tally_data_version`,
+///   installed with their triggers by `migration::tally_state::data_version_triggers` where
+///   tally may write): the sum of the counters, which every committed writing statement on a
+///   table with the trigger moves (transactional: visible exactly when the write is), and
+///   each such table's id and file node (`pg_relation_filenode`: a rewriting `ALTER TABLE`
+///   fires no trigger). Exact and immediate.
+/// - PostgreSQL, every table without the trigger (all tables of a namespace without
+///   counters — a database tally may not write —, a table added later, a materialized view):
+///   its write counters (`n_tup_ins + n_tup_upd + n_tup_del` of `pg_stat_user_tables`) and
+///   file node (TRUNCATE, `VACUUM FULL`, `CLUSTER` and table rewrites change it); a table
+///   created or dropped changes the list. The counters of a committed transaction reach the
+///   view when its backend flushes its statistics: at most once a second, else up to 10 s
+///   later on an idle backend (`PGSTAT_IDLE_INTERVAL`), 60 s at worst under lock contention
+///   on the statistics (`PGSTAT_MAX_INTERVAL`), at once when the backend exits. They need
+///   `track_counts` (on by default); the probe refuses to start without it.
 pub enum VersionProbe {
     /// A connection detached from an SQLite pool (its attachments included).
     Sqlite(sea_orm::sqlx::SqliteConnection),
@@ -1080,11 +1087,73 @@ impl std::fmt::Debug for VersionProbe {
     }
 }
 
-/// `pg_stat_user_tables` by schema: the token of each (see [`VersionProbe`]).
-const PG_VERSIONS: &str = "SELECT s.schemaname::text, string_agg(s.relid::text || ':' || \
-     (s.n_tup_ins + s.n_tup_upd + s.n_tup_del)::text || ':' || \
-     COALESCE(pg_relation_filenode(s.relid), 0)::text, ',' ORDER BY s.relid) \
-     FROM pg_stat_user_tables AS s GROUP BY s.schemaname";
+/// How the data version of a namespace is read (see [`VersionProbe`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VersionMechanism {
+    /// SQLite's `PRAGMA data_version`: exact.
+    DataVersion,
+    /// tally's triggers on every table of the namespace: exact.
+    Triggers,
+    /// PostgreSQL's table statistics for `without_trigger` of the namespace's `tables` (all
+    /// of them where tally installed no triggers): delayed by the statistics flush.
+    Statistics {
+        /// Tables (and materialized views) read through their statistics.
+        without_trigger: u64,
+        /// Tables (and materialized views) of the namespace.
+        tables: u64,
+    },
+}
+
+impl VersionMechanism {
+    /// Whether every write shows at the next poll after its commit.
+    pub fn exact(&self) -> bool {
+        !matches!(self, VersionMechanism::Statistics { .. })
+    }
+}
+
+/// The data version of one namespace, as one poll read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamespaceVersion {
+    /// The namespace (PostgreSQL schema, attached SQLite database).
+    pub namespace: String,
+    /// Its token: any change means it was written.
+    pub token: String,
+    /// How it was read.
+    pub mechanism: VersionMechanism,
+}
+
+/// Per schema: the tokens of its tables (`relid:filenode` for a table whose writes tally's
+/// trigger counts — enabled always, calling the function of the table's own schema —, `relid:filenode:writes` from `pg_stat_user_tables` for the others),
+/// whether it has readable data-version counters, how many tables it has (the counter table
+/// left out) and how many of them have no trigger. `$1` is the name of the counter table and
+/// of the triggers.
+const PG_VERSIONS: &str = "WITH counter AS (\
+       SELECT c.relnamespace AS nsp FROM pg_class AS c \
+       WHERE c.relname = $1 AND c.relkind = 'r' \
+       AND has_schema_privilege(c.relnamespace, 'USAGE') AND has_table_privilege(c.oid, 'SELECT')), \
+     t AS (\
+       SELECT s.schemaname::text AS schema, s.relid, \
+       (s.n_tup_ins + s.n_tup_upd + s.n_tup_del) AS writes, \
+       COALESCE(pg_relation_filenode(s.relid), 0) AS node, \
+       k.nsp IS NOT NULL AS counted, \
+       k.nsp IS NOT NULL AND s.relname = $1 AS is_counter, \
+       k.nsp IS NOT NULL AND EXISTS (SELECT 1 FROM pg_trigger AS g \
+         JOIN pg_proc AS f ON f.oid = g.tgfoid \
+         WHERE g.tgrelid = s.relid AND g.tgname = $1 AND g.tgenabled = 'A' \
+         AND f.proname = $1 AND f.pronamespace = c.relnamespace) AS triggered \
+       FROM pg_stat_user_tables AS s JOIN pg_class AS c ON c.oid = s.relid \
+       LEFT JOIN counter AS k ON k.nsp = c.relnamespace) \
+     SELECT schema, COALESCE(string_agg(relid::text || ':' || node::text || \
+       CASE WHEN triggered THEN '' ELSE ':' || writes::text END, ',' ORDER BY relid) \
+       FILTER (WHERE NOT is_counter), ''), \
+     bool_or(counted), count(*) FILTER (WHERE NOT is_counter), \
+     count(*) FILTER (WHERE NOT is_counter AND NOT triggered) \
+     FROM t GROUP BY schema ORDER BY schema";
+
+/// The quoted identifier `name` (`"` doubled).
+fn quoted(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
 
 impl VersionProbe {
     /// The probe of `db`'s backend: on SQLite a connection taken out of the pool for good
@@ -1124,9 +1193,8 @@ impl VersionProbe {
         }
     }
 
-    /// The token of every namespace now, by namespace.
-    pub async fn read(&mut self) -> Result<Vec<(String, String)>, String> {
-        use sea_orm::ConnectionTrait as _;
+    /// The version of every namespace now.
+    pub async fn read(&mut self) -> Result<Vec<NamespaceVersion>, String> {
         use sea_orm::sqlx;
         match self {
             VersionProbe::Sqlite(conn) => {
@@ -1137,39 +1205,95 @@ impl VersionProbe {
                         .map_err(|e| format!("listing the attached databases: {e}"))?;
                 let mut out = Vec::with_capacity(names.len());
                 for name in names.into_iter().filter(|n| n != "temp") {
-                    let pragma = format!("PRAGMA \"{}\".data_version", name.replace('"', "\"\""));
+                    let pragma = format!("PRAGMA {}.data_version", quoted(&name));
                     let v: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(pragma))
                         .fetch_one(&mut *conn)
                         .await
                         .map_err(|e| format!("reading the data version of {name}: {e}"))?;
-                    out.push((name, v.to_string()));
+                    out.push(NamespaceVersion {
+                        namespace: name,
+                        token: v.to_string(),
+                        mechanism: VersionMechanism::DataVersion,
+                    });
                 }
                 Ok(out)
             }
-            VersionProbe::Postgres(db) => {
-                let stmt = sea_orm::Statement::from_string(
-                    sea_orm::DatabaseBackend::Postgres,
-                    PG_VERSIONS,
-                );
-                let rows = db
-                    .query_all_raw(stmt)
-                    .await
-                    .map_err(|e| format!("reading pg_stat_user_tables: {e}"))?;
-                rows.iter()
-                    .map(|r| {
-                        let schema = r.try_get_by_index::<String>(0);
-                        let token = r.try_get_by_index::<String>(1);
-                        match (schema, token) {
-                            (Ok(s), Ok(t)) => Ok((s, t)),
-                            (Err(e), _) | (_, Err(e)) => {
-                                Err(format!("reading pg_stat_user_tables: {e}"))
-                            }
-                        }
-                    })
-                    .collect()
-            }
+            VersionProbe::Postgres(db) => read_postgres(db).await,
         }
     }
+}
+
+/// [`VersionProbe::read`] on PostgreSQL: the tables' tokens, then the sums of the counters
+/// of the schemas that have them (each statement sees every write committed before the poll
+/// started).
+async fn read_postgres(db: &sea_orm::DatabaseConnection) -> Result<Vec<NamespaceVersion>, String> {
+    use sea_orm::ConnectionTrait as _;
+    let pg = sea_orm::DatabaseBackend::Postgres;
+    let counter = migration::tally_state::DATA_VERSION;
+    let failed = |e: sea_orm::DbErr| format!("reading the data versions: {e}");
+    let rows = db
+        .query_all_raw(sea_orm::Statement::from_sql_and_values(
+            pg,
+            PG_VERSIONS,
+            [counter.into()],
+        ))
+        .await
+        .map_err(failed)?;
+    let mut out = Vec::with_capacity(rows.len());
+    let mut counted = Vec::new();
+    for r in &rows {
+        let schema = r.try_get_by_index::<String>(0).map_err(failed)?;
+        let tables = r.try_get_by_index::<String>(1).map_err(failed)?;
+        let has_counter = r.try_get_by_index::<bool>(2).map_err(failed)?;
+        let n = r.try_get_by_index::<i64>(3).map_err(failed)?;
+        let without = r.try_get_by_index::<i64>(4).map_err(failed)?;
+        if has_counter {
+            counted.push(out.len());
+        }
+        out.push(NamespaceVersion {
+            namespace: schema,
+            token: tables,
+            mechanism: if has_counter && without == 0 {
+                VersionMechanism::Triggers
+            } else {
+                VersionMechanism::Statistics {
+                    without_trigger: u64::try_from(without).unwrap_or(0),
+                    tables: u64::try_from(n).unwrap_or(0),
+                }
+            },
+        });
+    }
+    if counted.is_empty() {
+        return Ok(out);
+    }
+    // schema names read from the catalogue, quoted; nothing from a request
+    let sums = counted
+        .iter()
+        .enumerate()
+        .map(|(i, &at)| {
+            format!(
+                "SELECT {i}::bigint, COALESCE(sum(writes), 0)::text FROM {}.{}",
+                quoted(&out[at].namespace),
+                quoted(counter)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ");
+    let rows = db
+        .query_all_raw(sea_orm::Statement::from_string(pg, sums))
+        .await
+        .map_err(failed)?;
+    for r in &rows {
+        let i = r.try_get_by_index::<i64>(0).map_err(failed)?;
+        let sum = r.try_get_by_index::<String>(1).map_err(failed)?;
+        let at = usize::try_from(i)
+            .ok()
+            .and_then(|i| counted.get(i))
+            .ok_or_else(|| "reading the data versions: a counter out of place".to_owned())?;
+        let v = &mut out[*at];
+        v.token = format!("{sum}|{}", v.token);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

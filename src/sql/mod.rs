@@ -15,8 +15,8 @@ mod render;
 
 pub use crate::plan::{AsOfText, BindAs, Bindings, Param};
 pub use dialect::{
-    Access, Dialect, Introspection, Postgres, SQLITE_STATE, Sqlite, VersionProbe, dialect_of,
-    dialect_of_url, sqlite_model_path,
+    Access, Dialect, Introspection, NamespaceVersion, Postgres, SQLITE_STATE, Sqlite,
+    VersionMechanism, VersionProbe, dialect_of, dialect_of_url, sqlite_model_path,
 };
 
 use chrono::{DateTime, Utc};
