@@ -36,8 +36,8 @@ pub use caller::Caller;
 pub use guard::{Guard, Limits, RequestScope};
 pub use live::{check_live, load_live_models, read_catalog};
 pub use results::{ResultCache, ResultCacheSettings};
-pub use session::{RollupChoice, Session, StatementExplain, Trace};
-pub use values::Cell;
+pub use session::{Kept, RollupChoice, Session, StatementExplain, Trace};
+pub use values::{Cell, Raw};
 
 use crate::error::ApiError;
 use crate::plan::OutType;
@@ -72,7 +72,7 @@ pub struct Engine {
     results: ResultCache,
     /// The namespaces each model's statements can read, by model (the result cache's
     /// data versions).
-    reads: HashMap<String, Vec<String>>,
+    reads: Arc<HashMap<String, Vec<String>>>,
     /// The rollups metrics requests may be answered from.
     rollups: rollup::Routes,
 }
@@ -104,10 +104,12 @@ impl Engine {
             .filter(|m| !dialect.time_zones() && m.reads_tz_offsets)
             .map(|m| m.name.clone())
             .collect();
-        let reads = models
-            .iter()
-            .map(|m| (m.name.clone(), results::namespaces_of(m)))
-            .collect();
+        let reads = Arc::new(
+            models
+                .iter()
+                .map(|m| (m.name.clone(), results::namespaces_of(m)))
+                .collect(),
+        );
         Engine {
             results: ResultCache::new(&db, ResultCacheSettings::off()),
             reads,
@@ -181,13 +183,14 @@ impl Engine {
 
     /// A new session (execution with its own trace) on this engine's pool.
     pub fn session(&self) -> Session {
-        Session::guarded(&self.db, self.models.clone(), self.guard.clone(), None)
+        self.session_for(None)
     }
 
     /// A new session for the request `scope`: its budget ends at the scope's deadline, and
     /// what bounds it (`OVERLOADED`, `DATABASE_UNAVAILABLE`) is noted in the scope.
     pub fn session_for(&self, scope: Option<Arc<RequestScope>>) -> Session {
         Session::guarded(&self.db, self.models.clone(), self.guard.clone(), scope)
+            .with_results(self.results.clone(), self.reads.clone())
     }
 
     /// The one entry point of semantic-layer reads, metrics and row queries alike: checks
@@ -264,10 +267,15 @@ impl Engine {
             .map(Vec::as_slice)
             .unwrap_or(&[]);
         let counters = self.guard.counters();
-        let pending = match self
-            .results
-            .lookup(counters, &rendered.sql, &params, spec.as_of, reads)
-        {
+        let columns = format!("{:?}", rendered.columns);
+        let pending = match self.results.lookup(
+            counters,
+            &rendered.sql,
+            &params,
+            Some(spec.as_of),
+            &columns,
+            reads,
+        ) {
             results::Lookup::Hit(table) => {
                 session.record(StatementExplain {
                     label: label.to_owned(),
