@@ -8,7 +8,8 @@
 //!   [`QuerySpec`] is planned and rendered (or found in the plan cache), bound and run as
 //!   one statement;
 //! - the lifecycle features (`src/saas`) and the catalog of sources build their statements
-//!   with the same SQL pieces and run them through a [`Session`].
+//!   with the same SQL pieces and read them through a [`Session`] ([`Session::read`]),
+//!   whose result cache is the engine's.
 //!
 //! A [`Session`] is the engine's execution for one field: it runs statements, records what
 //! `extensions.explain` shows of each, and turns database failures into internal
@@ -68,7 +69,7 @@ pub struct Engine {
     zones_ready: Mutex<HashSet<String>>,
     /// Time budget, admission control and counters of every session.
     guard: Arc<Guard>,
-    /// Answers of semantic-layer reads (off unless [`Engine::with_result_cache`]).
+    /// Answers of every read of its sessions (off unless [`Engine::with_result_cache`]).
     results: ResultCache,
     /// The namespaces each model's statements can read, by model (the result cache's
     /// data versions).
