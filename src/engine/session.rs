@@ -193,13 +193,11 @@ impl Session {
             .as_ref()
             .and_then(|s| s.deadline)
             .unwrap_or_else(|| Instant::now() + guard.limits().statement_timeout);
-        let reads = models
-            .iter()
-            .map(|m| (m.name.clone(), results::namespaces_of(m)))
-            .collect();
         Session {
+            // off until an engine hands its own (`with_results`): a disabled cache needs no
+            // namespaces
             results: ResultCache::new(db, ResultCacheSettings::off()),
-            reads: Arc::new(reads),
+            reads: Arc::default(),
             db: db.clone(),
             dialect: super::dialect_of(db),
             models,
