@@ -4,6 +4,8 @@
 //!
 //! - `dashboard (cached)`: the dashboard's own first request (the stage tiles: `stageCounts`
 //!   as of the page's instant and a month before), result cache on (64 MiB);
+//! - `journey (cached)` / `journey (uncached)`: the dashboard's Sankey (`journey` as of the
+//!   page's instant), result cache on and off;
 //! - `by-day metrics (uncached)`: `shop` net sales and orders by day, result cache off;
 //! - `by-day SQL (driver)`: the statement the server ran for it (from `extensions.explain`),
 //!   bound to the same values, run straight on the pool (sea-orm over sqlx);
@@ -41,6 +43,9 @@ use tally::engine::ResultCacheSettings;
 
 /// The dashboard's first request (assets/dashboard: `loadTiles`).
 const TILES: &str = "query Tiles($t: String, $t0: String) { saas { now: stageCounts(asOf: $t) { stage count } before: stageCounts(asOf: $t0) { stage count } } }";
+
+/// The dashboard's Sankey: the journey of every user as of the page's instant.
+const JOURNEY: &str = "query Journey($t: String) { saas { journey(asOf: $t) { nodes { id label count level } links { source target count } } } }";
 
 /// Net sales and orders by day.
 const BY_DAY: &str = r#"{ shop { metrics(asOf: "2025-01-01T00:00:00Z") { day: orderTime(granularity: DAY) netSales orders } } }"#;
@@ -152,6 +157,29 @@ async fn bench_backend(backend: &str, url: &str, scale: f64, load: &Load) {
     let stats = scrape(cached).await;
     r.print(&format!("{backend} dashboard (cached)"));
     println!("    result cache: {stats}");
+
+    // the Sankey, kept and computed each time
+    let journey = Arc::new(
+        json!({ "query": JOURNEY, "variables": { "t": t } })
+            .to_string()
+            .into_bytes(),
+    );
+    let kept = post(cached, &journey).await;
+    let again = post(cached, &journey).await;
+    assert_eq!(
+        again["extensions"]["explain"][0]["cache"], "hit",
+        "{backend}: the journey was not kept: {again}"
+    );
+    assert_eq!(
+        kept["data"],
+        post(uncached, &journey).await["data"],
+        "{backend}: the kept journey differs from the computed one"
+    );
+    let r = load.http(cached, journey.clone(), None).await;
+    r.print(&format!("{backend} journey (cached)"));
+    println!("    result cache: {}", scrape(cached).await);
+    let r = load.http(uncached, journey, None).await;
+    r.print(&format!("{backend} journey (uncached)"));
 
     let by_day = Arc::new(json!({ "query": BY_DAY }).to_string().into_bytes());
     let r = load.http(uncached, by_day.clone(), None).await;

@@ -821,3 +821,295 @@ async fn zero_bytes_turns_it_off_and_a_too_big_answer_is_not_kept() {
         db.cleanup().await;
     }
 }
+
+// The lifecycle fields and `sources`: their statements are kept like the semantic layer's.
+
+/// `(cache, cacheReason)` of every explained statement of a response (entries without SQL,
+/// such as `sources`' own, have none).
+fn caches_of(out: &Value) -> Vec<(String, String)> {
+    out["extensions"]["explain"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| !e["sql"].is_null())
+        .map(|e| {
+            (
+                e["cache"].as_str().unwrap().to_owned(),
+                e["cacheReason"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Whether every statement of the response was answered by the cache.
+fn all_hits(out: &Value) -> bool {
+    let c = caches_of(out);
+    !c.is_empty() && c.iter().all(|(status, _)| status == "hit")
+}
+
+/// The response to `q` for `caller` (a tenant under the saas row policies), as JSON.
+async fn run_as(schema: &Schema, q: &str, caller: Option<Arc<tally::engine::Caller>>) -> Value {
+    let scope = tally::engine::RequestScope::for_caller("result-cache".to_owned(), None, caller);
+    let out = serde_json::to_value(
+        schema
+            .execute(async_graphql::Request::new(q).data(scope))
+            .await,
+    )
+    .unwrap();
+    assert!(out.get("errors").is_none(), "{q}: {out}");
+    out
+}
+
+/// A caller whose saas rows are those of `users`.
+fn tenant(users: &[&str]) -> Arc<tally::engine::Caller> {
+    let mut a = std::collections::BTreeMap::new();
+    a.insert(
+        "user_ids".to_owned(),
+        users.iter().map(|u| (*u).to_owned()).collect(),
+    );
+    Arc::new(tally::engine::Caller::new("tenant", a))
+}
+
+/// Runs `q` for `caller` until every statement of it is a hit (within the staleness bound,
+/// as [`settled`]); returns the hit.
+async fn settled_as(schema: &Schema, q: &str, caller: Option<Arc<tally::engine::Caller>>) -> Value {
+    let started = Instant::now();
+    loop {
+        let out = run_as(schema, q, caller.clone()).await;
+        if all_hits(&out) {
+            return out;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(25),
+            "never a hit: {out}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// The response to `q` for `caller` once the cache could be consulted: a request that came
+/// while the poll of the data versions was late (a loaded machine) is asked again.
+async fn current_as(schema: &Schema, q: &str, caller: Option<Arc<tally::engine::Caller>>) -> Value {
+    let started = Instant::now();
+    loop {
+        let out = run_as(schema, q, caller.clone()).await;
+        let late = caches_of(&out)
+            .iter()
+            .any(|(_, r)| r.contains("data versions not current"));
+        if !late || started.elapsed() > Duration::from_secs(10) {
+            return out;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// A lifecycle read under test: its request and the number one more signed-up user adds one
+/// to.
+struct Lifecycle {
+    query: &'static str,
+    count: fn(&Value) -> i64,
+}
+
+fn signed_up(out: &Value) -> i64 {
+    out["data"]["saas"]["journey"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["id"] == "SIGNED_UP")
+        .unwrap()["count"]
+        .as_i64()
+        .unwrap()
+}
+
+fn transitioned(out: &Value) -> i64 {
+    out["data"]["saas"]["transitions"]["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["count"].as_i64().unwrap())
+        .sum()
+}
+
+fn listed(out: &Value) -> i64 {
+    let c = &out["data"]["saas"]["users"];
+    let total = c["totalCount"].as_i64().unwrap();
+    assert_eq!(total, c["edges"].as_array().unwrap().len() as i64, "{out}");
+    total
+}
+
+fn events(out: &Value) -> i64 {
+    out["data"]["sources"][0]["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "global_events")
+        .unwrap()["rowCount"]
+        .as_i64()
+        .unwrap()
+}
+
+const JOURNEY: Lifecycle = Lifecycle {
+    query: r#"{ saas { journey(asOf: "2030-01-01T00:00:00Z") { nodes { id count } links { source target count } } } }"#,
+    count: signed_up,
+};
+
+const TRANSITIONS: Lifecycle = Lifecycle {
+    query: r#"{ saas { transitions(from: "2024-03-01T00:00:00Z", to: "2030-01-01T00:00:00Z") { nodes { id count } links { source target count } } } }"#,
+    count: transitioned,
+};
+
+const USERS_PAGE: Lifecycle = Lifecycle {
+    query: r#"{ saas { users(asOf: "2030-01-01T00:00:00Z", limit: 500) { totalCount pageInfo { hasNextPage } edges { node { userId email stage paymentCount planId shops { shopId createdAt deleted plan { planId invoiceAmount } invoices { invoiceId invoiceAmount invoiceTimestamp delinquent payments { paymentId ds } } } } } } } }"#,
+    count: listed,
+};
+
+const SOURCES: Lifecycle = Lifecycle {
+    query: r#"{ sources(model: "saas") { name tables { name rowCount } } }"#,
+    count: events,
+};
+
+/// For `case` on every backend: a repeated request is a hit with an equal answer; two
+/// tenants under the saas row policies never share an answer; a load through tally's loader
+/// makes the next one a miss with the new answer; on SQLite a write by another connection
+/// does too (within the bound).
+async fn lifecycle_reads_are_kept(case: &Lifecycle) {
+    let _serial = SERIAL.lock().await;
+    for db in backends().await {
+        let be = db.backend;
+        let q = case.query;
+        let conn = load_fixtures(&db).await;
+        let (schema, guard) = schema(&conn, 1 << 20);
+        warm(&schema).await;
+        let hits = |g: &Guard| {
+            g.counters()
+                .result_cache_hits
+                .load(std::sync::atomic::Ordering::Relaxed)
+        };
+
+        // repeated: a hit, the same answer, counted
+        let first = run(&schema, q).await;
+        assert!(
+            caches_of(&first).iter().all(|(s, _)| s == "miss"),
+            "{be}: {first}"
+        );
+        let before = hits(&guard);
+        let again = settled_as(&schema, q, None).await;
+        assert_eq!(again["data"], first["data"], "{be}");
+        assert!(hits(&guard) > before, "{be}");
+        let n = (case.count)(&first);
+
+        // two tenants: each its own answer, never the other's (before any write: on
+        // PostgreSQL a write's statistics may move the data versions seconds later)
+        let (a, b) = (
+            tenant(&["u01_lead"]),
+            tenant(&["u02_prospect", "u03_repeat"]),
+        );
+        let (off, _) = schema_off(&conn);
+        let a_alone = run_as(&off, q, Some(a.clone())).await;
+        let b_alone = run_as(&off, q, Some(b.clone())).await;
+        assert_ne!(a_alone["data"], b_alone["data"], "{be}");
+        let a_kept = settled_as(&schema, q, Some(a.clone())).await;
+        assert_eq!(a_kept["data"], a_alone["data"], "{be}");
+        let b_first = run_as(&schema, q, Some(b.clone())).await;
+        assert!(
+            caches_of(&b_first).iter().all(|(s, _)| s == "miss"),
+            "{be}: another tenant was served a kept answer: {b_first}"
+        );
+        assert_eq!(b_first["data"], b_alone["data"], "{be}");
+        let b_kept = settled_as(&schema, q, Some(b)).await;
+        assert_eq!(b_kept["data"], b_alone["data"], "{be}");
+        let a_again = current_as(&schema, q, Some(a)).await;
+        assert!(all_hits(&a_again), "{be}: {a_again}");
+        assert_eq!(a_again["data"], a_alone["data"], "{be}");
+        // nor the unscoped answer
+        let all = run(&schema, q).await;
+        assert_ne!(all["data"], a_alone["data"], "{be}");
+
+        // one more user through tally's loader: computed again, with the user
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("global_events.csv"),
+            "ts,event_id,event_time,event_type,metadata\n\
+             2025-01-01 00:00:00,ev_cache_load,2025-01-01T00:00:00Z,user_account_creation,\"{\"\"user_id\"\":\"\"u_cache_load\"\",\"\"email\"\":\"\"c@example.com\"\"}\"\n",
+        )
+        .unwrap();
+        let sources = tally::load::csv_sources("saas", dir.path()).unwrap();
+        tally::load::load(&conn, "saas", sources, &Default::default())
+            .await
+            .unwrap();
+        let loaded = run(&schema, q).await;
+        // a miss: the version changed (or, on a loaded machine, the poll was late)
+        let statuses = caches_of(&loaded);
+        let late = statuses
+            .iter()
+            .any(|(_, r)| r.contains("data versions not current"));
+        assert!(
+            late || statuses
+                .iter()
+                .any(|(s, r)| s == "miss" && r == "version changed"),
+            "{be}: {statuses:?} {loaded}"
+        );
+        assert!(!all_hits(&loaded), "{be}: {loaded}");
+        assert_eq!((case.count)(&loaded), n + 1, "{be}: {loaded}");
+        let kept = settled_as(&schema, q, None).await;
+        assert_eq!(kept["data"], loaded["data"], "{be}");
+
+        // a write by another connection (SQLite: seen within two polls)
+        if be == "sqlite" {
+            let other = tally::db::connect(&db.url).await.unwrap();
+            other
+                .execute_unprepared(
+                    "INSERT INTO \"saas\".\"global_events\" (ts, event_id, event_time, event_type, metadata) \
+                     VALUES ('2025-02-01 00:00:00', 'ev_cache_outside', '2025-02-01T00:00:00+00:00', \
+                     'user_account_creation', '{\"user_id\": \"u_cache_outside\", \"email\": \"x@example.com\"}')",
+                )
+                .await
+                .unwrap();
+            let written = Instant::now();
+            let deadline = 2 * POLL + Duration::from_secs(2);
+            loop {
+                let out = run(&schema, q).await;
+                if (case.count)(&out) == n + 2 {
+                    assert!(!all_hits(&out), "{be}: {out}");
+                    break;
+                }
+                assert_eq!((case.count)(&out), n + 1, "{be}: {out}");
+                assert!(
+                    written.elapsed() < deadline,
+                    "{be}: the cache still answered {} after an outside write",
+                    n + 1
+                );
+                tokio::time::sleep(POLL / 2).await;
+            }
+            other.close().await.ok();
+        }
+
+        conn.close().await.ok();
+        db.cleanup().await;
+    }
+}
+
+/// The served schema over `conn` without a result cache (the reference answers).
+fn schema_off(conn: &DatabaseConnection) -> (Schema, Arc<Guard>) {
+    schema(conn, 0)
+}
+
+#[tokio::test]
+async fn journey_answers_are_kept_until_the_data_changes() {
+    lifecycle_reads_are_kept(&JOURNEY).await;
+}
+
+#[tokio::test]
+async fn transitions_answers_are_kept_until_the_data_changes() {
+    lifecycle_reads_are_kept(&TRANSITIONS).await;
+}
+
+#[tokio::test]
+async fn users_pages_and_their_drill_down_are_kept_until_the_data_changes() {
+    lifecycle_reads_are_kept(&USERS_PAGE).await;
+}
+
+#[tokio::test]
+async fn sources_row_counts_are_kept_until_the_data_changes() {
+    lifecycle_reads_are_kept(&SOURCES).await;
+}

@@ -348,13 +348,13 @@ pub fn prometheus(guard: &Guard, pool: (u32, usize, u32)) -> String {
     metric(
         "tally_result_cache_hits_total",
         "counter",
-        "Semantic-layer reads answered from the result cache.",
+        "Reads (semantic-layer, lifecycle and sources statements) answered from the result cache.",
         load(&c.result_cache_hits).to_string(),
     );
     metric(
         "tally_result_cache_misses_total",
         "counter",
-        "Semantic-layer reads the result cache could not answer (no entry, version changed, disabled, not cacheable).",
+        "Reads the result cache could not answer (no entry, version changed, disabled, not cacheable).",
         load(&c.result_cache_misses).to_string(),
     );
     metric(

@@ -8,7 +8,8 @@
 //!   [`QuerySpec`] is planned and rendered (or found in the plan cache), bound and run as
 //!   one statement;
 //! - the lifecycle features (`src/saas`) and the catalog of sources build their statements
-//!   with the same SQL pieces and run them through a [`Session`].
+//!   with the same SQL pieces and read them through a [`Session`] ([`Session::read`]),
+//!   whose result cache is the engine's.
 //!
 //! A [`Session`] is the engine's execution for one field: it runs statements, records what
 //! `extensions.explain` shows of each, and turns database failures into internal
@@ -36,8 +37,8 @@ pub use caller::Caller;
 pub use guard::{Guard, Limits, RequestScope};
 pub use live::{check_live, load_live_models, read_catalog};
 pub use results::{ResultCache, ResultCacheSettings};
-pub use session::{RollupChoice, Session, StatementExplain, Trace};
-pub use values::Cell;
+pub use session::{Kept, RollupChoice, Session, StatementExplain, Trace};
+pub use values::{Cell, Raw};
 
 use crate::error::ApiError;
 use crate::plan::OutType;
@@ -68,11 +69,11 @@ pub struct Engine {
     zones_ready: Mutex<HashSet<String>>,
     /// Time budget, admission control and counters of every session.
     guard: Arc<Guard>,
-    /// Answers of semantic-layer reads (off unless [`Engine::with_result_cache`]).
+    /// Answers of every read of its sessions (off unless [`Engine::with_result_cache`]).
     results: ResultCache,
     /// The namespaces each model's statements can read, by model (the result cache's
     /// data versions).
-    reads: HashMap<String, Vec<String>>,
+    reads: Arc<HashMap<String, Vec<String>>>,
     /// The rollups metrics requests may be answered from.
     rollups: rollup::Routes,
 }
@@ -104,10 +105,12 @@ impl Engine {
             .filter(|m| !dialect.time_zones() && m.reads_tz_offsets)
             .map(|m| m.name.clone())
             .collect();
-        let reads = models
-            .iter()
-            .map(|m| (m.name.clone(), results::namespaces_of(m)))
-            .collect();
+        let reads = Arc::new(
+            models
+                .iter()
+                .map(|m| (m.name.clone(), results::namespaces_of(m)))
+                .collect(),
+        );
         Engine {
             results: ResultCache::new(&db, ResultCacheSettings::off(), Vec::new()),
             reads,
@@ -184,13 +187,14 @@ impl Engine {
 
     /// A new session (execution with its own trace) on this engine's pool.
     pub fn session(&self) -> Session {
-        Session::guarded(&self.db, self.models.clone(), self.guard.clone(), None)
+        self.session_for(None)
     }
 
     /// A new session for the request `scope`: its budget ends at the scope's deadline, and
     /// what bounds it (`OVERLOADED`, `DATABASE_UNAVAILABLE`) is noted in the scope.
     pub fn session_for(&self, scope: Option<Arc<RequestScope>>) -> Session {
         Session::guarded(&self.db, self.models.clone(), self.guard.clone(), scope)
+            .with_results(self.results.clone(), self.reads.clone())
     }
 
     /// The one entry point of semantic-layer reads, metrics and row queries alike: checks
@@ -267,10 +271,15 @@ impl Engine {
             .map(Vec::as_slice)
             .unwrap_or(&[]);
         let counters = self.guard.counters();
-        let pending = match self
-            .results
-            .lookup(counters, &rendered.sql, &params, spec.as_of, reads)
-        {
+        let columns = format!("{:?}", rendered.columns);
+        let pending = match self.results.lookup(
+            counters,
+            &rendered.sql,
+            &params,
+            Some(spec.as_of),
+            &columns,
+            reads,
+        ) {
             results::Lookup::Hit(table) => {
                 session.record(StatementExplain {
                     label: label.to_owned(),

@@ -1,11 +1,14 @@
-//! The result cache: answers of semantic-layer reads ([`super::Engine::run`]) kept in
-//! memory, so a repeated request costs no database round trip, and never older than the data
-//! by more than the bound docs/CACHING.md states.
+//! The result cache: answers of every read tally runs for a field (semantic-layer reads
+//! through [`super::Engine::run`], and the statements of the saas lifecycle fields and of
+//! `sources` read through [`super::Session::read`]) kept in memory, so a repeated request
+//! costs no database round trip, and never older than the data by more than the bound
+//! docs/CACHING.md states.
 //!
-//! An answer is keyed by the rendered statement, its bound values and the resolved `asOf`
-//! instant (so tenants, filters and instants never share an entry), and stored with the
-//! **data version** of every namespace its statement can read (the model's, those of its
-//! physical tables, those its SQL tables name). A namespace's version moves on:
+//! An answer is keyed by the rendered statement, its bound values (a row policy's values
+//! among them) and the resolved `asOf` instant (so tenants, filters and instants never share
+//! an entry), and stored with the **data version** of every namespace its statement can read
+//! (the model's, those of its physical tables, those its SQL tables and the statement itself
+//! name). A namespace's version moves on:
 //!
 //! - every write by tally in this process (the loader, hence the demo data, and the saas
 //!   stage-history builder call [`bump`] once they commit);
@@ -185,8 +188,9 @@ pub struct Pending {
     pub reason: String,
 }
 
-/// The result cache of one engine (see the module's documentation).
-#[derive(Debug)]
+/// The result cache of one engine (see the module's documentation). Cheap to clone: clones
+/// share the answers (every session of an engine holds one).
+#[derive(Debug, Clone)]
 pub struct ResultCache {
     shared: Arc<Shared>,
 }
@@ -257,6 +261,15 @@ pub fn namespaces_of(model: &Model) -> Vec<String> {
             }
         }
     }
+    out.into_iter().collect()
+}
+
+/// The namespaces a statement's text names: `namespaces` (those of the model it reads) and
+/// every identifier followed by `.` in `sql` (`"ns"."table"`, `ns.table`; an alias such as
+/// `s.` is harmless: no namespace has its name, so its version never moves).
+pub fn namespaces_in(sql: &str, namespaces: &[String]) -> Vec<String> {
+    let mut out: BTreeSet<String> = namespaces.iter().cloned().collect();
+    qualifiers(sql, &mut out);
     out.into_iter().collect()
 }
 
@@ -349,13 +362,16 @@ impl ResultCache {
             .fold(0u64, u64::wrapping_add))
     }
 
-    /// Looks up the answer of `sql` bound to `params` as of `as_of`, reading `namespaces`.
+    /// Looks up the answer of `sql` bound to `params` as of `as_of` (`None`: an answer
+    /// that does not depend on an instant), read into `columns` (the type of each column, as
+    /// text: one statement read two ways is two answers), reading `namespaces`.
     pub fn lookup(
         &self,
         counters: &Counters,
         sql: &str,
         params: &[sea_orm::Value],
-        as_of: DateTime<Utc>,
+        as_of: Option<DateTime<Utc>>,
+        columns: &str,
         namespaces: &[String],
     ) -> Lookup {
         let miss = |key: Option<String>, version: u64, reason: String| {
@@ -377,8 +393,11 @@ impl ResultCache {
         // and exact values) and the statement: statements and their values run to
         // kilobytes, entries stay small
         let key = digest(&[
-            &as_of.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+            &as_of
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true))
+                .unwrap_or_default(),
             &format!("{params:?}"),
+            columns,
             sql,
         ]);
         let Ok(mut lru) = self.shared.lru.lock() else {

@@ -3,6 +3,7 @@
 //! what `extensions.explain` shows of it, and turns a database failure into an internal
 //! [`ApiError`] whose cause is logged (never shown).
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -11,7 +12,12 @@ use sea_orm::{
     TransactionTrait,
 };
 
+use chrono::{DateTime, Utc};
+
+use super::Table;
 use super::guard::{Guard, Limits, RequestScope};
+use super::results::{self, Lookup, Pending, ResultCache, ResultCacheSettings, Stored};
+use super::values::Raw;
 use crate::error::ApiError;
 use crate::semantic::Model;
 use crate::sql::Dialect;
@@ -108,8 +114,22 @@ impl StatementExplain {
     }
 }
 
-/// Why a statement run outside [`super::Engine::run`] is not in the result cache.
-const NOT_KEPT: &str = "not cacheable: only semantic-layer reads (metrics, rows, stageCounts) are kept; this statement's rows are read as they come";
+/// Why a statement run with [`Session::query`] (not [`Session::read`]) is not in the result
+/// cache.
+const NOT_KEPT: &str = "not cacheable: run with Session::query, which hands back the database's rows as they come and keeps none (every field of the API reads through the cache)";
+
+/// What a kept read ([`Session::read`]) needs besides its statement: the model whose
+/// namespaces it reads, the instant it is as of, and how each column is read.
+#[derive(Debug, Clone, Copy)]
+pub struct Kept<'a> {
+    /// The model the statement reads (its namespaces, with those the statement names, are
+    /// the data versions the answer is kept under).
+    pub model: &'a str,
+    /// The resolved `asOf` of the request (`None`: an answer that depends on no instant).
+    pub as_of: Option<DateTime<Utc>>,
+    /// How each column is read, in order.
+    pub columns: &'a [Raw],
+}
 
 /// The statements a session ran, shared by its clones (dataloaders keep running statements
 /// for a field after its resolver returned).
@@ -127,6 +147,10 @@ pub struct Session {
     guard: Arc<Guard>,
     deadline: Instant,
     scope: Option<Arc<RequestScope>>,
+    /// The engine's result cache (off for sessions made without an engine).
+    results: ResultCache,
+    /// The namespaces each model's statements can read, by model.
+    reads: Arc<HashMap<String, Vec<String>>>,
 }
 
 impl std::fmt::Debug for Session {
@@ -170,6 +194,10 @@ impl Session {
             .and_then(|s| s.deadline)
             .unwrap_or_else(|| Instant::now() + guard.limits().statement_timeout);
         Session {
+            // off until an engine hands its own (`with_results`): a disabled cache needs no
+            // namespaces
+            results: ResultCache::new(db, ResultCacheSettings::off()),
+            reads: Arc::default(),
             db: db.clone(),
             dialect: super::dialect_of(db),
             models,
@@ -178,6 +206,18 @@ impl Session {
             deadline,
             scope,
         }
+    }
+
+    /// The session reading through the engine's result cache `results`, with the
+    /// namespaces each model reads (`reads`).
+    pub(crate) fn with_results(
+        mut self,
+        results: ResultCache,
+        reads: Arc<HashMap<String, Vec<String>>>,
+    ) -> Session {
+        self.results = results;
+        self.reads = reads;
+        self
     }
 
     /// Who is asking, when the request has an authenticated caller.
@@ -248,6 +288,104 @@ impl Session {
             && let Some(last) = v.last_mut()
         {
             last.rollup = Some(choice);
+        }
+    }
+
+    /// Looks `stmt` up in the result cache as [`Kept`] describes it: on a hit the answer,
+    /// already recorded in the trace (`cache: hit`, `dbMillis` 0); on a miss what
+    /// [`Session::read_missed`] needs to run it and keep its answer. Hits and misses are
+    /// counted for `/metrics`.
+    pub fn look_up(
+        &self,
+        label: &str,
+        stmt: &Statement,
+        kept: &Kept<'_>,
+    ) -> Result<Arc<Table<Stored>>, Pending> {
+        let params: &[sea_orm::Value] = stmt.values.as_ref().map(|v| v.0.as_slice()).unwrap_or(&[]);
+        let model = self.reads.get(kept.model).map(Vec::as_slice).unwrap_or(&[]);
+        let namespaces = results::namespaces_in(&stmt.sql, model);
+        let columns = format!("{:?}", kept.columns);
+        match self.results.lookup(
+            self.guard.counters(),
+            &stmt.sql,
+            params,
+            kept.as_of,
+            &columns,
+            &namespaces,
+        ) {
+            Lookup::Hit(table) => {
+                self.record(StatementExplain {
+                    label: label.to_owned(),
+                    sql: Some(stmt.sql.clone()),
+                    params: params.iter().map(crate::sql::value_json).collect(),
+                    join_path: Vec::new(),
+                    plan_micros: 0,
+                    db_millis: 0.0,
+                    source: None,
+                    cache: Some("hit"),
+                    cache_reason: None,
+                    rollup: None,
+                });
+                Ok(table)
+            }
+            Lookup::Miss(pending) => Err(pending),
+        }
+    }
+
+    /// Runs `stmt` on `conn` after [`Session::look_up`] missed (`pending`), reads its rows
+    /// as `kept.columns` says, keeps the answer in the result cache and notes the miss and
+    /// why in the trace.
+    pub async fn read_missed(
+        &self,
+        conn: &(impl ConnectionTrait + TransactionTrait),
+        label: &str,
+        stmt: Statement,
+        kept: &Kept<'_>,
+        pending: Pending,
+    ) -> Result<Arc<Table<Stored>>, ApiError> {
+        let rows = self.query(conn, label, stmt).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let mut row = Vec::with_capacity(kept.columns.len());
+            for (i, raw) in kept.columns.iter().enumerate() {
+                row.push(
+                    super::values::read_raw(r, i, *raw, self.dialect).map_err(|e| {
+                        ApiError::internal(label, format!("reading column {i}: {e}"))
+                    })?,
+                );
+            }
+            out.push(row);
+        }
+        let table = Arc::new(Table {
+            columns: kept
+                .columns
+                .iter()
+                .map(|c| (String::new(), c.out_type()))
+                .collect(),
+            rows: out,
+        });
+        let mut reason = pending.reason.clone();
+        if let Some(more) = self.results.store(self.guard.counters(), pending, &table) {
+            reason = format!("{reason}; {more}");
+        }
+        self.note_cache("miss", Some(reason));
+        Ok(table)
+    }
+
+    /// Reads `stmt` on `conn` through the result cache: the kept answer while the data it
+    /// reads is unchanged (keyed by the statement, its bound values with their types, the
+    /// `asOf` instant and the columns' types), else the database's, then kept. `label`
+    /// names it in explain and in errors.
+    pub async fn read(
+        &self,
+        conn: &(impl ConnectionTrait + TransactionTrait),
+        label: &str,
+        stmt: Statement,
+        kept: &Kept<'_>,
+    ) -> Result<Arc<Table<Stored>>, ApiError> {
+        match self.look_up(label, &stmt, kept) {
+            Ok(table) => Ok(table),
+            Err(pending) => self.read_missed(conn, label, stmt, kept, pending).await,
         }
     }
 

@@ -6,6 +6,7 @@ use rust_decimal::{Decimal, RoundingStrategy};
 use sea_orm::{DbErr, QueryResult};
 use serde_json::Value;
 
+use super::results::Stored;
 use crate::plan::OutType;
 
 /// A value type rows can be read into: JSON ([`serde_json::Value`]) for tools and tests, or
@@ -93,6 +94,65 @@ pub(crate) fn read<V: Cell>(r: &QueryResult, i: usize, ty: OutType) -> Result<V,
             .map(V::text)
             .unwrap_or_else(V::null),
     })
+}
+
+/// How a column of a statement written outside the planner (the saas lifecycle fields,
+/// `sources`) is read into a [`super::results::Stored`] value, so that its answer can be
+/// kept in the result cache and read again without the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Raw {
+    /// An integer (`bigint` or `integer` on PostgreSQL, INTEGER on SQLite; counts and 0/1
+    /// flags).
+    Int,
+    /// Text.
+    Text,
+    /// Money: a double, kept as a decimal string with two places ([`format_money`]).
+    Money,
+    /// An instant (`timestamptz` on PostgreSQL, RFC 3339 text on SQLite), kept as RFC 3339
+    /// text in UTC to the nanosecond.
+    Instant,
+}
+
+impl Raw {
+    /// The output type a kept column is described with.
+    pub fn out_type(self) -> OutType {
+        match self {
+            Raw::Int => OutType::Int,
+            Raw::Text => OutType::String,
+            Raw::Money => OutType::Decimal,
+            Raw::Instant => OutType::Time,
+        }
+    }
+}
+
+/// Reads column `i` of a row as `raw` says; null reads as [`Stored::Null`].
+pub(crate) fn read_raw(
+    r: &QueryResult,
+    i: usize,
+    raw: Raw,
+    dialect: &dyn crate::sql::Dialect,
+) -> Result<Stored, String> {
+    Ok(match raw {
+        Raw::Int => match r.try_get_by_index::<Option<i64>>(i) {
+            Ok(v) => v.map(Stored::Int),
+            Err(_) => r
+                .try_get_by_index::<Option<i32>>(i)
+                .map_err(|e| e.to_string())?
+                .map(|v| Stored::Int(i64::from(v))),
+        },
+        Raw::Text => r
+            .try_get_by_index::<Option<String>>(i)
+            .map_err(|e| e.to_string())?
+            .map(Stored::Text),
+        Raw::Money => r
+            .try_get_by_index::<Option<f64>>(i)
+            .map_err(|e| e.to_string())?
+            .map(|v| Stored::Text(format_money(v))),
+        Raw::Instant => dialect
+            .read_instant(r, i)?
+            .map(|t| Stored::Text(t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true))),
+    }
+    .unwrap_or(Stored::Null))
 }
 
 /// A rounded number: `mantissa × 10^-scale`.

@@ -5,7 +5,8 @@ use async_graphql::dynamic::{
     Field, FieldFuture, FieldValue, InputValue, Object, SchemaBuilder, TypeRef,
 };
 
-use crate::engine::Session;
+use crate::engine::results::Stored;
+use crate::engine::{Kept, Raw, Session};
 use crate::error::ApiError;
 
 use crate::db::MODELS;
@@ -147,17 +148,26 @@ async fn row_counts(
         .join(" UNION ALL ");
     // Under a scoped caller the tables with a row policy are counted through it.
     let stmt = session.statement(model, crate::sql::Sql::raw(&sql), "row counts")?;
-    let rows = session.query(session.db(), "row counts", stmt).await?;
+    // kept by the result cache under the model's namespaces (and those the statement
+    // names); row counts depend on no instant
+    let kept = Kept {
+        model,
+        as_of: None,
+        columns: &[Raw::Int, Raw::Int],
+    };
+    let rows = session
+        .read(session.db(), "row counts", stmt, &kept)
+        .await?;
     let mut counts = vec![0i64; tables.len()];
-    for row in rows {
-        let idx: i64 = row
-            .try_get("", "idx")
-            .map_err(|e| ApiError::internal("row counts", e))?;
-        let n: i64 = row
-            .try_get("", "n")
-            .map_err(|e| ApiError::internal("row counts", e))?;
-        if let Some(slot) = usize::try_from(idx).ok().and_then(|i| counts.get_mut(i)) {
-            *slot = n;
+    for row in &rows.rows {
+        let (Some(Stored::Int(idx)), Some(Stored::Int(n))) = (row.first(), row.get(1)) else {
+            return Err(ApiError::internal(
+                "row counts",
+                format!("a row of the counts is {row:?}"),
+            ));
+        };
+        if let Some(slot) = usize::try_from(*idx).ok().and_then(|i| counts.get_mut(i)) {
+            *slot = *n;
         }
     }
     Ok(tables.iter().copied().zip(counts).collect())

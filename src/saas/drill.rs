@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::Value;
 
 use super::{SaasConfig, get_int, get_money, get_text, get_time, query};
+use crate::engine::Raw;
 use crate::engine::Session;
 use crate::error::{ApiError, Error};
 use crate::sql::Dialect;
@@ -93,7 +94,8 @@ fn file(name: &str, dialect: &dyn Dialect) -> &'static str {
     dialect.sql_text(postgres, sqlite)
 }
 
-/// The statement of drill-down `name` for `keys`: `$1` = T, `$2` = keys, then `extra`.
+/// The statement of drill-down `name` for `keys`: `$1` = T, `$2` = keys (in byte order),
+/// then `extra`.
 fn statement(
     session: &Session,
     name: &str,
@@ -101,7 +103,12 @@ fn statement(
     keys: &[String],
     extra: Vec<Value>,
 ) -> Result<Sql, ApiError> {
-    let keys = serde_json::to_string(keys)
+    // in byte order, so that a batch is one statement (and one cached answer) whatever
+    // order its keys came in
+    let mut keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let keys = serde_json::to_string(&keys)
         .map_err(|e| Error::Database(format!("encoding saas {name} keys: {e}")))?;
     let mut values: Vec<Value> = vec![as_of.into(), keys.into()];
     values.extend(extra);
@@ -118,15 +125,15 @@ pub async fn shops_of_users(
     as_of: DateTime<Utc>,
     user_ids: &[String],
 ) -> Result<HashMap<String, Vec<Shop>>, ApiError> {
-    let dialect = session.dialect();
     let sql = statement(session, "shops", as_of, user_ids, Vec::new())?;
-    let rows = query(session, sql, "shops").await?;
+    let columns = [Raw::Text, Raw::Text, Raw::Instant, Raw::Int, Raw::Text];
+    let rows = query(session, sql, "shops", as_of, &columns).await?;
     let mut out: HashMap<String, Vec<Shop>> = HashMap::new();
-    for r in &rows {
+    for r in &rows.rows {
         let shop = Shop {
             owner_user_id: get_text(r, 0)?.unwrap_or_default(),
             shop_id: get_text(r, 1)?.unwrap_or_default(),
-            created_at: get_time(r, 2, dialect)?
+            created_at: get_time(r, 2)?
                 .ok_or_else(|| Error::Database("drill_shops gave no created_at".to_owned()))?,
             deleted: get_int(r, 3)? != 0,
             plan_id: get_text(r, 4)?,
@@ -150,9 +157,9 @@ pub async fn plans(
     plan_ids: &[String],
 ) -> Result<HashMap<String, Plan>, ApiError> {
     let sql = statement(session, "plans", as_of, plan_ids, Vec::new())?;
-    let rows = query(session, sql, "plans").await?;
+    let rows = query(session, sql, "plans", as_of, &[Raw::Text, Raw::Money]).await?;
     let mut out = HashMap::new();
-    for r in &rows {
+    for r in &rows.rows {
         let plan = Plan {
             plan_id: get_text(r, 0)?.unwrap_or_default(),
             invoice_amount: get_money(r, 1)?,
@@ -169,7 +176,6 @@ pub async fn invoices_of_shops(
     config: &SaasConfig,
     shop_ids: &[String],
 ) -> Result<HashMap<String, Vec<Invoice>>, ApiError> {
-    let dialect = session.dialect();
     let sql = statement(
         session,
         "invoices",
@@ -177,13 +183,21 @@ pub async fn invoices_of_shops(
         shop_ids,
         vec![config.grace_seconds().into()],
     )?;
-    let rows = query(session, sql, "invoices").await?;
+    let columns = [
+        Raw::Text,
+        Raw::Text,
+        Raw::Instant,
+        Raw::Money,
+        Raw::Text,
+        Raw::Int,
+    ];
+    let rows = query(session, sql, "invoices", as_of, &columns).await?;
     let mut out: HashMap<String, Vec<Invoice>> = HashMap::new();
-    for r in &rows {
+    for r in &rows.rows {
         let invoice = Invoice {
             shop_id: get_text(r, 0)?.unwrap_or_default(),
             invoice_id: get_text(r, 1)?.unwrap_or_default(),
-            invoice_timestamp: get_time(r, 2, dialect)?.ok_or_else(|| {
+            invoice_timestamp: get_time(r, 2)?.ok_or_else(|| {
                 Error::Database("drill_invoices gave no invoice_timestamp".to_owned())
             })?,
             invoice_amount: get_money(r, 3)?,
@@ -210,9 +224,10 @@ pub async fn payments_of_invoices(
     invoice_ids: &[String],
 ) -> Result<HashMap<String, Vec<Payment>>, ApiError> {
     let sql = statement(session, "payments", as_of, invoice_ids, Vec::new())?;
-    let rows = query(session, sql, "payments").await?;
+    let columns = [Raw::Text, Raw::Text, Raw::Text];
+    let rows = query(session, sql, "payments", as_of, &columns).await?;
     let mut out: HashMap<String, Vec<Payment>> = HashMap::new();
-    for r in &rows {
+    for r in &rows.rows {
         let payment = Payment {
             invoice_id: get_text(r, 0)?.unwrap_or_default(),
             payment_id: get_text(r, 1)?.unwrap_or_default(),

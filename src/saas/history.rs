@@ -268,12 +268,22 @@ async fn begin_snapshot(db: &DatabaseConnection) -> Result<DatabaseTransaction, 
 
 /// A [`Status`] from the columns fresh, grace_seconds, built_at, row_count, build_millis.
 fn read_status(r: &sea_orm::QueryResult) -> Result<Status, Error> {
+    // an integer column: `bigint` or `integer` on PostgreSQL, INTEGER on SQLite; null is 0
+    let int = |i: usize| match r.try_get_by_index::<Option<i64>>(i) {
+        Ok(v) => Ok(v.unwrap_or(0)),
+        Err(_) => r
+            .try_get_by_index::<Option<i32>>(i)
+            .map(|v| v.map(i64::from).unwrap_or(0))
+            .map_err(|e| Error::Database(format!("reading the stage history's status: {e}"))),
+    };
     Ok(Status {
-        fresh: super::get_int(r, 0)? != 0,
-        grace_seconds: super::get_int(r, 1)?,
-        built_at: super::get_text(r, 2)?,
-        row_count: super::get_int(r, 3)?,
-        build_millis: super::get_int(r, 4)?,
+        fresh: int(0)? != 0,
+        grace_seconds: int(1)?,
+        built_at: r
+            .try_get_by_index::<Option<String>>(2)
+            .map_err(|e| Error::Database(format!("reading the stage history's status: {e}")))?,
+        row_count: int(3)?,
+        build_millis: int(4)?,
     })
 }
 

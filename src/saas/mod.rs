@@ -38,9 +38,12 @@ pub mod journey;
 use std::path::Path;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use sea_orm::{QueryResult, Statement};
+use std::sync::Arc;
 
-use crate::engine::{Engine, Session};
+use sea_orm::Statement;
+
+use crate::engine::results::Stored;
+use crate::engine::{Engine, Kept, Raw, Session, Table};
 use crate::error::{ApiError, Error};
 use crate::query::{Filter, FilterOp, Item, QuerySpec, ReqValue, Selected};
 use crate::semantic::TableSource;
@@ -327,40 +330,48 @@ pub fn format_time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 
-/// Reads an instant column: `timestamptz` on PostgreSQL, RFC 3339 text on SQLite.
-pub(crate) fn get_time(
-    r: &QueryResult,
-    i: usize,
-    dialect: &dyn Dialect,
-) -> Result<Option<DateTime<Utc>>, Error> {
-    dialect
-        .read_instant(r, i)
-        .map_err(|e| Error::Database(format!("reading a saas timestamp: {e}")))
-}
+/// A row of a lifecycle answer, as kept by the result cache ([`Session::read`]).
+pub(crate) type Row = [Stored];
 
-/// Reads a text column.
-pub(crate) fn get_text(r: &QueryResult, i: usize) -> Result<Option<String>, Error> {
-    r.try_get_by_index::<Option<String>>(i)
-        .map_err(|e| Error::Database(format!("reading a saas column: {e}")))
-}
-
-/// Reads an integer column (counts, 0/1 flags): `bigint` or `integer` on PostgreSQL,
-/// INTEGER on SQLite; null reads as 0.
-pub(crate) fn get_int(r: &QueryResult, i: usize) -> Result<i64, Error> {
-    match r.try_get_by_index::<Option<i64>>(i) {
-        Ok(v) => Ok(v.unwrap_or(0)),
-        Err(_) => r
-            .try_get_by_index::<Option<i32>>(i)
-            .map(|v| v.map(i64::from).unwrap_or(0))
-            .map_err(|e| Error::Database(format!("reading a saas count: {e}"))),
+/// Reads an instant column (kept as RFC 3339 text: [`Raw::Instant`]).
+pub(crate) fn get_time(r: &Row, i: usize) -> Result<Option<DateTime<Utc>>, Error> {
+    match r.get(i) {
+        None | Some(Stored::Null) => Ok(None),
+        Some(Stored::Text(s)) => DateTime::parse_from_rfc3339(s)
+            .map(|t| Some(t.with_timezone(&Utc)))
+            .map_err(|e| Error::Database(format!("reading a saas timestamp {s:?}: {e}"))),
+        Some(v) => Err(Error::Database(format!(
+            "reading a saas timestamp: column {i} holds {v:?}"
+        ))),
     }
 }
 
-/// Reads a money column (a double rounded to 2 places in SQL) as a 2-place decimal string.
-pub(crate) fn get_money(r: &QueryResult, i: usize) -> Result<Option<String>, Error> {
-    r.try_get_by_index::<Option<f64>>(i)
-        .map(|v| v.map(crate::engine::values::format_money))
-        .map_err(|e| Error::Database(format!("reading a saas amount: {e}")))
+/// Reads a text column ([`Raw::Text`], or money kept as text: [`Raw::Money`]).
+pub(crate) fn get_text(r: &Row, i: usize) -> Result<Option<String>, Error> {
+    match r.get(i) {
+        None | Some(Stored::Null) => Ok(None),
+        Some(Stored::Text(s)) => Ok(Some(s.clone())),
+        Some(v) => Err(Error::Database(format!(
+            "reading a saas column: column {i} holds {v:?}"
+        ))),
+    }
+}
+
+/// Reads an integer column (counts, 0/1 flags: [`Raw::Int`]); null reads as 0.
+pub(crate) fn get_int(r: &Row, i: usize) -> Result<i64, Error> {
+    match r.get(i) {
+        None | Some(Stored::Null) => Ok(0),
+        Some(Stored::Int(v)) => Ok(*v),
+        Some(v) => Err(Error::Database(format!(
+            "reading a saas count: column {i} holds {v:?}"
+        ))),
+    }
+}
+
+/// Reads a money column (a double rounded to 2 places in SQL, kept as a 2-place decimal
+/// string: [`Raw::Money`]).
+pub(crate) fn get_money(r: &Row, i: usize) -> Result<Option<String>, Error> {
+    get_text(r, i)
 }
 
 /// ` AND <alias>.signup_time >= <from> AND … < <to>` for the cohort's bounds, bound.
@@ -382,21 +393,38 @@ pub(crate) fn statement(session: &Session, sql: Sql) -> Result<Statement, ApiErr
     session.statement("saas", sql, "saas statement")
 }
 
-/// Runs a statement and returns its rows; `what` names it in errors.
+/// Runs a statement as of `as_of` through the result cache and returns its rows, each
+/// column read as `columns` says; `what` names it in explain and errors.
 pub(crate) async fn query(
     session: &Session,
     sql: Sql,
     what: &str,
-) -> Result<Vec<QueryResult>, ApiError> {
+    as_of: DateTime<Utc>,
+    columns: &[Raw],
+) -> Result<Arc<Table<Stored>>, ApiError> {
     let stmt = statement(session, sql)?;
-    session.query(session.db(), what, stmt).await
+    session
+        .read(session.db(), what, stmt, &kept(as_of, columns))
+        .await
 }
 
-/// Runs a statement over the stages of every user and returns its rows and where the
-/// stages came from; `what` names it in errors. `build` writes the statement for the
-/// [`StageSource`] chosen (see [`stages_from`]).
+/// What the result cache keeps a lifecycle answer under: the saas model's namespaces (the
+/// stage history's tables live there), `as_of`, the columns.
+fn kept(as_of: DateTime<Utc>, columns: &[Raw]) -> Kept<'_> {
+    Kept {
+        model: "saas",
+        as_of: Some(as_of),
+        columns,
+    }
+}
+
+/// Runs a statement over the stages of every user as of `as_of` and returns its rows (each
+/// column read as `columns` says) and where the stages came from (`None`: the result
+/// cache answered); `what` names it in explain and errors. `build` writes the statement for
+/// the [`StageSource`] forced, if any (see [`stages_from`]).
 ///
-/// The statement runs in a read transaction that first reads the stage history's status in
+/// The result cache is asked first: a kept answer needs no transaction. Otherwise the
+/// statement runs in a read transaction that first reads the stage history's status in
 /// the same snapshot ([`history::begin_read`]): the history when it is fresh and built for
 /// `config`'s grace period, else `user_stages`. On PostgreSQL `jit` is off in that
 /// transaction (like `SET LOCAL`): the plan of `user_stages` over many users is costed far
@@ -407,9 +435,10 @@ pub(crate) async fn query_stages(
     session: &Session,
     config: &SaasConfig,
     what: &str,
+    read: (DateTime<Utc>, &[Raw]),
     build: impl FnOnce(Option<StageSource>) -> Result<Sql, ApiError>,
-) -> Result<(Vec<QueryResult>, StageSource), ApiError> {
-    query_stages_from(session, config, what, None, build).await
+) -> Result<(Arc<Table<Stored>>, Option<StageSource>), ApiError> {
+    query_stages_from(session, config, what, read, None, build).await
 }
 
 /// [`query_stages`], reading from `force` when given instead of what the history's status
@@ -418,13 +447,23 @@ async fn query_stages_from(
     session: &Session,
     config: &SaasConfig,
     what: &str,
+    (as_of, columns): (DateTime<Utc>, &[Raw]),
     force: Option<StageSource>,
     build: impl FnOnce(Option<StageSource>) -> Result<Sql, ApiError>,
-) -> Result<(Vec<QueryResult>, StageSource), ApiError> {
+) -> Result<(Arc<Table<Stored>>, Option<StageSource>), ApiError> {
+    // the statement does not depend on the history's status (the stages table reads it in
+    // the statement's own snapshot; a forced source is in the text): ask the cache first
+    let stmt = statement(session, build(force)?)?;
+    let kept = kept(as_of, columns);
+    let pending = match session.look_up(what, &stmt, &kept) {
+        Ok(table) => return Ok((table, None)),
+        Err(pending) => pending,
+    };
     let (txn, chosen) = history::begin_read(session.db(), config).await?;
     let source = force.unwrap_or(chosen);
-    let stmt = statement(session, build(force)?)?;
-    let rows = session.query(&txn, what, stmt).await?;
+    let rows = session
+        .read_missed(&txn, what, stmt, &kept, pending)
+        .await?;
     session.note_source(source.describe());
     txn.commit()
         .await
@@ -433,7 +472,7 @@ async fn query_stages_from(
         history::kick_installed(config);
     }
     tracing::debug!(what, source = source.describe(), "saas stages read");
-    Ok((rows, source))
+    Ok((rows, Some(source)))
 }
 
 /// The stages of every user as of `as_of` as a subquery named `alias`, their `$1` and `$2`
@@ -603,7 +642,9 @@ pub async fn stage_counts_from(
     cohort: &Cohort,
     force: Option<StageSource>,
 ) -> Result<Vec<(Stage, i64)>, ApiError> {
-    let (rows, _) = query_stages_from(session, config, "stage counts", force, |force| {
+    let columns = [Raw::Text, Raw::Int];
+    let read = (as_of, &columns[..]);
+    let (rows, _) = query_stages_from(session, config, "stage counts", read, force, |force| {
         let mut sql = Sql::raw("SELECT s.stage, COUNT(*) AS n FROM ");
         sql.append(stages_from(force, session, "s", as_of, config)?);
         sql.push(" WHERE 1 = 1");
@@ -613,7 +654,7 @@ pub async fn stage_counts_from(
     })
     .await?;
     let mut counts: Vec<(Stage, i64)> = Stage::ALL.iter().map(|s| (*s, 0)).collect();
-    for r in &rows {
+    for r in &rows.rows {
         let name = get_text(r, 0)?.unwrap_or_default();
         let stage = Stage::parse(&name)
             .ok_or_else(|| Error::Database(format!("user_stages gave stage {name:?}")))?;
@@ -633,7 +674,16 @@ pub async fn journey(
     config: &SaasConfig,
     cohort: &Cohort,
 ) -> Result<Flow, ApiError> {
-    let (rows, _) = query_stages(session, config, "journey", |force| {
+    let columns = [
+        Raw::Text,
+        Raw::Int,
+        Raw::Int,
+        Raw::Int,
+        Raw::Int,
+        Raw::Int,
+        Raw::Int,
+    ];
+    let (rows, _) = query_stages(session, config, "journey", (as_of, &columns), |force| {
         let mut sql = Sql::raw(
             "SELECT s.stage, s.reached_prospect, s.account_deleted, s.all_shops_deleted, \
              s.delinquent, s.reached_customer + s.repeat_payer AS payments, COUNT(*) AS n FROM ",
@@ -648,8 +698,8 @@ pub async fn journey(
         Ok(sql)
     })
     .await?;
-    let mut groups = Vec::with_capacity(rows.len());
-    for r in &rows {
+    let mut groups = Vec::with_capacity(rows.rows.len());
+    for r in &rows.rows {
         let name = get_text(r, 0)?.unwrap_or_default();
         let stage = Stage::parse(&name)
             .ok_or_else(|| Error::Database(format!("user_stages gave stage {name:?}")))?;
@@ -684,7 +734,8 @@ pub async fn transitions(
             format_time(to)
         )));
     }
-    let (rows, _) = query_stages(session, config, "transitions", |force| {
+    let columns = [Raw::Text, Raw::Text, Raw::Int];
+    let (rows, _) = query_stages(session, config, "transitions", (to, &columns), |force| {
         // b: the stages as of `to`; a: the stages as of `from`
         let mut sql = Sql::raw(
             "SELECT COALESCE(a.stage, 'NOT_SIGNED_UP') AS from_stage, b.stage AS to_stage, \
@@ -699,8 +750,8 @@ pub async fn transitions(
         Ok(sql)
     })
     .await?;
-    let mut pairs = Vec::with_capacity(rows.len());
-    for r in &rows {
+    let mut pairs = Vec::with_capacity(rows.rows.len());
+    for r in &rows.rows {
         let from_name = get_text(r, 0)?.unwrap_or_default();
         let to_name = get_text(r, 1)?.unwrap_or_default();
         let from_node = TransitionNode::parse(&from_name)
@@ -733,7 +784,7 @@ fn filter_sql(sql: &mut Sql, filter: &UserFilter) {
 /// Reads the stage and churn reason of a `user_stages` row from the columns at `stage` and
 /// `reason`.
 fn read_stage(
-    r: &QueryResult,
+    r: &Row,
     stage: usize,
     reason: usize,
 ) -> Result<(Stage, Option<ChurnReason>), ApiError> {
@@ -750,13 +801,33 @@ fn read_stage(
     Ok((stage, churn_reason))
 }
 
+/// How the columns [`USER_COLUMNS`] are read.
+const USER_RAW: [Raw; 16] = [
+    Raw::Text,
+    Raw::Text,
+    Raw::Instant,
+    Raw::Text,
+    Raw::Text,
+    Raw::Int,
+    Raw::Int,
+    Raw::Int,
+    Raw::Int,
+    Raw::Int,
+    Raw::Int,
+    Raw::Int,
+    Raw::Int,
+    Raw::Text,
+    Raw::Money,
+    Raw::Int,
+];
+
 /// Reads a [`UserStage`] from the columns [`USER_COLUMNS`].
-fn read_user(r: &QueryResult, dialect: &dyn Dialect) -> Result<UserStage, ApiError> {
+fn read_user(r: &Row) -> Result<UserStage, ApiError> {
     let (stage, churn_reason) = read_stage(r, 3, 4)?;
     Ok(UserStage {
         user_id: get_text(r, 0)?.unwrap_or_default(),
         email: get_text(r, 1)?,
-        signup_time: get_time(r, 2, dialect)?
+        signup_time: get_time(r, 2)?
             .ok_or_else(|| Error::Database("user_stages gave no signup_time".to_owned()))?,
         stage,
         churn_reason,
@@ -798,8 +869,8 @@ pub async fn user_stages(
         config,
     )?);
     sql.push(&format!(" ORDER BY {}", by_user_id(dialect)));
-    let rows = query(session, sql, "user stages").await?;
-    rows.iter().map(|r| read_user(r, dialect)).collect()
+    let rows = query(session, sql, "user stages", as_of, &USER_RAW).await?;
+    rows.rows.iter().map(|r| read_user(r)).collect()
 }
 
 /// The columns of `user_stages` a page is selected and ordered by: the stage and its facts,
@@ -808,13 +879,39 @@ const CORE_COLUMNS: &str = "s.user_id, s.signup_time, s.stage, s.churn_reason, \
      s.account_deleted, s.all_shops_deleted, s.delinquent, s.reached_prospect, \
      s.reached_customer, s.repeat_payer";
 
+/// How the columns [`CORE_COLUMNS`] are read.
+const CORE_RAW: [Raw; 10] = [
+    Raw::Text,
+    Raw::Instant,
+    Raw::Text,
+    Raw::Text,
+    Raw::Int,
+    Raw::Int,
+    Raw::Int,
+    Raw::Int,
+    Raw::Int,
+    Raw::Int,
+];
+
+/// How the columns of `user_details` are read: user_id, email, payment_count, shops_created,
+/// shops_live, plan_id, plan_invoice_amount.
+const DETAILS_RAW: [Raw; 7] = [
+    Raw::Text,
+    Raw::Text,
+    Raw::Int,
+    Raw::Int,
+    Raw::Int,
+    Raw::Text,
+    Raw::Money,
+];
+
 /// Reads a [`UserStage`] from the columns [`CORE_COLUMNS`] (descriptive fields empty).
-fn read_core(r: &QueryResult, dialect: &dyn Dialect) -> Result<UserStage, ApiError> {
+fn read_core(r: &Row) -> Result<UserStage, ApiError> {
     let (stage, churn_reason) = read_stage(r, 2, 3)?;
     Ok(UserStage {
         user_id: get_text(r, 0)?.unwrap_or_default(),
         email: None,
-        signup_time: get_time(r, 1, dialect)?
+        signup_time: get_time(r, 1)?
             .ok_or_else(|| Error::Database("user_stages gave no signup_time".to_owned()))?,
         stage,
         churn_reason,
@@ -850,9 +947,9 @@ async fn add_details(
         .sql_text(USER_DETAILS_POSTGRES, USER_DETAILS_SQLITE);
     let sql = crate::sql::file(&located(session, text), vec![as_of.into(), keys.into()])
         .map_err(|e| ApiError::internal("user details", e))?;
-    let rows = query(session, sql, "user details").await?;
-    let mut by_id = std::collections::HashMap::with_capacity(rows.len());
-    for r in &rows {
+    let rows = query(session, sql, "user details", as_of, &DETAILS_RAW).await?;
+    let mut by_id = std::collections::HashMap::with_capacity(rows.rows.len());
+    for r in &rows.rows {
         by_id.insert(get_text(r, 0)?.unwrap_or_default(), r);
     }
     for u in users.iter_mut() {
@@ -884,7 +981,7 @@ pub async fn users_page(
 ) -> Result<(Vec<UserStage>, bool), ApiError> {
     let dialect = session.dialect();
     let order = by_user_id(dialect);
-    let (rows, _) = query_stages(session, config, "users", |force| {
+    let (rows, _) = query_stages(session, config, "users", (as_of, &CORE_RAW), |force| {
         let mut sql = Sql::raw(&format!("SELECT {CORE_COLUMNS} FROM "));
         sql.append(stages_from(force, session, "s", as_of, config)?);
         sql.push(" WHERE 1 = 1");
@@ -906,8 +1003,9 @@ pub async fn users_page(
     })
     .await?;
     let mut users = rows
+        .rows
         .iter()
-        .map(|r| read_core(r, dialect))
+        .map(|r| read_core(r))
         .collect::<Result<Vec<_>, _>>()?;
     let has_next = match limit {
         Some(n) if users.len() as u64 > n => {
@@ -927,15 +1025,21 @@ pub async fn users_total(
     config: &SaasConfig,
     filter: &UserFilter,
 ) -> Result<i64, ApiError> {
-    let (rows, _) = query_stages(session, config, "users total", |force| {
-        let mut sql = Sql::raw("SELECT COUNT(*) AS n FROM ");
-        sql.append(stages_from(force, session, "s", as_of, config)?);
-        sql.push(" WHERE 1 = 1");
-        filter_sql(&mut sql, filter);
-        Ok(sql)
-    })
+    let (rows, _) = query_stages(
+        session,
+        config,
+        "users total",
+        (as_of, &[Raw::Int]),
+        |force| {
+            let mut sql = Sql::raw("SELECT COUNT(*) AS n FROM ");
+            sql.append(stages_from(force, session, "s", as_of, config)?);
+            sql.push(" WHERE 1 = 1");
+            filter_sql(&mut sql, filter);
+            Ok(sql)
+        },
+    )
     .await?;
-    match rows.first() {
+    match rows.rows.first() {
         Some(r) => Ok(get_int(r, 0)?),
         None => Ok(0),
     }
@@ -957,8 +1061,8 @@ pub async fn core_stages_from(
     let mut sql = Sql::raw(&format!("SELECT {CORE_COLUMNS} FROM "));
     sql.append(stages_from(Some(source), session, "s", as_of, config)?);
     sql.push(&format!(" ORDER BY {}", by_user_id(dialect)));
-    let rows = query(session, sql, "core stages").await?;
-    rows.iter().map(|r| read_core(r, dialect)).collect()
+    let rows = query(session, sql, "core stages", as_of, &CORE_RAW).await?;
+    rows.rows.iter().map(|r| read_core(r)).collect()
 }
 
 #[cfg(test)]
