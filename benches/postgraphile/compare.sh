@@ -31,7 +31,7 @@ psql -q "$pg" -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
 # PostGraphile aggregates columns, not expressions: net sales (amt - discount) is given to it
 # as a stored generated column, which tally's model does not read.
 psql -q "$url" -c "ALTER TABLE shop.order_line ADD COLUMN net_amount numeric(18, 2) GENERATED ALWAYS AS (amt - discount) STORED"
-"$tally" demo --db "$url" --model shop --scale "$scale" | tail -1
+"$tally" demo --db "$url" --model shop --scale "$scale" 2>&1 | tail -1
 psql -q "$url" -c "ANALYZE"
 
 PGL_URL="$url" PGL_PORT="${ports[0]}" "$node" "$here/node_modules/.bin/postgraphile" \
@@ -62,7 +62,7 @@ want = sorted((g["keys"][0][:10], round(float(g["sum"]["netAmount"]), 2), int(g[
 for name in ("rows", "rollup"):
     r = json.load(open(f"/tmp/tally-bench-{name}.json"))
     rows = r["data"]["shop"]["metrics"]
-    got = sorted((x["day"][:10], round(x["netSales"], 2), x["orders"]) for x in rows)
+    got = sorted((x["day"][:10], round(float(x["netSales"]), 2), int(x["orders"])) for x in rows)
     assert got == want, f"tally ({name}) and PostGraphile differ: {len(got)} vs {len(want)} days"
     explain = r.get("extensions", {}).get("explain", [{}])[0]
     print(f"tally ({name}) = PostGraphile: {len(got)} days; rollup: {explain.get('rollup')}")
