@@ -196,7 +196,7 @@ impl Session {
         Session {
             // off until an engine hands its own (`with_results`): a disabled cache needs no
             // namespaces
-            results: ResultCache::new(db, ResultCacheSettings::off()),
+            results: ResultCache::new(db, ResultCacheSettings::off(), Vec::new()),
             reads: Arc::default(),
             db: db.clone(),
             dialect: super::dialect_of(db),
