@@ -31,7 +31,17 @@ pub fn median(v: &mut [Duration]) -> Duration {
 /// Runs `bench(backend, conn)` on the databases `TALLY_BENCH_SQLITE` and
 /// `TALLY_BENCH_POSTGRES` name, or, when neither is set, on fresh ones holding the demo data
 /// of `model` at `TALLY_BENCH_SCALE` (its load time printed).
+#[allow(dead_code)] // each benchmark compiles this module; some drive several models
 pub fn run<F, Fut>(model: &'static str, bench: F)
+where
+    F: Fn(&'static str, DatabaseConnection) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    run_models(&[model], bench)
+}
+
+/// [`run`] over the demo data of several `models` (fresh databases hold all of them).
+pub fn run_models<F, Fut>(models: &[&'static str], bench: F)
 where
     F: Fn(&'static str, DatabaseConnection) -> Fut,
     Fut: Future<Output = ()>,
@@ -61,15 +71,17 @@ where
             .unwrap_or(1.0);
         for db in common::TestDb::all().await {
             let opts = tally::demo::DemoOptions { scale, seed: 42 };
-            let started = Instant::now();
-            tally::cli::load_demo(&db.conn, model, &opts, false)
-                .await
-                .expect("demo data");
-            println!(
-                "{}: {model} demo data at scale {scale} loaded in {:.1} s",
-                db.backend,
-                started.elapsed().as_secs_f64()
-            );
+            for model in models {
+                let started = Instant::now();
+                tally::cli::load_demo(&db.conn, model, &opts, false)
+                    .await
+                    .expect("demo data");
+                println!(
+                    "{}: {model} demo data at scale {scale} loaded in {:.1} s",
+                    db.backend,
+                    started.elapsed().as_secs_f64()
+                );
+            }
             // a fresh pool: SQLite's planner reads ANALYZE's statistics only on connections
             // opened after it
             let conn = tally::db::connect(&db.url).await.expect("connect");
