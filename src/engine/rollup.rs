@@ -99,8 +99,11 @@ pub(super) struct Routes {
     status_seen: Mutex<std::collections::HashSet<String>>,
     /// The statuses read per model, with the data version of its namespace before the
     /// read (`None`: no status table).
-    statuses: Mutex<HashMap<String, (u64, Arc<Option<Vec<Status>>>)>>,
+    statuses: Mutex<HashMap<String, (u64, Statuses)>>,
 }
+
+/// The status rows of a model's rollups, `None` when its namespace has no status table.
+type Statuses = Arc<Option<Vec<Status>>>;
 
 impl Routes {
     /// The routes of `models` for `d`; a rollup whose derived model cannot be built is left
@@ -648,7 +651,7 @@ async fn status(
     session: &Session,
     model: &Model,
     version: Result<u64, String>,
-) -> Result<(Result<Arc<Option<Vec<Status>>>, String>, String), ApiError> {
+) -> Result<(Result<Statuses, String>, String), ApiError> {
     if let Ok(v) = &version
         && let Ok(kept) = routes.statuses.lock()
         && let Some((at, s)) = kept.get(&model.name)
