@@ -12,9 +12,9 @@
 //! - `by-day metrics, key + row policy`: the same request (cached and uncached) with an API
 //!   key whose role's callers bind the shop row policy, the key's stores being every store
 //!   (so the answer is the same): the cost of authentication and policies;
-//! - `by-day from a rollup`: net sales and order lines by day, which the shop rollup
-//!   `daily_sales_by_category` answers (uncached), against the same from the order lines
-//!   (rollups off).
+//! - `by-day from a rollup`: net sales and order lines by day, which the smallest shop
+//!   rollup keeping them answers (uncached), against the same from the order lines (rollups
+//!   off).
 //!
 //! ```text
 //! cargo bench --bench serving

@@ -161,7 +161,7 @@ async fn assert_same(
     without: &Engine,
     specs: &[QuerySpec],
     backend: &str,
-    expected: impl Fn(&QuerySpec) -> &'static str,
+    expected: impl Fn(&QuerySpec) -> String,
 ) -> usize {
     let mut compared = 0;
     let mut nonempty = 0;
@@ -173,7 +173,7 @@ async fn assert_same(
             let (b, raw_used, raw_reason) = run(without, &spec).await;
             assert_eq!(
                 used.as_deref(),
-                Some(expected(&spec)),
+                Some(expected(&spec).as_str()),
                 "{backend}: {spec:?} was not answered from the rollup: {reason:?}"
             );
             assert_eq!(raw_used, None);
@@ -196,6 +196,41 @@ async fn assert_same(
     }
     assert!(nonempty > compared / 2, "{nonempty} of {compared}");
     compared
+}
+
+/// The rows of each shop rollup, by name, as their status says.
+async fn rollup_rows(db: &DatabaseConnection) -> Vec<(String, i64)> {
+    let shop = tally::semantic::load_embedded()
+        .unwrap()
+        .into_iter()
+        .find(|m| m.name == "shop")
+        .unwrap();
+    tally::rollup::statuses(db, &shop)
+        .await
+        .unwrap()
+        .unwrap()
+        .into_iter()
+        .map(|s| (s.name, s.row_count))
+        .collect()
+}
+
+/// Of the rollups `keeps`, the one with the fewest rows (the first of equals in the model
+/// file's order), as `shop.<name>`.
+fn smallest(sizes: &[(String, i64)], keeps: &[&str]) -> String {
+    let order = [
+        "daily_sales",
+        "daily_sales_by_store",
+        "daily_sales_by_category",
+        "daily_orders",
+    ];
+    let mut best: Option<(&str, i64)> = None;
+    for name in order.iter().filter(|n| keeps.contains(n)) {
+        let rows = sizes.iter().find(|(n, _)| n == name).unwrap().1;
+        if best.is_none_or(|(_, r)| rows < r) {
+            best = Some((name, rows));
+        }
+    }
+    format!("shop.{}", best.unwrap().0)
 }
 
 /// asOf values: bucket boundaries, instants within a bucket, a fraction of a second.
@@ -227,6 +262,7 @@ async fn answers_from_the_rollup_equal_answers_from_the_rows() {
         )
         .await;
         let specs = requests(&store, &categories);
+        let sizes = rollup_rows(&db.conn).await;
         let compared = assert_same(&with, &without, &specs, db.backend, |spec| {
             // the smallest rollup that keeps what the request reads
             let mut dims: Vec<&str> = spec.filter_dimensions();
@@ -235,16 +271,25 @@ async fn answers_from_the_rollup_equal_answers_from_the_rows() {
                     dims.push(name);
                 }
             }
+            let mut keeps = vec![
+                "daily_sales",
+                "daily_sales_by_store",
+                "daily_sales_by_category",
+                "daily_orders",
+            ];
             if dims.iter().any(|d| d.starts_with("customer")) {
-                "shop.daily_sales"
-            } else if dims
+                keeps.retain(|r| *r == "daily_sales");
+            }
+            if dims.iter().any(|d| d.starts_with("category")) {
+                keeps.retain(|r| *r != "daily_orders");
+            }
+            if dims
                 .iter()
                 .any(|d| d.starts_with("store") || d.contains("ampaign"))
             {
-                "shop.daily_sales_by_store"
-            } else {
-                "shop.daily_sales_by_category"
+                keeps.retain(|r| *r != "daily_sales_by_category");
             }
+            smallest(&sizes, &keeps)
         })
         .await;
         assert_eq!(compared, 4 * 10 * AS_OF.len());
@@ -262,10 +307,18 @@ async fn explain_says_why_no_rollup_answered() {
             (
                 {
                     let mut s = QuerySpec::new("shop", at);
-                    s.fields = vec![dim("orderTime", Some(Granularity::Day)), met("orders")];
+                    s.fields = vec![dim("orderTime", Some(Granularity::Day)), met("customers")];
                     s
                 },
-                "distinct count",
+                "metric customers reads measure customers, which the rollup does not keep",
+            ),
+            (
+                {
+                    let mut s = QuerySpec::new("shop", at);
+                    s.fields = vec![dim("categoryName", None), met("orders")];
+                    s
+                },
+                "metric orders reads measure orders, which the rollup does not keep",
             ),
             (
                 {
@@ -361,7 +414,8 @@ async fn a_write_outside_the_loader_stops_the_rollup_until_a_refresh() {
         let (engine, without) = engines(&db.conn);
         let spec = net_sales_by_month("2024-12-31T00:00:00Z");
         let (before, used, _) = run(&engine, &spec).await;
-        assert_eq!(used.as_deref(), Some("shop.daily_sales_by_category"));
+        let monthly = used.unwrap();
+        assert!(monthly.starts_with("shop.daily_"), "{monthly}");
         // a copy of a line, under a new id, written with plain SQL (an ETL job, psql)
         db.conn
             .execute_unprepared(
@@ -392,12 +446,13 @@ async fn a_write_outside_the_loader_stops_the_rollup_until_a_refresh() {
                 "shop.daily_sales",
                 "shop.daily_sales_by_store",
                 "shop.daily_sales_by_category",
+                "shop.daily_orders",
                 "social.hourly_ads"
             ],
             "the stale rollups of order_line are rebuilt, and the never built one"
         );
         let (fresh, used, _) = run(&engine, &spec).await;
-        assert_eq!(used.as_deref(), Some("shop.daily_sales_by_category"));
+        assert_eq!(used.as_deref(), Some(monthly.as_str()));
         assert_eq!(canonical(&fresh), canonical(&raw));
         // a write again, then a load through the loader: it commits a fresh rollup
         db.conn
@@ -409,7 +464,7 @@ async fn a_write_outside_the_loader_stops_the_rollup_until_a_refresh() {
         assert_eq!(run(&engine, &spec).await.1, None);
         shop_db(&db.conn).await;
         let (loaded, used, _) = run(&engine, &spec).await;
-        assert_eq!(used.as_deref(), Some("shop.daily_sales_by_category"));
+        assert_eq!(used.as_deref(), Some(monthly.as_str()));
         assert_eq!(canonical(&loaded), canonical(&before));
         db.cleanup().await;
     }
@@ -517,10 +572,6 @@ fn broken_rollups_are_reported_with_file_and_line() {
     };
     at(4, "grain \"week\" is not hour or day");
     at(5, "no column \"no_such_column\"");
-    at(
-        6,
-        "\"orders\" is a distinct count: a distinct count is exact only at the grain of its entity",
-    );
     at(6, "median");
     at(6, "avg");
     at(6, "aggregates table \"inventory_event\"");
@@ -529,7 +580,8 @@ fn broken_rollups_are_reported_with_file_and_line() {
     // the shipped rollup is valid
     let shop = tally::semantic::load_embedded().unwrap();
     let shop = shop.iter().find(|m| m.name == "shop").unwrap();
-    assert_eq!(shop.rollups.len(), 3);
+    assert_eq!(shop.rollups.len(), 4);
+    assert!(shop.rollups[3].measure("orders").unwrap().is_distinct());
     assert_eq!(shop.rollups[0].storage_table(), "tally_rollup_daily_sales");
 }
 
@@ -582,7 +634,12 @@ async fn the_command_line_builds_and_refreshes_rollups() {
     let refreshed = tally(&["rollup", "refresh", "--db", &url]);
     assert_eq!(
         refreshed.matches("rows from 1 source rows").count(),
-        3,
+        4,
+        "{refreshed}"
+    );
+    assert!(
+        refreshed.contains("daily_orders: 1 rows from 1 source rows in")
+            && refreshed.contains("distinct count orders: exact"),
         "{refreshed}"
     );
     assert!(
@@ -592,7 +649,7 @@ async fn the_command_line_builds_and_refreshes_rollups() {
             .all(|(_, f, n)| *f && *n == 1)
     );
     let all = tally(&["rollup", "refresh", "--all", "--db", &url]);
-    assert_eq!(all.matches("rollup shop.").count(), 3, "{all}");
+    assert_eq!(all.matches("rollup shop.").count(), 4, "{all}");
     db.close().await.ok();
 }
 
@@ -632,9 +689,357 @@ async fn social_ads_from_the_hourly_rollup_equal_the_rows() {
                 specs.push(s);
             }
         }
-        let compared =
-            assert_same(&with, &without, &specs, db.backend, |_| "social.hourly_ads").await;
+        let compared = assert_same(&with, &without, &specs, db.backend, |_| {
+            "social.hourly_ads".to_owned()
+        })
+        .await;
         assert_eq!(compared, 8 * AS_OF.len());
         db.cleanup().await;
     }
+}
+
+/// Distinct-count requests (orders, aov = netSales / orders) by day and coarser, by store or
+/// campaign, filtered on them.
+fn order_requests(store: &str) -> Vec<QuerySpec> {
+    let metric_sets: Vec<Vec<&str>> = vec![
+        vec!["orders"],
+        vec!["netSales", "orders"],
+        vec!["aov", "orderLines", "discountRate"],
+    ];
+    let dim_sets: Vec<Vec<Selected>> = vec![
+        vec![],
+        vec![dim("orderTime", Some(Granularity::Day))],
+        vec![dim("orderTime", Some(Granularity::Week))],
+        vec![dim("orderTime", Some(Granularity::Month))],
+        vec![dim("orderTime", Some(Granularity::Year))],
+        vec![dim("storeId", None)],
+        vec![
+            dim("campaignName", None),
+            dim("orderTime", Some(Granularity::Quarter)),
+        ],
+        vec![dim("hasCampaign", None), dim("storeId", None)],
+    ];
+    let mut out = Vec::new();
+    for (i, metrics) in metric_sets.iter().enumerate() {
+        for (j, dims) in dim_sets.iter().enumerate() {
+            let mut s = QuerySpec::new("shop", t("2024-06-30T12:00:00Z"));
+            s.fields = dims.clone();
+            s.fields.extend(metrics.iter().map(|m| met(m)));
+            if (i + j) % 3 == 0 {
+                let v = s.value(ReqValue::Str(store.to_owned()));
+                s.filter = Some(Filter::Cond {
+                    dimension: "storeId".into(),
+                    op: FilterOp::Equals,
+                    args: vec![v],
+                });
+            }
+            out.push(s);
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn distinct_counts_from_the_rollup_equal_the_rows() {
+    for db in TestDb::all().await {
+        shop_db(&db.conn).await;
+        let (with, without) = engines(&db.conn);
+        let store = text_values(
+            &db.conn,
+            "SELECT store_id FROM \"shop\".\"order_line\" ORDER BY store_id LIMIT 1",
+        )
+        .await
+        .remove(0);
+        // the demo's orders keep their time, store and campaign on every line: exact
+        let shop = tally::semantic::load_embedded()
+            .unwrap()
+            .into_iter()
+            .find(|m| m.name == "shop")
+            .unwrap();
+        let status = tally::rollup::statuses(&db.conn, &shop)
+            .await
+            .unwrap()
+            .unwrap();
+        let orders = status.iter().find(|s| s.name == "daily_orders").unwrap();
+        assert_eq!(orders.distinct_check, ",orders:0,", "{}", db.backend);
+        assert!(orders.distinct_exact("orders"));
+        let specs = order_requests(&store);
+        let compared = assert_same(&with, &without, &specs, db.backend, |_| {
+            "shop.daily_orders".to_owned()
+        })
+        .await;
+        assert_eq!(compared, 3 * 8 * AS_OF.len());
+        db.cleanup().await;
+    }
+}
+
+/// Orders and net sales by day as of `at`.
+fn orders_by_day(at: &str) -> QuerySpec {
+    let mut s = QuerySpec::new("shop", t(at));
+    s.fields = vec![
+        dim("orderTime", Some(Granularity::Day)),
+        met("netSales"),
+        met("orders"),
+    ];
+    s
+}
+
+/// A line of an existing order (the first one of 2024-03-10) in another store: the order then
+/// falls in two groups of `daily_orders`.
+const STRADDLING_LINE: &str = "INSERT INTO \"shop\".\"order_line\" (line_item_id, order_id, order_time, \
+     customer_id, campaign_id, store_id, product_id, product_category_id, count, amt, \
+     discount, unit_price_at_purchase, tax_amt, shipping_amt, line_number) \
+     SELECT 'straddling-line', order_id, order_time, customer_id, campaign_id, 'another-store', \
+     product_id, product_category_id, count, amt, discount, unit_price_at_purchase, \
+     tax_amt, shipping_amt, 98 FROM \"shop\".\"order_line\" \
+     WHERE order_time >= '2024-03-10' ORDER BY order_time, line_item_id LIMIT 1";
+
+#[tokio::test]
+async fn a_distinct_count_is_read_from_the_rollup_only_while_exact() {
+    for db in TestDb::all().await {
+        shop_db(&db.conn).await;
+        let (engine, without) = engines(&db.conn);
+        let models = tally::semantic::load_embedded().unwrap();
+        let spec = orders_by_day("2024-06-30T12:00:00Z");
+        let (before, used, _) = run(&engine, &spec).await;
+        assert_eq!(used.as_deref(), Some("shop.daily_orders"), "{}", db.backend);
+        // a write after the build: stale, not used, the answer from the rows
+        db.conn.execute_unprepared(STRADDLING_LINE).await.unwrap();
+        let (stale, used, reason) = run(&engine, &spec).await;
+        assert_eq!(used, None);
+        assert!(reason.unwrap().contains("daily_orders is stale"));
+        let (raw, _, _) = run(&without, &spec).await;
+        assert_eq!(canonical(&stale), canonical(&raw), "{}", db.backend);
+        assert_ne!(canonical(&stale), canonical(&before), "the new line counts");
+        // rebuilt: the order is in two groups, so orders is not read from the rollup...
+        tally::rollup::refresh_all(&db.conn, &models, false)
+            .await
+            .unwrap();
+        let (inexact, used, reason) = run(&engine, &spec).await;
+        assert_eq!(used, None, "{}", db.backend);
+        let reason = reason.unwrap();
+        assert!(
+            reason.contains(
+                "metric orders: measure \"orders\" is a distinct count and 1 of its values fall in more than one group of shop.daily_orders"
+            ) && reason.contains("would count them twice"),
+            "{}: {reason}",
+            db.backend
+        );
+        assert_eq!(canonical(&inexact), canonical(&raw));
+        // ...while its sums still are
+        let mut sums = spec.clone();
+        sums.fields.retain(|f| f.key != "orders");
+        let mut sums_by_store = sums.clone();
+        sums_by_store.fields.push(dim("storeId", None));
+        let (a, used, _) = run(&engine, &sums_by_store).await;
+        assert!(used.is_some(), "{}", db.backend);
+        assert_eq!(
+            canonical(&a),
+            canonical(&run(&without, &sums_by_store).await.0)
+        );
+        // the straddling line removed and rebuilt: exact again
+        db.conn
+            .execute_unprepared(
+                "DELETE FROM \"shop\".\"order_line\" WHERE line_item_id = 'straddling-line'",
+            )
+            .await
+            .unwrap();
+        tally::rollup::refresh_all(&db.conn, &models, false)
+            .await
+            .unwrap();
+        let (again, used, _) = run(&engine, &spec).await;
+        assert_eq!(used.as_deref(), Some("shop.daily_orders"));
+        assert_eq!(canonical(&again), canonical(&before));
+        db.cleanup().await;
+    }
+}
+
+/// A rollup by category keeping orders: an order with lines of two categories is in two
+/// groups, which the build finds; explain says how many.
+#[tokio::test]
+async fn orders_by_category_are_not_exact_and_explain_says_why() {
+    let extra = "[[rollup]]\n\
+        name = \"orders_by_category\"\n\
+        table = \"order_line\"\n\
+        grain = \"day\"\n\
+        columns = [\"product_category_id\"]\n\
+        measures = [\"net_sales\", \"orders\"]\n";
+    let mut shop = tally::semantic::load_sources(&shop_with(extra))
+        .unwrap()
+        .remove(0);
+    shop.rollups.retain(|r| r.name == "orders_by_category");
+    for db in TestDb::all().await {
+        shop_db(&db.conn).await;
+        let reports = tally::rollup::refresh_all(&db.conn, std::slice::from_ref(&shop), false)
+            .await
+            .unwrap();
+        assert_eq!(reports.len(), 1);
+        // the orders with lines in two categories of one day, counted in SQL
+        let expected: i64 = db
+            .conn
+            .query_one_raw(Statement::from_string(
+                db.conn.get_database_backend(),
+                "SELECT COUNT(*) FROM (SELECT order_id FROM \"shop\".\"order_line\" \
+                 GROUP BY order_id HAVING COUNT(DISTINCT product_category_id) > 1) AS x",
+            ))
+            .await
+            .unwrap()
+            .unwrap()
+            .try_get_by_index(0)
+            .unwrap();
+        assert!(expected > 0);
+        assert_eq!(reports[0].distinct, vec![("orders".to_owned(), expected)]);
+        let status = tally::rollup::statuses(&db.conn, &shop)
+            .await
+            .unwrap()
+            .unwrap();
+        let s = status
+            .iter()
+            .find(|s| s.name == "orders_by_category")
+            .unwrap();
+        assert_eq!(s.shared_values("orders"), Some(expected));
+        let engine = Engine::new(db.conn.clone(), vec![std::sync::Arc::new(shop.clone())]);
+        let without =
+            Engine::new(db.conn.clone(), vec![std::sync::Arc::new(shop.clone())]).without_rollups();
+        let mut spec = QuerySpec::new("shop", t("2024-06-30T12:00:00Z"));
+        spec.fields = vec![dim("categoryName", None), met("orders")];
+        let (a, used, reason) = run(&engine, &spec).await;
+        assert_eq!(used, None);
+        let reason = reason.unwrap();
+        assert!(
+            reason.contains(&format!(
+                "metric orders: measure \"orders\" is a distinct count and {expected} of its values fall in more than one group of shop.orders_by_category"
+            )),
+            "{}: {reason}",
+            db.backend
+        );
+        assert_eq!(canonical(&a), canonical(&run(&without, &spec).await.0));
+        // net sales by category are read from it
+        let mut sales = QuerySpec::new("shop", t("2024-06-30T12:00:00Z"));
+        sales.fields = vec![dim("categoryName", None), met("netSales")];
+        let (a, used, _) = run(&engine, &sales).await;
+        assert_eq!(used.as_deref(), Some("shop.orders_by_category"));
+        assert_eq!(canonical(&a), canonical(&run(&without, &sales).await.0));
+        db.cleanup().await;
+    }
+}
+
+/// What explain says of where the rollups' status came from.
+async fn status_note(engine: &Engine, spec: &QuerySpec) -> (Table, Option<String>, String) {
+    let session = engine.session();
+    let table: Table<Value> = engine.run(&session, spec).await.unwrap();
+    let last = session.explained().pop().unwrap().to_json("shop.metrics");
+    let used = last["rollup"].as_str().map(str::to_owned);
+    let note = last["rollupStatus"].as_str().unwrap().to_owned();
+    (table, used, note)
+}
+
+/// The engine keeps the rollups' status while the shop namespace's data version holds: a
+/// repeated request does not read it; a write by tally moves the version and the next
+/// request reads it again (and notices a stale rollup at once); a copy that is behind still
+/// answers exactly (the statement checks the status itself). Without the result cache's
+/// versions the status is read for every request.
+#[tokio::test]
+async fn the_rollup_status_is_kept_while_the_data_version_holds() {
+    for db in TestDb::all().await {
+        shop_db(&db.conn).await;
+        let without = Engine::with_embedded_models(db.conn.clone())
+            .unwrap()
+            .without_rollups();
+        // without versions: read every time, through the session
+        let plain = Engine::with_embedded_models(db.conn.clone()).unwrap();
+        for _ in 0..2 {
+            let (_, used, note) = status_note(&plain, &orders_by_day("2024-05-05T05:05:05Z")).await;
+            assert_eq!(used.as_deref(), Some("shop.daily_orders"));
+            assert!(
+                note.starts_with("read from shop.tally_rollup_status (")
+                    && note.contains("not kept"),
+                "{note}"
+            );
+        }
+        // with versions (a poll too slow to notice anything during the test)
+        let engine = Engine::with_embedded_models(db.conn.clone())
+            .unwrap()
+            .with_result_cache(tally::engine::ResultCacheSettings {
+                bytes: 1 << 20,
+                poll_interval: std::time::Duration::from_secs(60),
+            });
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let (_, used, note) = status_note(&engine, &orders_by_day("2024-05-01T00:00:00Z")).await;
+        assert_eq!(used.as_deref(), Some("shop.daily_orders"));
+        assert!(
+            note.starts_with("read from shop.tally_rollup_status ("),
+            "{}: {note}",
+            db.backend
+        );
+        assert!(!note.contains("not kept"), "{note}");
+        // the next request uses the copy: one statement, the answer's (other tests of this
+        // binary load shop data in parallel, moving the version: a few tries)
+        let mut kept = false;
+        for i in 0..5 {
+            let reads = db_statements(&engine);
+            let (_, used, note) =
+                status_note(&engine, &orders_by_day(&format!("2024-05-02T00:00:0{i}Z"))).await;
+            assert_eq!(used.as_deref(), Some("shop.daily_orders"));
+            if note.starts_with("the engine's copy") {
+                assert_eq!(
+                    db_statements(&engine),
+                    reads + 1,
+                    "one statement: the answer's"
+                );
+                kept = true;
+                break;
+            }
+            assert!(note.starts_with("read from"), "{note}");
+        }
+        assert!(
+            kept,
+            "{}: the status was read for every request",
+            db.backend
+        );
+        // a write outside tally, not yet seen by the poll: the copy says fresh, the
+        // statement sees the rollup stale and reads the rows; exact either way
+        db.conn.execute_unprepared(STRADDLING_LINE).await.unwrap();
+        let spec = orders_by_day("2024-06-30T12:00:00Z");
+        let (a, used, note) = status_note(&engine, &spec).await;
+        assert!(
+            (note.starts_with("the engine's copy") && used.is_some())
+                || (note.starts_with("read from") && used.is_none()),
+            "{note} {used:?}"
+        );
+        assert_eq!(
+            canonical(&a),
+            canonical(&run(&without, &spec).await.0),
+            "{}",
+            db.backend
+        );
+        // tally's writers move the version as they commit: read again, stale at once
+        tally::engine::results::bump("shop");
+        let spec = orders_by_day("2024-06-30T12:00:01Z");
+        let (b, used, note) = status_note(&engine, &spec).await;
+        assert!(note.starts_with("read from"), "{note}");
+        assert_eq!(used, None, "{}: stale", db.backend);
+        assert_eq!(canonical(&b), canonical(&run(&without, &spec).await.0));
+        // a load (tally's loader) rebuilds and moves the version: used again at once
+        db.conn
+            .execute_unprepared(
+                "DELETE FROM \"shop\".\"order_line\" WHERE line_item_id = 'straddling-line'",
+            )
+            .await
+            .unwrap();
+        shop_db(&db.conn).await;
+        let (_, used, note) = status_note(&engine, &orders_by_day("2024-06-30T12:00:02Z")).await;
+        assert!(note.starts_with("read from"), "{note}");
+        assert_eq!(used.as_deref(), Some("shop.daily_orders"), "{}", db.backend);
+        db.cleanup().await;
+    }
+}
+
+/// The statements the engine's sessions ran.
+fn db_statements(engine: &Engine) -> u64 {
+    engine
+        .guard()
+        .counters()
+        .statements
+        .load(std::sync::atomic::Ordering::SeqCst)
 }

@@ -221,27 +221,50 @@ impl Engine {
             .filter(|_| caller.is_some());
         let (route, choice) = match self.rollups.candidates(model, spec, tenant) {
             None => (None, None),
-            Some(Err(reason)) => (None, Some(reason)),
+            Some(Err(reason)) => (
+                None,
+                Some(RollupChoice {
+                    used: None,
+                    reason: Some(reason),
+                    status: None,
+                }),
+            ),
             Some(Ok(candidates)) => {
-                match rollup::usable(&self.rollups, &self.db, model, &candidates).await {
-                    Ok(route) => (Some(route), None),
-                    Err(reason) => (None, Some(reason)),
+                let version = self
+                    .results
+                    .data_version(std::slice::from_ref(&model.namespace));
+                let (chosen, status) = rollup::usable(
+                    &self.rollups,
+                    session,
+                    self.dialect,
+                    model,
+                    spec,
+                    &candidates,
+                    version,
+                )
+                .await?;
+                match chosen {
+                    Ok((r, variant)) => (
+                        Some(variant),
+                        Some(RollupChoice {
+                            used: Some(format!("{}.{}", r.model, r.rollup.name)),
+                            reason: None,
+                            status: Some(status),
+                        }),
+                    ),
+                    Err(reason) => (
+                        None,
+                        Some(RollupChoice {
+                            used: None,
+                            reason: Some(reason),
+                            status: Some(status),
+                        }),
+                    ),
                 }
             }
         };
-        let choice = match (route, choice) {
-            (Some(r), _) => Some(RollupChoice {
-                used: Some(format!("{}.{}", r.model, r.rollup.name)),
-                reason: None,
-            }),
-            (None, Some(reason)) => Some(RollupChoice {
-                used: None,
-                reason: Some(reason),
-            }),
-            (None, None) => None,
-        };
         let scoped = caller.is_some();
-        let (rendered, _hit) = match route {
+        let (rendered, _hit) = match &route {
             Some(r) => r
                 .plans
                 .get_or_render_scoped(&r.derived, spec, self.dialect, scoped),

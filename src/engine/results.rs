@@ -362,6 +362,16 @@ impl ResultCache {
             .fold(0u64, u64::wrapping_add))
     }
 
+    /// The data version of `namespaces` (it moves with every write to them), or why it is
+    /// not known well enough to keep anything by it (the cache is off, or its poll failed
+    /// or fell behind).
+    pub fn data_version(&self, namespaces: &[String]) -> Result<u64, String> {
+        if !self.shared.settings.enabled() {
+            return Err("data versions are not read (--result-cache-bytes 0)".to_owned());
+        }
+        self.version(namespaces)
+    }
+
     /// Looks up the answer of `sql` bound to `params` as of `as_of` (`None`: an answer
     /// that does not depend on an instant), read into `columns` (the type of each column, as
     /// text: one statement read two ways is two answers), reading `namespaces`.

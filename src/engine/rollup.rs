@@ -3,34 +3,88 @@
 //! For each rollup of a model the engine derives, once, a model in which the rollup's event
 //! table is a SQL table over the rollup and the newest source rows
 //! ([`crate::rollup::union_text`]) and each kept measure is the re-aggregation of its
-//! partial (sum of sums, sum of counts, min of minima, max of maxima). A metrics request
+//! partial (sum of sums, sum of counts, min of minima, max of maxima). A distinct count is
+//! the sum of its per-group counts over the rollup's rows plus the distinct count of the
+//! values of the source's rows (exact while every value falls in one group of the rollup:
+//! the status of its last build says so, and the statement checks it). A metrics request
 //! that the derived model can answer exactly is planned over it by the ordinary planner;
-//! [`Routes::choose`] decides, and says why not otherwise.
+//! [`Routes::candidates`] and [`usable`] decide, and say why not otherwise.
+//!
+//! The rollups' status is read through the field's session (admission control and the
+//! time budget apply) and kept per model while the model's namespace's data version (the
+//! result cache's, `super::results`) holds: the status table lives in that namespace and
+//! every write that could change it (the staleness triggers, a build) moves the version.
+//! Without known versions (the result cache off, or its poll behind) it is read for every
+//! request. The check inside the statement keeps answers exact either way.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use super::PlanCache;
 use super::caller::Caller;
+use super::session::Session;
+use crate::error::ApiError;
 use crate::query::{Item, QuerySpec};
+use crate::rollup::Status;
 use crate::semantic::{
-    AsOf, ColType, Dimension, Expr, Measure, Metric, MetricKind, Model, Rollup, Table, TableSource,
+    Agg, AsOf, ColType, Dimension, Expr, Measure, Metric, MetricKind, Model, Rollup, Table,
+    TableSource,
 };
 use crate::sql::Dialect;
 
-/// A rollup the engine may answer from: the rollup, its derived model and the statements
-/// rendered over it.
+/// A derived model of a rollup and the statements rendered over it.
+pub(super) struct Variant {
+    /// The model with the rollup's table read from the rollup.
+    pub(super) derived: Arc<Model>,
+    /// Statements rendered over the derived model, by request shape.
+    pub(super) plans: PlanCache,
+}
+
+/// A rollup the engine may answer from: the rollup, its derived models and the statements
+/// rendered over them.
 pub(super) struct Route {
     /// The model's name.
     pub(super) model: String,
     /// The rollup.
     pub(super) rollup: Rollup,
-    /// The model with the rollup's table read from the rollup.
-    pub(super) derived: Arc<Model>,
+    /// The derived model whose statements check the rollup's freshness (and no distinct
+    /// count's exactness): for requests that read no distinct count of it, and for
+    /// deciding by a request's shape.
+    pub(super) base: Arc<Variant>,
     /// The rollup's definition ([`Rollup::definition`]): a status row of another is not
     /// this rollup's.
     pub(super) definition: String,
-    /// Statements rendered over the derived model, by request shape.
-    pub(super) plans: PlanCache,
+    /// Derived models whose statements also check that these distinct counts were exact at
+    /// the build (by the measures' names, in the rollup's order), made when first needed.
+    variants: Mutex<HashMap<Vec<String>, Arc<Variant>>>,
+}
+
+impl Route {
+    /// The derived model (and its statements) whose statements read the rollup only while
+    /// it is fresh and each of the distinct counts `exact` was exact at its build.
+    fn variant(
+        &self,
+        model: &Model,
+        d: &dyn Dialect,
+        exact: &[String],
+    ) -> Result<Arc<Variant>, String> {
+        if exact.is_empty() {
+            return Ok(self.base.clone());
+        }
+        let mut variants = self
+            .variants
+            .lock()
+            .map_err(|_| "the rollup's statements are unreadable".to_owned())?;
+        if let Some(v) = variants.get(exact) {
+            return Ok(v.clone());
+        }
+        let v = Arc::new(Variant {
+            derived: Arc::new(derive(model, &self.rollup, d, exact)?),
+            plans: PlanCache::default(),
+        });
+        variants.insert(exact.to_vec(), v.clone());
+        Ok(v)
+    }
 }
 
 /// Every rollup route of an engine.
@@ -42,8 +96,14 @@ pub(super) struct Routes {
     pub(super) disabled: bool,
     /// Models whose namespace is known to hold the rollup status table (tally never drops
     /// it), whose status is then read without looking for it first.
-    status_seen: std::sync::Mutex<std::collections::HashSet<String>>,
+    status_seen: Mutex<std::collections::HashSet<String>>,
+    /// The statuses read per model, with the data version of its namespace before the
+    /// read (`None`: no status table).
+    statuses: Mutex<HashMap<String, (u64, Statuses)>>,
 }
+
+/// The status rows of a model's rollups, `None` when its namespace has no status table.
+type Statuses = Arc<Option<Vec<Status>>>;
 
 impl Routes {
     /// The routes of `models` for `d`; a rollup whose derived model cannot be built is left
@@ -52,13 +112,16 @@ impl Routes {
         let mut routes = Vec::new();
         for model in models {
             for rollup in &model.rollups {
-                match derive(model, rollup, d) {
+                match derive(model, rollup, d, &[]) {
                     Ok(derived) => routes.push(Route {
                         model: model.name.clone(),
                         definition: rollup.definition(model),
                         rollup: rollup.clone(),
-                        derived: Arc::new(derived),
-                        plans: PlanCache::default(),
+                        base: Arc::new(Variant {
+                            derived: Arc::new(derived),
+                            plans: PlanCache::default(),
+                        }),
+                        variants: Mutex::default(),
                     }),
                     Err(e) => {
                         tracing::warn!("rollup {}.{} is not used: {e}", model.name, rollup.name)
@@ -70,6 +133,7 @@ impl Routes {
             routes,
             disabled: false,
             status_seen: Default::default(),
+            statuses: Default::default(),
         }
     }
 
@@ -119,7 +183,7 @@ impl Routes {
 /// Why `route` cannot answer `spec` exactly, `None` when it can (its freshness aside).
 fn why_not(model: &Model, route: &Route, spec: &QuerySpec) -> Option<String> {
     let rollup = &route.rollup;
-    let derived = &route.derived;
+    let derived = &route.base.derived;
     let utc = spec
         .timezone
         .as_deref()
@@ -187,14 +251,14 @@ fn why_not(model: &Model, route: &Route, spec: &QuerySpec) -> Option<String> {
 fn dimension_reason(model: &Model, route: &Route, name: &str) -> Option<String> {
     let table = &route.rollup.table;
     let dim = model.dimension(name)?;
-    if route.derived.dimension(name).is_none() {
+    if route.base.derived.dimension(name).is_none() {
         return Some(format!(
             "dimension {name} is not in the rollup (it reads columns of {table} the rollup does not keep)"
         ));
     }
     if dim.table != *table
         && model.join_path(table, &dim.table).is_some()
-        && route.derived.join_path(table, &dim.table).is_none()
+        && route.base.derived.join_path(table, &dim.table).is_none()
     {
         return Some(format!(
             "dimension {name} is not in the rollup (its table {} is joined from {table} over columns the rollup does not keep)",
@@ -240,8 +304,20 @@ fn metric_reason(model: &Model, rollup: &Rollup, name: &str) -> String {
     format!("metric {name} is built from metrics the rollup cannot answer")
 }
 
-/// The model in which `rollup`'s table reads the rollup (see the module doc).
-fn derive(model: &Model, rollup: &Rollup, d: &dyn Dialect) -> Result<Model, String> {
+/// The prefix of the measures and metrics a derived model adds for a distinct count: the
+/// distinct count of the source rows' values (`tally_raw_<name>`) and the sum of the
+/// rollup's per-group counts (`tally_rolled_<metric>`).
+const HIDDEN: &str = "tally_";
+
+/// The model in which `rollup`'s table reads the rollup (see the module doc); its
+/// statements read the rollup only while it is fresh and each of the distinct counts
+/// `exact` was exact at its build.
+fn derive(
+    model: &Model,
+    rollup: &Rollup,
+    d: &dyn Dialect,
+    exact: &[String],
+) -> Result<Model, String> {
     let source = model
         .table(&rollup.table)
         .ok_or_else(|| format!("no table {}", rollup.table))?;
@@ -251,7 +327,8 @@ fn derive(model: &Model, rollup: &Rollup, d: &dyn Dialect) -> Result<Model, Stri
             rollup.table
         ));
     }
-    let (text, params) = crate::rollup::union_text(model, rollup, d).map_err(|e| e.to_string())?;
+    let (text, params) =
+        crate::rollup::union_text(model, rollup, d, exact).map_err(|e| e.to_string())?;
     let mut columns = vec![(rollup.time.clone(), ColType::Time)];
     for c in &rollup.columns {
         columns.push((c.clone(), source.column_type(c).unwrap_or(ColType::String)));
@@ -260,6 +337,12 @@ fn derive(model: &Model, rollup: &Rollup, d: &dyn Dialect) -> Result<Model, Stri
         columns.push((
             m.column.clone(),
             crate::rollup::partial_type(model, m, source),
+        ));
+    }
+    for m in rollup.distinct_measures() {
+        columns.push((
+            m.value_column(),
+            crate::rollup::value_type(model, m, source),
         ));
     }
     let text: Arc<str> = text.into();
@@ -313,31 +396,82 @@ fn derive(model: &Model, rollup: &Rollup, d: &dyn Dialect) -> Result<Model, Stri
         .filter(|dim| dimension_kept(dim, rollup))
         .cloned()
         .collect();
-    // the table's measures: the rollup's, re-aggregated; the others are gone
+    // the table's measures: the rollup's, re-aggregated; the others are gone. A distinct
+    // count is the sum of its per-group counts (rollup rows) plus the distinct count of the
+    // source rows' values: two measures, added by its metrics below
     out.measures = model
         .measures
         .iter()
-        .filter_map(|m| {
+        .flat_map(|m| {
             if m.table != rollup.table {
-                return Some(m.clone());
+                return vec![m.clone()];
             }
-            let r = rollup.measure(&m.name)?;
-            Some(Measure {
+            let Some(r) = rollup.measure(&m.name) else {
+                return Vec::new();
+            };
+            let mut kept = vec![Measure {
                 name: m.name.clone(),
                 table: m.table.clone(),
                 agg: r.combine,
                 expr: Some(Expr::Column(r.column.clone())),
                 filter: None,
                 description: m.description.clone(),
-            })
+            }];
+            if r.is_distinct() {
+                kept.push(Measure {
+                    name: format!("{HIDDEN}raw_{}", m.name),
+                    table: m.table.clone(),
+                    agg: Agg::CountDistinct,
+                    expr: Some(Expr::Column(r.value_column())),
+                    filter: None,
+                    description: m.description.clone(),
+                });
+            }
+            kept
         })
         .collect();
-    let metrics: Vec<Metric> = model
+    let mut metrics: Vec<Metric> = Vec::new();
+    for metric in model
         .metrics
         .iter()
         .filter(|m| metric_kept(model, &out, rollup, &m.name, 0))
-        .cloned()
-        .collect();
+    {
+        let distinct = match &metric.kind {
+            MetricKind::Simple { measure } => rollup.measure(measure).filter(|r| r.is_distinct()),
+            _ => None,
+        };
+        let Some(r) = distinct else {
+            metrics.push(metric.clone());
+            continue;
+        };
+        // rolled + raw; a value is in one of them only (see the module doc)
+        let rolled = format!("{HIDDEN}rolled_{}", metric.name);
+        let raw = format!("{HIDDEN}raw_{}", metric.name);
+        metrics.push(Metric {
+            name: rolled.clone(),
+            kind: MetricKind::Simple {
+                measure: r.measure.clone(),
+            },
+            ..metric.clone()
+        });
+        metrics.push(Metric {
+            name: raw.clone(),
+            kind: MetricKind::Simple {
+                measure: format!("{HIDDEN}raw_{}", r.measure),
+            },
+            ..metric.clone()
+        });
+        metrics.push(Metric {
+            kind: MetricKind::Derived {
+                expr: Expr::Binary(
+                    crate::semantic::expr::BinOp::Add,
+                    Box::new(Expr::Column(rolled)),
+                    Box::new(Expr::Column(raw)),
+                ),
+            },
+            ..metric.clone()
+        });
+    }
     out.metrics = metrics;
     Ok(out)
 }
@@ -392,45 +526,40 @@ fn metric_kept(model: &Model, out: &Model, rollup: &Rollup, name: &str, depth: u
     }
 }
 
-/// Of `candidates`, the one with the fewest rows among those whose status row says they
-/// are fresh and of their definition, or why none is.
+/// The rollup chosen for a request: the route and the derived model its statement is
+/// planned over.
+pub(super) type Chosen<'a> = (&'a Route, Arc<Variant>);
+
+/// Of `candidates` (routes that could answer `spec` by its shape), the one with the fewest
+/// rows among those whose status says they are fresh, of their definition, and exact for
+/// the distinct counts `spec` reads, or why none is; and where the status came from (for
+/// explain). `version`: the data version of the model's namespace, when known (then a
+/// status read at that version is used again). Fails only as the session's statements do
+/// (`TIMEOUT`, `OVERLOADED`, `DATABASE_UNAVAILABLE`).
 pub(super) async fn usable<'a>(
     routes: &Routes,
-    db: &sea_orm::DatabaseConnection,
+    session: &Session,
+    d: &dyn Dialect,
     model: &Model,
+    spec: &QuerySpec,
     candidates: &[&'a Route],
-) -> Result<&'a Route, String> {
-    let seen = routes
-        .status_seen
-        .lock()
-        .map(|s| s.contains(&model.name))
-        .unwrap_or(false);
-    let read = if seen {
-        crate::rollup::read_statuses(db, model).await.map(Some)
-    } else {
-        crate::rollup::statuses(db, model).await
+    version: Result<u64, String>,
+) -> Result<(Result<Chosen<'a>, String>, String), ApiError> {
+    let (statuses, note) = match status(routes, session, model, version).await? {
+        (Ok(s), note) => (s, note),
+        (Err(reason), note) => return Ok((Err(reason), note)),
     };
-    if let Ok(Some(_)) = &read
-        && !seen
-        && let Ok(mut s) = routes.status_seen.lock()
-    {
-        s.insert(model.name.clone());
-    }
-    let statuses = match read {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!("{e}");
-            return Err("the rollups' status could not be read".to_owned());
-        }
-    };
-    let Some(statuses) = statuses else {
-        return Err(
-            "no rollup is built in this database: tally may not write to this database (a database given with --db is only read), or no refresh ran (tally rollup refresh)"
-                .to_owned(),
-        );
+    let Some(statuses) = statuses.as_ref() else {
+        return Ok((
+            Err(
+                "no rollup is built in this database: tally may not write to this database (a database given with --db is only read), or no refresh ran (tally rollup refresh)"
+                    .to_owned(),
+            ),
+            note,
+        ));
     };
     let mut reason = None;
-    let mut best: Option<(&'a Route, i64)> = None;
+    let mut best: Option<(&'a Route, Vec<String>, i64)> = None;
     for route in candidates {
         let name = format!("{}.{}", model.name, route.rollup.name);
         match statuses.iter().find(|s| s.name == route.rollup.name) {
@@ -451,15 +580,174 @@ pub(super) async fn usable<'a>(
                         .unwrap_or_default()
                 ));
             }
-            Some(s) => {
-                if best.is_none_or(|(_, rows)| s.row_count < rows) {
-                    best = Some((route, s.row_count));
+            Some(s) => match distinct_needed(model, &route.rollup, spec, s) {
+                Err(why) => {
+                    reason.get_or_insert(why);
                 }
-            }
+                Ok(exact) => {
+                    if best.as_ref().is_none_or(|(_, _, rows)| s.row_count < *rows) {
+                        best = Some((route, exact, s.row_count));
+                    }
+                }
+            },
         }
     }
-    match best {
-        Some((route, _)) => Ok(route),
+    let chosen = match best {
+        Some((route, exact, _)) => route.variant(model, d, &exact).map(|v| (route, v)),
         None => Err(reason.unwrap_or_else(|| "no rollup is usable".to_owned())),
+    };
+    Ok((chosen, note))
+}
+
+/// The distinct counts of `rollup` that `spec` reads, when the status `s` says each was
+/// exact at the build (every value in one group), or why one was not.
+fn distinct_needed(
+    model: &Model,
+    rollup: &Rollup,
+    spec: &QuerySpec,
+    s: &Status,
+) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    for m in rollup.distinct_measures() {
+        let Some(metric) = spec
+            .metric_names()
+            .into_iter()
+            .find(|name| model.metric_measures(name).contains(&m.measure))
+        else {
+            continue;
+        };
+        if !s.distinct_exact(&m.measure) {
+            let grouping = if rollup.columns.is_empty() {
+                format!("a value with rows in two {}s", rollup.grain.as_str())
+            } else {
+                format!(
+                    "a value with rows in two {}s, or under two combinations of {}",
+                    rollup.grain.as_str(),
+                    rollup.columns.join(", ")
+                )
+            };
+            return Err(match s.shared_values(&m.measure) {
+                Some(n) => format!(
+                    "metric {metric}: measure {:?} is a distinct count and {n} of its values fall in more than one group of {}.{} ({grouping}), so the sum of per-group counts would count them twice",
+                    m.measure, model.name, rollup.name
+                ),
+                None => format!(
+                    "metric {metric}: measure {:?} is a distinct count whose exactness in {}.{} was not checked at its last build (tally rollup refresh --all checks it)",
+                    m.measure, model.name, rollup.name
+                ),
+            });
+        }
+        out.push(m.measure.clone());
     }
+    Ok(out)
+}
+
+/// The status rows of `model`'s rollups (`None`: no status table), or why they could not be
+/// read; and where they came from: the engine's copy while the namespace's data `version`
+/// is the one it was read at, else a read through `session` (kept when the version is
+/// known).
+async fn status(
+    routes: &Routes,
+    session: &Session,
+    model: &Model,
+    version: Result<u64, String>,
+) -> Result<(Result<Statuses, String>, String), ApiError> {
+    if let Ok(v) = &version
+        && let Ok(kept) = routes.statuses.lock()
+        && let Some((at, s)) = kept.get(&model.name)
+        && at == v
+    {
+        return Ok((
+            Ok(s.clone()),
+            format!(
+                "the engine's copy (the data version of namespace {} has not moved since it was read)",
+                model.namespace
+            ),
+        ));
+    }
+    let seen = routes
+        .status_seen
+        .lock()
+        .map(|s| s.contains(&model.name))
+        .unwrap_or(false);
+    let d = session.dialect();
+    let backend = session.db().get_database_backend();
+    let label = "rollup status";
+    let mut millis = 0.0;
+    let read = async {
+        if !seen {
+            let (rows, ms) = session
+                .query_unrecorded(
+                    session.db(),
+                    label,
+                    crate::rollup::status_exists_statement(d, backend, model),
+                )
+                .await?;
+            millis += ms;
+            if rows.is_empty() {
+                return Ok(None);
+            }
+        }
+        let (rows, ms) = session
+            .query_unrecorded(
+                session.db(),
+                label,
+                crate::rollup::status_statement(backend, model),
+            )
+            .await?;
+        millis += ms;
+        Ok::<_, ApiError>(Some(rows))
+    }
+    .await;
+    let rows = match read {
+        Ok(rows) => rows,
+        Err(ApiError::Internal { id }) => {
+            return Ok((
+                Err(format!(
+                    "the rollups' status could not be read (error id {id})"
+                )),
+                "not read".to_owned(),
+            ));
+        }
+        Err(e) => return Err(e),
+    };
+    let statuses = match rows.map(|r| crate::rollup::parse_statuses(&r)).transpose() {
+        Ok(s) => s,
+        Err(e) => {
+            let id = match ApiError::internal("rollup status", e) {
+                ApiError::Internal { id } => id,
+                other => other.to_string(),
+            };
+            return Ok((
+                Err(format!(
+                    "the rollups' status could not be read (error id {id})"
+                )),
+                "not read".to_owned(),
+            ));
+        }
+    };
+    if statuses.is_some()
+        && !seen
+        && let Ok(mut s) = routes.status_seen.lock()
+    {
+        s.insert(model.name.clone());
+    }
+    let statuses = Arc::new(statuses);
+    let kept = match version {
+        Ok(v) => {
+            if let Ok(mut k) = routes.statuses.lock() {
+                k.insert(model.name.clone(), (v, statuses.clone()));
+            }
+            String::new()
+        }
+        Err(why) => format!("; not kept: {why}"),
+    };
+    Ok((
+        Ok(statuses),
+        format!(
+            "read from {}.{} ({millis:.3} ms){kept}",
+            model.namespace,
+            crate::semantic::ROLLUP_STATUS_TABLE
+        ),
+    ))
 }

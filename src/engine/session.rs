@@ -59,6 +59,10 @@ pub struct RollupChoice {
     pub used: Option<String>,
     /// Why no rollup answered.
     pub reason: Option<String>,
+    /// Where the rollups' status came from (`rollupStatus`): read from the status table
+    /// (and how long that took), or the engine's copy, kept while the model's data version
+    /// holds; `None` when no status was needed.
+    pub status: Option<String>,
 }
 
 impl StatementExplain {
@@ -108,6 +112,9 @@ impl StatementExplain {
             m.insert("rollup".into(), text(&r.used));
             if r.reason.is_some() {
                 m.insert("rollupReason".into(), text(&r.reason));
+            }
+            if r.status.is_some() {
+                m.insert("rollupStatus".into(), text(&r.status));
             }
         }
         serde_json::Value::Object(m)
@@ -423,6 +430,33 @@ impl Session {
             .as_ref()
             .map(|v| v.0.iter().map(crate::sql::value_json).collect())
             .unwrap_or_default();
+        let (rows, db_millis) = self.query_unrecorded(conn, label, stmt).await?;
+        self.record(StatementExplain {
+            label: label.to_owned(),
+            sql: Some(sql),
+            params,
+            join_path,
+            plan_micros,
+            db_millis,
+            source: None,
+            cache: None,
+            cache_reason: None,
+            rollup: None,
+        });
+        Ok(rows)
+    }
+
+    /// [`Session::query`] without an explain entry of its own (admission control, the
+    /// budget, cancellation and error masking alike): the rows and the milliseconds the
+    /// database took. For a small read that decides how the field's statement is written
+    /// (the rollups' status), which the field's entry mentions instead.
+    pub(crate) async fn query_unrecorded(
+        &self,
+        conn: &(impl ConnectionTrait + TransactionTrait),
+        label: &str,
+        stmt: Statement,
+    ) -> Result<(Vec<QueryResult>, f64), ApiError> {
+        let sql = stmt.sql.clone();
         let limits = self.guard.limits();
         let left = self.left().ok_or_else(|| self.timeout())?;
         let wait = limits.queue_timeout.min(left);
@@ -455,19 +489,7 @@ impl Session {
         );
         let db_millis = (elapsed.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0;
         let rows = result.map_err(|(what, e)| self.failure(label, what, &e, &sql))?;
-        self.record(StatementExplain {
-            label: label.to_owned(),
-            sql: Some(sql),
-            params,
-            join_path,
-            plan_micros,
-            db_millis,
-            source: None,
-            cache: None,
-            cache_reason: None,
-            rollup: None,
-        });
-        Ok(rows)
+        Ok((rows, db_millis))
     }
 
     /// Runs `stmt` in a transaction (or savepoint) of `conn` armed with what is left of the

@@ -6,11 +6,12 @@
 //! A rollup `r` of the event table `t` lives in the model's namespace as
 //! `tally_rollup_<r>`: one row per UTC bucket (hour or day) and combination of the group-by
 //! columns, with the bucket's start (`bucket`, stored like the event time), its end
-//! (`bucket_end`) and per measure its partial (`p_<measure>`: the sum, count, minimum or
-//! maximum of the bucket's rows that pass the measure's filter). `tally_rollup_status` holds
-//! one row per rollup: whether it is fresh, the definition it was built for (a fingerprint
-//! of grain, columns, measures), when it was built, its rows, the source's rows then, and how
-//! long the build took.
+//! (`bucket_end`) and per measure its partial (`p_<measure>`: the sum, count, distinct
+//! count, minimum or maximum of the bucket's rows that pass the measure's filter).
+//! `tally_rollup_status` holds one row per rollup: whether it is fresh, the definition it was
+//! built for (a fingerprint of grain, columns, measures), when it was built, its rows, the
+//! source's rows then, how long the build took, and per distinct count how many of its values
+//! fell in more than one group (`distinct_check`).
 //!
 //! # Exact for every asOf
 //!
@@ -22,6 +23,18 @@
 //! over a day grain) is a union of whole grain buckets, so re-aggregating the partials (sum
 //! of sums, sum of counts, min of minima, max of maxima) gives the same numbers as the raw
 //! rows.
+//!
+//! # Distinct counts
+//!
+//! A distinct count's per-group counts sum to the distinct count of any coarser grouping
+//! exactly when every value falls in one group (one bucket, one combination of the
+//! columns). Each build checks that in its own transaction ([`rebuild_in`]) and records it;
+//! the union's source rows carry the value itself (`v_<measure>`), which the reader counts
+//! distinct, so the answer is the sum of the rollup's counts plus the distinct values of the
+//! source rows. An exact rollup has no value both in a bucket ended by T and in T's bucket,
+//! so no value is counted in both parts. A statement reading a distinct count checks, with
+//! the freshness, that its build found it exact; otherwise it reads only source rows, whose
+//! distinct count is the metric itself.
 //!
 //! # Freshness
 //!
@@ -72,6 +85,27 @@ pub struct Status {
     pub source_rows: i64,
     /// How long the last build took, in milliseconds.
     pub build_millis: i64,
+    /// Per distinct-count measure, how many of its values fell in more than one group at
+    /// the last build (`,orders:0,customers:12,`; 0: its partials sum exactly).
+    pub distinct_check: String,
+}
+
+impl Status {
+    /// How many values of the distinct count `measure` fell in more than one group of the
+    /// rollup at its last build; `None` when the build did not check it.
+    pub fn shared_values(&self, measure: &str) -> Option<i64> {
+        self.distinct_check
+            .split(',')
+            .filter_map(|x| x.split_once(':'))
+            .find(|(m, _)| *m == measure)
+            .and_then(|(_, n)| n.parse().ok())
+    }
+
+    /// Whether the distinct count `measure` was exact at the last build (every value in one
+    /// group).
+    pub fn distinct_exact(&self, measure: &str) -> bool {
+        self.shared_values(measure) == Some(0)
+    }
 }
 
 /// What a build did.
@@ -85,6 +119,8 @@ pub struct RefreshReport {
     pub source_rows: i64,
     /// Wall time of the build, in milliseconds.
     pub millis: i64,
+    /// Per distinct-count measure, the values that fell in more than one group (0: exact).
+    pub distinct: Vec<(String, i64)>,
 }
 
 impl std::fmt::Display for RefreshReport {
@@ -97,7 +133,18 @@ impl std::fmt::Display for RefreshReport {
             self.rows,
             self.source_rows,
             self.millis as f64 / 1000.0
-        )
+        )?;
+        for (m, shared) in &self.distinct {
+            if *shared == 0 {
+                write!(f, "; distinct count {m}: exact")?;
+            } else {
+                write!(
+                    f,
+                    "; distinct count {m}: {shared} values in more than one group (not answered from it)"
+                )?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -154,8 +201,38 @@ fn filtered(
     Ok(s)
 }
 
+/// The value a distinct count `m` counts of one source row (NULL when the row does not pass
+/// the measure's filter).
+fn distinct_value(
+    model: &Model,
+    m: &RollupMeasure,
+    table: &Table,
+    d: &dyn Dialect,
+) -> Result<Sql, Error> {
+    let measure = measure_of(model, m)?;
+    let e = measure
+        .expr
+        .as_ref()
+        .ok_or_else(|| Error::Config(format!("rollup: measure {} has no expression", m.measure)))?;
+    let x = crate::sql::model_expr(e, table, &table.name, d).map_err(plan_err)?;
+    filtered(measure.filter.as_ref(), x, "", table, d)
+}
+
+/// `COUNT(DISTINCT <value>)`, text compared byte by byte where the dialect can (the same
+/// groups: equal text is equal bytes; what the planner writes for distinct counts).
+fn count_distinct(model: &Model, m: &RollupMeasure, table: &Table, d: &dyn Dialect, v: Sql) -> Sql {
+    match d
+        .byte_collation()
+        .filter(|_| value_type(model, m, table) == ColType::String)
+    {
+        Some(c) => Sql::wrap("COUNT(DISTINCT ", v, &format!(" COLLATE {c})")),
+        None => Sql::wrap("COUNT(DISTINCT ", v, ")"),
+    }
+}
+
 /// The partial of `m` over one source row: the value a sum, minimum or maximum
-/// aggregates (NULL when the row does not pass the filter), or 1/0 for a count.
+/// aggregates (NULL when the row does not pass the filter), or 1/0 for a count; NULL for a
+/// distinct count (whose rows carry their value in `v_<measure>` instead).
 fn row_partial(
     model: &Model,
     m: &RollupMeasure,
@@ -165,6 +242,7 @@ fn row_partial(
     let measure = measure_of(model, m)?;
     let expr = |e: &Expr| crate::sql::model_expr(e, table, &table.name, d).map_err(plan_err);
     match m.agg {
+        Agg::CountDistinct => Ok(Sql::raw("NULL")),
         Agg::Count => {
             let counted = match &measure.expr {
                 Some(e) => Sql::wrap("CASE WHEN ", expr(e)?, " IS NULL THEN 0 ELSE 1 END"),
@@ -188,6 +266,10 @@ fn bucket_partial(
     table: &Table,
     d: &dyn Dialect,
 ) -> Result<Sql, Error> {
+    if m.is_distinct() {
+        let v = distinct_value(model, m, table, d)?;
+        return Ok(count_distinct(model, m, table, d, v));
+    }
     let row = row_partial(model, m, table, d)?;
     Ok(match m.agg {
         Agg::Min => Sql::wrap("MIN(", row, ")"),
@@ -203,7 +285,8 @@ fn time_col(table: &Table, rollup: &Rollup) -> Sql {
 }
 
 /// `SELECT <lead>, <columns>, <partials> FROM <source> AS <table>\n<rest>`: per bucket
-/// (`bucketed`: the partials aggregated, for a `GROUP BY`) or per row.
+/// (`bucketed`: the partials aggregated, for a `GROUP BY`) or per row (then followed by the
+/// values of the distinct counts).
 fn select_source(
     model: &Model,
     rollup: &Rollup,
@@ -225,6 +308,12 @@ fn select_source(
         } else {
             row_partial(model, m, table, d)?
         });
+    }
+    if !bucketed {
+        for m in rollup.distinct_measures() {
+            s.push(", ");
+            s.append(distinct_value(model, m, table, d)?);
+        }
     }
     s.push(&format!(
         "\nFROM {} AS {}\n",
@@ -262,9 +351,14 @@ fn storage_columns(rollup: &Rollup) -> Vec<String> {
 
 /// The type of `m`'s partial.
 pub fn partial_type(model: &Model, m: &RollupMeasure, table: &Table) -> ColType {
-    if m.agg == Agg::Count {
+    if matches!(m.agg, Agg::Count | Agg::CountDistinct) {
         return ColType::Int;
     }
+    value_type(model, m, table)
+}
+
+/// The type of the value `m` aggregates over a row.
+pub fn value_type(model: &Model, m: &RollupMeasure, table: &Table) -> ColType {
     let expr = model.measure(&m.measure).and_then(|x| x.expr.clone());
     match expr {
         Some(Expr::Column(c)) => table.column_type(&c).unwrap_or(ColType::Decimal),
@@ -305,9 +399,10 @@ fn create_table(model: &Model, rollup: &Rollup, d: &dyn Dialect) -> Result<Strin
     ))
 }
 
-/// The condition "the rollup's status is fresh and of its current definition", over
-/// bound values.
-fn fresh_condition(model: &Model, rollup: &Rollup) -> Sql {
+/// The condition "the rollup's status is fresh, of its current definition, and each of the
+/// distinct counts `exact` was exact at its build (every value in one group)", over bound
+/// values.
+fn fresh_condition(model: &Model, rollup: &Rollup, exact: &[String]) -> Sql {
     let mut s = Sql::raw(&format!(
         "EXISTS (SELECT 1 FROM {} WHERE \"name\" = ",
         qualified(&model.namespace, ROLLUP_STATUS_TABLE)
@@ -315,6 +410,16 @@ fn fresh_condition(model: &Model, rollup: &Rollup) -> Sql {
     s.value(rollup.name.clone());
     s.push(" AND \"fresh\" = 1 AND \"definition\" = ");
     s.value(rollup.definition(model));
+    for m in exact {
+        // `,orders:0,` among the checks; `_` and `%` of a name matched as themselves
+        let name = m
+            .replace('\\', "\\\\")
+            .replace('_', "\\_")
+            .replace('%', "\\%");
+        s.push(" AND \"distinct_check\" LIKE ");
+        s.value(format!("%,{name}:0,%"));
+        s.push(" ESCAPE '\\'");
+    }
     s.push(")");
     s
 }
@@ -335,12 +440,15 @@ fn source_rows(model: &Model, rollup: &Rollup, d: &dyn Dialect, cond: Sql) -> Re
 /// The rows of `rollup`'s table as of `$1` as a SQL table's text (for `d`) and the
 /// constants it binds as `$2`, `$3`, …: the rollup's buckets that end at or before `$1`,
 /// and the source's rows from the start of `$1`'s bucket up to `$1` as one-row partials
-/// (all the source's rows up to `$1` when the rollup is not fresh). The columns are the
-/// event time (a bucket's start for rollup rows), the group-by columns and the partials.
+/// (all the source's rows up to `$1` when the rollup is not fresh, or when one of the
+/// distinct counts `exact` was not exact at its build). The columns are the event time (a
+/// bucket's start for rollup rows), the group-by columns, the partials (NULL for a distinct
+/// count in a source row) and the values of the distinct counts (NULL in rollup rows).
 pub fn union_text(
     model: &Model,
     rollup: &Rollup,
     d: &dyn Dialect,
+    exact: &[String],
 ) -> Result<(String, Vec<SqlConst>), Error> {
     let table = source_table(model, rollup)?;
     let as_of = || Sql::raw("$1");
@@ -351,12 +459,15 @@ pub fn union_text(
     for m in &rollup.measures {
         s.push(&format!(", {}", q(&m.column)));
     }
+    for m in rollup.distinct_measures() {
+        s.push(&format!(", NULL AS {}", q(&m.value_column())));
+    }
     s.push(&format!(
         "\nFROM {}\nWHERE {} <= $1 AND ",
         qualified(&model.namespace, &rollup.storage_table()),
         q("bucket_end")
     ));
-    s.append(fresh_condition(model, rollup));
+    s.append(fresh_condition(model, rollup, exact));
     // the rows of asOf's bucket up to asOf
     let mut tail = time_col(table, rollup);
     tail.push(" >= ");
@@ -371,7 +482,7 @@ pub fn union_text(
     // both backends use as the bound of an index range instead of testing every row.
     let mut before = time_col(table, rollup);
     before.push(" < (SELECT CASE WHEN ");
-    before.append(fresh_condition(model, rollup));
+    before.append(fresh_condition(model, rollup, exact));
     before.push(" THEN NULL ELSE ");
     before.append(d.utc_bucket(as_of(), rollup.grain));
     before.push(" END)");
@@ -399,9 +510,36 @@ fn status_ddl(ns: &str) -> String {
         "CREATE TABLE IF NOT EXISTS {} (\"name\" TEXT PRIMARY KEY, \"source_table\" TEXT NOT NULL, \
          \"fresh\" BIGINT NOT NULL, \"definition\" TEXT NOT NULL, \"built_at\" TEXT, \
          \"row_count\" BIGINT NOT NULL, \"source_rows\" BIGINT NOT NULL, \
-         \"build_millis\" BIGINT NOT NULL)",
+         \"build_millis\" BIGINT NOT NULL, \"distinct_check\" TEXT NOT NULL DEFAULT '')",
         qualified(ns, ROLLUP_STATUS_TABLE)
     )
+}
+
+/// Adds the columns later versions of tally keep in the status table to one an earlier
+/// version created (`distinct_check`).
+async fn upgrade_status(conn: &impl ConnectionTrait, ns: &str) -> Result<(), Error> {
+    let (sql, values) = dialect_of(conn).columns_query(ns, ROLLUP_STATUS_TABLE);
+    let columns = conn
+        .query_all_raw(Statement::from_sql_and_values(
+            conn.get_database_backend(),
+            sql,
+            values,
+        ))
+        .await
+        .map_err(db_err("reading its status table's columns"))?
+        .iter()
+        .map(|r| r.try_get_by_index::<String>(0))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(db_err("reading its status table's columns"))?;
+    if !columns.iter().any(|c| c == "distinct_check") {
+        conn.execute_unprepared(&format!(
+            "ALTER TABLE {} ADD COLUMN \"distinct_check\" TEXT NOT NULL DEFAULT ''",
+            qualified(ns, ROLLUP_STATUS_TABLE)
+        ))
+        .await
+        .map_err(db_err("adding distinct_check to its status table"))?;
+    }
+    Ok(())
 }
 
 /// Creates the status table of `model`'s rollups and the staleness triggers on their source
@@ -413,6 +551,7 @@ pub async fn ensure(conn: &impl ConnectionTrait, model: &Model) -> Result<(), Er
     conn.execute_unprepared(&status_ddl(&model.namespace))
         .await
         .map_err(db_err("creating its status table"))?;
+    upgrade_status(conn, &model.namespace).await?;
     let mut sources: Vec<&str> = model.rollups.iter().map(|r| r.physical.as_str()).collect();
     sources.sort_unstable();
     sources.dedup();
@@ -430,6 +569,37 @@ pub async fn ensure(conn: &impl ConnectionTrait, model: &Model) -> Result<(), Er
     .map_err(db_err("creating its staleness triggers"))
 }
 
+/// The statement that answers a row when `model`'s namespace holds the rollups' status
+/// table (for `d`, on `backend`).
+pub fn status_exists_statement(
+    d: &dyn Dialect,
+    backend: sea_orm::DbBackend,
+    model: &Model,
+) -> Statement {
+    Statement::from_sql_and_values(
+        backend,
+        d.table_exists_query(&model.namespace),
+        [ROLLUP_STATUS_TABLE.into()],
+    )
+}
+
+/// The statement reading the status rows of `model`'s rollups (every column, so a table an
+/// earlier version of tally created, without the later columns, is read too).
+pub fn status_statement(backend: sea_orm::DbBackend, model: &Model) -> Statement {
+    Statement::from_string(
+        backend,
+        format!(
+            "SELECT * FROM {} ORDER BY \"name\"",
+            qualified(&model.namespace, ROLLUP_STATUS_TABLE)
+        ),
+    )
+}
+
+/// The statuses of the rows of a [`status_statement`].
+pub fn parse_statuses(rows: &[sea_orm::QueryResult]) -> Result<Vec<Status>, Error> {
+    rows.iter().map(read_status).collect()
+}
+
 /// The status rows of `model`'s rollups; `None` when its namespace has no status table
 /// (tally never built a rollup in this database).
 pub async fn statuses(
@@ -438,51 +608,34 @@ pub async fn statuses(
 ) -> Result<Option<Vec<Status>>, Error> {
     let backend = conn.get_database_backend();
     let exists = conn
-        .query_one_raw(Statement::from_sql_and_values(
-            backend,
-            dialect_of(conn).table_exists_query(&model.namespace),
-            [ROLLUP_STATUS_TABLE.into()],
-        ))
+        .query_one_raw(status_exists_statement(dialect_of(conn), backend, model))
         .await
         .map_err(db_err("looking for its status"))?
         .is_some();
     if !exists {
         return Ok(None);
     }
-    read_statuses(conn, model).await.map(Some)
-}
-
-/// The status rows of `model`'s rollups, when its status table is known to exist (an error
-/// otherwise).
-pub async fn read_statuses(
-    conn: &impl ConnectionTrait,
-    model: &Model,
-) -> Result<Vec<Status>, Error> {
-    let backend = conn.get_database_backend();
     let rows = conn
-        .query_all_raw(Statement::from_string(
-            backend,
-            format!(
-                "SELECT \"name\", \"fresh\", \"definition\", \"built_at\", \"row_count\", \
-                 \"source_rows\", \"build_millis\" FROM {} ORDER BY \"name\"",
-                qualified(&model.namespace, ROLLUP_STATUS_TABLE)
-            ),
-        ))
+        .query_all_raw(status_statement(backend, model))
         .await
         .map_err(db_err("reading its status"))?;
-    rows.iter().map(read_status).collect()
+    parse_statuses(&rows).map(Some)
 }
 
 fn read_status(r: &sea_orm::QueryResult) -> Result<Status, Error> {
     let e = db_err("reading its status");
     Ok(Status {
-        name: r.try_get_by_index::<String>(0).map_err(&e)?,
-        fresh: r.try_get_by_index::<i64>(1).map_err(&e)? != 0,
-        definition: r.try_get_by_index::<String>(2).map_err(&e)?,
-        built_at: r.try_get_by_index::<Option<String>>(3).map_err(&e)?,
-        row_count: r.try_get_by_index::<i64>(4).map_err(&e)?,
-        source_rows: r.try_get_by_index::<i64>(5).map_err(&e)?,
-        build_millis: r.try_get_by_index::<i64>(6).map_err(&e)?,
+        name: r.try_get::<String>("", "name").map_err(&e)?,
+        fresh: r.try_get::<i64>("", "fresh").map_err(&e)? != 0,
+        definition: r.try_get::<String>("", "definition").map_err(&e)?,
+        built_at: r.try_get::<Option<String>>("", "built_at").map_err(&e)?,
+        row_count: r.try_get::<i64>("", "row_count").map_err(&e)?,
+        source_rows: r.try_get::<i64>("", "source_rows").map_err(&e)?,
+        build_millis: r.try_get::<i64>("", "build_millis").map_err(&e)?,
+        // absent from a status table of an earlier tally: no distinct count checked
+        distinct_check: r
+            .try_get::<String>("", "distinct_check")
+            .unwrap_or_default(),
     })
 }
 
@@ -576,13 +729,26 @@ pub async fn rebuild_in(
         .transpose()
         .map_err(db_err("counting its source"))?
         .unwrap_or(0);
+    let mut distinct = Vec::new();
+    for m in rollup.distinct_measures() {
+        distinct.push((
+            m.measure.clone(),
+            shared_values(txn, model, rollup, m).await?,
+        ));
+    }
+    let check: String = distinct.iter().map(|(m, n)| format!("{m}:{n},")).collect();
+    let check = if check.is_empty() {
+        String::new()
+    } else {
+        format!(",{check}")
+    };
     let millis = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
     txn.execute_raw(Statement::from_sql_and_values(
         backend,
         format!(
             "UPDATE {status} SET \"fresh\" = 1, \"definition\" = $1, \"built_at\" = $2, \
-             \"row_count\" = $3, \"source_rows\" = $4, \"build_millis\" = $5, \"source_table\" = $6 \
-             WHERE \"name\" = $7"
+             \"row_count\" = $3, \"source_rows\" = $4, \"build_millis\" = $5, \"source_table\" = $6, \
+             \"distinct_check\" = $8 WHERE \"name\" = $7"
         ),
         [
             definition.into(),
@@ -594,6 +760,7 @@ pub async fn rebuild_in(
             millis.into(),
             rollup.physical.clone().into(),
             rollup.name.clone().into(),
+            check.into(),
         ],
     ))
     .await
@@ -603,7 +770,70 @@ pub async fn rebuild_in(
         rows,
         source_rows,
         millis,
+        distinct,
     })
+}
+
+/// How many values of the distinct count `m` fall in more than one group (bucket and
+/// combination of the columns) of `rollup`, just built in `txn` (so in the build's
+/// snapshot): 0 when the sum of its partials equals the distinct count over the whole
+/// table (each value counted once in exactly one group), else the values seen in several
+/// groups (a `GROUP BY value HAVING COUNT(*) > 1` over the distinct groups of each value).
+async fn shared_values(
+    txn: &DatabaseTransaction,
+    model: &Model,
+    rollup: &Rollup,
+    m: &RollupMeasure,
+) -> Result<i64, Error> {
+    let d = dialect_of(txn);
+    let backend = txn.get_database_backend();
+    let table = source_table(model, rollup)?;
+    let source = qualified(&model.namespace, &rollup.physical);
+    let mut counted = time_col(table, rollup);
+    counted.push(" IS NOT NULL");
+    let mut sum = Sql::raw(&format!(
+        "(SELECT COALESCE(SUM({}), 0) FROM {}) - (SELECT ",
+        q(&m.column),
+        qualified(&model.namespace, &rollup.storage_table())
+    ));
+    sum.append(count_distinct(
+        model,
+        m,
+        table,
+        d,
+        distinct_value(model, m, table, d)?,
+    ));
+    sum.push(&format!(" FROM {source} AS {} WHERE ", q(&table.name)));
+    sum.append(counted.clone());
+    sum.push(")");
+    // a numeric sum less a count: an integer
+    let sum = Sql::wrap("SELECT ", d.int(sum), "");
+    let one = |sql: Sql, what: &'static str| async move {
+        txn.query_one_raw(sql.to_statement(d, backend).map_err(plan_err)?)
+            .await
+            .map_err(db_err(what))?
+            .map(|r| r.try_get_by_index::<i64>(0))
+            .transpose()
+            .map_err(db_err(what))
+            .map(Option::unwrap_or_default)
+    };
+    let extra = one(sum, "checking its distinct counts").await?;
+    if extra == 0 {
+        return Ok(0);
+    }
+    // the values in more than one group
+    let mut probe = Sql::raw("SELECT COUNT(*) FROM (SELECT \"v\" FROM (SELECT DISTINCT ");
+    probe.append(distinct_value(model, m, table, d)?);
+    probe.push(" AS \"v\", ");
+    probe.append(d.utc_bucket(time_col(table, rollup), rollup.grain));
+    probe.push(" AS \"tally_bucket\"");
+    for c in &rollup.columns {
+        probe.push(&format!(", {}.{}", q(&table.name), q(c)));
+    }
+    probe.push(&format!(" FROM {source} AS {} WHERE ", q(&table.name)));
+    probe.append(counted);
+    probe.push(") AS \"tally_groups\" WHERE \"v\" IS NOT NULL GROUP BY \"v\" HAVING COUNT(*) > 1) AS \"tally_shared\"");
+    one(probe, "finding values in several groups").await
 }
 
 /// Rebuilds every rollup of `model` that is not fresh for its current definition (every

@@ -1,6 +1,8 @@
 //! Rollups declared in model files (`[[rollup]]`): a pre-aggregated copy of an event table
 //! at a time grain (hour or day, UTC) and a set of group-by columns, holding per measure the
-//! partial aggregate that re-aggregates exactly (sums, counts, minima, maxima).
+//! partial aggregate that re-aggregates exactly (sums, counts, minima, maxima), and distinct
+//! counts per group, which re-aggregate by a sum when the data puts every value in one group
+//! (checked at every build, see `src/rollup`).
 //!
 //! Validation only: what a rollup is and whether it is well formed. Building it is
 //! `src/rollup`, answering from it `src/engine/rollup.rs` (docs/SEMANTIC-LAYER.md,
@@ -37,12 +39,28 @@ pub struct Rollup {
 pub struct RollupMeasure {
     /// The measure's name.
     pub measure: String,
-    /// Its aggregation over the rows (sum, count, min or max).
+    /// Its aggregation over the rows (sum, count, count_distinct, min or max).
     pub agg: Agg,
-    /// How partials of it combine: sum for sums and counts, min for min, max for max.
+    /// How partials of it combine: sum for sums, counts and distinct counts, min for min,
+    /// max for max.
     pub combine: Agg,
     /// The rollup table's column holding the partial (`p_<measure>`).
     pub column: String,
+}
+
+impl RollupMeasure {
+    /// Whether it is a distinct count: its partials sum exactly only while every value
+    /// falls in one group of the rollup (the status says so per build).
+    pub fn is_distinct(&self) -> bool {
+        self.agg == Agg::CountDistinct
+    }
+
+    /// The column of the rollup's read (the union of `src/rollup`) holding a source row's
+    /// value of a distinct count (`v_<measure>`; NULL in the rollup's own rows), which the
+    /// rows read from the source count distinct.
+    pub fn value_column(&self) -> String {
+        format!("v_{}", self.measure)
+    }
 }
 
 /// The prefix of the tables tally keeps rollups in (`tally_rollup_<name>`).
@@ -55,6 +73,11 @@ impl Rollup {
     /// The table holding its rows, in the model's namespace (`tally_rollup_<name>`).
     pub fn storage_table(&self) -> String {
         format!("{ROLLUP_TABLE_PREFIX}{}", self.name)
+    }
+
+    /// Its distinct-count measures, in declaration order.
+    pub fn distinct_measures(&self) -> impl Iterator<Item = &RollupMeasure> {
+        self.measures.iter().filter(|m| m.is_distinct())
     }
 
     /// Its measure called `name`, when it keeps it.
@@ -96,11 +119,9 @@ impl Rollup {
 /// Why a measure cannot be kept in a rollup, `None` when it can.
 pub fn not_reaggregatable(m: &Measure) -> Option<String> {
     match m.agg {
-        Agg::Sum | Agg::Count | Agg::Min | Agg::Max => None,
-        Agg::CountDistinct => Some(format!(
-            "measure {:?} is a distinct count: a distinct count is exact only at the grain of its entity (the same value in two buckets would be counted twice), so a rollup cannot keep it",
-            m.name
-        )),
+        // a distinct count is kept per group; whether its partials may be summed is a
+        // property of the data, checked at every build
+        Agg::Sum | Agg::Count | Agg::CountDistinct | Agg::Min | Agg::Max => None,
         Agg::Median => Some(format!(
             "measure {:?} is a median: the median of medians is not the median, so a rollup cannot keep it",
             m.name
