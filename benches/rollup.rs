@@ -1,6 +1,6 @@
 //! Raw rows against the shop's rollups (a bench binary that prints its
 //! numbers): "net sales and order lines by day" and "net sales and orders by day" (a
-//! distinct count, from `daily_orders`) as of an instant within a day, through
+//! distinct count, from `daily_totals`) as of an instant within a day, through
 //! `Engine::run`, on every backend: the database's time (explain's `dbMillis`) and the
 //! end-to-end time of the call (checking, planning or the plan cache, binding, running,
 //! reading the rows; no result cache).
@@ -97,7 +97,7 @@ async fn bench(backend: &str, conn: &DatabaseConnection, iters: usize) {
         (
             "net sales and orders by day",
             &["netSales", "orders"],
-            Some("shop.daily_orders"),
+            Some("shop.daily_totals"),
         ),
     ];
     for (label, metrics, expected) in cases {

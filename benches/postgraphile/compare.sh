@@ -37,14 +37,14 @@ psql -q "$url" -c "ANALYZE"
 PGL_URL="$url" PGL_PORT="${ports[0]}" "$node" "$here/node_modules/.bin/postgraphile" \
   -C "$here/graphile.config.mjs" >/tmp/tally-bench-postgraphile.log 2>&1 &
 pids+=($!)
-"$tally" serve --db "$url" --bind "127.0.0.1:${ports[1]}" --result-cache-bytes 0 --rollups off \
+"$tally" serve --db "$url" --bind "127.0.0.1:${ports[1]}" --rollups off \
   >/tmp/tally-bench-rows.log 2>&1 &
 pids+=($!)
-"$tally" serve --db "$url" --bind "127.0.0.1:${ports[2]}" --result-cache-bytes 0 \
+"$tally" serve --db "$url" --bind "127.0.0.1:${ports[2]}" \
   >/tmp/tally-bench-rollup.log 2>&1 &
 pids+=($!)
 
-tally_q='{"query":"{ shop { metrics(asOf: \"2026-01-01T00:00:00Z\") { day: orderTime(granularity: DAY) netSales orders } } }"}'
+tally_q='{"query":"{ shop { metrics(asOf: \"ASOF\") { day: orderTime(granularity: DAY) netSales orders } } }"}'
 pgl_q='{"query":"{ allOrderLines { groupedAggregates(groupBy: ORDER_TIME_TRUNCATED_TO_DAY) { keys sum { netAmount } distinctCount { orderId } } } }"}'
 
 for p in "${ports[@]}"; do
@@ -53,8 +53,9 @@ done
 
 # The same answer from all three (every order line counts as of 2026-01-01).
 curl -sf "http://127.0.0.1:${ports[0]}/graphql" -H 'content-type: application/json' -d "$pgl_q" >/tmp/tally-bench-pgl.json
-curl -sf "http://127.0.0.1:${ports[1]}/graphql" -H 'content-type: application/json' -d "$tally_q" >/tmp/tally-bench-rows.json
-curl -sf "http://127.0.0.1:${ports[2]}/graphql" -H 'content-type: application/json' -d "$tally_q" >/tmp/tally-bench-rollup.json
+first="${tally_q//ASOF/2026-01-01T00:00:00Z}"
+curl -sf "http://127.0.0.1:${ports[1]}/graphql" -H 'content-type: application/json' -d "$first" >/tmp/tally-bench-rows.json
+curl -sf "http://127.0.0.1:${ports[2]}/graphql" -H 'content-type: application/json' -d "$first" >/tmp/tally-bench-rollup.json
 python3 - <<'PY'
 import json
 pgl = json.load(open("/tmp/tally-bench-pgl.json"))["data"]["allOrderLines"]["groupedAggregates"]
@@ -69,7 +70,7 @@ for name in ("rows", "rollup"):
 PY
 
 run() { # name port body -> "rps p50 p99"
-  BODY="$3" wrk -t2 -c"$conns" -d"${secs}s" --latency -s "$here/post.lua" "http://127.0.0.1:$2/graphql" |
+  BODY="$3" ROUND="$r" wrk -t2 -c"$conns" -d"${secs}s" --latency -s "$here/post.lua" "http://127.0.0.1:$2/graphql" |
     awk '/Requests\/sec/ {r=$2} / 50%/ {p50=$2} / 99%/ {p99=$2} END {print r, p50, p99}'
 }
 declare -A rps
@@ -84,6 +85,8 @@ for r in $(seq "$rounds"); do
     rps[$what]+="${out%% *} "
   done
 done
+hits() { curl -sf "http://127.0.0.1:$1/metrics" | awk '/^tally_result_cache_hits_total/ {print $2}'; }
+echo "result cache hits during the runs: tally (rows) $(hits "${ports[1]}"), tally (rollup) $(hits "${ports[2]}") (every request asks another asOf)"
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 p=$(echo "${rps[postgraphile]}" | median); t=$(echo "${rps[rows]}" | median); u=$(echo "${rps[rollup]}" | median)
 echo "medians: PostGraphile $p, tally from the rows $t, tally from a rollup $u requests/s"
