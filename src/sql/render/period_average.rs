@@ -51,10 +51,12 @@ impl Renderer<'_> {
         let mut q = Sql::raw("SELECT ");
         for i in 0..self.plan.slots.len() {
             match derived.filter(|_| i == t) {
-                Some(g) => q.append(self.d.key_bucket(Sql::raw("\"s\""), g, slot.z)),
-                None => q.push(&format!("\"d{i}\"")),
+                Some(g) => {
+                    q.append(self.d.key_bucket(Sql::raw("\"s\""), g, slot.z));
+                    q.push(&format!(" AS \"d{i}\", "));
+                }
+                None => q.push(&format!("\"d{i}\", ")),
             }
-            q.push(&format!(" AS \"d{i}\", "));
         }
         // a distinct count counts the distinct (group, sub-period, value) rows: a hash
         // aggregate, where COUNT(DISTINCT …) sorts every row of every group
