@@ -308,6 +308,13 @@ pub trait Dialect: Sync + Send {
         }
     }
 
+    /// The key of the bucket of grain `g` holding the bucket key `k` (of a grain whose periods
+    /// lie within one period of `g`; `z`: whether its text ends in `Z`, for backends whose
+    /// keys are text). A period average buckets each sub-period once, not each row.
+    fn key_bucket(&self, k: Sql, g: Granularity, _z: bool) -> Sql {
+        Sql::wrap(&format!("date_trunc('{}', ", g.as_str()), k, ")")
+    }
+
     /// A bucket key ([`Dialect::time_key`]) as the text of its start: RFC 3339 UTC (`…Z`,
     /// `z`) for instants and dates, a local `YYYY-MM-DDTHH:MM:SS` for local times and
     /// instants bucketed in a time zone.
@@ -932,6 +939,14 @@ impl Dialect for Sqlite {
             }
             Granularity::Year => strftime("%Y-01-01T00:00:00", x),
         }
+    }
+    fn key_bucket(&self, k: Sql, g: Granularity, z: bool) -> Sql {
+        let st = if z {
+            TimeStorage::Instant
+        } else {
+            TimeStorage::Local
+        };
+        self.time_key(k, st, g, false)
     }
     fn key_text(&self, k: Sql, _z: bool) -> Sql {
         k

@@ -4,7 +4,7 @@
 use super::super::{Sql, quote};
 use super::{Cte, Renderer};
 use crate::plan::{Param, PeriodAverageNode, PeriodAverageValue, PlanError};
-use crate::semantic::{Agg, TimeStorage};
+use crate::semantic::{Agg, Granularity, TimeStorage};
 
 impl Renderer<'_> {
     pub(super) fn period_average_ctes(
@@ -13,35 +13,72 @@ impl Renderer<'_> {
         out: &mut Vec<Cte>,
     ) -> Result<(), PlanError> {
         let ms = &n.measure;
-        let sub = self.slot_value(n.time_slot, Some(n.per), &n.rows.table)?;
+        let t = n.time_slot;
+        let slot = self.slot(t)?;
+        // the bucket is read off the sub-period's key, once per sub-period rather than per
+        // row, where every sub-period lies within one bucket (weeks straddle months)
+        let derived = slot
+            .bucket(None)
+            .filter(|&g| g == n.per || (n.per != Granularity::Week && n.per < g));
+        let row_slots: Vec<usize> = (0..self.plan.slots.len())
+            .filter(|&i| derived.is_none() || i != t)
+            .collect();
+        let names: Vec<String> = row_slots.iter().map(|i| format!("d{i}")).collect();
+        let mut items = Vec::new();
+        for (&i, name) in row_slots.iter().zip(&names) {
+            items.push((self.slot_value(i, None, &n.rows.table)?, name.as_str()));
+        }
+        items.push((self.slot_value(t, Some(n.per), &n.rows.table)?, "s"));
+        items.push((self.measure_input(ms, &n.rows.table, true)?, "v"));
         let rows_cte = format!("{}_rows", n.cte);
         out.push(Cte::new(
             &rows_cte,
             format!("rows of {} with their {} (s)", ms.table, n.per.as_str()),
-            self.rows_from(
+            self.rows_with(
                 &n.rows,
-                vec![
-                    (sub, "s"),
-                    (self.measure_input(ms, &n.rows.table, true)?, "v"),
-                ],
+                false,
+                items,
                 None,
                 self.request_filter(&n.rows.table)?,
             )?,
         ));
-        let agg = match ms.agg {
-            Agg::CountDistinct => "COUNT(DISTINCT \"v\")",
-            Agg::Sum => "SUM(\"v\")",
-            _ => "COUNT(\"v\")",
+        let keys = names
+            .iter()
+            .map(|n| quote(n))
+            .chain(std::iter::once("\"s\"".to_owned()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut q = Sql::raw("SELECT ");
+        for i in 0..self.plan.slots.len() {
+            match derived.filter(|_| i == t) {
+                Some(g) => {
+                    q.append(self.d.key_bucket(Sql::raw("\"s\""), g, slot.z));
+                    q.push(&format!(" AS \"d{i}\", "));
+                }
+                None => q.push(&format!("\"d{i}\", ")),
+            }
+        }
+        // a distinct count counts the distinct (group, sub-period, value) rows: a hash
+        // aggregate, where COUNT(DISTINCT …) sorts every row of every group
+        let (agg, from) = match ms.agg {
+            Agg::CountDistinct => (
+                "COUNT(\"v\")",
+                format!(
+                    "(SELECT DISTINCT {keys}, \"v\" FROM {}) AS \"u\"",
+                    quote(&rows_cte)
+                ),
+            ),
+            Agg::Sum => ("SUM(\"v\")", quote(&rows_cte)),
+            _ => ("COUNT(\"v\")", quote(&rows_cte)),
         };
-        let slots = self.slot_list(None);
+        q.push(&format!(
+            "\"s\", {agg} AS \"m\"\n  FROM {from}\n  GROUP BY {keys}"
+        ));
         let sub_cte = format!("{}_sub", n.cte);
         out.push(Cte::new(
             &sub_cte,
             format!("{} per {}", ms.name, n.per.as_str()),
-            Sql::raw(&format!(
-                "SELECT {slots}, \"s\", {agg} AS \"m\"\n  FROM {}\n  GROUP BY {slots}, \"s\"",
-                quote(&rows_cte)
-            )),
+            q,
         ));
         out.push(Cte::new(
             &n.cte,
