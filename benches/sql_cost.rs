@@ -19,6 +19,7 @@
 //! left out of the comparison. The statements run with the same driver (`query_all_raw`),
 //! in the same session settings (JIT off for all of a case where tally turns it off for
 //! its statement), interleaved, `TALLY_BENCH_ITERS` times (default 15); medians.
+//! `TALLY_BENCH_CASE` keeps only the cases whose kind contains it (`TALLY_BENCH_CASE=offset`).
 //!
 //! Databases as in the `slowest` bench: `TALLY_BENCH_SQLITE` / `TALLY_BENCH_POSTGRES` (demo
 //! databases with the shop and social models loaded beforehand), else fresh ones loaded with
@@ -568,7 +569,11 @@ async fn bench(backend: &str, conn: &DatabaseConnection, iters: usize) {
         Value::String(Some("2026-01-01T00:00:00Z".to_owned()))
     };
     let mut table = Vec::new();
+    let only = std::env::var("TALLY_BENCH_CASE").ok();
     for case in cases() {
+        if only.as_deref().is_some_and(|o| !case.kind.contains(o)) {
+            continue;
+        }
         let spec = spec_of(&case, at);
         let model = engine.model(case.model).unwrap().clone();
         spec.check(&model).unwrap();
