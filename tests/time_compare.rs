@@ -452,3 +452,107 @@ fn bad_time_axes_are_reported_with_their_lines() {
         );
     }
 }
+
+/// [`fixture`] with one more line of order o3 in March 2024 (x1, 10): March then has 3
+/// lines of 2 orders, net 40 + 60 + 10 = 110.
+async fn loaded_with_second_line() -> Vec<TestDb> {
+    let mut files = fixture();
+    for (table, text) in files.iter_mut() {
+        if *table == "order_line" {
+            text.push_str("x1,o3,2024-03-25T10:00:00Z,cu1,,s1,p1,cat-a,1,10.00,0,10.00,0,0,2\n");
+        }
+    }
+    let files: Vec<(&str, &str)> = files.iter().map(|(t, s)| (*t, s.as_str())).collect();
+    let mut out = Vec::new();
+    for db in TestDb::all().await {
+        load(&db, &files).await;
+        out.push(db);
+    }
+    out
+}
+
+/// Without a filter on the compared time dimension, the earlier values are read from the
+/// request's own per-bucket aggregate: every bucket with rows is in it, the earlier bucket's
+/// key is the same arithmetic, and a bucket whose earlier bucket has no rows (the first one,
+/// one after a gap) gets the value over no rows. The same request with a filter on the time
+/// dimension that keeps every row aggregates the rows a second time: the answers are equal.
+#[tokio::test]
+async fn offsets_without_a_time_filter_read_the_request_aggregate() {
+    let fields = "m: orderTime(granularity: MONTH) netSales prev: netSales(offset: PREVIOUS_PERIOD)
+        yago: netSales(offset: YEAR_AGO) growth: netSalesGrowth orders
+        ordersPrev: orders(offset: PREVIOUS_PERIOD) ordersYago: orders(offset: YEAR_AGO)
+        aovPrev: aov(offset: PREVIOUS_PERIOD) medPrev: medianLineNetSales(offset: PREVIOUS_PERIOD)";
+    for db in loaded_with_second_line().await {
+        // As of 1 July 2024 (the October lines are cut).
+        let v = gql(
+            &db,
+            &format!(r#"{{ shop {{ metrics(asOf: "2024-07-01T00:00:00Z") {{ {fields} }} }} }}"#),
+        )
+        .await;
+        let expected = json!([
+            // The first bucket: January 2023 and February 2022 have no rows: 0, 0 orders,
+            // aov 0 / 0 and the median of no lines null; growth 100 / 0 null.
+            { "m": "2023-02-01T00:00:00Z", "netSales": "100.00", "prev": "0.00", "yago": "0.00", "growth": null,
+              "orders": 1, "ordersPrev": 0, "ordersYago": 0, "aovPrev": null, "medPrev": null },
+            // March 2023 ← February 2023: 100, 1 order, aov 100, median 100; 50 / 100 − 1.
+            { "m": "2023-03-01T00:00:00Z", "netSales": "50.00", "prev": "100.00", "yago": "0.00", "growth": -0.5,
+              "orders": 1, "ordersPrev": 1, "ordersYago": 0, "aovPrev": "100.00", "medPrev": "100.00" },
+            // January 2024 after a gap of nine months: December 2023 has no rows.
+            { "m": "2024-01-01T00:00:00Z", "netSales": "30.00", "prev": "0.00", "yago": "0.00", "growth": null,
+              "orders": 2, "ordersPrev": 0, "ordersYago": 0, "aovPrev": null, "medPrev": null },
+            // March 2024: February 2024 has no rows (not January's 30); a year ago across the
+            // gap: March 2023, 50, 1 order.
+            { "m": "2024-03-01T00:00:00Z", "netSales": "110.00", "prev": "0.00", "yago": "50.00", "growth": null,
+              "orders": 2, "ordersPrev": 0, "ordersYago": 1, "aovPrev": null, "medPrev": null },
+            // April ← March: 110 over 2 distinct orders of 3 lines (a sum of per-line counts
+            // would say 3): aov 55; median of 40, 60, 10: 40; growth 30 / 110 − 1.
+            { "m": "2024-04-01T00:00:00Z", "netSales": "30.00", "prev": "110.00", "yago": "0.00", "growth": -0.727273,
+              "orders": 1, "ordersPrev": 2, "ordersYago": 0, "aovPrev": "55.00", "medPrev": "40.00" },
+            // May ← April: 30, 1 order.
+            { "m": "2024-05-01T00:00:00Z", "netSales": "0.00", "prev": "30.00", "yago": "0.00", "growth": -1.0,
+              "orders": 1, "ordersPrev": 1, "ordersYago": 0, "aovPrev": "30.00", "medPrev": "30.00" },
+            // June ← May: 0 over 1 order; growth 25 / 0 null.
+            { "m": "2024-06-01T00:00:00Z", "netSales": "25.00", "prev": "0.00", "yago": "0.00", "growth": null,
+              "orders": 1, "ordersPrev": 1, "ordersYago": 0, "aovPrev": "0.00", "medPrev": "0.00" }
+        ]);
+        assert_eq!(rows(&v), expected, "{}", db.backend);
+        let v = gql(
+            &db,
+            &format!(
+                r#"{{ shop {{ metrics(asOf: "2024-07-01T00:00:00Z", where: {{ orderTime: {{ gte: "2000-01-01T00:00:00Z" }} }}) {{ {fields} }} }} }}"#
+            ),
+        )
+        .await;
+        assert_eq!(rows(&v), expected, "{}", db.backend);
+        // By London day, no filter: the 25-hour 27 October's previous day is 26 October (3),
+        // 28 October's is the whole 27 October (7 + 11); 52 weeks before 28 October 2024
+        // (30 October 2023) has no rows. The first day, 10 February 2023, has no earlier day.
+        let v = gql(
+            &db,
+            r#"{ shop { metrics(asOf: "2024-11-01T00:00:00Z", timezone: "Europe/London") {
+            d: orderTime(granularity: DAY) netSales prev: netSales(offset: PREVIOUS_PERIOD)
+            yago: netSales(offset: YEAR_AGO) ordersPrev: orders(offset: PREVIOUS_PERIOD) } } }"#,
+        )
+        .await;
+        let all = rows(&v);
+        let all = all.as_array().unwrap();
+        assert_eq!(all.len(), 13, "{}: {all:?}", db.backend);
+        assert_eq!(
+            all[0],
+            json!({ "d": "2023-02-10T00:00:00", "netSales": "100.00", "prev": "0.00", "yago": "0.00", "ordersPrev": 0 }),
+            "{}",
+            db.backend
+        );
+        assert_eq!(
+            all[10..],
+            [
+                json!({ "d": "2024-10-26T00:00:00", "netSales": "3.00", "prev": "0.00", "yago": "0.00", "ordersPrev": 0 }),
+                json!({ "d": "2024-10-27T00:00:00", "netSales": "18.00", "prev": "3.00", "yago": "0.00", "ordersPrev": 1 }),
+                json!({ "d": "2024-10-28T00:00:00", "netSales": "13.00", "prev": "18.00", "yago": "0.00", "ordersPrev": 2 })
+            ],
+            "{}",
+            db.backend
+        );
+        db.cleanup().await;
+    }
+}

@@ -12,9 +12,23 @@
 //! top-level conditions on the compared time dimension: those choose which buckets are shown,
 //! not which rows an earlier bucket has. Their groups are looked up by the response's groups
 //! (`KeysNode::lookups`), never added to them.
+//!
+//! When the request's `where` names no condition on the compared time dimension, the rows an
+//! offset aggregate would read are exactly the rows of the request's own per-table aggregate
+//! (less those without a time value): the offset aggregate then reads that aggregate's groups
+//! with their bucket keys moved `n` periods later (`TimeShift::reuse`) instead of aggregating
+//! the rows a second time. The move is the same key arithmetic as a row's (`key_add` on the
+//! bucket key), and it is one-to-one on bucket keys (days, weeks and hours move by a fixed
+//! number of wall-clock units, month, quarter and year starts by whole months), so each
+//! moved group is the aggregate of exactly the rows of the bucket `n` periods earlier:
+//! distinct counts and medians stay exact. A bucket whose earlier bucket has no rows finds no
+//! group, as before (0 for counts and sums, null otherwise). Grain-to-date values always
+//! aggregate their own rows.
 
 use super::aggregate;
-use super::{AggregateNode, DimSlot, Need, PlanError, PlannedFilter, Planner, filter};
+use super::{
+    AggregateNode, AggregatedMeasure, DimSlot, Need, PlanError, PlannedFilter, Planner, filter,
+};
 use crate::query::{Comparison, Item, QuerySpec, without_dimension};
 use crate::semantic::Granularity;
 
@@ -62,15 +76,21 @@ pub struct TimeShift {
     pub slot: usize,
     /// The request's `where` without its top-level conditions on the compared time dimension.
     pub filter: Option<PlannedFilter>,
+    /// For an offset over exactly the request's rows: the request's own aggregate of the
+    /// same table (`agg_<table>`), whose groups are read with the compared bucket key moved
+    /// (the node then has the same measures in the same order, and no rows CTE of its own).
+    pub reuse: Option<String>,
 }
 
 /// The compared aggregates of `spec`: one set of per-table aggregates per distinct
 /// comparison.
+/// `main`: the request's own per-table aggregates.
 pub(super) fn plan(
     p: &mut Planner<'_>,
     spec: &QuerySpec,
     slots: &[DimSlot],
     percentile_cont: bool,
+    main: &[AggregateNode],
 ) -> Result<Vec<AggregateNode>, PlanError> {
     let mut by_kind: Vec<(ShiftKind, Vec<Need>)> = Vec::new();
     let mut time: Option<(String, usize)> = None;
@@ -111,14 +131,81 @@ pub(super) fn plan(
         .and_then(|f| without_dimension(f, &dim))
         .map(|f| filter::plan(p, &f, spec.values.len()))
         .transpose()?;
+    // every row of the request is a row of the compared aggregates: no condition of the
+    // request's `where` chooses buckets of the compared time dimension
+    let same_rows = !spec.filter_dimensions().contains(&dim.as_str());
     let mut out = Vec::new();
     for (kind, needs) in by_kind {
         let shift = TimeShift {
             kind,
             slot,
             filter: filter.clone(),
+            reuse: None,
         };
-        out.extend(aggregate::plan(p, &needs, percentile_cont, Some(&shift))?);
+        if same_rows && matches!(kind, ShiftKind::Ahead(..)) {
+            out.extend(reused(p, &needs, main, &shift)?);
+        } else {
+            out.extend(aggregate::plan(p, &needs, percentile_cont, Some(&shift))?);
+        }
+    }
+    Ok(out)
+}
+
+/// The offset aggregates of `needs` read from the request's own aggregates `main`: per table
+/// of the measures needed, a copy of that table's aggregate (every measure of it, in order)
+/// whose groups are its groups with the compared bucket key moved.
+fn reused(
+    p: &Planner<'_>,
+    needs: &[Need],
+    main: &[AggregateNode],
+    shift: &TimeShift,
+) -> Result<Vec<AggregateNode>, PlanError> {
+    let suffix = shift.kind.suffix();
+    let mut out: Vec<AggregateNode> = Vec::new();
+    for need in needs {
+        let Need::Measure(measure) = need else {
+            continue;
+        };
+        let table = &p.measure(measure)?.table;
+        if out.iter().any(|a| a.rows.table.name == *table) {
+            continue;
+        }
+        let own = main
+            .iter()
+            .find(|a| a.shift.is_none() && a.rows.table.name == *table)
+            .ok_or_else(|| {
+                PlanError::new(format!(
+                    "measure {measure}: the request has no aggregate of table {table}"
+                ))
+            })?;
+        let agg_cte = format!("{}_{suffix}", own.agg_cte);
+        out.push(AggregateNode {
+            rows: own.rows.clone(),
+            rows_cte: own.rows_cte.clone(),
+            measures: own
+                .measures
+                .iter()
+                .enumerate()
+                .map(|(i, m)| AggregatedMeasure {
+                    measure: m.measure.clone(),
+                    median_cte: m
+                        .median_cte
+                        .as_ref()
+                        .map(|_| format!("med_{table}_{suffix}_{i}")),
+                })
+                .collect(),
+            description: format!(
+                "{}; {}: the groups of {} with their bucket keys moved",
+                own.description,
+                shift.kind.describe(),
+                own.agg_cte
+            ),
+            shift: Some(TimeShift {
+                reuse: Some(own.agg_cte.clone()),
+                ..shift.clone()
+            }),
+            agg_cte,
+        });
     }
     Ok(out)
 }

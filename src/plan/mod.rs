@@ -232,7 +232,8 @@ pub fn plan(model: &Model, spec: &QuerySpec, percentile_cont: bool) -> Result<Pl
     }
     let filter = p.request_filter(spec)?;
     let mut aggregates = aggregate::plan(&mut p, &needs, percentile_cont, None)?;
-    aggregates.extend(compare::plan(&mut p, spec, &slots, percentile_cont)?);
+    let compared = compare::plan(&mut p, spec, &slots, percentile_cont, &aggregates)?;
+    aggregates.extend(compared);
     let mut specials = Vec::new();
     for need in &needs {
         specials.push(match need {

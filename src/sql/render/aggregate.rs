@@ -13,6 +13,9 @@ impl Renderer<'_> {
         a: &AggregateNode,
         out: &mut Vec<Cte>,
     ) -> Result<(), PlanError> {
+        if let Some(own) = a.shift.as_ref().and_then(|s| s.reuse.as_deref()) {
+            return self.reused_ctes(a, own, out);
+        }
         let table = &a.rows.table;
         // a compared aggregate applies the request's filter less its conditions on the
         // compared time dimension
@@ -72,6 +75,82 @@ impl Renderer<'_> {
                         m.measure.name
                     ),
                     self.window_median(a, i),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// An offset aggregate read from the request's own aggregate `own` of the same table
+    /// (and its medians computed apart): its groups with the compared bucket key moved, the
+    /// groups without a time value left out.
+    fn reused_ctes(
+        &self,
+        a: &AggregateNode,
+        own: &str,
+        out: &mut Vec<Cte>,
+    ) -> Result<(), PlanError> {
+        let Some(shift) = &a.shift else {
+            return Err(PlanError::new(format!("{}: not moved in time", a.agg_cte)));
+        };
+        let ShiftKind::Ahead(g, n) = shift.kind else {
+            return Err(PlanError::new(format!(
+                "{}: only an offset reads the request's aggregate",
+                a.agg_cte
+            )));
+        };
+        let source = self
+            .plan
+            .aggregates
+            .iter()
+            .find(|x| x.shift.is_none() && x.agg_cte == own)
+            .ok_or_else(|| PlanError::new(format!("{}: no aggregate {own}", a.agg_cte)))?;
+        let moved = |from: &str, columns: &[String]| -> Result<Sql, PlanError> {
+            let mut s = Sql::raw("SELECT ");
+            for i in 0..self.plan.slots.len() {
+                let d = Sql::raw(&format!("\"d{i}\""));
+                let v = if i == shift.slot {
+                    self.d.key_add(d, g, n, self.slot(i)?.z)
+                } else {
+                    d
+                };
+                s.append(v);
+                s.push(&format!(" AS \"d{i}\", "));
+            }
+            s.push(&columns.join(", "));
+            s.push(&format!(
+                "\n  FROM {}\n  WHERE \"d{}\" IS NOT NULL",
+                quote(from),
+                shift.slot
+            ));
+            Ok(s)
+        };
+        let mut columns = vec!["\"n\"".to_owned()];
+        columns.extend(
+            a.measures
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| m.median_cte.is_none())
+                .map(|(i, _)| format!("\"m{i}\"")),
+        );
+        out.push(Cte::new(&a.agg_cte, &a.description, moved(own, &columns)?));
+        for (i, m) in a.measures.iter().enumerate() {
+            if let Some(cte) = &m.median_cte {
+                let from = source
+                    .measures
+                    .get(i)
+                    .and_then(|x| x.median_cte.as_deref())
+                    .ok_or_else(|| {
+                        PlanError::new(format!("{cte}: {own} has no median {i} computed apart"))
+                    })?;
+                out.push(Cte::new(
+                    cte,
+                    format!(
+                        "median of {} in the bucket {n} {}(s) before each bucket: the groups of {from} with their bucket keys moved",
+                        m.measure.name,
+                        g.as_str()
+                    ),
+                    moved(from, &["\"m\"".to_owned()])?,
                 ));
             }
         }
