@@ -112,7 +112,7 @@ impl Engine {
                 .collect(),
         );
         Engine {
-            results: ResultCache::new(&db, ResultCacheSettings::off(), Vec::new()),
+            results: ResultCache::disabled(),
             reads,
             dialect,
             models: models.into(),

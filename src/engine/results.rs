@@ -303,6 +303,21 @@ fn qualifiers(sql: &str, out: &mut BTreeSet<String>) {
 }
 
 impl ResultCache {
+    /// A cache that is off (keeps nothing, polls nothing): one shared by every session made
+    /// without an engine and every engine without [`ResultCacheSettings`], so that making a
+    /// session allocates none.
+    pub fn disabled() -> ResultCache {
+        static OFF: std::sync::OnceLock<ResultCache> = std::sync::OnceLock::new();
+        OFF.get_or_init(|| ResultCache {
+            shared: Arc::new(Shared {
+                settings: ResultCacheSettings::off(),
+                lru: Mutex::new(Lru::default()),
+                watch: Mutex::new(Watch::default()),
+            }),
+        })
+        .clone()
+    }
+
     /// A cache with `settings` over `db`; when enabled, its poll runs on the current Tokio
     /// runtime until the cache is dropped (without a runtime the cache stays off). `read`:
     /// the namespaces the models read, whose mechanism the poll logs.

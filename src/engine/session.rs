@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 
 use super::Table;
 use super::guard::{Guard, Limits, RequestScope};
-use super::results::{self, Lookup, Pending, ResultCache, ResultCacheSettings, Stored};
+use super::results::{self, Lookup, Pending, ResultCache, Stored};
 use super::values::Raw;
 use crate::error::ApiError;
 use crate::semantic::Model;
@@ -203,7 +203,7 @@ impl Session {
         Session {
             // off until an engine hands its own (`with_results`): a disabled cache needs no
             // namespaces
-            results: ResultCache::new(db, ResultCacheSettings::off(), Vec::new()),
+            results: ResultCache::disabled(),
             reads: Arc::default(),
             db: db.clone(),
             dialect: super::dialect_of(db),
