@@ -24,11 +24,11 @@ use super::PlanCache;
 use super::caller::Caller;
 use super::session::Session;
 use crate::error::ApiError;
-use crate::query::{Item, QuerySpec};
+use crate::query::{Filter, FilterOp, Item, QuerySpec, ReqValue};
 use crate::rollup::Status;
 use crate::semantic::{
-    Agg, AsOf, ColType, Dimension, Expr, Measure, Metric, MetricKind, Model, Rollup, Table,
-    TableSource,
+    Agg, AsOf, ColType, Dimension, Expr, Granularity, Measure, Metric, MetricKind, Model, Rollup,
+    Table, TableSource,
 };
 use crate::sql::Dialect;
 
@@ -234,9 +234,14 @@ fn why_not(model: &Model, route: &Route, spec: &QuerySpec) -> Option<String> {
         if let Some(reason) = dimension_reason(model, route, name) {
             return Some(format!("the filter's {reason}"));
         }
-        if is_event_time(model, rollup, name) {
+        if is_event_time(model, rollup, name)
+            && let Some(reason) = spec
+                .filter
+                .as_ref()
+                .and_then(|f| event_time_filter_reason(f, spec, name, rollup.grain))
+        {
             return Some(format!(
-                "a filter on {name}: the rollup keeps whole {}s, not the instants within them",
+                "a filter on {name}: {reason} (the rollup keeps whole {}s, not the instants within them)",
                 rollup.grain.as_str()
             ));
         }
@@ -245,6 +250,72 @@ fn why_not(model: &Model, route: &Route, spec: &QuerySpec) -> Option<String> {
         return Some(format!("the request does not fit the rollup: {e}"));
     }
     None
+}
+
+/// Why a condition of `filter` on the event time `name` could tell apart instants of one
+/// bucket of `grain` (UTC hours or days), `None` when none can. A rollup row stands for
+/// its bucket by the bucket's start, so a condition is exact on it only when it holds for
+/// every instant of a bucket or for none: `gte` and `lt` a bucket boundary (`orderTime:
+/// {gte: "2024-10-01T00:00:00Z", lt: "2025-01-01T00:00:00Z"}` on a day rollup), and
+/// `isNull` / `isNotNull`. Composed with `and`, `or` and `not`, such conditions stay
+/// exact. The source rows the union adds (asOf's bucket, or all of them when the rollup
+/// is not fresh) keep their own instants, so any condition is exact on them.
+fn event_time_filter_reason(
+    filter: &Filter,
+    spec: &QuerySpec,
+    name: &str,
+    grain: Granularity,
+) -> Option<String> {
+    match filter {
+        Filter::And(xs) | Filter::Or(xs) => xs
+            .iter()
+            .find_map(|x| event_time_filter_reason(x, spec, name, grain)),
+        Filter::Not(x) => event_time_filter_reason(x, spec, name, grain),
+        Filter::Cond { dimension, .. } if dimension != name => None,
+        Filter::Cond { op, args, .. } => match op {
+            FilterOp::IsNull | FilterOp::IsNotNull => None,
+            FilterOp::Gte | FilterOp::Lt => {
+                let seconds = grain.fixed_seconds()?;
+                args.iter().find_map(|&i| match spec.values.get(i) {
+                    Some(ReqValue::Time(t))
+                        if t.timestamp().rem_euclid(seconds) == 0
+                            && t.timestamp_subsec_nanos() == 0 =>
+                    {
+                        None
+                    }
+                    Some(ReqValue::Time(t)) => Some(format!(
+                        "{} is not the start of a UTC {}",
+                        t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+                        grain.as_str()
+                    )),
+                    _ => Some("a value that is not an instant".to_owned()),
+                })
+            }
+            other => Some(format!(
+                "{} (only gte and lt a bucket boundary hold for a whole bucket or for none of it)",
+                op_name(*other)
+            )),
+        },
+    }
+}
+
+/// The request's name of a filter operator.
+fn op_name(op: FilterOp) -> &'static str {
+    match op {
+        FilterOp::Equals => "equals",
+        FilterOp::NotEquals => "notEquals",
+        FilterOp::In => "in",
+        FilterOp::NotIn => "notIn",
+        FilterOp::Contains => "contains",
+        FilterOp::StartsWith => "startsWith",
+        FilterOp::IsNull => "isNull",
+        FilterOp::IsNotNull => "isNull: false",
+        FilterOp::Gt => "gt",
+        FilterOp::Gte => "gte",
+        FilterOp::Lt => "lt",
+        FilterOp::Lte => "lte",
+        FilterOp::Between => "between",
+    }
 }
 
 /// Why dimension `name` cannot be read with the rollup, `None` when it can.
