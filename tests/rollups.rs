@@ -551,6 +551,75 @@ const ONE_LINE: &str = "INSERT INTO \"shop\".\"order_line\" (line_item_id, order
      unit_price_at_purchase, amt, discount, tax_amt, shipping_amt, line_number) VALUES ('l1', 'o1', \
      '2024-01-02T10:00:00+00:00', 'c1', NULL, 's1', 'p1', 'cat1', 2, 5, 10, 1, 0, 0, 1)";
 
+/// A writer that may write the order lines but not tally's own tables (an ETL role) still
+/// writes: the staleness and data-version triggers run as their owner. Its write marks the
+/// rollups stale (they are no longer read) and moves the data version (PostgreSQL).
+#[tokio::test]
+async fn a_writer_without_rights_on_tallys_tables_still_writes_and_stales_the_rollups() {
+    let Some(db) = TestDb::postgres_unless_skipped().await else {
+        return;
+    };
+    shop_db(&db.conn).await;
+    let (engine, _) = engines(&db.conn);
+    let spec = net_sales_by_month("2024-12-31T00:00:00Z");
+    assert!(run(&engine, &spec).await.1.is_some());
+    let (admin_url, name) = db.pg.clone().unwrap();
+    let role = format!("{name}_etl");
+    for sql in [
+        format!("CREATE ROLE \"{role}\" LOGIN"),
+        format!("GRANT CONNECT ON DATABASE \"{name}\" TO \"{role}\""),
+        format!("GRANT USAGE ON SCHEMA shop TO \"{role}\""),
+        format!("GRANT SELECT, INSERT ON shop.order_line TO \"{role}\""),
+    ] {
+        db.conn.execute_unprepared(&sql).await.unwrap();
+    }
+    let version = |c: DatabaseConnection| async move {
+        text_values(
+            &c,
+            "SELECT CAST(COALESCE(SUM(writes), 0) AS TEXT) FROM shop.tally_data_version",
+        )
+        .await
+        .remove(0)
+    };
+    let before = version(db.conn.clone()).await;
+    let (base, _) = db.url.rsplit_once('/').unwrap();
+    let host = base.rsplit_once('@').map_or(base, |(_, h)| h);
+    let host = host.trim_start_matches("postgres://");
+    let etl = sea_orm::Database::connect(format!("postgres://{role}@{host}/{name}"))
+        .await
+        .unwrap();
+    etl.execute_unprepared(
+        "INSERT INTO shop.order_line (line_item_id, order_id, order_time, customer_id, \
+         campaign_id, store_id, product_id, product_category_id, count, amt, discount, \
+         unit_price_at_purchase, tax_amt, shipping_amt, line_number) \
+         SELECT 'etl-line', order_id, order_time, customer_id, campaign_id, store_id, \
+         product_id, product_category_id, count, amt, discount, unit_price_at_purchase, \
+         tax_amt, shipping_amt, 98 FROM shop.order_line WHERE order_time < '2024-06-01' \
+         ORDER BY line_item_id LIMIT 1",
+    )
+    .await
+    .expect("a writer with rights on the order lines only may insert");
+    etl.close().await.ok();
+    assert_ne!(
+        version(db.conn.clone()).await,
+        before,
+        "the data version moved"
+    );
+    let (_, used, reason) = run(&engine, &spec).await;
+    assert_eq!(used, None);
+    assert!(reason.unwrap().contains("is stale"));
+    db.conn
+        .execute_unprepared(&format!("DROP OWNED BY \"{role}\""))
+        .await
+        .unwrap();
+    db.cleanup().await;
+    let admin = sea_orm::Database::connect(&admin_url).await.unwrap();
+    admin
+        .execute_unprepared(&format!("DROP ROLE IF EXISTS \"{role}\""))
+        .await
+        .unwrap();
+}
+
 async fn has_table(db: &DatabaseConnection, table: &str) -> bool {
     let d = tally::sql::dialect_of(db);
     db.query_one_raw(Statement::from_sql_and_values(

@@ -70,7 +70,9 @@ pub struct Staleness<'a> {
 /// statement trigger per table (TRUNCATE included) calling one function, which marks the rows
 /// stale (the first writer after a refresh, exclusively) and then holds a share lock on them
 /// until commit, so that a refresh (which locks them exclusively) waits for writers still in
-/// flight. SQLite (row triggers only): one per table and write, touching the status only on
+/// flight. The function is `SECURITY DEFINER` (with a fixed `search_path`; every name in it
+/// is qualified) and replaced on every call, so a writer that may write the source tables
+/// but not tally's status table (an ETL role) still writes, and still marks the rows stale. SQLite (row triggers only): one per table and write, touching the status only on
 /// the first write after a refresh; a writer excludes every other writer anyway.
 pub async fn create_staleness_triggers<C: ConnectionTrait>(
     conn: &C,
@@ -82,7 +84,8 @@ pub async fn create_staleness_triggers<C: ConnectionTrait>(
         let rows = s.rows.replace("{source}", "TG_TABLE_NAME");
         conn.execute_unprepared(&format!(
             "CREATE OR REPLACE FUNCTION \"{ns}\".\"{trigger}\"() \
-             RETURNS trigger LANGUAGE plpgsql AS $fn$\n\
+             RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER \
+             SET search_path = pg_catalog, pg_temp AS $fn$\n\
              BEGIN\n\
                UPDATE \"{ns}\".\"{status}\" SET fresh = 0 WHERE {rows} AND fresh <> 0;\n\
                PERFORM 1 FROM \"{ns}\".\"{status}\" WHERE {rows} FOR SHARE;\n\
