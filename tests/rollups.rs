@@ -1188,6 +1188,30 @@ async fn the_rollup_status_is_kept_while_the_data_version_holds() {
         let (_, used, note) = status_note(&engine, &orders_by_day("2024-06-30T12:00:02Z")).await;
         assert!(note.starts_with("read from"), "{note}");
         assert_eq!(used.as_deref(), Some("shop.daily_orders"), "{}", db.backend);
+        // with the result cache off (--result-cache-bytes 0) the versions are still polled
+        // for the rollups: the status is kept all the same
+        let uncached = Engine::with_embedded_models(db.conn.clone())
+            .unwrap()
+            .with_result_cache(tally::engine::ResultCacheSettings {
+                bytes: 0,
+                poll_interval: std::time::Duration::from_secs(60),
+            });
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let mut kept = false;
+        for i in 0..5 {
+            let (_, used, note) = status_note(
+                &uncached,
+                &orders_by_day(&format!("2024-05-03T00:00:0{i}Z")),
+            )
+            .await;
+            assert_eq!(used.as_deref(), Some("shop.daily_orders"));
+            assert!(!note.contains("not kept"), "{}: {note}", db.backend);
+            if note.starts_with("the engine's copy") {
+                kept = true;
+                break;
+            }
+        }
+        assert!(kept, "{}: no copy without the cache", db.backend);
         db.cleanup().await;
     }
 }

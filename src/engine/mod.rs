@@ -139,12 +139,15 @@ impl Engine {
     }
 
     /// The engine with a result cache of `settings` (see [`results`]); its data-version
-    /// poll runs on the current Tokio runtime while the engine lives.
+    /// poll runs on the current Tokio runtime while the engine lives, also with the cache
+    /// off when the engine reads rollups (which keep their status by the data versions):
+    /// call [`Engine::without_rollups`] first to have none.
     pub fn with_result_cache(mut self, settings: ResultCacheSettings) -> Engine {
         let mut read: Vec<String> = self.reads.values().flatten().cloned().collect();
         read.sort_unstable();
         read.dedup();
-        self.results = ResultCache::new(&self.db, settings, read);
+        let versions = self.rollups.active();
+        self.results = ResultCache::new(&self.db, settings, read, versions);
         self
     }
 

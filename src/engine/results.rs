@@ -198,6 +198,8 @@ pub struct ResultCache {
 #[derive(Debug)]
 struct Shared {
     settings: ResultCacheSettings,
+    /// Whether the data versions are polled (the cache is on, or rollups read them).
+    polled: bool,
     lru: Mutex<Lru>,
     watch: Mutex<Watch>,
 }
@@ -311,6 +313,7 @@ impl ResultCache {
         OFF.get_or_init(|| ResultCache {
             shared: Arc::new(Shared {
                 settings: ResultCacheSettings::off(),
+                polled: false,
                 lru: Mutex::new(Lru::default()),
                 watch: Mutex::new(Watch::default()),
             }),
@@ -318,20 +321,24 @@ impl ResultCache {
         .clone()
     }
 
-    /// A cache with `settings` over `db`; when enabled, its poll runs on the current Tokio
-    /// runtime until the cache is dropped (without a runtime the cache stays off). `read`:
-    /// the namespaces the models read, whose mechanism the poll logs.
+    /// A cache with `settings` over `db`; when enabled, or when `versions` asks for the
+    /// data versions anyway (rollups keep their status by them), its poll runs on the
+    /// current Tokio runtime until the cache is dropped (without a runtime the cache stays
+    /// off). `read`: the namespaces the models read, whose mechanism the poll logs.
     pub fn new(
         db: &DatabaseConnection,
         settings: ResultCacheSettings,
         read: Vec<String>,
+        versions: bool,
     ) -> ResultCache {
+        let polled = settings.enabled() || versions;
         let shared = Arc::new(Shared {
             settings,
+            polled,
             lru: Mutex::new(Lru::default()),
             watch: Mutex::new(Watch::default()),
         });
-        if settings.enabled() {
+        if polled {
             match tokio::runtime::Handle::try_current() {
                 Ok(rt) => {
                     rt.spawn(poll(Arc::downgrade(&shared), db.clone(), settings, read));
@@ -378,11 +385,13 @@ impl ResultCache {
     }
 
     /// The data version of `namespaces` (it moves with every write to them), or why it is
-    /// not known well enough to keep anything by it (the cache is off, or its poll failed
+    /// not known well enough to keep anything by it (nothing polls them, or the poll failed
     /// or fell behind).
     pub fn data_version(&self, namespaces: &[String]) -> Result<u64, String> {
-        if !self.shared.settings.enabled() {
-            return Err("data versions are not read (--result-cache-bytes 0)".to_owned());
+        if !self.shared.polled {
+            return Err(
+                "data versions are not read (--result-cache-bytes 0 and no rollup)".to_owned(),
+            );
         }
         self.version(namespaces)
     }

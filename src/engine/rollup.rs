@@ -137,6 +137,11 @@ impl Routes {
         }
     }
 
+    /// Whether any rollup may be read (rollups are on and some model declares one).
+    pub(super) fn active(&self) -> bool {
+        !self.disabled && !self.routes.is_empty()
+    }
+
     /// The routes that could answer `spec` by its shape, or why none can (the first
     /// rollup's reason). `None`: the request is not a metrics request (no rollup applies).
     pub(super) fn candidates<'a>(

@@ -168,10 +168,10 @@ pub fn build_served(
         if let Some(limits) = limits {
             engine = engine.with_limits(limits);
         }
-        engine = engine.with_result_cache(result_cache);
         if !rollups {
             engine = engine.without_rollups();
         }
+        engine = engine.with_result_cache(result_cache);
         guard = Some(engine.guard().clone());
         builder = builder.data(Arc::new(engine));
     }
