@@ -9,7 +9,7 @@
 //! ```
 //!
 //! One representative request per metric kind (by day where it has a time), as of
-//! 2026-01-01 (after the whole demo calendar), on the shop and social demo data. tally's
+//! 2026-01-01 (after the whole demo calendar), on the shop, social and saas demo data. tally's
 //! statement is the one `Engine::run` runs and explains (without rollups: the hand-written
 //! statements read the source tables too), with its bound values; the hand-written one is
 //! what an analyst would write for the same answer, and MetricFlow's (PostgreSQL only) is
@@ -23,7 +23,7 @@
 //! `TALLY_BENCH_CASE="period average"`).
 //!
 //! Databases as in the `slowest` bench: `TALLY_BENCH_SQLITE` / `TALLY_BENCH_POSTGRES` (demo
-//! databases with the shop and social models loaded beforehand), else fresh ones loaded with
+//! databases with the shop, social and saas models loaded beforehand), else fresh ones loaded with
 //! their demo data at `TALLY_BENCH_SCALE` (default 1). MetricFlow's cumulative SQL joins its
 //! time spine: the bench creates `mf.time_spine_day` on PostgreSQL when it is missing.
 
@@ -402,8 +402,30 @@ FROM (SELECT strftime('%Y-%m-%dT00:00:00Z', "order_time") AS "d", SUM("amt" - "d
 ORDER BY "d""#,
             metricflow: None,
         },
+        Case {
+            kind: "conversion (customerChurnRate)",
+            model: "saas",
+            fields: &[
+                F::Metric("customerChurnRate"),
+                F::Metric("churnedCustomers"),
+                F::Metric("customersMonthAgo"),
+            ],
+            postgres: CHURN,
+            sqlite: CHURN,
+            metricflow: None,
+        },
     ]
 }
+
+/// The hand-written churn statement (both backends; `$1` / `?1`: asOf, `$2` / `?2`: one
+/// month before it): the customers of one month before (the stage history's row of each
+/// user holding that instant) left-joined to the churned users as of asOf. The stage
+/// history is the table tally's `stages` tables read while it is fresh (the demo builds it).
+const CHURN: &str = r#"SELECT CAST(COUNT("n"."user_id") AS DOUBLE PRECISION) / NULLIF(COUNT(*), 0), COUNT("n"."user_id"), COUNT(*)
+FROM "saas"."tally_stage_history" AS "b"
+LEFT JOIN "saas"."tally_stage_history" AS "n"
+  ON "n"."user_id" = "b"."user_id" AND "n"."valid_from" <= $1 AND $1 < "n"."valid_to" AND "n"."stage" = 'CHURNED'
+WHERE "b"."valid_from" <= $2 AND $2 < "b"."valid_to" AND "b"."stage" = 'CUSTOMER'"#;
 
 /// The hand-written statement of `case` on `backend`.
 fn hand_written(case: &Case, backend: &str) -> String {
@@ -418,7 +440,34 @@ fn hand_written(case: &Case, backend: &str) -> String {
             "SELECT \"store_id\", SUM(\"quantity_on_hand\") FROM ({table}) AS \"i\" GROUP BY \"store_id\" ORDER BY \"store_id\""
         );
     }
+    if case.postgres == CHURN {
+        return if pg {
+            CHURN
+                .replace("$1", "CAST($1 AS timestamptz)")
+                .replace("$2", "CAST($2 AS timestamptz)")
+        } else {
+            sqlite_file(CHURN).replace("$2", "?2")
+        };
+    }
     if pg { case.postgres } else { case.sqlite }.to_owned()
+}
+
+/// The values the hand-written statement of `case` binds: asOf, and for the churn one the
+/// instant one month before (the SQLite stage history keeps instants as `+00:00` text).
+fn hand_values(case: &Case, backend: &str, as_of: &Value) -> Vec<Value> {
+    if case.postgres != CHURN {
+        return vec![as_of.clone()];
+    }
+    let [at, before] = ["2026-01-01T00:00:00Z", "2025-12-01T00:00:00Z"];
+    if backend == "postgres" {
+        [at, before]
+            .map(|t| Value::String(Some(t.to_owned())))
+            .to_vec()
+    } else {
+        [at, before]
+            .map(|t| Value::String(Some(t.replace('Z', "+00:00"))))
+            .to_vec()
+    }
 }
 
 fn spec_of(case: &Case, at: DateTime<Utc>) -> QuerySpec {
@@ -604,7 +653,8 @@ async fn bench(backend: &str, conn: &DatabaseConnection, iters: usize) {
         let columns = rendered.columns.len();
         let hand = hand_written(&case, backend);
         let tally_stmt = || Statement::from_sql_and_values(db, &rendered.sql, params.clone());
-        let hand_stmt = || Statement::from_sql_and_values(db, &hand, vec![as_of.clone()]);
+        let hand_values = hand_values(&case, backend, &as_of);
+        let hand_stmt = || Statement::from_sql_and_values(db, &hand, hand_values.clone());
         let mf_stmt = |sql: &str| Statement::from_sql_and_values(db, sql, vec![]);
         let metricflow = case.metricflow.filter(|_| pg);
 
@@ -693,7 +743,7 @@ async fn bench(backend: &str, conn: &DatabaseConnection, iters: usize) {
 
 fn main() {
     let iters = harness::iters(15);
-    harness::run_models(&["shop", "social"], |backend, conn| async move {
+    harness::run_models(&["shop", "social", "saas"], |backend, conn| async move {
         bench(backend, &conn, iters).await;
     });
 }
