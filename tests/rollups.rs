@@ -833,11 +833,33 @@ async fn social_ads_from_the_hourly_rollup_equal_the_rows() {
                 specs.push(s);
             }
         }
+        // in zones whose offset is always whole hours, local buckets are made of UTC hours
+        // (daylight saving included: the social calendar crosses its changes)
+        for zone in ["America/New_York", "Europe/London"] {
+            for g in [Granularity::Hour, Granularity::Day, Granularity::Week] {
+                let mut s = QuerySpec::new("social", t("2024-01-01T00:00:00Z"));
+                s.fields = vec![dim("adEventTime", Some(g)), met("impressions"), met("roas")];
+                s.timezone = Some(zone.into());
+                specs.push(s);
+            }
+        }
         let compared = assert_same(&with, &without, &specs, db.backend, |_| {
             "social.hourly_ads".to_owned()
         })
         .await;
-        assert_eq!(compared, 8 * AS_OF.len());
+        assert_eq!(compared, 14 * AS_OF.len());
+        // not at +05:30: a UTC hour spans two local hours
+        let mut s = QuerySpec::new("social", t("2024-01-01T00:00:00Z"));
+        s.fields = vec![
+            dim("adEventTime", Some(Granularity::Day)),
+            met("impressions"),
+        ];
+        s.timezone = Some("Asia/Kolkata".into());
+        let (a, used, reason) = run(&with, &s).await;
+        assert_eq!(used, None);
+        let reason = reason.unwrap();
+        assert!(reason.contains("not a whole number of hours"), "{reason}");
+        assert_eq!(canonical(&a), canonical(&run(&without, &s).await.0));
         db.cleanup().await;
     }
 }

@@ -189,16 +189,10 @@ impl Routes {
 fn why_not(model: &Model, route: &Route, spec: &QuerySpec) -> Option<String> {
     let rollup = &route.rollup;
     let derived = &route.base.derived;
-    let utc = spec
-        .timezone
-        .as_deref()
-        .is_none_or(|z| matches!(z, "UTC" | "Etc/UTC"));
-    if !utc {
-        return Some(format!(
-            "timezone {:?}: the rollup's buckets are UTC {}s",
-            spec.timezone.as_deref().unwrap_or(""),
-            rollup.grain.as_str()
-        ));
+    if let Some(zone) = spec.timezone.as_deref()
+        && let Some(why) = zone_reason(zone, rollup.grain)
+    {
+        return Some(format!("timezone {zone:?}: {why}"));
     }
     let mut reads_table = false;
     for name in spec.metric_names() {
@@ -255,6 +249,53 @@ fn why_not(model: &Model, route: &Route, spec: &QuerySpec) -> Option<String> {
         return Some(format!("the request does not fit the rollup: {e}"));
     }
     None
+}
+
+/// Why the buckets of `zone` cannot be made of the rollup's UTC buckets of `grain`, `None`
+/// when they can: UTC; or an hour rollup and a zone whose offset from UTC is a whole number
+/// of hours and changes only on a whole UTC hour (1970 to 2060, daylight saving included:
+/// `Europe/London`, `America/New_York`, not `Asia/Kolkata` at +05:30), where every instant of
+/// a UTC hour falls in the same local hour, and so in the same local day, week, month….
+fn zone_reason(zone: &str, grain: Granularity) -> Option<String> {
+    if matches!(zone, "UTC" | "Etc/UTC") {
+        return None;
+    }
+    if grain != Granularity::Hour {
+        return Some(format!("the rollup's buckets are UTC {}s", grain.as_str()));
+    }
+    if hour_aligned(zone) {
+        return None;
+    }
+    Some(
+        "its offset from UTC is not a whole number of hours at every instant (the rollup's buckets are UTC hours)"
+            .to_owned(),
+    )
+}
+
+/// Whether every offset of `zone` is a whole number of hours and every change of it falls on
+/// a whole UTC hour (computed once per zone; an unknown zone is not).
+fn hour_aligned(zone: &str) -> bool {
+    static KNOWN: std::sync::LazyLock<Mutex<HashMap<String, bool>>> =
+        std::sync::LazyLock::new(Default::default);
+    if let Some(&b) = KNOWN
+        .lock()
+        .ok()
+        .and_then(|k| k.get(zone).copied())
+        .as_ref()
+    {
+        return b;
+    }
+    let aligned = zone.parse::<chrono_tz::Tz>().is_ok_and(|tz| {
+        crate::tz::intervals(tz).iter().all(|i| {
+            i.offset_seconds % 3600 == 0
+                && i.valid_from
+                    .is_none_or(|t| t.timestamp().rem_euclid(3600) == 0)
+        })
+    });
+    if let Ok(mut k) = KNOWN.lock() {
+        k.insert(zone.to_owned(), aligned);
+    }
+    aligned
 }
 
 /// Why a condition of `filter` on the event time `name` could tell apart instants of one
