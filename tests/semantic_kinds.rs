@@ -1125,6 +1125,18 @@ expr = "nullif(event_time, event_time)"
 type = "time"
 description = "A time that is always NULL."
 
+[[dimension]]
+name = "productAdded"
+table = "product"
+expr = "nullif(created_at, CASE WHEN product_brand = 'Acme' THEN created_at END)"
+type = "time"
+description = "When the product was added, NULL for Acme."
+
+[[time_axis]]
+name = "day"
+tables = { order_line = "order_time", inventory_event = "event_time" }
+description = "When the line or the movement happened."
+
 [[measure]]
 name = "net_sales"
 table = "order_line"
@@ -1217,6 +1229,23 @@ async fn null_groups_meet_across_joined_nodes() {
                 { "brand": null, "day": "2024-03-01T00:00:00Z", "inventoryChange": -1, "storesMovingTrailing2Days": 1 },
                 { "brand": null, "day": "2024-03-10T00:00:00Z", "inventoryChange": 5, "storesMovingTrailing2Days": 1 },
                 { "brand": null, "day": "2024-03-11T00:00:00Z", "inventoryChange": 1, "storesMovingTrailing2Days": 1 }
+            ]),
+            "{}",
+            db.backend
+        );
+        // time buckets only (joined on the buckets on PostgreSQL): days of one table only,
+        // and a NULL month (Acme) meeting a NULL month; lines l1 35 (p1), l2 10 (p2) on
+        // Mar 1, l3 20 (p1) on Mar 5; movements p1 -1 Mar 1, +5 Mar 10, +1 Mar 11, p2 +3 Mar 5
+        let v = run(r#"{ nullkeys { metrics(asOf: "2024-03-11T12:00:00Z") { d: day(granularity: DAY) added: productAdded(granularity: MONTH) netSales inventoryChange } } }"#).await;
+        assert_eq!(
+            data(&v, "nullkeys.metrics"),
+            json!([
+                { "d": "2024-03-01T00:00:00Z", "added": "2024-01-01T00:00:00Z", "netSales": "10.00", "inventoryChange": 0 },
+                { "d": "2024-03-01T00:00:00Z", "added": null, "netSales": "35.00", "inventoryChange": -1 },
+                { "d": "2024-03-05T00:00:00Z", "added": "2024-01-01T00:00:00Z", "netSales": "0.00", "inventoryChange": 3 },
+                { "d": "2024-03-05T00:00:00Z", "added": null, "netSales": "20.00", "inventoryChange": 0 },
+                { "d": "2024-03-10T00:00:00Z", "added": null, "netSales": "0.00", "inventoryChange": 5 },
+                { "d": "2024-03-11T00:00:00Z", "added": null, "netSales": "0.00", "inventoryChange": 1 }
             ]),
             "{}",
             db.backend

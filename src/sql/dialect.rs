@@ -172,6 +172,15 @@ pub trait Dialect: Sync + Send {
         None
     }
 
+    /// How nodes grouped by time buckets only are joined in the final SELECT: `Some(x)`, a
+    /// `FULL JOIN` of the nodes on `COALESCE(bucket, x) = COALESCE(bucket', x) AND (bucket
+    /// IS NULL) = (bucket' IS NULL)` (NULL meets NULL only; two equalities the database can
+    /// hash), `x` any constant of the bucket key's type; `None`: through the numbered rows
+    /// of `keys` (SQLite: there the `FULL JOIN` measured slower than the numbered rows).
+    fn bucket_join_constant(&self) -> Option<&'static str> {
+        None
+    }
+
     /// How a running statement is stopped inside the database on this backend
     /// (`super::interrupt::arm`); `None`: it is not.
     fn interrupt(&self) -> Option<super::interrupt::Interrupt> {
@@ -459,6 +468,10 @@ impl Dialect for Postgres {
     }
     fn byte_collation(&self) -> Option<&'static str> {
         Some("\"C\"")
+    }
+    fn bucket_join_constant(&self) -> Option<&'static str> {
+        // a timestamp (every bucket key is one: `date_trunc`)
+        Some("'-infinity'")
     }
     fn interrupt(&self) -> Option<super::interrupt::Interrupt> {
         Some(super::interrupt::Interrupt::StatementTimeout)

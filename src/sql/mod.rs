@@ -10,6 +10,7 @@
 mod dialect;
 pub mod interrupt;
 pub mod policy;
+pub mod prune;
 
 mod render;
 

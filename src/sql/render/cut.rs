@@ -2,9 +2,10 @@
 //! row per key of the rows meeting them.
 
 use super::super::{MARK, Sql, quote};
-use super::Renderer;
+use super::{Read, Renderer};
 use crate::lexer::{self, TokenKind};
 use crate::plan::{CutCondition, CutNode, CutSource, Param, PlanError};
+use crate::sql::prune::prune;
 
 impl Renderer<'_> {
     pub(super) fn cut(&self, c: &CutNode) -> Result<Sql, PlanError> {
@@ -17,8 +18,16 @@ impl Renderer<'_> {
                 sqlite,
                 params,
             } => {
+                let text = self.d.sql_text(postgres, sqlite);
                 let mut s = Sql::raw("(\n");
-                s.append(sql_file(self.d.sql_text(postgres, sqlite), params, false)?);
+                match self.read {
+                    Read::All => s.append(sql_file(text, params, false)?),
+                    Read::Nothing => {}
+                    Read::Only(used) => {
+                        let pruned = prune(text, |c| used.contains(c));
+                        s.append(sql_file(pruned.as_deref().unwrap_or(text), params, false)?)
+                    }
+                }
                 s.push("\n  )");
                 s
             }

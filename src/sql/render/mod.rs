@@ -18,6 +18,8 @@ mod rows;
 pub(super) use cut::sql_file;
 pub(super) use expr::expr_sql;
 
+use std::collections::HashSet;
+
 use super::{Dialect, Sql, quote};
 use crate::plan::{
     DimSlot, MetricValue, Plan, PlanError, RowSource, ShiftKind, SpecialNode, TimeShift,
@@ -45,20 +47,47 @@ impl Cte {
     }
 }
 
+/// Which columns of the SQL tables a statement reads (see [`super::prune`]).
+#[derive(Clone, Copy)]
+enum Read<'a> {
+    /// Every column: the SQL tables' texts as written.
+    All,
+    /// None: the SQL tables' texts left out (the statement is only read for the names it
+    /// uses, never run).
+    Nothing,
+    /// The columns named by these identifiers (lowercase): the other select-list items of a
+    /// SQL table are replaced by `NULL` where its text allows.
+    Only(&'a HashSet<String>),
+}
+
 /// What rendering one plan keeps.
 struct Renderer<'a> {
     plan: &'a Plan,
     d: &'a dyn Dialect,
     /// The request's `where`, rendered once (every node's rows apply it).
     filter: Option<Sql>,
+    /// The columns of the SQL tables it reads.
+    read: Read<'a>,
 }
 
-/// The statement of `plan` for `d`.
+/// The statement of `plan` for `d`. A statement embedding SQL tables is rendered once
+/// without their texts, to learn which names the rest of it uses, then with each text's
+/// select-list items those names do not read replaced by `NULL` ([`super::prune`]).
 pub(super) fn statement(plan: &Plan, d: &dyn Dialect) -> Result<Sql, PlanError> {
+    if !plan.embeds_sql_tables() {
+        return statement_reading(plan, d, Read::All);
+    }
+    let rest = statement_reading(plan, d, Read::Nothing)?;
+    let used = super::prune::identifiers(&rest.text);
+    statement_reading(plan, d, Read::Only(&used))
+}
+
+fn statement_reading(plan: &Plan, d: &dyn Dialect, read: Read<'_>) -> Result<Sql, PlanError> {
     let mut r = Renderer {
         plan,
         d,
         filter: None,
+        read,
     };
     r.filter = plan.filter.as_ref().map(|f| r.filter(f)).transpose()?;
     if let Some(node) = &plan.rows {
@@ -77,7 +106,7 @@ pub(super) fn statement(plan: &Plan, d: &dyn Dialect) -> Result<Sql, PlanError> 
     for n in &plan.specials {
         r.special_ctes(n, &mut ctes)?;
     }
-    if let Some(k) = &plan.keys {
+    if let Some(k) = plan.keys.as_ref().filter(|_| r.bucket_join().is_none()) {
         r.keys_ctes(k, &mut ctes);
     }
     let mut out = Renderer::with(ctes);
@@ -342,9 +371,38 @@ impl Renderer<'_> {
         })
     }
 
-    /// A slot's column in the final SELECT (a time slot's native bucket key).
+    /// A slot's column in the final SELECT (a time slot's native bucket key): the first
+    /// value of the nodes joined on their buckets ([`Renderer::bucket_join`]), else the
+    /// `keys` column.
     fn slot_ref(&self, i: usize) -> Sql {
-        Sql::raw(&format!("{}.\"d{i}\"", quote(&self.plan.output.from)))
+        match (self.bucket_join(), &self.plan.keys) {
+            (Some(_), Some(k)) => Sql::raw(&Self::coalesced(&k.sources, i)),
+            _ => Sql::raw(&format!("{}.\"d{i}\"", quote(&self.plan.output.from))),
+        }
+    }
+
+    /// `COALESCE("<node>"."d<i>", …)` over `nodes` (the one column when there is one).
+    fn coalesced(nodes: &[String], i: usize) -> String {
+        let cols: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("{}.\"d{i}\"", quote(n)))
+            .collect();
+        match cols.as_slice() {
+            [one] => one.clone(),
+            _ => format!("COALESCE({})", cols.join(", ")),
+        }
+    }
+
+    /// The constant of the dialect's `FULL JOIN` on time buckets
+    /// ([`Dialect::bucket_join_constant`]), when the final SELECT joins the nodes so: the
+    /// nodes are joined through `keys` (several, grouped by slots), every slot is a time
+    /// bucket, and no node is only looked up (offsets and grain-to-date values keep `keys`).
+    fn bucket_join(&self) -> Option<&'static str> {
+        let k = self.plan.keys.as_ref()?;
+        let buckets = self.plan.slots.iter().all(|s| s.bucket(None).is_some());
+        (k.lookups.is_empty() && buckets)
+            .then(|| self.d.bucket_join_constant())
+            .flatten()
     }
 
     /// A slot's value in the response: a time slot's bucket key written as text, other

@@ -53,9 +53,29 @@ impl Renderer<'_> {
         }
         // FROM: the keys and every node by its row of each group, or the one node; without
         // slots, every node's one row
-        inner.push(&format!("\n  FROM {}", quote(&out.from)));
-        match &self.plan.keys {
-            Some(k) => {
+        match (&self.plan.keys, self.bucket_join()) {
+            (Some(k), Some(x)) => {
+                // each node joined on the buckets of the nodes before it (their first value)
+                for (n, cte) in k.sources.iter().enumerate() {
+                    if n == 0 {
+                        inner.push(&format!("\n  FROM {}", quote(cte)));
+                        continue;
+                    }
+                    inner.push(&format!("\n  FULL JOIN {} ON ", quote(cte)));
+                    for i in 0..self.plan.slots.len() {
+                        let before = Self::coalesced(&k.sources[..n], i);
+                        let this = format!("{}.\"d{i}\"", quote(cte));
+                        if i > 0 {
+                            inner.push(" AND ");
+                        }
+                        inner.push(&format!(
+                            "COALESCE({before}, {x}) = COALESCE({this}, {x}) AND ({before} IS NULL) = ({this} IS NULL)"
+                        ));
+                    }
+                }
+            }
+            (Some(k), None) => {
+                inner.push(&format!("\n  FROM {}", quote(&out.from)));
                 for (i, cte) in k.sources.iter().enumerate() {
                     inner.push(&format!(
                         "\n  LEFT JOIN {} AS {} ON {}.\"tally_rid\" = {}.\"r{i}\"",
@@ -66,12 +86,13 @@ impl Renderer<'_> {
                     ));
                 }
             }
-            None if !out.joined.is_empty() && !self.plan.slots.is_empty() => {
+            (None, _) if !out.joined.is_empty() && !self.plan.slots.is_empty() => {
                 return Err(PlanError::new(
                     "nodes grouped by dimensions are joined without keys",
                 ));
             }
-            None => {
+            (None, _) => {
+                inner.push(&format!("\n  FROM {}", quote(&out.from)));
                 for cte in &out.joined {
                     inner.push(&format!("\n  CROSS JOIN {}", quote(cte)));
                 }
