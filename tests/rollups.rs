@@ -1211,13 +1211,16 @@ async fn the_rollup_status_is_kept_while_the_data_version_holds() {
         assert!(note.starts_with("read from"), "{note}");
         assert_eq!(used.as_deref(), Some("shop.daily_orders"), "{}", db.backend);
         // with the result cache off (--result-cache-bytes 0) the versions are still polled
-        // for the rollups: the status is kept all the same
+        // for the rollups, from the first request that could read one: the status is kept
+        // all the same
         let uncached = Engine::with_embedded_models(db.conn.clone())
             .unwrap()
             .with_result_cache(tally::engine::ResultCacheSettings {
                 bytes: 0,
                 poll_interval: std::time::Duration::from_secs(60),
             });
+        let (_, _, note) = status_note(&uncached, &orders_by_day("2024-05-03T00:00:00Z")).await;
+        assert!(note.contains("not read yet"), "{note}");
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         let mut kept = false;
         for i in 0..5 {

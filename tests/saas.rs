@@ -1450,3 +1450,67 @@ async fn semantic_stage_metrics_are_the_same_from_the_history_and_from_the_table
         assert_eq!(fresh, stale, "{}", db.backend);
     }
 }
+
+/// A rate and a count of the same conversion (customerChurnRate, churnedCustomers) read one
+/// conversion node; another conversion (the weekly rate) keeps its own. Each value equals the
+/// metric asked alone.
+#[tokio::test]
+async fn conversion_metrics_of_the_same_events_share_one_node() {
+    for db in TestDb::all().await {
+        let opts = DemoOptions {
+            scale: 0.05,
+            seed: 3,
+        };
+        tally::demo::load_demo(&db.conn, "saas", &opts, false)
+            .await
+            .unwrap();
+        let engine = tally::engine::Engine::with_embedded_models(db.conn.clone()).unwrap();
+        let at = DateTime::parse_from_rfc3339("2025-06-01T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let ask = |metrics: &[&str]| {
+            let mut spec = tally::query::QuerySpec::new("saas", at);
+            for m in metrics {
+                spec.fields.push(tally::query::Selected {
+                    key: (*m).to_owned(),
+                    item: tally::query::Item::Metric {
+                        name: (*m).to_owned(),
+                    },
+                });
+            }
+            spec
+        };
+        let run = |spec: tally::query::QuerySpec| {
+            let engine = &engine;
+            async move {
+                let session = engine.session();
+                let t: tally::engine::Table<Value> = engine.run(&session, &spec).await.unwrap();
+                let sql = session.explained()[0].sql.clone().unwrap();
+                (t.rows[0].clone(), sql)
+            }
+        };
+        let all = [
+            "customerChurnRate",
+            "churnedCustomers",
+            "customerChurnRateWeek",
+        ];
+        let (row, sql) = run(ask(&all)).await;
+        assert_eq!(
+            sql.matches("\"conv_customerChurnRate\" AS").count(),
+            1,
+            "{sql}"
+        );
+        assert!(!sql.contains("conv_churnedCustomers"), "{sql}");
+        assert!(sql.contains("\"conv_customerChurnRateWeek\" AS"), "{sql}");
+        assert!(
+            row[1].as_i64().unwrap() > 0,
+            "{}: churned customers",
+            db.backend
+        );
+        for (i, m) in all.iter().enumerate() {
+            let (alone, _) = run(ask(&[m])).await;
+            assert_eq!(alone[0], row[i], "{}: {m}", db.backend);
+        }
+        db.cleanup().await;
+    }
+}

@@ -198,8 +198,11 @@ pub struct ResultCache {
 #[derive(Debug)]
 struct Shared {
     settings: ResultCacheSettings,
-    /// Whether the data versions are polled (the cache is on, or rollups read them).
+    /// Whether the data versions may be polled (the cache is on, or rollups read them).
     polled: bool,
+    /// What a poll started on first use needs (the cache off, rollups on): the database and
+    /// the namespaces the models read; taken when it starts.
+    lazy: Mutex<Option<(DatabaseConnection, Vec<String>)>>,
     lru: Mutex<Lru>,
     watch: Mutex<Watch>,
 }
@@ -314,6 +317,7 @@ impl ResultCache {
             shared: Arc::new(Shared {
                 settings: ResultCacheSettings::off(),
                 polled: false,
+                lazy: Mutex::new(None),
                 lru: Mutex::new(Lru::default()),
                 watch: Mutex::new(Watch::default()),
             }),
@@ -321,34 +325,29 @@ impl ResultCache {
         .clone()
     }
 
-    /// A cache with `settings` over `db`; when enabled, or when `versions` asks for the
-    /// data versions anyway (rollups keep their status by them), its poll runs on the
-    /// current Tokio runtime until the cache is dropped (without a runtime the cache stays
-    /// off). `read`: the namespaces the models read, whose mechanism the poll logs.
+    /// A cache with `settings` over `db`; when enabled, its poll runs on the current Tokio
+    /// runtime until the cache is dropped (without a runtime the cache stays off). When it
+    /// is off and `versions` asks for the data versions anyway (rollups keep their status
+    /// by them), the poll starts at the first [`ResultCache::data_version`]: a process that
+    /// never reads a rollup never polls. `read`: the namespaces the models read, whose
+    /// mechanism the poll logs.
     pub fn new(
         db: &DatabaseConnection,
         settings: ResultCacheSettings,
         read: Vec<String>,
         versions: bool,
     ) -> ResultCache {
-        let polled = settings.enabled() || versions;
         let shared = Arc::new(Shared {
             settings,
-            polled,
+            polled: settings.enabled() || versions,
+            lazy: Mutex::new(None),
             lru: Mutex::new(Lru::default()),
             watch: Mutex::new(Watch::default()),
         });
-        if polled {
-            match tokio::runtime::Handle::try_current() {
-                Ok(rt) => {
-                    rt.spawn(poll(Arc::downgrade(&shared), db.clone(), settings, read));
-                }
-                Err(_) => {
-                    if let Ok(mut w) = shared.watch.lock() {
-                        w.error = Some("no runtime to poll the data versions on".to_owned());
-                    }
-                }
-            }
+        if settings.enabled() {
+            start_poll(&shared, db.clone(), read);
+        } else if versions && let Ok(mut lazy) = shared.lazy.lock() {
+            *lazy = Some((db.clone(), read));
         }
         ResultCache { shared }
     }
@@ -392,6 +391,9 @@ impl ResultCache {
             return Err(
                 "data versions are not read (--result-cache-bytes 0 and no rollup)".to_owned(),
             );
+        }
+        if let Some((db, read)) = self.shared.lazy.lock().ok().and_then(|mut l| l.take()) {
+            start_poll(&self.shared, db, read);
         }
         self.version(namespaces)
     }
@@ -588,6 +590,21 @@ fn mechanisms_line(
         })
         .collect();
     (!parts.is_empty()).then(|| parts.join("; "))
+}
+
+/// Starts the poll of `shared`'s data versions on the current Tokio runtime (without one,
+/// the versions stay unknown and say why).
+fn start_poll(shared: &Arc<Shared>, db: DatabaseConnection, read: Vec<String>) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(rt) => {
+            rt.spawn(poll(Arc::downgrade(shared), db, shared.settings, read));
+        }
+        Err(_) => {
+            if let Ok(mut w) = shared.watch.lock() {
+                w.error = Some("no runtime to poll the data versions on".to_owned());
+            }
+        }
+    }
 }
 
 /// Reads the data versions every `settings.poll_interval` while the cache lives.

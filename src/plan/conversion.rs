@@ -32,6 +32,10 @@ pub struct ConversionNode {
     pub variant: Option<String>,
     /// The chosen variant's condition over the conversion table.
     pub variant_condition: Option<Expr>,
+    /// Other metrics of the request counting the same base and conversion events (same
+    /// measures, `on`, window and variant: a rate and a count of one conversion): they read
+    /// this node's `base` and `conv` instead of a node of their own.
+    pub shared_with: Vec<String>,
     /// The final CTE (`conv_<metric>`).
     pub cte: String,
     /// What it computes.
@@ -39,6 +43,21 @@ pub struct ConversionNode {
 }
 
 impl ConversionNode {
+    /// Whether `other` counts the same events (its `base` and `conv` would be this node's).
+    pub fn same_events(&self, other: &ConversionNode) -> bool {
+        self.base.name == other.base.name
+            && self.conversion.name == other.conversion.name
+            && self.on == other.on
+            && self.window == other.window
+            && self.variant == other.variant
+            && self.variant_condition == other.variant_condition
+    }
+
+    /// Whether the node computes `metric` (its own, or one sharing it).
+    pub fn computes(&self, metric: &str) -> bool {
+        self.metric == metric || self.shared_with.iter().any(|m| m == metric)
+    }
+
     /// The CTE of the conversion events.
     pub fn hits_cte(&self) -> String {
         format!("{}_hits", self.cte)
@@ -115,6 +134,7 @@ pub(super) fn plan(
         conversion_table,
         on: c.on,
         window: c.window,
+        shared_with: Vec::new(),
         cte: format!("conv_{metric}"),
         description,
     })

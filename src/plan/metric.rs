@@ -104,7 +104,7 @@ impl Resolver<'_, '_> {
             ),
             MetricKind::Derived { expr } => MetricValue::Derived(self.derived(expr, depth)?),
             MetricKind::Conversion(c) => MetricValue::Conversion(ConversionValue {
-                cte: special(&|n| matches!(n, SpecialNode::Conversion(x) if x.metric == name))?,
+                cte: special(&|n| matches!(n, SpecialNode::Conversion(x) if x.computes(name)))?,
                 calculation: c.calculation,
             }),
             MetricKind::Retention {

@@ -234,15 +234,23 @@ pub fn plan(model: &Model, spec: &QuerySpec, percentile_cont: bool) -> Result<Pl
     let mut aggregates = aggregate::plan(&mut p, &needs, percentile_cont, None)?;
     let compared = compare::plan(&mut p, spec, &slots, percentile_cont, &aggregates)?;
     aggregates.extend(compared);
-    let mut specials = Vec::new();
+    let mut specials: Vec<SpecialNode> = Vec::new();
     for need in &needs {
-        specials.push(match need {
+        let node = match need {
             Need::Measure(_) => continue,
-            Need::Conversion(metric) => SpecialNode::Conversion(Box::new(conversion::plan(
-                &mut p,
-                metric,
-                spec.conversion_filter.as_deref(),
-            )?)),
+            Need::Conversion(metric) => {
+                let node = conversion::plan(&mut p, metric, spec.conversion_filter.as_deref())?;
+                // a rate and a count of the same conversion read one node
+                let same = specials.iter_mut().find_map(|n| match n {
+                    SpecialNode::Conversion(x) if x.same_events(&node) => Some(x),
+                    _ => None,
+                });
+                if let Some(x) = same {
+                    x.shared_with.push(metric.clone());
+                    continue;
+                }
+                SpecialNode::Conversion(Box::new(node))
+            }
             Need::Retention(measure, time_dimension) => {
                 SpecialNode::Retention(retention::plan(&mut p, measure, time_dimension, &slots)?)
             }
@@ -252,7 +260,8 @@ pub fn plan(model: &Model, spec: &QuerySpec, percentile_cont: bool) -> Result<Pl
             Need::DistinctWindow(metric) => {
                 SpecialNode::DistinctWindow(distinct_window::plan(&mut p, metric, &slots)?)
             }
-        });
+        };
+        specials.push(node);
     }
     let cuts = p
         .touched

@@ -1,5 +1,5 @@
-//! The `asOf` cut of a table: `SELECT * FROM <source> WHERE <conditions>`, or the latest
-//! row per key of the rows meeting them.
+//! The `asOf` cut of a table: `SELECT <the columns the statement reads, or *> FROM <source>
+//! WHERE <conditions>`, or the latest row per key of the rows meeting them.
 
 use super::super::{MARK, Sql, quote};
 use super::{Read, Renderer};
@@ -45,7 +45,7 @@ impl Renderer<'_> {
         }
         Ok(match &c.latest {
             None => {
-                let mut s = Sql::raw("SELECT * FROM ");
+                let mut s = Sql::raw(&format!("SELECT {} FROM ", self.cut_columns(c)));
                 s.append(src);
                 s.push(" AS \"tally_s\"");
                 s.append(where_clause);
@@ -71,6 +71,32 @@ impl Renderer<'_> {
                 s
             }
         })
+    }
+}
+
+impl Renderer<'_> {
+    /// The select list of a cut without `latest`: `*`, or, in a statement that learnt which
+    /// names it reads ([`Read::Only`]), the table's columns it names. A cut read twice or
+    /// more is materialised whole by both backends, so a column nobody reads would be
+    /// computed all the same: a SQL table's LEFT JOIN that only adds such a column (the saas
+    /// stages' plan) is then dropped by PostgreSQL, and SQLite skips a correlated subquery
+    /// that only computes one. `*` when it names none of them (a bare `COUNT(*)`).
+    fn cut_columns(&self, c: &CutNode) -> String {
+        let Read::Only(used) = self.read else {
+            return "*".to_owned();
+        };
+        let read: Vec<String> = c
+            .table
+            .columns
+            .iter()
+            .filter(|(name, _)| used.contains(&name.to_lowercase()))
+            .map(|(name, _)| quote(name))
+            .collect();
+        if read.is_empty() || read.len() == c.table.columns.len() {
+            "*".to_owned()
+        } else {
+            read.join(", ")
+        }
     }
 }
 
