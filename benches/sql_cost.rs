@@ -20,7 +20,7 @@
 //! in the same session settings (JIT off for all of a case where tally turns it off for
 //! its statement), interleaved, `TALLY_BENCH_ITERS` times (default 15); medians.
 //! `TALLY_BENCH_CASE=text` runs only the kinds whose name contains the text (e.g.
-//! `TALLY_BENCH_CASE="period average"`).
+//! `TALLY_BENCH_CASE="period average"`). `TALLY_BENCH_PRINT_SQL=1` prints tally's statements.
 //!
 //! Databases as in the `slowest` bench: `TALLY_BENCH_SQLITE` / `TALLY_BENCH_POSTGRES` (demo
 //! databases with the shop, social and saas models loaded beforehand), else fresh ones loaded with
@@ -630,6 +630,12 @@ async fn bench(backend: &str, conn: &DatabaseConnection, iters: usize) {
         let plan = tally::plan::plan(&model, &spec, dialect.percentile_cont()).unwrap();
         let rendered = tally::sql::render(&plan, dialect).unwrap();
         let params = rendered.bind(&spec);
+        if std::env::var_os("TALLY_BENCH_PRINT_SQL").is_some() {
+            println!(
+                "{backend}: {}: tally's statement:\n{}\n",
+                case.kind, rendered.sql
+            );
+        }
         // the statement and values are what the engine runs and explains
         let session = engine.session();
         let answer = engine

@@ -556,3 +556,259 @@ async fn offsets_without_a_time_filter_read_the_request_aggregate() {
         db.cleanup().await;
     }
 }
+
+/// The statements a response ran (`extensions.explain`), joined.
+fn sql_of(v: &Value) -> String {
+    v["extensions"]["explain"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no explain in {v}"))
+        .iter()
+        .filter_map(|e| e["sql"].as_str())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Without a filter on the compared time dimension, when one table's aggregate is the whole
+/// response, a sum to date is a window over that aggregate and an offset joins that aggregate
+/// again on the bucket moved back (no `keys`, no second aggregation); the answers are the ones of the
+/// plan that aggregates the rows again (the same request with a filter on the time dimension
+/// that keeps every row), including distinct counts and ratios moved by an offset.
+#[tokio::test]
+async fn to_date_and_offsets_without_a_time_filter_take_the_direct_shape() {
+    let by_day = "d: orderTime(granularity: DAY) netSales lines: orderLines
+        mtd: netSales(toDate: MONTH) qtd: netSales(toDate: QUARTER) ytd: netSales(toDate: YEAR)
+        linesMtd: orderLines(toDate: MONTH) prev: netSales(offset: PREVIOUS_PERIOD)
+        ordersPrev: orders(offset: PREVIOUS_PERIOD) aovPrev: aov(offset: PREVIOUS_PERIOD)
+        change: netSales(offset: PREVIOUS_PERIOD, calculation: CHANGE)";
+    for db in loaded_with_second_line().await {
+        let direct = gql(
+            &db,
+            &format!(r#"{{ shop {{ metrics(asOf: "2024-07-01T00:00:00Z") {{ {by_day} }} }} }}"#),
+        )
+        .await;
+        let sql = sql_of(&direct);
+        assert!(!sql.contains("\"keys\""), "{}: {sql}", db.backend);
+        assert!(!sql.contains("_to_"), "{}: {sql}", db.backend);
+        assert!(sql.contains("OVER (PARTITION BY"), "{}: {sql}", db.backend);
+        assert!(
+            sql.contains(
+                "LEFT JOIN \"agg_order_line\" AS \"agg_order_line_ahead_1_day\" ON \"agg_order_line_ahead_1_day\".\"d0\" = "
+            ),
+            "{}: {sql}",
+            db.backend
+        );
+        let all = rows(&direct);
+        let all = all.as_array().unwrap();
+        assert_eq!(all.len(), 10, "{}: {all:?}", db.backend);
+        // 2 March 2024: the month's first line (40); the quarter holds January's 30; the
+        // previous day (1 March) has no rows.
+        assert_eq!(
+            all[4],
+            json!({ "d": "2024-03-02T00:00:00Z", "netSales": "40.00", "lines": 1, "mtd": "40.00", "qtd": "70.00",
+                    "ytd": "70.00", "linesMtd": 1, "prev": "0.00", "ordersPrev": 0, "aovPrev": null, "change": "40.00" }),
+            "{}",
+            db.backend
+        );
+        // 25 March: x1 (10) after 2 and 20 March (40 + 60) in the month: 110, 3 lines.
+        assert_eq!(
+            all[6],
+            json!({ "d": "2024-03-25T00:00:00Z", "netSales": "10.00", "lines": 1, "mtd": "110.00", "qtd": "140.00",
+                    "ytd": "140.00", "linesMtd": 3, "prev": "0.00", "ordersPrev": 0, "aovPrev": null, "change": "10.00" }),
+            "{}",
+            db.backend
+        );
+        // The old plan (rows aggregated again), with a filter that keeps every row.
+        let again = gql(
+            &db,
+            &format!(
+                r#"{{ shop {{ metrics(asOf: "2024-07-01T00:00:00Z", where: {{ orderTime: {{ gte: "2000-01-01T00:00:00Z" }} }}) {{ {by_day} }} }} }}"#
+            ),
+        )
+        .await;
+        let sql = sql_of(&again);
+        assert!(
+            sql.contains("\"agg_order_line_to_month\""),
+            "{}: {sql}",
+            db.backend
+        );
+        assert_eq!(rows(&direct), rows(&again), "{}", db.backend);
+        db.cleanup().await;
+    }
+}
+
+/// A filter on the compared time dimension leaves the earlier days of a month out of the
+/// request's aggregate, which the sums to date still add: those keep aggregating their own
+/// rows. The direct shape's rows from 20 March on are the filtered request's rows.
+#[tokio::test]
+async fn to_date_with_a_time_filter_still_sums_the_whole_period() {
+    let fields = "d: orderTime(granularity: DAY) netSales mtd: netSales(toDate: MONTH)
+        ytd: netSales(toDate: YEAR) prev: netSales(offset: PREVIOUS_PERIOD)";
+    for db in loaded_with_second_line().await {
+        let filtered = gql(
+            &db,
+            &format!(
+                r#"{{ shop {{ metrics(asOf: "2024-07-01T00:00:00Z", where: {{ orderTime: {{ gte: "2024-03-20T00:00:00Z" }} }}) {{ {fields} }} }} }}"#
+            ),
+        )
+        .await;
+        let got = rows(&filtered);
+        // 20 March: 2 March's 40 is outside the filter but in the month (40 + 60).
+        assert_eq!(
+            got[0],
+            json!({ "d": "2024-03-20T00:00:00Z", "netSales": "60.00", "mtd": "100.00", "ytd": "130.00", "prev": "0.00" }),
+            "{}",
+            db.backend
+        );
+        let all = gql(
+            &db,
+            &format!(r#"{{ shop {{ metrics(asOf: "2024-07-01T00:00:00Z") {{ {fields} }} }} }}"#),
+        )
+        .await;
+        let all = rows(&all);
+        let tail: Vec<Value> = all
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["d"].as_str().unwrap() >= "2024-03-20")
+            .cloned()
+            .collect();
+        assert_eq!(Value::Array(tail), got, "{}", db.backend);
+        db.cleanup().await;
+    }
+}
+
+/// The direct shape with a second slot: the window sums each campaign's days apart (the
+/// lines without a campaign, NULL, are one group of their own, as in `keys`); the offset
+/// keeps `keys` (a NULL campaign must meet a NULL campaign). Two tables: `keys` and the
+/// compared aggregates as before, a day without order lines to date 0. Every answer equals
+/// the one of the old plan (a filter on the time dimension that keeps every row).
+#[tokio::test]
+async fn to_date_by_a_second_dimension_and_across_two_tables() {
+    let mut files = fixture();
+    for (table, text) in files.iter_mut() {
+        if *table == "order_line" {
+            text.push_str("x2,o20,2024-03-21T10:00:00Z,cu1,k1,s1,p1,cat-a,1,8.00,0,8.00,0,0,1\n");
+            text.push_str("x3,o21,2024-03-22T10:00:00Z,cu1,k1,s1,p1,cat-a,1,4.00,0,4.00,0,0,1\n");
+        }
+        if *table == "inventory_event" {
+            text.push_str("i5,restock,2024-03-21T09:00:00Z,s1,p1,3,\n");
+        }
+    }
+    files.push((
+        "campaign",
+        "campaign_id,campaign_name,campaign_start_time,campaign_end_time,campaign_description\n\
+         k1,Spring,2024-03-01T00:00:00Z,2024-03-31T00:00:00Z,\n"
+            .to_owned(),
+    ));
+    let files: Vec<(&str, &str)> = files.iter().map(|(t, s)| (*t, s.as_str())).collect();
+    for db in TestDb::all().await {
+        load(&db, &files).await;
+        let by_campaign = "d: orderTime(granularity: DAY) c: campaignId netSales
+            mtd: netSales(toDate: MONTH) prev: netSales(offset: PREVIOUS_PERIOD)";
+        let q = |filter: &str, fields: &str| {
+            format!(
+                r#"{{ shop {{ metrics(asOf: "2024-07-01T00:00:00Z"{filter}) {{ {fields} }} }} }}"#
+            )
+        };
+        let keep = r#", where: { orderTime: { gte: "2000-01-01T00:00:00Z" } }"#;
+        let direct = gql(&db, &q("", by_campaign)).await;
+        let sql = sql_of(&direct);
+        assert!(!sql.contains("_to_"), "{}: {sql}", db.backend);
+        let got = rows(&direct);
+        let march: Vec<Value> = got
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["d"].as_str().unwrap().starts_with("2024-03"))
+            .cloned()
+            .collect();
+        assert_eq!(
+            march,
+            vec![
+                json!({ "d": "2024-03-02T00:00:00Z", "c": null, "netSales": "40.00", "mtd": "40.00", "prev": "0.00" }),
+                json!({ "d": "2024-03-20T00:00:00Z", "c": null, "netSales": "60.00", "mtd": "100.00", "prev": "0.00" }),
+                // k1's month starts at its own first line; 20 March (no campaign) is not its
+                json!({ "d": "2024-03-21T00:00:00Z", "c": "k1", "netSales": "8.00", "mtd": "8.00", "prev": "0.00" }),
+                json!({ "d": "2024-03-22T00:00:00Z", "c": "k1", "netSales": "4.00", "mtd": "12.00", "prev": "8.00" }),
+            ],
+            "{}",
+            db.backend
+        );
+        assert_eq!(
+            got,
+            rows(&gql(&db, &q(keep, by_campaign)).await),
+            "{}",
+            db.backend
+        );
+        // Two tables on the time axis: 21 March has both, 1 March and 10 March events only.
+        let two = "d: metricTime(granularity: DAY) netSales inventoryChange
+            mtd: netSales(toDate: MONTH) invMtd: inventoryChange(toDate: MONTH)";
+        let v = gql(&db, &q("", two)).await;
+        let sql = sql_of(&v);
+        assert!(sql.contains("\"keys\""), "{}: {sql}", db.backend);
+        let got = rows(&v);
+        let day = |d: &str| {
+            got.as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["d"] == d)
+                .cloned()
+                .unwrap_or_else(|| panic!("{}: no row {d} in {got}", db.backend))
+        };
+        let tenth = day("2024-03-10T00:00:00Z");
+        assert_eq!(
+            (
+                &tenth["netSales"],
+                &tenth["inventoryChange"],
+                &tenth["invMtd"]
+            ),
+            (&json!("0.00"), &json!(5), &json!(4)),
+            "{}",
+            db.backend
+        );
+        assert_eq!(
+            day("2024-03-21T00:00:00Z"),
+            json!({ "d": "2024-03-21T00:00:00Z", "netSales": "8.00", "inventoryChange": 3, "mtd": "108.00", "invMtd": 7 }),
+            "{}",
+            db.backend
+        );
+        db.cleanup().await;
+    }
+}
+
+/// The direct shape changes nothing of what toDate accepts: a week does not nest in a
+/// month or a year, a distinct count (alone or in a ratio) does not add up over buckets.
+#[tokio::test]
+async fn to_date_still_refuses_weeks_and_distinct_counts() {
+    let db = TestDb::sqlite().await;
+    load(
+        &db,
+        &fixture()
+            .iter()
+            .map(|(t, s)| (*t, s.as_str()))
+            .collect::<Vec<_>>(),
+    )
+    .await;
+    for (q, want, text) in [
+        (
+            r#"{ shop { metrics { w: orderTime(granularity: WEEK) netSales(toDate: YEAR) } } }"#,
+            "BAD_GRANULARITY",
+            "WEEK",
+        ),
+        (
+            r#"{ shop { metrics { d: orderTime(granularity: DAY) customers(toDate: MONTH) } } }"#,
+            "BAD_TIME_COMPARISON",
+            "count_distinct",
+        ),
+        (
+            r#"{ shop { metrics { d: orderTime(granularity: DAY) netSales aov(toDate: MONTH) } } }"#,
+            "BAD_TIME_COMPARISON",
+            "orders",
+        ),
+    ] {
+        let (code, message) = error(&gql(&db, q).await);
+        assert_eq!(code, want, "{q}: {message}");
+        assert!(message.contains(text), "{q}: {message}");
+    }
+    db.cleanup().await;
+}

@@ -22,10 +22,36 @@
 //! number of wall-clock units, month, quarter and year starts by whole months), so each
 //! moved group is the aggregate of exactly the rows of the bucket `n` periods earlier:
 //! distinct counts and medians stay exact. A bucket whose earlier bucket has no rows finds no
-//! group, as before (0 for counts and sums, null otherwise). Grain-to-date values always
-//! aggregate their own rows.
+//! group, as before (0 for counts and sums, null otherwise).
+//!
+//! When, besides, that aggregate is the response's only node (one measure table, no median
+//! computed apart, no conversion, retention, period-average or distinct-window node), its
+//! groups are exactly the response's rows, and the statement takes the direct shape an
+//! analyst writes (no `keys`):
+//!
+//! - a grain-to-date sum is no aggregate of its own but a window over the response rows,
+//!   `SUM(m) OVER (PARTITION BY the other slots, the bucket's period ORDER BY the bucket)`
+//!   ([`ToDateWindow`]): the rows of each bucket are the aggregate's group of that bucket,
+//!   every earlier bucket of the period with rows is a group of it, and a sum (count) of the
+//!   rows of several buckets is the sum of their sums (counts) — toDate only takes counts and
+//!   sums, and buckets nesting in the period, so each bucket lies in one period. The group
+//!   without a time value has none (null, 0 for counts and sums, as before).
+//! - an offset, when the compared time dimension is the only slot, joins the request's
+//!   aggregate a second time on its bucket key equal to the bucket's key moved back `n`
+//!   periods (`by_time`, [`super::TimeLookup`]): the move back is the exact inverse of the
+//!   move ahead, and an equality never matches a NULL key, so it finds the one group the row
+//!   numbers of `keys` found. The key is moved on the probing side, as an analyst writes it,
+//!   so that the earlier groups' keys stay plain columns (SQLite indexes them for the join;
+//!   a moved key on both sides was a nested loop of `strftime` calls there).
+//!
+//! With a condition on the compared time dimension the request's aggregate lacks rows of the
+//! earlier buckets (the beginning of a month for a sum to date), and the compared values
+//! aggregate their own rows as before; with several nodes, a bucket of the response may be no
+//! group of the measure's table (its to-date sum would be the window's, not 0), and the
+//! compared aggregates are joined through `keys` as before.
 
 use super::aggregate;
+use super::metric::ToDateWindow;
 use super::{
     AggregateNode, AggregatedMeasure, DimSlot, Need, PlanError, PlannedFilter, Planner, filter,
 };
@@ -80,18 +106,35 @@ pub struct TimeShift {
     /// same table (`agg_<table>`), whose groups are read with the compared bucket key moved
     /// (the node then has the same measures in the same order, and no rows CTE of its own).
     pub reuse: Option<String>,
+    /// Looked up in the final SELECT by the value of the compared time slot (the request's
+    /// only slot), not through `keys`, and no CTE of its own: an offset read from the
+    /// request's aggregate (`reuse`) when that aggregate is the response's only node
+    /// ([`super::TimeLookup`]).
+    pub by_time: bool,
+}
+
+/// The compared values of a request: aggregates moved in time, and grain-to-date sums
+/// computed by windows over the request's own aggregate.
+#[derive(Debug, Default)]
+pub(super) struct Compared {
+    /// The compared aggregates.
+    pub(super) aggregates: Vec<AggregateNode>,
+    /// The grain-to-date sums read by a window.
+    pub(super) windows: Vec<ToDateWindow>,
 }
 
 /// The compared aggregates of `spec`: one set of per-table aggregates per distinct
 /// comparison.
-/// `main`: the request's own per-table aggregates.
+/// `main`: the request's own per-table aggregates; `alone`: whether `main` is one aggregate
+/// and the response's only node (no median computed apart, no special node).
 pub(super) fn plan(
     p: &mut Planner<'_>,
     spec: &QuerySpec,
     slots: &[DimSlot],
     percentile_cont: bool,
     main: &[AggregateNode],
-) -> Result<Vec<AggregateNode>, PlanError> {
+    alone: bool,
+) -> Result<Compared, PlanError> {
     let mut by_kind: Vec<(ShiftKind, Vec<Need>)> = Vec::new();
     let mut time: Option<(String, usize)> = None;
     for f in &spec.fields {
@@ -123,7 +166,7 @@ pub(super) fn plan(
         p.needs(name, &mut by_kind[i].1, 0)?;
     }
     let Some((dim, slot)) = time else {
-        return Ok(Vec::new());
+        return Ok(Compared::default());
     };
     let filter = spec
         .filter
@@ -134,18 +177,32 @@ pub(super) fn plan(
     // every row of the request is a row of the compared aggregates: no condition of the
     // request's `where` chooses buckets of the compared time dimension
     let same_rows = !spec.filter_dimensions().contains(&dim.as_str());
-    let mut out = Vec::new();
+    // the request's aggregate is the response: its groups are the response's rows
+    let direct = same_rows && alone && main.len() == 1;
+    let mut out = Compared::default();
     for (kind, needs) in by_kind {
         let shift = TimeShift {
             kind,
             slot,
             filter: filter.clone(),
             reuse: None,
+            by_time: false,
         };
-        if same_rows && matches!(kind, ShiftKind::Ahead(..)) {
-            out.extend(reused(p, &needs, main, &shift)?);
-        } else {
-            out.extend(aggregate::plan(p, &needs, percentile_cont, Some(&shift))?);
+        match kind {
+            ShiftKind::ToDate(period) if direct => out.windows.push(ToDateWindow {
+                time_slot: slot,
+                period,
+            }),
+            ShiftKind::Ahead(..) if same_rows => {
+                let shift = TimeShift {
+                    by_time: direct && slots.len() == 1,
+                    ..shift
+                };
+                out.aggregates.extend(reused(p, &needs, main, &shift)?);
+            }
+            _ => out
+                .aggregates
+                .extend(aggregate::plan(p, &needs, percentile_cont, Some(&shift))?),
         }
     }
     Ok(out)

@@ -211,6 +211,7 @@ pub(super) fn plan(
             columns,
             from: "fun_g".to_owned(),
             joined: Vec::new(),
+            by_time: Vec::new(),
             order: Vec::new(),
             limit: false,
             offset: false,

@@ -42,7 +42,10 @@ pub(super) fn plan(
 ) -> Option<KeysNode> {
     let sources = joinable(aggregates, specials);
     let mut lookups = Vec::new();
-    for a in aggregates.iter().filter(|a| a.shift.is_some()) {
+    for a in aggregates
+        .iter()
+        .filter(|a| a.shift.is_some() && !by_time(a))
+    {
         lookups.push(a.agg_cte.clone());
         lookups.extend(a.measures.iter().filter_map(|m| m.median_cte.clone()));
     }
@@ -64,10 +67,17 @@ pub(super) fn sources(aggregates: &[AggregateNode], specials: &[SpecialNode]) ->
         .collect()
 }
 
-/// Every CTE of a row per group: [`sources`] and the medians computed apart.
+/// Whether `a` is looked up by the compared time slot's value in the final SELECT, not
+/// through `keys`.
+pub(super) fn by_time(a: &AggregateNode) -> bool {
+    a.shift.as_ref().is_some_and(|s| s.by_time)
+}
+
+/// Every CTE of a row per group joined through `keys`: [`sources`] and the medians computed
+/// apart, less the aggregates looked up by the time slot's value.
 fn joinable(aggregates: &[AggregateNode], specials: &[SpecialNode]) -> Vec<String> {
     let mut out = Vec::new();
-    for a in aggregates {
+    for a in aggregates.iter().filter(|a| !by_time(a)) {
         out.push(a.agg_cte.clone());
         out.extend(a.measures.iter().filter_map(|m| m.median_cte.clone()));
     }

@@ -6,7 +6,7 @@ use super::{
     PlanError, Planner, RetentionValue, ShiftKind, SpecialNode, time_slot,
 };
 use crate::semantic::expr::BinOp;
-use crate::semantic::{Agg, Expr, MetricKind};
+use crate::semantic::{Agg, Expr, Granularity, MetricKind};
 
 /// What a metric's value is computed from.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,6 +38,21 @@ pub struct MeasureRef {
     pub column: String,
     /// Counts and sums of groups without rows are 0 rather than null.
     pub zero_if_null: bool,
+    /// For a grain-to-date sum read from the request's own aggregate: the window over the
+    /// response rows that sums the column since the start of each bucket's period.
+    pub to_date: Option<ToDateWindow>,
+}
+
+/// A grain-to-date sum computed in the final SELECT as
+/// `SUM(column) OVER (PARTITION BY the other slots, the bucket's period ORDER BY the bucket)`
+/// over the rows of the request's own aggregate (see `compare`: only where those rows are
+/// exactly the response's rows and every bucket's rows).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ToDateWindow {
+    /// The slot of the compared time dimension.
+    pub time_slot: usize,
+    /// The period summed to date (month, quarter, year).
+    pub period: Granularity,
 }
 
 /// A derived metric's expression.
@@ -75,6 +90,9 @@ pub(super) struct Resolver<'p, 'm> {
     pub(super) specials: &'p [SpecialNode],
     /// Measures are read from the aggregates moved this way (`None`: the request's own).
     pub(super) shift: Option<ShiftKind>,
+    /// Grain-to-date sums computed by a window over the request's own aggregate, not by an
+    /// aggregate of their own.
+    pub(super) windows: &'p [ToDateWindow],
 }
 
 impl Resolver<'_, '_> {
@@ -178,8 +196,14 @@ impl Resolver<'_, '_> {
 
     /// The column of a measure's aggregate.
     fn measure(&self, measure: &str) -> Result<MeasureRef, PlanError> {
+        // a grain-to-date sum by a window reads the request's own aggregate
+        let window = match self.shift {
+            Some(ShiftKind::ToDate(g)) => self.windows.iter().find(|w| w.period == g).copied(),
+            _ => None,
+        };
+        let shift = if window.is_some() { None } else { self.shift };
         for a in self.aggregates {
-            if a.shift.as_ref().map(|s| s.kind) != self.shift {
+            if a.shift.as_ref().map(|s| s.kind) != shift {
                 continue;
             }
             if let Some(i) = a.measures.iter().position(|m| m.measure.name == measure) {
@@ -187,15 +211,22 @@ impl Resolver<'_, '_> {
                 let zero_if_null =
                     matches!(m.measure.agg, Agg::Count | Agg::CountDistinct | Agg::Sum);
                 return Ok(match &m.median_cte {
+                    Some(_) if window.is_some() => {
+                        return Err(PlanError::new(format!(
+                            "measure {measure}: a median summed to date"
+                        )));
+                    }
                     Some(cte) => MeasureRef {
                         cte: cte.clone(),
                         column: "m".to_owned(),
                         zero_if_null,
+                        to_date: None,
                     },
                     None => MeasureRef {
                         cte: a.agg_cte.clone(),
                         column: format!("m{i}"),
                         zero_if_null,
+                        to_date: window,
                     },
                 });
             }

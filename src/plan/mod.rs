@@ -44,8 +44,8 @@ pub use distinct_window::{DistinctWindowNode, DistinctWindowValue};
 pub use filter::PlannedFilter;
 pub use funnel::{FunnelNode, FunnelOut, PlannedStep};
 pub use keys::KeysNode;
-pub use metric::{CumulativeValue, DerivedValue, MeasureRef, MetricValue};
-pub use output::{OutType, OutputColumn, OutputNode, OutputValue};
+pub use metric::{CumulativeValue, DerivedValue, MeasureRef, MetricValue, ToDateWindow};
+pub use output::{OutType, OutputColumn, OutputNode, OutputValue, TimeLookup};
 pub use param::{
     AsOfText, Attributes, BindAs, Bindings, CallerParam, Param, PolicyDenied, bind, caller_value,
     check_caller,
@@ -232,8 +232,14 @@ pub fn plan(model: &Model, spec: &QuerySpec, percentile_cont: bool) -> Result<Pl
     }
     let filter = p.request_filter(spec)?;
     let mut aggregates = aggregate::plan(&mut p, &needs, percentile_cont, None)?;
-    let compared = compare::plan(&mut p, spec, &slots, percentile_cont, &aggregates)?;
-    aggregates.extend(compared);
+    // one aggregate is the only node of the response: no median computed apart, no special
+    let alone = aggregates.len() == 1
+        && aggregates
+            .iter()
+            .all(|a| a.measures.iter().all(|m| m.median_cte.is_none()))
+        && needs.iter().all(|n| matches!(n, Need::Measure(_)));
+    let compared = compare::plan(&mut p, spec, &slots, percentile_cont, &aggregates, alone)?;
+    aggregates.extend(compared.aggregates);
     let mut specials: Vec<SpecialNode> = Vec::new();
     for need in &needs {
         let node = match need {
@@ -270,7 +276,15 @@ pub fn plan(model: &Model, spec: &QuerySpec, percentile_cont: bool) -> Result<Pl
         .map(|t| cut::plan(&mut p, t))
         .collect::<Result<Vec<_>, _>>()?;
     let keys = keys::plan(&aggregates, &specials, &slots);
-    let output = output::plan(&p, spec, &slots, &aggregates, &specials, keys.as_ref())?;
+    let output = output::plan(
+        &p,
+        spec,
+        &slots,
+        &aggregates,
+        &specials,
+        keys.as_ref(),
+        &compared.windows,
+    )?;
     Ok(Plan {
         model: model.name.clone(),
         slots,

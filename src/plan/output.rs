@@ -4,7 +4,7 @@
 use super::metric::Resolver;
 use super::{
     AggregateNode, DerivedValue, DimSlot, KeysNode, MetricValue, PlanError, Planner, ShiftKind,
-    SpecialNode,
+    SpecialNode, ToDateWindow,
 };
 use crate::query::{Comparison, Item, OffsetCalculation, QuerySpec};
 use crate::semantic::expr::BinOp;
@@ -20,6 +20,9 @@ pub struct OutputNode {
     /// The other CTEs: with `keys`, every node, joined on its row of the group; without
     /// slots, cross joined (each has one row).
     pub joined: Vec<String>,
+    /// Offsets looked up by the value of the compared time slot (the only slot), in the
+    /// request's own aggregate, not through `keys`.
+    pub by_time: Vec<TimeLookup>,
     /// Sort keys: (column index, descending); then the other slot columns ascending.
     pub order: Vec<(usize, bool)>,
     /// Whether `LIMIT` is bound.
@@ -28,6 +31,26 @@ pub struct OutputNode {
     pub offset: bool,
     /// What it returns.
     pub description: String,
+}
+
+/// An offset read from the request's own aggregate by its bucket key: the final SELECT
+/// joins `source AS cte ON cte.d<slot> = (from.d<slot> moved `periods` of `grain` back)`.
+/// The move back is the exact inverse of a row's move ahead (bucket starts move by whole
+/// wall-clock units or whole months), and an equality never matches a NULL key: the group
+/// found is the one of the bucket `periods` earlier, as through `keys`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimeLookup {
+    /// The alias, the compared aggregate's CTE name (`agg_<table>_ahead_<n>_<grain>`), which
+    /// the metric values read.
+    pub cte: String,
+    /// The request's aggregate it reads (`agg_<table>`).
+    pub source: String,
+    /// The compared time slot.
+    pub slot: usize,
+    /// The grain of the move.
+    pub grain: Granularity,
+    /// How many periods earlier.
+    pub periods: i64,
 }
 
 /// One response column.
@@ -110,6 +133,7 @@ pub(super) fn plan(
     aggregates: &[AggregateNode],
     specials: &[SpecialNode],
     keys: Option<&KeysNode>,
+    windows: &[ToDateWindow],
 ) -> Result<OutputNode, PlanError> {
     let resolver = Resolver {
         p,
@@ -117,6 +141,7 @@ pub(super) fn plan(
         aggregates,
         specials,
         shift: None,
+        windows,
     };
     let mut columns = Vec::new();
     for f in &spec.fields {
@@ -196,7 +221,7 @@ pub(super) fn plan(
         Some(k) => k.sources.clone(),
         None => {
             let mut joined = Vec::new();
-            for a in aggregates {
+            for a in aggregates.iter().filter(|a| !super::keys::by_time(a)) {
                 if a.agg_cte != from {
                     joined.push(a.agg_cte.clone());
                 }
@@ -210,10 +235,34 @@ pub(super) fn plan(
             joined
         }
     };
+    let mut by_time = Vec::new();
+    for a in aggregates.iter().filter(|a| super::keys::by_time(a)) {
+        match a.shift.as_ref() {
+            Some(super::TimeShift {
+                kind: ShiftKind::Ahead(grain, periods),
+                slot,
+                reuse: Some(source),
+                ..
+            }) => by_time.push(TimeLookup {
+                cte: a.agg_cte.clone(),
+                source: source.clone(),
+                slot: *slot,
+                grain: *grain,
+                periods: *periods,
+            }),
+            _ => {
+                return Err(PlanError::new(format!(
+                    "{}: only an offset read from the request's aggregate is looked up by its bucket",
+                    a.agg_cte
+                )));
+            }
+        }
+    }
     Ok(OutputNode {
         columns,
         from,
         joined,
+        by_time,
         order,
         limit: spec.limit.is_some(),
         offset: spec.offset.is_some(),

@@ -139,6 +139,7 @@ pub(super) fn plan(p: &mut Planner<'_>, spec: &QuerySpec, table: &str) -> Result
             columns: output,
             from: cut::cte_name(table),
             joined: Vec::new(),
+            by_time: Vec::new(),
             order: Vec::new(),
             limit: spec.limit.is_some(),
             offset: spec.offset.is_some(),

@@ -4,7 +4,7 @@
 
 use super::super::{Sql, quote};
 use super::{Cte, Renderer};
-use crate::plan::{AggregateNode, MeasureRef, PlanError, ShiftKind};
+use crate::plan::{AggregateNode, MeasureRef, PlanError, ShiftKind, ToDateWindow};
 use crate::semantic::Agg;
 
 impl Renderer<'_> {
@@ -13,6 +13,10 @@ impl Renderer<'_> {
         a: &AggregateNode,
         out: &mut Vec<Cte>,
     ) -> Result<(), PlanError> {
+        if a.shift.as_ref().is_some_and(|s| s.by_time) {
+            // read in the final SELECT from the request's aggregate (`TimeLookup`)
+            return Ok(());
+        }
         if let Some(own) = a.shift.as_ref().and_then(|s| s.reuse.as_deref()) {
             return self.reused_ctes(a, own, out);
         }
@@ -274,14 +278,40 @@ impl Renderer<'_> {
         ))
     }
 
-    /// A measure's aggregate in the final SELECT (0 for counts and sums of missing groups).
+    /// A measure's aggregate in the final SELECT (0 for counts and sums of missing groups);
+    /// a grain-to-date sum by a window: the column summed over the response rows of the
+    /// bucket's period up to the bucket (none for the group without a time value).
     pub(super) fn measure_value(&self, m: &MeasureRef) -> Sql {
-        let r = Self::node_col(&m.cte, &m.column);
+        let mut r = Self::node_col(&m.cte, &m.column);
+        if let Some(w) = m.to_date {
+            r = self.to_date_window(r, w);
+        }
         if m.zero_if_null {
             Sql::wrap("COALESCE(", r, ", 0)")
         } else {
             r
         }
+    }
+
+    /// `CASE WHEN bucket IS NULL THEN NULL ELSE SUM(v) OVER (PARTITION BY the other slots,
+    /// the bucket's period ORDER BY the bucket ROWS …) END` over the response rows.
+    fn to_date_window(&self, v: Sql, w: ToDateWindow) -> Sql {
+        let t = self.slot_ref(w.time_slot);
+        let z = self.plan.slots.get(w.time_slot).is_some_and(|s| s.z);
+        let mut s = Sql::raw("CASE WHEN ");
+        s.append(t.clone());
+        s.push(" IS NULL THEN NULL ELSE SUM(");
+        s.append(v);
+        s.push(") OVER (PARTITION BY ");
+        for i in (0..self.plan.slots.len()).filter(|i| *i != w.time_slot) {
+            s.append(self.slot_ref(i));
+            s.push(", ");
+        }
+        s.append(self.d.key_bucket(t.clone(), w.period, z));
+        s.push(" ORDER BY ");
+        s.append(t);
+        s.push(" ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) END");
+        s
     }
 }
 

@@ -34,6 +34,9 @@ struct Cte {
     /// Computed once however often it is read (`AS MATERIALIZED`): for a body whose rows
     /// must be the same at every read (row numbers).
     materialized: bool,
+    /// Read into the one CTE that reads it (`AS NOT MATERIALIZED`): see
+    /// [`statement`], for the CTEs below an aggregate that the final SELECT reads twice.
+    inline: bool,
 }
 
 impl Cte {
@@ -43,6 +46,7 @@ impl Cte {
             description: description.into(),
             body,
             materialized: false,
+            inline: false,
         }
     }
 }
@@ -103,6 +107,19 @@ fn statement_reading(plan: &Plan, d: &dyn Dialect, read: Read<'_>) -> Result<Sql
     for a in &plan.aggregates {
         r.aggregate_ctes(a, &mut ctes)?;
     }
+    // An offset looked up by its bucket reads the request's aggregate a second time, and
+    // SQLite then counts every CTE below it as read twice and writes each out (the rows of
+    // the table, twice over) instead of reading them into the aggregate. They are each read
+    // by one CTE (the request has one aggregate and no other node), and PostgreSQL reads a
+    // CTE read once into its reader anyway: `NOT MATERIALIZED` on both.
+    if !plan.output.by_time.is_empty() {
+        for c in ctes
+            .iter_mut()
+            .filter(|c| !plan.output.by_time.iter().any(|l| l.source == c.name))
+        {
+            c.inline = true;
+        }
+    }
     for n in &plan.specials {
         r.special_ctes(n, &mut ctes)?;
     }
@@ -133,6 +150,8 @@ impl Renderer<'_> {
                 quote(&cte.name),
                 if cte.materialized {
                     "MATERIALIZED "
+                } else if cte.inline {
+                    "NOT MATERIALIZED "
                 } else {
                     ""
                 }

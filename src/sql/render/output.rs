@@ -98,6 +98,23 @@ impl Renderer<'_> {
                 }
             }
         }
+        // offsets: the request's aggregate again, its group of the bucket `n` periods earlier
+        // (the key moved on the probing side, so the earlier groups' keys are plain columns)
+        for l in &out.by_time {
+            inner.push(&format!(
+                "\n  LEFT JOIN {} AS {} ON {}.\"d{}\" = ",
+                quote(&l.source),
+                quote(&l.cte),
+                quote(&l.cte),
+                l.slot
+            ));
+            inner.append(self.d.key_add(
+                self.slot_ref(l.slot),
+                l.grain,
+                -l.periods,
+                self.slot(l.slot)?.z,
+            ));
+        }
         // ORDER BY on the result's columns.
         let collate = |i: usize| -> String {
             match (out.columns.get(i).map(|c| c.ty), self.d.byte_collation()) {
