@@ -231,6 +231,38 @@ impl Renderer<'_> {
         grain: Option<Granularity>,
         rows: &Table,
     ) -> Result<Sql, PlanError> {
+        self.slot_bucket(i, grain, rows, false)
+    }
+
+    /// [`Renderer::slot_value`], bucketed as the backend's period value
+    /// ([`Dialect::period_value`]) for nodes that write
+    /// the key once per group ([`Renderer::period_key`]).
+    fn slot_period(
+        &self,
+        i: usize,
+        grain: Option<Granularity>,
+        rows: &Table,
+    ) -> Result<Sql, PlanError> {
+        self.slot_bucket(i, grain, rows, true)
+    }
+
+    /// The key of slot `i` from its period value `v` (a column of [`Renderer::slot_period`]
+    /// at the slot's granularity); other slots' values as they are.
+    fn period_key(&self, i: usize, v: Sql) -> Result<Sql, PlanError> {
+        let slot = self.slot(i)?;
+        Ok(match slot.bucket(None) {
+            Some(g) => self.d.period_key(v, g, slot.z),
+            None => v,
+        })
+    }
+
+    fn slot_bucket(
+        &self,
+        i: usize,
+        grain: Option<Granularity>,
+        rows: &Table,
+        period: bool,
+    ) -> Result<Sql, PlanError> {
         let slot = self.slot(i)?;
         let e = if slot.dimension.axis.is_empty() {
             self.expr(&slot.dimension.expr, &slot.table)?
@@ -243,10 +275,10 @@ impl Renderer<'_> {
             })?;
             self.expr(e, rows)?
         };
+        let st = slot.dimension.time_storage;
         Ok(match slot.bucket(grain) {
-            Some(g) => self
-                .d
-                .time_key(e, slot.dimension.time_storage, g, slot.in_zone),
+            Some(g) if period => self.d.period_value(e, st, g, slot.in_zone),
+            Some(g) => self.d.time_key(e, st, g, slot.in_zone),
             None => e,
         })
     }

@@ -15,8 +15,8 @@ impl Renderer<'_> {
         let ms = &n.measure;
         let t = n.time_slot;
         let slot = self.slot(t)?;
-        // the bucket is read off the sub-period's key, once per sub-period rather than per
-        // row, where every sub-period lies within one bucket (weeks straddle months)
+        // the bucket is read off the sub-period's period value, once per sub-period rather
+        // than per row, where every sub-period lies within one bucket (weeks straddle months)
         let derived = slot
             .bucket(None)
             .filter(|&g| g == n.per || (n.per != Granularity::Week && n.per < g));
@@ -28,7 +28,8 @@ impl Renderer<'_> {
         for (&i, name) in row_slots.iter().zip(&names) {
             items.push((self.slot_value(i, None, &n.rows.table)?, name.as_str()));
         }
-        items.push((self.slot_value(t, Some(n.per), &n.rows.table)?, "s"));
+        // the sub-period is only grouped on (and bucketed once per group): its period value
+        items.push((self.slot_period(t, Some(n.per), &n.rows.table)?, "s"));
         items.push((self.measure_input(ms, &n.rows.table, true)?, "v"));
         let rows_cte = format!("{}_rows", n.cte);
         out.push(Cte::new(
@@ -58,9 +59,13 @@ impl Renderer<'_> {
                 None => q.push(&format!("\"d{i}\", ")),
             }
         }
-        // a distinct count counts the distinct (group, sub-period, value) rows: a hash
-        // aggregate, where COUNT(DISTINCT …) sorts every row of every group
+        // a distinct count counts the distinct (group, sub-period, value) rows where the
+        // backend does that best (a hash aggregate on PostgreSQL, where COUNT(DISTINCT …)
+        // sorts every row of every group); else COUNT(DISTINCT …)
         let (agg, from) = match ms.agg {
+            Agg::CountDistinct if !self.d.distinct_rows_counted() => {
+                ("COUNT(DISTINCT \"v\")", quote(&rows_cte))
+            }
             Agg::CountDistinct => (
                 "COUNT(\"v\")",
                 format!(

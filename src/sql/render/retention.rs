@@ -25,22 +25,40 @@ impl Renderer<'_> {
         if let Some(flt) = &ms.filter {
             conds.push(self.expr(flt, &n.rows.table)?);
         }
+        // the period is the backend's period value (cheaper per row than the key on some
+        // backends), its key written once per group in the node's last CTE
+        let names: Vec<String> = (0..self.plan.slots.len())
+            .map(|i| format!("d{i}"))
+            .collect();
+        let mut items = Vec::new();
+        for (i, name) in names.iter().enumerate() {
+            let v = if i == t {
+                self.slot_period(i, None, &n.rows.table)?
+            } else {
+                self.slot_value(i, None, &n.rows.table)?
+            };
+            items.push((v, name.as_str()));
+        }
+        items.push((e, "e"));
+        items.push((f, "f"));
         let rows_cte = format!("{}_rows", n.cte);
         out.push(Cte::new(
             &rows_cte,
             format!(
-                "activity of {}: every row with its entity e and f = 1 when the request's filter holds (the neighbouring periods see all activity)",
+                "activity of {}: every row with its period, its entity e and f = 1 when the request's filter holds (the neighbouring periods see all activity)",
                 ms.name
             ),
-            self.rows_from(&n.rows, vec![(e, "e"), (f, "f")], None, conds)?,
+            self.rows_with(&n.rows, false, items, None, conds)?,
         ));
         let slots = self.slot_list(None);
         let periods_cte = format!("{}_periods", n.cte);
+        // rows without a period are left out after grouping (a condition on the period in
+        // WHERE would compute it a second time per row where the rows CTE is inlined)
         out.push(Cte::new(
             &periods_cte,
             "the periods each entity is active in (per combination of the other dimensions)",
             Sql::raw(&format!(
-                "SELECT {slots}, \"e\", MAX(\"f\") AS \"f\"\n  FROM {}\n  WHERE \"d{t}\" IS NOT NULL\n  GROUP BY {slots}, \"e\"",
+                "SELECT {slots}, \"e\", MAX(\"f\") AS \"f\"\n  FROM {}\n  GROUP BY {slots}, \"e\"\n  HAVING \"d{t}\" IS NOT NULL",
                 quote(&rows_cte)
             )),
         ));
@@ -49,7 +67,7 @@ impl Renderer<'_> {
             .map(|i| format!("\"d{i}\""))
             .collect();
         part.push("\"e\"".to_owned());
-        // bucket keys order as time does (native keys, or text of one fixed format)
+        // period values order as time does (native keys, or text of one fixed format)
         let over = format!("OVER (PARTITION BY {} ORDER BY \"d{t}\")", part.join(", "));
         let flags_cte = format!("{}_flags", n.cte);
         out.push(Cte::new(
@@ -61,9 +79,21 @@ impl Renderer<'_> {
             )),
         ));
         let z = self.slot(t)?.z;
-        let next = self.d.key_add(Sql::raw(&format!("\"d{t}\"")), g, 1, z);
-        let prev = self.d.key_add(Sql::raw(&format!("\"d{t}\"")), g, -1, z);
-        let mut s = Sql::raw(&format!("SELECT {slots}, SUM(\"f\") AS \"active\","));
+        let period = Sql::raw(&format!("\"d{t}\""));
+        let next = self.d.period_add(period.clone(), g, 1, z);
+        let prev = self.d.period_add(period.clone(), g, -1, z);
+        // grouped by the period value (an input column: GROUP BY names resolve to the
+        // input's columns first), its key written once per group
+        let mut s = Sql::raw("SELECT ");
+        for i in 0..self.plan.slots.len() {
+            if i == t {
+                s.append(self.period_key(i, period.clone())?);
+                s.push(&format!(" AS \"d{i}\", "));
+            } else {
+                s.push(&format!("\"d{i}\", "));
+            }
+        }
+        s.push("SUM(\"f\") AS \"active\",");
         s.push("\n    SUM(CASE WHEN \"f\" = 1 AND (\"next\" IS NULL OR \"next\" <> ");
         s.append(next.clone());
         s.push(") THEN 1 ELSE 0 END) AS \"churned\",\n    SUM(CASE WHEN \"f\" = 1 AND \"next\" = ");
