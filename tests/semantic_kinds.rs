@@ -1566,14 +1566,7 @@ async fn sqlite_period_values_give_the_keys() {
         "2024-13-01T00:00:00Z".into(),
         sea_orm::Value::String(None),
     ];
-    let grains = [
-        Granularity::Hour,
-        Granularity::Day,
-        Granularity::Week,
-        Granularity::Month,
-        Granularity::Quarter,
-        Granularity::Year,
-    ];
+    let grains = Granularity::ALL;
     let d = Sqlite;
     let mut checked = 0;
     let cases = values.len() * 3 * grains.len();
