@@ -453,6 +453,18 @@ async fn explain_says_why_no_rollup_answered() {
                 "no metric of the request reads table order_line",
             ),
         ];
+        // every rollup says why it cannot answer
+        let mut s = QuerySpec::new("shop", at);
+        s.fields = vec![dim("productBrand", None), met("netSales")];
+        let reason = run(&engine, &s).await.2.unwrap();
+        for r in [
+            "daily_sales",
+            "daily_sales_by_store",
+            "daily_orders",
+            "daily_totals",
+        ] {
+            assert!(reason.contains(&format!("shop.{r}: ")), "{reason}");
+        }
         for (spec, why) in cases {
             let (a, used, reason) = run(&engine, &spec).await;
             assert_eq!(used, None, "{spec:?}");

@@ -142,8 +142,9 @@ impl Routes {
         !self.disabled && !self.routes.is_empty()
     }
 
-    /// The routes that could answer `spec` by its shape, or why none can (the first
-    /// rollup's reason). `None`: the request is not a metrics request (no rollup applies).
+    /// The routes that could answer `spec` by its shape, or why none can (each rollup's
+    /// reason, `; ` between them). `None`: the request is not a metrics request (no rollup
+    /// applies).
     pub(super) fn candidates<'a>(
         &'a self,
         model: &Model,
@@ -165,21 +166,24 @@ impl Routes {
                     .to_owned(),
             ));
         }
-        let mut first_reason = None;
+        // every rollup's reason: the one a user would change the request (or the model) for
+        // is rarely the first rollup's
+        let mut reasons = Vec::new();
         let mut out = Vec::new();
         for route in self.routes.iter().filter(|r| r.model == model.name) {
             match why_not(model, route, spec) {
                 None => out.push(route),
                 Some(reason) => {
-                    first_reason
-                        .get_or_insert(format!("{}.{}: {reason}", model.name, route.rollup.name));
+                    reasons.push(format!("{}.{}: {reason}", model.name, route.rollup.name))
                 }
             }
         }
         if out.is_empty() {
-            return Some(Err(first_reason.unwrap_or_else(|| {
+            return Some(Err(if reasons.is_empty() {
                 format!("no rollup of model {} can be read here", model.name)
-            })));
+            } else {
+                reasons.join("; ")
+            }));
         }
         Some(Ok(out))
     }
