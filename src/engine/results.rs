@@ -203,6 +203,8 @@ struct Shared {
     /// What a poll started on first use needs (the cache off, rollups on): the database and
     /// the namespaces the models read; taken when it starts.
     lazy: Mutex<Option<(DatabaseConnection, Vec<String>)>>,
+    /// Whether `lazy` still waits (read without the lock on every request).
+    lazy_pending: std::sync::atomic::AtomicBool,
     lru: Mutex<Lru>,
     watch: Mutex<Watch>,
 }
@@ -318,6 +320,7 @@ impl ResultCache {
                 settings: ResultCacheSettings::off(),
                 polled: false,
                 lazy: Mutex::new(None),
+                lazy_pending: Default::default(),
                 lru: Mutex::new(Lru::default()),
                 watch: Mutex::new(Watch::default()),
             }),
@@ -341,6 +344,7 @@ impl ResultCache {
             settings,
             polled: settings.enabled() || versions,
             lazy: Mutex::new(None),
+            lazy_pending: Default::default(),
             lru: Mutex::new(Lru::default()),
             watch: Mutex::new(Watch::default()),
         });
@@ -348,6 +352,7 @@ impl ResultCache {
             start_poll(&shared, db.clone(), read);
         } else if versions && let Ok(mut lazy) = shared.lazy.lock() {
             *lazy = Some((db.clone(), read));
+            shared.lazy_pending.store(true, Ordering::Release);
         }
         ResultCache { shared }
     }
@@ -392,7 +397,9 @@ impl ResultCache {
                 "data versions are not read (--result-cache-bytes 0 and no rollup)".to_owned(),
             );
         }
-        if let Some((db, read)) = self.shared.lazy.lock().ok().and_then(|mut l| l.take()) {
+        if self.shared.lazy_pending.swap(false, Ordering::AcqRel)
+            && let Some((db, read)) = self.shared.lazy.lock().ok().and_then(|mut l| l.take())
+        {
             start_poll(&self.shared, db, read);
         }
         self.version(namespaces)

@@ -343,28 +343,9 @@ fn event_time_filter_reason(
             }
             other => Some(format!(
                 "{} (only gte and lt a bucket boundary hold for a whole bucket or for none of it)",
-                op_name(*other)
+                other.request_name()
             )),
         },
-    }
-}
-
-/// The request's name of a filter operator.
-fn op_name(op: FilterOp) -> &'static str {
-    match op {
-        FilterOp::Equals => "equals",
-        FilterOp::NotEquals => "notEquals",
-        FilterOp::In => "in",
-        FilterOp::NotIn => "notIn",
-        FilterOp::Contains => "contains",
-        FilterOp::StartsWith => "startsWith",
-        FilterOp::IsNull => "isNull",
-        FilterOp::IsNotNull => "isNull: false",
-        FilterOp::Gt => "gt",
-        FilterOp::Gte => "gte",
-        FilterOp::Lt => "lt",
-        FilterOp::Lte => "lte",
-        FilterOp::Between => "between",
     }
 }
 

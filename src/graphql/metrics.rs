@@ -926,20 +926,10 @@ pub(super) fn read_where(
                             (fop, idx)
                         }
                         other => {
-                            let fop = match other {
-                                "equals" => FilterOp::Equals,
-                                "notEquals" => FilterOp::NotEquals,
-                                "contains" => FilterOp::Contains,
-                                "startsWith" => FilterOp::StartsWith,
-                                "gt" => FilterOp::Gt,
-                                "gte" => FilterOp::Gte,
-                                "lt" => FilterOp::Lt,
-                                "lte" => FilterOp::Lte,
-                                _ => {
-                                    return Err(common::bad_argument(format!(
-                                        "unknown condition {other:?} on {dim}"
-                                    )));
-                                }
+                            let Some(fop) = FilterOp::single_valued(other) else {
+                                return Err(common::bad_argument(format!(
+                                    "unknown condition {other:?} on {dim}"
+                                )));
                             };
                             (fop, vec![push(read_value(dim_type, &arg)?)])
                         }

@@ -163,6 +163,43 @@ pub enum FilterOp {
     Between,
 }
 
+impl FilterOp {
+    /// The operator's name in a request's `where` (`isNull: false` for [`FilterOp::IsNotNull`]).
+    pub fn request_name(self) -> &'static str {
+        match self {
+            FilterOp::Equals => "equals",
+            FilterOp::NotEquals => "notEquals",
+            FilterOp::In => "in",
+            FilterOp::NotIn => "notIn",
+            FilterOp::Contains => "contains",
+            FilterOp::StartsWith => "startsWith",
+            FilterOp::IsNull => "isNull",
+            FilterOp::IsNotNull => "isNull: false",
+            FilterOp::Gt => "gt",
+            FilterOp::Gte => "gte",
+            FilterOp::Lt => "lt",
+            FilterOp::Lte => "lte",
+            FilterOp::Between => "between",
+        }
+    }
+
+    /// The operator a request's `where` names `name`, of those that compare with one value.
+    pub fn single_valued(name: &str) -> Option<FilterOp> {
+        [
+            FilterOp::Equals,
+            FilterOp::NotEquals,
+            FilterOp::Contains,
+            FilterOp::StartsWith,
+            FilterOp::Gt,
+            FilterOp::Gte,
+            FilterOp::Lt,
+            FilterOp::Lte,
+        ]
+        .into_iter()
+        .find(|op| op.request_name() == name)
+    }
+}
+
 /// A value from the request.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ReqValue {

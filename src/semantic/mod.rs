@@ -501,6 +501,18 @@ pub struct Measure {
     pub description: String,
 }
 
+impl Measure {
+    /// Whether its expression is the one key column of `table` (its own table): one row per
+    /// key once the asOf cut is applied, so a distinct count of it over the table's rows
+    /// (joined towards the one side only, never multiplied) is a plain count.
+    pub fn reads_the_key(&self, table: &Table) -> bool {
+        match (table.key.as_slice(), self.expr.as_ref()) {
+            ([key], Some(Expr::Column(c))) => key == c,
+            _ => false,
+        }
+    }
+}
+
 /// The unit (format) of a metric's values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unit {

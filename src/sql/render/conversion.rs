@@ -127,11 +127,7 @@ impl Renderer<'_> {
         ));
         // without a window a base row is marked once: a distinct count of the base table's
         // one key column counts distinct values already (as in the aggregates)
-        let key_count = n.window.is_none()
-            && matches!(
-                (n.rows.table.key.as_slice(), base.expr.as_ref()),
-                ([k], Some(crate::semantic::Expr::Column(c))) if k == c
-            );
+        let key_count = n.window.is_none() && base.reads_the_key(&n.rows.table);
         let agg = |v: &str| match base.agg {
             Agg::CountDistinct if key_count => format!("COUNT({v})"),
             Agg::CountDistinct => format!("COUNT(DISTINCT {v})"),
