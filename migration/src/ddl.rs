@@ -77,6 +77,50 @@ pub async fn create_index(
     Ok(())
 }
 
+/// The name of the day-bucket index of `table` on `column`: `<table>_<column>_day_idx`.
+pub fn day_index_name(table: &str, column: &str) -> String {
+    format!("{table}_{column}_day_idx")
+}
+
+/// The day of the instant in `column` in UTC, as tally's SQL writes it for a day bucket on
+/// `backend` (a `timestamp` on PostgreSQL, the bucket's text on SQLite): what a day-bucket
+/// index holds.
+pub fn day_bucket_expr(backend: DbBackend, column: &str) -> Result<String, DbErr> {
+    let column = quote(column);
+    match backend {
+        DbBackend::Postgres => Ok(format!("date_trunc('day', {column} AT TIME ZONE 'UTC')")),
+        DbBackend::Sqlite => Ok(format!("strftime('%Y-%m-%dT00:00:00Z', {column})")),
+        _ => Err(unsupported(backend)),
+    }
+}
+
+/// Renders `CREATE INDEX IF NOT EXISTS` for the day-bucket index of `"<model>"."<table>"` on
+/// the instant `column` ([`day_bucket_expr`], named by [`day_index_name`]), namespaced as in
+/// [`create_index_sql`].
+pub fn create_day_index_sql(
+    backend: DbBackend,
+    model: &str,
+    table: &str,
+    column: &str,
+) -> Result<String, DbErr> {
+    let name = day_index_name(table, column);
+    if name.len() > MAX_IDENT_LEN {
+        return Err(DbErr::Custom(format!(
+            "index name {name} is longer than {MAX_IDENT_LEN} bytes"
+        )));
+    }
+    let expr = day_bucket_expr(backend, column)?;
+    let (model, table, name) = (quote(model), quote(table), quote(&name));
+    match backend {
+        DbBackend::Sqlite => Ok(format!(
+            "CREATE INDEX IF NOT EXISTS {model}.{name} ON {table} ({expr})"
+        )),
+        _ => Ok(format!(
+            "CREATE INDEX IF NOT EXISTS {name} ON {model}.{table} (({expr}))"
+        )),
+    }
+}
+
 /// Makes sure the namespace of `model` exists before its tables are created.
 ///
 /// On PostgreSQL this runs `CREATE SCHEMA IF NOT EXISTS "<model>"`. On SQLite the namespace
@@ -149,5 +193,20 @@ mod tests {
         assert!(create_index_sql(DbBackend::MySql, "saas", "users", &["ts"]).is_err());
         let long = "x".repeat(60);
         assert!(create_index_sql(DbBackend::Postgres, "saas", &long, &["ts"]).is_err());
+    }
+
+    #[test]
+    fn day_index_statements() {
+        assert_eq!(
+            create_day_index_sql(DbBackend::Sqlite, "shop", "order_line", "order_time").unwrap(),
+            r#"CREATE INDEX IF NOT EXISTS "shop"."order_line_order_time_day_idx" ON "order_line" (strftime('%Y-%m-%dT00:00:00Z', "order_time"))"#
+        );
+        assert_eq!(
+            create_day_index_sql(DbBackend::Postgres, "shop", "order_line", "order_time").unwrap(),
+            r#"CREATE INDEX IF NOT EXISTS "order_line_order_time_day_idx" ON "shop"."order_line" ((date_trunc('day', "order_time" AT TIME ZONE 'UTC')))"#
+        );
+        assert!(create_day_index_sql(DbBackend::MySql, "shop", "order_line", "t").is_err());
+        let long = "x".repeat(60);
+        assert!(create_day_index_sql(DbBackend::Postgres, "shop", &long, "t").is_err());
     }
 }

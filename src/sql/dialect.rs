@@ -296,7 +296,9 @@ pub trait Dialect: Sync + Send {
     /// joined on (a `timestamp` on PostgreSQL, so that no text is computed per row): the
     /// bucket of an instant in UTC, or in the request's time zone (`tz`, bound as
     /// [`Param::TimeZone`]) as local wall-clock time; of a date or a local time as written.
-    /// [`Dialect::key_text`] writes it as text, once per group.
+    /// [`Dialect::key_text`] writes it as text, once per group. The day of an instant in UTC
+    /// is what the demo schema's day-bucket indexes hold (`migration::ddl::day_bucket_expr`,
+    /// checked by a test): the two must stay written alike.
     fn time_key(&self, x: Sql, st: TimeStorage, g: Granularity, tz: bool) -> Sql {
         let unit = g.as_str();
         match st {
