@@ -984,3 +984,72 @@ async fn run_spec(
     let engine = tally::engine::Engine::new(db.clone(), vec![std::sync::Arc::new(model.clone())]);
     engine.run(&engine.session(), spec).await
 }
+
+/// A sum of `a - b` over two columns never NULL is computed as the sum of `a` minus the sum
+/// of `b` only where the arithmetic is exact: decimals on a backend with exact decimals,
+/// integers anywhere; never with a column that may be NULL, nor for floats.
+#[test]
+fn sums_of_differences_split_only_when_exact_and_never_null() {
+    use tally::semantic::{BinOp, ColType};
+    let shop = model("shop");
+    let lines = shop.table("order_line").unwrap();
+    let net = shop.measure("net_sales").unwrap();
+    assert_eq!(
+        net.split_sum(lines, true),
+        Some((BinOp::Sub, "amt", "discount"))
+    );
+    // SQLite keeps decimals as floating point
+    assert_eq!(net.split_sum(lines, false), None);
+    // a column that may be NULL
+    let mut nullable = (**lines).clone();
+    nullable.not_null.retain(|c| c != "discount");
+    assert_eq!(net.split_sum(&nullable, true), None);
+    // integers add exactly on every backend; floats on none
+    let mut ints = (**lines).clone();
+    for (c, t) in ints.columns.iter_mut() {
+        if c == "amt" || c == "discount" {
+            *t = ColType::Int;
+        }
+    }
+    assert_eq!(
+        net.split_sum(&ints, false),
+        Some((BinOp::Sub, "amt", "discount"))
+    );
+    let mut floats = (**lines).clone();
+    for (c, t) in floats.columns.iter_mut() {
+        if c == "amt" {
+            *t = ColType::Float;
+        }
+    }
+    assert_eq!(net.split_sum(&floats, true), None);
+    // not a sum, or not two columns
+    let units = shop.measure("units").unwrap();
+    assert_eq!(units.split_sum(lines, true), None);
+}
+
+/// The live catalog says which columns are `NOT NULL`, on both backends, as the demo schema
+/// declares them (what lets a sum of differences split on a team's own tables too).
+#[tokio::test]
+async fn the_catalog_reads_not_null_columns() {
+    let mut dbs = vec![TestDb::sqlite().await];
+    dbs.extend(TestDb::postgres_unless_skipped().await);
+    for db in dbs {
+        let catalog = tally::engine::read_catalog(&db.conn).await.unwrap();
+        let not_null = catalog.not_null("shop", "order_line");
+        for c in ["amt", "discount", "order_id", "order_time"] {
+            assert!(not_null.iter().any(|x| x == c), "{}: {c}", db.backend);
+        }
+        assert!(
+            !not_null.iter().any(|x| x == "campaign_id"),
+            "{}: campaign_id may be NULL",
+            db.backend
+        );
+        let from_schema = tally::semantic::physical_not_null("shop", "order_line").unwrap();
+        let mut a = not_null.clone();
+        let mut b = from_schema.clone();
+        a.sort();
+        b.sort();
+        assert_eq!(a, b, "{}", db.backend);
+        db.cleanup().await;
+    }
+}

@@ -68,7 +68,11 @@ pub async fn read_catalog(db: &DatabaseConnection) -> Result<Catalog, sea_orm::D
             let table: String = r.try_get_by_index(1)?;
             let column: String = r.try_get_by_index(2)?;
             let declared: Option<String> = r.try_get_by_index(3)?;
+            let not_null: i32 = r.try_get_by_index(4)?;
             let ty = dialect.column_type(declared.as_deref().unwrap_or(""));
+            if not_null != 0 {
+                catalog.push_not_null(&ns, &table, column.clone());
+            }
             catalog.push(&ns, &table, column, ty);
         }
     }

@@ -463,6 +463,7 @@ fn derive(
             source.name, rollup.name
         ),
         columns,
+        not_null: Vec::new(),
         conversion_filter: None,
         rows: None,
         as_of_shift: source.as_of_shift,

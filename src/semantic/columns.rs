@@ -62,12 +62,14 @@ impl ColType {
     }
 }
 
-fn cols<E: EntityTrait>() -> Vec<(String, ColType)> {
+fn cols<E: EntityTrait>() -> Vec<(String, ColType, bool)> {
     E::Column::iter()
         .map(|c| {
+            let def = c.def();
             (
                 c.as_str().to_owned(),
-                ColType::of(c.def().get_column_type()),
+                ColType::of(def.get_column_type()),
+                !def.is_null(),
             )
         })
         .collect()
@@ -75,6 +77,22 @@ fn cols<E: EntityTrait>() -> Vec<(String, ColType)> {
 
 /// The columns of the shipped table `namespace.table`, or `None` when tally does not ship it.
 pub fn physical_columns(namespace: &str, table: &str) -> Option<Vec<(String, ColType)>> {
+    shipped(namespace, table).map(|cols| cols.into_iter().map(|(c, t, _)| (c, t)).collect())
+}
+
+/// The columns of the shipped table `namespace.table` that are `NOT NULL` in the demo
+/// schema, or `None` when tally does not ship it.
+pub fn physical_not_null(namespace: &str, table: &str) -> Option<Vec<String>> {
+    shipped(namespace, table).map(|cols| {
+        cols.into_iter()
+            .filter(|(_, _, not_null)| *not_null)
+            .map(|(c, _, _)| c)
+            .collect()
+    })
+}
+
+/// The columns of a shipped table: name, type, and whether it is `NOT NULL`.
+fn shipped(namespace: &str, table: &str) -> Option<Vec<(String, ColType, bool)>> {
     use entity::{gym, saas, shop, social, web};
     Some(match (namespace, table) {
         ("saas", "global_events") => cols::<saas::global_events::Entity>(),

@@ -18,8 +18,8 @@ mod validate;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use columns::{ColType, physical_columns};
-pub use expr::{Expr, ExprType};
+pub use columns::{ColType, physical_columns, physical_not_null};
+pub use expr::{BinOp, Expr, ExprType};
 pub use file::{EMBEDDED_MODELS, ModelSource, SourceFile};
 pub use funnel::{Funnel, FunnelStep};
 pub use policy::{Policy, PolicyPart, parse_condition, unfiltered_reads};
@@ -78,6 +78,9 @@ pub struct Table {
     pub description: String,
     /// Its columns and their types.
     pub columns: Vec<(String, ColType)>,
+    /// Its columns known never to hold NULL (`NOT NULL` in the database, or in the demo
+    /// schema); empty when unknown (SQL tables, declared columns).
+    pub not_null: Vec<String>,
     /// A column whose value selects a named conversion variant (`conversionFilter`).
     pub conversion_filter: Option<ConversionFilter>,
     /// The table's rows as a field of the model (`rows = { field = … }`), when exposed.
@@ -502,6 +505,33 @@ pub struct Measure {
 }
 
 impl Measure {
+    /// A sum whose expression is `a + b` or `a - b` over two columns of `table` that are never
+    /// NULL and whose arithmetic is exact (integers; decimals where `exact_decimals`, i.e. the
+    /// database's decimal type is exact): the sum of the expression is the sum of `a` plus
+    /// or minus the sum of `b`, so the addition moves from every row to every group. Returns
+    /// the operator and the two columns. (With a NULL on either side a row counts in neither
+    /// sum of the expression but in one sum of the columns, hence `not_null`; floating-point
+    /// sums may round differently in the two orders, hence exact types only.)
+    pub fn split_sum(&self, table: &Table, exact_decimals: bool) -> Option<(BinOp, &str, &str)> {
+        let (Agg::Sum, Some(Expr::Binary(op @ (BinOp::Add | BinOp::Sub), a, b))) =
+            (self.agg, self.expr.as_ref())
+        else {
+            return None;
+        };
+        let (Expr::Column(a), Expr::Column(b)) = (a.as_ref(), b.as_ref()) else {
+            return None;
+        };
+        let exact = |c: &str| {
+            table.not_null.iter().any(|n| n == c)
+                && match table.column_type(c) {
+                    Some(ColType::Int) => true,
+                    Some(ColType::Decimal) => exact_decimals,
+                    _ => false,
+                }
+        };
+        (exact(a) && exact(b)).then_some((*op, a.as_str(), b.as_str()))
+    }
+
     /// Whether its expression is the one key column of `table` (its own table): one row per
     /// key once the asOf cut is applied, so a distinct count of it over the table's rows
     /// (joined towards the one side only, never multiplied) is a plain count.
@@ -1002,6 +1032,7 @@ pub type Namespaces = std::collections::BTreeMap<String, String>;
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
     tables: std::collections::HashMap<(String, String), Vec<(String, ColType)>>,
+    not_null: std::collections::HashMap<(String, String), Vec<String>>,
 }
 
 impl Catalog {
@@ -1011,6 +1042,22 @@ impl Catalog {
             .entry((namespace.to_owned(), table.to_owned()))
             .or_default()
             .push((column, ty));
+    }
+
+    /// Marks a column of `namespace.table` as `NOT NULL`.
+    pub fn push_not_null(&mut self, namespace: &str, table: &str, column: String) {
+        self.not_null
+            .entry((namespace.to_owned(), table.to_owned()))
+            .or_default()
+            .push(column);
+    }
+
+    /// The `NOT NULL` columns of `namespace.table` (none when it has no such table).
+    pub fn not_null(&self, namespace: &str, table: &str) -> Vec<String> {
+        self.not_null
+            .get(&(namespace.to_owned(), table.to_owned()))
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// The columns of `namespace.table`, `None` when the database has no such table.

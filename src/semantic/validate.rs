@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use toml::Spanned;
 
-use super::columns::{ColType, is_shipped_namespace, physical_columns};
+use super::columns::{ColType, is_shipped_namespace, physical_columns, physical_not_null};
 use super::expr::{Expr, ExprType};
 use super::file::{RawFile, line_of};
 use super::{
@@ -444,6 +444,8 @@ fn build_tables(
             if description.trim().is_empty() {
                 loc.report(r, format!("table {name:?} needs a description"));
             }
+            // physical tables: the columns the database (or the demo schema) declares NOT NULL
+            let mut not_null = Vec::new();
             let (tsource, columns) = match (&t.physical, &t.sql) {
                 (Some(_), Some(_)) => {
                     loc.report(
@@ -575,6 +577,10 @@ fn build_tables(
                             "`columns` is only for sql tables and tables tally does not ship",
                         );
                     }
+                    not_null = match &place.ctx.catalog {
+                        Some(catalog) => catalog.not_null(&ns, &physical),
+                        None => physical_not_null(&ns, &physical).unwrap_or_default(),
+                    };
                     (
                         TableSource::Physical {
                             namespace: ns,
@@ -736,6 +742,7 @@ fn build_tables(
                 as_of,
                 description,
                 columns,
+                not_null,
                 conversion_filter,
                 rows,
                 as_of_shift,

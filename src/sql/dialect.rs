@@ -46,6 +46,11 @@ pub trait Dialect: Sync + Send {
     /// Whether `percentile_cont(0.5) WITHIN GROUP (ORDER BY x)` exists.
     fn percentile_cont(&self) -> bool;
 
+    /// Whether decimal columns add exactly (PostgreSQL's `numeric`), so that a sum of `a - b`
+    /// may be computed as the sum of `a` minus the sum of `b` (SQLite keeps decimals as
+    /// floating point, where the two orders may round differently).
+    fn exact_decimals(&self) -> bool;
+
     /// Whether time buckets in a zone other than UTC are computed natively (`AT TIME ZONE`);
     /// otherwise from the `tally_tz_offsets` table (filled for the zone before the query).
     fn time_zones(&self) -> bool;
@@ -127,8 +132,8 @@ pub trait Dialect: Sync + Send {
     ) -> Result<(), String>;
 
     /// The statements that list the columns of every table and view tally can read, each row
-    /// `(namespace, table, column, declared type)` in column order: one statement on
-    /// PostgreSQL; on SQLite one per attached database of `databases` (from
+    /// `(namespace, table, column, declared type, 1 when NOT NULL else 0)` in column order: one
+    /// statement on PostgreSQL; on SQLite one per attached database of `databases` (from
     /// [`Dialect::databases_query`]).
     fn catalog_queries(&self, databases: &[String]) -> Vec<String>;
 
@@ -497,6 +502,9 @@ impl Dialect for Postgres {
     fn percentile_cont(&self) -> bool {
         true
     }
+    fn exact_decimals(&self) -> bool {
+        true
+    }
     fn time_zones(&self) -> bool {
         true
     }
@@ -600,7 +608,8 @@ impl Dialect for Postgres {
     }
     fn catalog_queries(&self, _databases: &[String]) -> Vec<String> {
         vec![
-            "SELECT table_schema::text, table_name::text, column_name::text, data_type::text \
+            "SELECT table_schema::text, table_name::text, column_name::text, data_type::text, \
+             CASE WHEN is_nullable = 'NO' THEN 1 ELSE 0 END \
              FROM information_schema.columns \
              WHERE table_schema NOT IN ('pg_catalog', 'information_schema') \
              AND table_schema NOT LIKE 'pg\\_toast%' AND table_schema NOT LIKE 'pg\\_temp%' \
@@ -769,6 +778,9 @@ impl Dialect for Sqlite {
     fn percentile_cont(&self) -> bool {
         false
     }
+    fn exact_decimals(&self) -> bool {
+        false
+    }
     fn time_zones(&self) -> bool {
         false
     }
@@ -839,7 +851,7 @@ impl Dialect for Sqlite {
                 let q = d.replace('"', "\"\"");
                 let lit = d.replace('\'', "''");
                 format!(
-                    "SELECT '{lit}', m.name, p.name, p.type FROM \"{q}\".sqlite_master AS m \
+                    "SELECT '{lit}', m.name, p.name, p.type, p.\"notnull\" FROM \"{q}\".sqlite_master AS m \
                      JOIN pragma_table_info(m.name, '{lit}') AS p \
                      WHERE m.type IN ('table', 'view') AND m.name NOT LIKE 'sqlite\\_%' ESCAPE '\\' \
                      ORDER BY m.name, p.cid"

@@ -5,7 +5,7 @@
 use super::super::{Sql, quote};
 use super::{Cte, Renderer};
 use crate::plan::{AggregateNode, MeasureRef, PlanError, ShiftKind, ToDateWindow};
-use crate::semantic::Agg;
+use crate::semantic::{Agg, BinOp, Expr, Measure};
 
 impl Renderer<'_> {
     pub(super) fn aggregate_ctes(
@@ -33,11 +33,33 @@ impl Renderer<'_> {
                 .collect(),
             None => self.request_filter(table)?,
         };
-        let mut extra = Vec::new();
-        let names: Vec<String> = (0..a.measures.len()).map(|i| format!("v{i}")).collect();
-        for (m, name) in a.measures.iter().zip(&names) {
-            extra.push((self.measure_input(&m.measure, table, true)?, name.as_str()));
+        // a sum of `a ± b` over two columns never NULL reads both columns (`v<i>a`, `v<i>b`)
+        // and adds after the GROUP BY (`SUM(a) ± SUM(b)`): no arithmetic per row
+        let mut inputs = Vec::new();
+        for (i, m) in a.measures.iter().enumerate() {
+            match m.measure.split_sum(table, self.d.exact_decimals()) {
+                Some((_, x, y)) => {
+                    for (c, part) in [(x, "a"), (y, "b")] {
+                        let part_of = Measure {
+                            expr: Some(Expr::Column(c.to_owned())),
+                            ..m.measure.clone()
+                        };
+                        inputs.push((
+                            self.measure_input(&part_of, table, true)?,
+                            format!("v{i}{part}"),
+                        ));
+                    }
+                }
+                None => inputs.push((
+                    self.measure_input(&m.measure, table, true)?,
+                    format!("v{i}"),
+                )),
+            }
         }
+        let extra: Vec<(Sql, &str)> = inputs
+            .iter()
+            .map(|(s, n)| (s.clone(), n.as_str()))
+            .collect();
         out.push(Cte::new(
             &a.rows_cte,
             format!(
@@ -209,7 +231,13 @@ impl Renderer<'_> {
                     Some(c) => Sql::wrap("COUNT(DISTINCT ", v, &format!(" COLLATE {c})")),
                     None => Sql::wrap("COUNT(DISTINCT ", v, ")"),
                 },
-                Agg::Sum => Sql::wrap("SUM(", v, ")"),
+                Agg::Sum => match m.measure.split_sum(&a.rows.table, self.d.exact_decimals()) {
+                    Some((op, _, _)) => Sql::raw(&format!(
+                        "(SUM(\"v{i}a\") {} SUM(\"v{i}b\"))",
+                        if op == BinOp::Add { "+" } else { "-" }
+                    )),
+                    None => Sql::wrap("SUM(", v, ")"),
+                },
                 Agg::Avg => Sql::wrap("AVG(", v, ")"),
                 Agg::Min => Sql::wrap("MIN(", v, ")"),
                 Agg::Max => Sql::wrap("MAX(", v, ")"),
