@@ -37,9 +37,10 @@ impl Renderer<'_> {
     /// bucket (whose CTEs are read into their one reader), on a dialect that counts them so.
     pub(super) fn folds(&self) -> Vec<Fold> {
         let mut folds: Vec<Fold> = Vec::new();
-        if !(self.d.conversion_in_aggregate() && self.d.mark_by_in())
-            || !self.plan.output.by_time.is_empty()
-        {
+        let foldable = self.d.conversion_in_aggregate()
+            && self.d.mark_by_in()
+            && self.plan.output.by_time.is_empty();
+        if !foldable {
             return folds;
         }
         for (special, node) in self.plan.specials.iter().enumerate() {
