@@ -1453,7 +1453,8 @@ async fn semantic_stage_metrics_are_the_same_from_the_history_and_from_the_table
 
 /// A rate and a count of the same conversion (customerChurnRate, churnedCustomers) read one
 /// conversion node; another conversion (the weekly rate) keeps its own. Each value equals the
-/// metric asked alone.
+/// metric asked alone, also with the aggregate of the base table asked with them (counted in
+/// one pass with the conversion on SQLite).
 #[tokio::test]
 async fn conversion_metrics_of_the_same_events_share_one_node() {
     for db in TestDb::all().await {
@@ -1510,6 +1511,16 @@ async fn conversion_metrics_of_the_same_events_share_one_node() {
         for (i, m) in all.iter().enumerate() {
             let (alone, _) = run(ask(&[m])).await;
             assert_eq!(alone[0], row[i], "{}: {m}", db.backend);
+        }
+        // with the aggregate of its base table in the request, SQLite counts the conversion
+        // in that aggregate's pass (PostgreSQL in a pass of its own): the same numbers
+        let with_base = ["customersMonthAgo", "customerChurnRate", "churnedCustomers"];
+        let (row, sql) = run(ask(&with_base)).await;
+        let folded = sql.contains("AS \"cb0\"") && !sql.contains("conv_customerChurnRate_rows");
+        assert_eq!(folded, db.backend == "sqlite", "{}: {sql}", db.backend);
+        for (i, m) in with_base.iter().enumerate() {
+            let (alone, _) = run(ask(&[m])).await;
+            assert_eq!(alone[0], row[i], "{}: {m} with its base", db.backend);
         }
         db.cleanup().await;
     }

@@ -172,6 +172,26 @@ pub trait Dialect: Sync + Send {
         false
     }
 
+    /// Whether a conversion without a window whose base events are the rows of a per-table
+    /// aggregate of the same request (same table, joins and slots) is counted in that
+    /// aggregate's pass rather than in a pass of its own: SQLite reads a SQL table once per
+    /// CTE that reads it (a second pass over the base table, SQL table and all, costs as much
+    /// as the first); PostgreSQL's plan for the two passes is kept. Only with
+    /// [`Dialect::mark_by_in`] (the aggregate's rows are marked, never joined).
+    fn conversion_in_aggregate(&self) -> bool {
+        false
+    }
+
+    /// A condition of a subquery read only by `IN`, written so the backend filters the
+    /// subquery's rows by it as it reads them: SQLite otherwise builds an automatic index on
+    /// a `column = value` term over a FROM-clause subquery (a SQL table) when the `IN` sits in
+    /// a loop — reading every row of the subquery to index the few it keeps, where pushing
+    /// the condition into the subquery reads only those; `(condition) IS TRUE` keeps the same
+    /// rows and is no indexable term. PostgreSQL: as it is.
+    fn scanned_condition(&self, cond: Sql) -> Sql {
+        cond
+    }
+
     /// The collation that orders text by bytes, as SQLite's default does.
     fn byte_collation(&self) -> Option<&'static str> {
         None
@@ -905,6 +925,12 @@ impl Dialect for Sqlite {
     }
     fn mark_by_in(&self) -> bool {
         true
+    }
+    fn conversion_in_aggregate(&self) -> bool {
+        true
+    }
+    fn scanned_condition(&self, cond: Sql) -> Sql {
+        Sql::wrap("(", cond, ") IS TRUE")
     }
     fn int(&self, x: Sql) -> Sql {
         Sql::wrap("CAST(", x, " AS INTEGER)")

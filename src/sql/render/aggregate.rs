@@ -3,14 +3,18 @@
 //! median aggregate (`med_<table>_<i>`).
 
 use super::super::{Sql, quote};
+use super::conversion::Fold;
 use super::{Cte, Renderer};
 use crate::plan::{AggregateNode, MeasureRef, PlanError, ShiftKind, ToDateWindow};
 use crate::semantic::{Agg, BinOp, Expr, Measure};
 
 impl Renderer<'_> {
+    /// The CTEs of aggregate `a`, counting the conversions `folds` in its pass (their
+    /// conversion events first: its rows read them).
     pub(super) fn aggregate_ctes(
         &self,
         a: &AggregateNode,
+        folds: &[&Fold],
         out: &mut Vec<Cte>,
     ) -> Result<(), PlanError> {
         if a.shift.as_ref().is_some_and(|s| s.by_time) {
@@ -56,6 +60,10 @@ impl Renderer<'_> {
                 )),
             }
         }
+        for f in folds {
+            out.push(self.conversion_hits(self.fold_node(f)?)?);
+            inputs.extend(self.fold_row_items(f, table)?);
+        }
         let extra: Vec<(Sql, &str)> = inputs
             .iter()
             .map(|(s, n)| (s.clone(), n.as_str()))
@@ -78,7 +86,7 @@ impl Renderer<'_> {
                         table.name,
                         g.as_str()
                     ),
-                    self.aggregate(a, &a.rows_cte, true)?,
+                    self.aggregate(a, &a.rows_cte, true, "")?,
                 ));
                 out.push(Cte::new(
                     &a.agg_cte,
@@ -86,11 +94,33 @@ impl Renderer<'_> {
                     self.to_date(a, &buckets, slot),
                 ));
             }
-            _ => out.push(Cte::new(
-                &a.agg_cte,
-                &a.description,
-                self.aggregate(a, &a.rows_cte, false)?,
-            )),
+            _ => {
+                let mut counts = String::new();
+                for f in folds {
+                    counts.push_str(&self.fold_aggregates(f)?);
+                }
+                let agg = self.aggregate(a, &a.rows_cte, false, &counts)?;
+                let mut cte = Cte::new(
+                    &a.agg_cte,
+                    if folds.is_empty() {
+                        a.description.clone()
+                    } else {
+                        format!(
+                            "{}, and the base and converted events of {}",
+                            a.description,
+                            folds
+                                .iter()
+                                .map(|f| self.fold_node(f).map(|n| n.metric.as_str()))
+                                .collect::<Result<Vec<_>, _>>()?
+                                .join(", ")
+                        )
+                    },
+                    agg,
+                );
+                // read by the response and by each folded conversion's CTE: computed once
+                cte.materialized = !folds.is_empty();
+                out.push(cte);
+            }
         }
         for (i, m) in a.measures.iter().enumerate() {
             if let Some(cte) = &m.median_cte {
@@ -200,8 +230,15 @@ impl Renderer<'_> {
         self.d.byte_collation().filter(|_| ty == ExprType::String)
     }
 
-    /// The aggregate of the rows of `from`, grouped by the slots (and `tg`, with `to_date`).
-    fn aggregate(&self, a: &AggregateNode, from: &str, to_date: bool) -> Result<Sql, PlanError> {
+    /// The aggregate of the rows of `from`, grouped by the slots (and `tg`, with `to_date`),
+    /// with the select-list items `more` (`, …`) after the measures'.
+    fn aggregate(
+        &self,
+        a: &AggregateNode,
+        from: &str,
+        to_date: bool,
+        more: &str,
+    ) -> Result<Sql, PlanError> {
         let mut slots = self.slot_list(None);
         if to_date {
             slots.push_str(", \"tg\"");
@@ -253,6 +290,7 @@ impl Renderer<'_> {
             s.append(agg);
             s.push(&format!(" AS \"m{i}\""));
         }
+        s.push(more);
         s.push(&format!("\n  FROM {}", quote(from)));
         if !slots.is_empty() {
             s.push("\n  GROUP BY ");

@@ -104,8 +104,10 @@ fn statement_reading(plan: &Plan, d: &dyn Dialect, read: Read<'_>) -> Result<Sql
     for cut in &plan.cuts {
         ctes.push(Cte::new(&cut.cte, &cut.description, r.cut(cut)?));
     }
-    for a in &plan.aggregates {
-        r.aggregate_ctes(a, &mut ctes)?;
+    let folds = r.folds();
+    for (i, a) in plan.aggregates.iter().enumerate() {
+        let mine: Vec<&conversion::Fold> = folds.iter().filter(|f| f.agg == i).collect();
+        r.aggregate_ctes(a, &mine, &mut ctes)?;
     }
     // An offset looked up by its bucket reads the request's aggregate a second time, and
     // SQLite then counts every CTE below it as read twice and writes each out (the rows of
@@ -120,8 +122,11 @@ fn statement_reading(plan: &Plan, d: &dyn Dialect, read: Read<'_>) -> Result<Sql
             c.inline = true;
         }
     }
-    for n in &plan.specials {
-        r.special_ctes(n, &mut ctes)?;
+    for (i, n) in plan.specials.iter().enumerate() {
+        match folds.iter().find(|f| f.special == i) {
+            Some(f) => ctes.push(r.folded_conversion_cte(f)?),
+            None => r.special_ctes(n, &mut ctes)?,
+        }
     }
     if let Some(k) = plan.keys.as_ref().filter(|_| r.bucket_join().is_none()) {
         r.keys_ctes(k, &mut ctes);
