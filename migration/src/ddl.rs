@@ -46,20 +46,33 @@ pub fn create_index_sql(
             "index on {model}.{table} needs at least one column"
         )));
     }
-    let name = index_name(table, cols);
+    let list = cols.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ");
+    index_sql(backend, model, table, &index_name(table, cols), &list)
+}
+
+/// `CREATE INDEX IF NOT EXISTS` of index `name` on `"<model>"."<table>"` over `list` (quoted
+/// columns or expressions, comma-separated), namespaced for `backend` as
+/// [`create_index_sql`] says. Fails on other backends and for a name PostgreSQL would
+/// truncate.
+fn index_sql(
+    backend: DbBackend,
+    model: &str,
+    table: &str,
+    name: &str,
+    list: &str,
+) -> Result<String, DbErr> {
     if name.len() > MAX_IDENT_LEN {
         return Err(DbErr::Custom(format!(
             "index name {name} is longer than {MAX_IDENT_LEN} bytes"
         )));
     }
-    let cols = cols.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ");
-    let (model, table, name) = (quote(model), quote(table), quote(&name));
+    let (model, table, name) = (quote(model), quote(table), quote(name));
     match backend {
         DbBackend::Sqlite => Ok(format!(
-            "CREATE INDEX IF NOT EXISTS {model}.{name} ON {table} ({cols})"
+            "CREATE INDEX IF NOT EXISTS {model}.{name} ON {table} ({list})"
         )),
         DbBackend::Postgres => Ok(format!(
-            "CREATE INDEX IF NOT EXISTS {name} ON {model}.{table} ({cols})"
+            "CREATE INDEX IF NOT EXISTS {name} ON {model}.{table} ({list})"
         )),
         _ => Err(unsupported(backend)),
     }
@@ -103,22 +116,14 @@ pub fn create_day_index_sql(
     table: &str,
     column: &str,
 ) -> Result<String, DbErr> {
-    let name = day_index_name(table, column);
-    if name.len() > MAX_IDENT_LEN {
-        return Err(DbErr::Custom(format!(
-            "index name {name} is longer than {MAX_IDENT_LEN} bytes"
-        )));
-    }
     let expr = day_bucket_expr(backend, column)?;
-    let (model, table, name) = (quote(model), quote(table), quote(&name));
-    match backend {
-        DbBackend::Sqlite => Ok(format!(
-            "CREATE INDEX IF NOT EXISTS {model}.{name} ON {table} ({expr})"
-        )),
-        _ => Ok(format!(
-            "CREATE INDEX IF NOT EXISTS {name} ON {model}.{table} (({expr}))"
-        )),
-    }
+    // PostgreSQL: an index expression in parentheses of its own (required for any expression
+    // but a bare function call; harmless here)
+    let list = match backend {
+        DbBackend::Postgres => format!("({expr})"),
+        _ => expr,
+    };
+    index_sql(backend, model, table, &day_index_name(table, column), &list)
 }
 
 /// Makes sure the namespace of `model` exists before its tables are created.
