@@ -56,7 +56,9 @@ pub use rows::{RowOrder, RowsNode, out_type};
 pub use slot::DimSlot;
 
 use crate::query::QuerySpec;
-use crate::semantic::{Dimension, Granularity, Measure, Metric, MetricKind, Model, Table};
+use crate::semantic::{
+    Dimension, Granularity, Measure, Metric, MetricKind, Model, RetentionEvent, Table,
+};
 
 /// How deep metrics may refer to metrics (ratios, derived metrics). Validation rejects
 /// cycles; this only bounds the recursion.
@@ -193,8 +195,8 @@ enum Need {
     Measure(String),
     /// A conversion node (by metric).
     Conversion(String),
-    /// A retention node (by measure, along a time dimension).
-    Retention(String, String),
+    /// A retention node (by measure, along a time dimension) and a count it computes.
+    Retention(String, String, RetentionEvent),
     /// A period-average node (by metric).
     PeriodAverage(String),
     /// A distinct-window node (by metric).
@@ -257,8 +259,27 @@ pub fn plan(model: &Model, spec: &QuerySpec, percentile_cont: bool) -> Result<Pl
                 }
                 SpecialNode::Conversion(Box::new(node))
             }
-            Need::Retention(measure, time_dimension) => {
-                SpecialNode::Retention(retention::plan(&mut p, measure, time_dimension, &slots)?)
+            Need::Retention(measure, time_dimension, event) => {
+                // the metrics of one measure along one time dimension read one node
+                let same = specials.iter_mut().find_map(|n| match n {
+                    SpecialNode::Retention(x)
+                        if x.measure.name == *measure && x.time_dimension == *time_dimension =>
+                    {
+                        Some(x)
+                    }
+                    _ => None,
+                });
+                if let Some(x) = same {
+                    x.add_event(*event);
+                    continue;
+                }
+                SpecialNode::Retention(retention::plan(
+                    &mut p,
+                    measure,
+                    time_dimension,
+                    &[*event],
+                    &slots,
+                )?)
             }
             Need::PeriodAverage(metric) => {
                 SpecialNode::PeriodAverage(period_average::plan(&mut p, metric, &slots)?)
@@ -412,8 +433,13 @@ impl Planner<'_> {
             MetricKind::Retention {
                 measure,
                 time_dimension,
+                event,
                 ..
-            } => push(Need::Retention(measure.clone(), time_dimension.clone())),
+            } => push(Need::Retention(
+                measure.clone(),
+                time_dimension.clone(),
+                *event,
+            )),
             MetricKind::PeriodAverage { .. } => push(Need::PeriodAverage(m.name.clone())),
         }
         Ok(())

@@ -702,6 +702,15 @@ pub enum RetentionEvent {
 }
 
 impl RetentionEvent {
+    /// Every event, in the order a retention node's counts are written.
+    pub const ALL: [RetentionEvent; 5] = [
+        RetentionEvent::Active,
+        RetentionEvent::Churned,
+        RetentionEvent::Retained,
+        RetentionEvent::Resurrected,
+        RetentionEvent::New,
+    ];
+
     /// The name as written in model files.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -715,20 +724,17 @@ impl RetentionEvent {
 
     /// Parses a name.
     pub fn parse(s: &str) -> Option<RetentionEvent> {
-        [
-            RetentionEvent::Churned,
-            RetentionEvent::Retained,
-            RetentionEvent::Resurrected,
-            RetentionEvent::New,
-            RetentionEvent::Active,
-        ]
-        .into_iter()
-        .find(|e| e.as_str() == s)
+        RetentionEvent::ALL.into_iter().find(|e| e.as_str() == s)
     }
 
     /// Whether it needs the following period (null while that period is incomplete).
     pub fn needs_next(self) -> bool {
         matches!(self, RetentionEvent::Churned | RetentionEvent::Retained)
+    }
+
+    /// Whether it needs the previous active period.
+    pub fn needs_prev(self) -> bool {
+        matches!(self, RetentionEvent::Resurrected | RetentionEvent::New)
     }
 }
 

@@ -1,7 +1,8 @@
 //! A retention node: the activity (`_rows`), the periods each entity is active in
-//! (`_periods`), each entity's previous and next active period (`_flags`), and per group the
-//! counts; a retention metric's count or rate, null while the next period is incomplete
-//! for churned and retained.
+//! (`_periods`), each entity's previous and next active period where a count the request
+//! reads needs it (`_flags`), and per group the counts the request reads; a retention
+//! metric's count or rate, null while the next period is incomplete for churned and
+//! retained.
 
 use super::super::{Sql, quote};
 use super::{Cte, Renderer};
@@ -52,36 +53,53 @@ impl Renderer<'_> {
         ));
         let slots = self.slot_list(None);
         let periods_cte = format!("{}_periods", n.cte);
-        // rows without a period are left out after grouping (a condition on the period in
-        // WHERE would compute it a second time per row where the rows CTE is inlined)
-        out.push(Cte::new(
-            &periods_cte,
-            "the periods each entity is active in (per combination of the other dimensions)",
-            Sql::raw(&format!(
-                "SELECT {slots}, \"e\", MAX(\"f\") AS \"f\"\n  FROM {}\n  GROUP BY {slots}, \"e\"\n  HAVING \"d{t}\" IS NOT NULL",
-                quote(&rows_cte)
-            )),
-        ));
+        // grouped and ordered by the window's partition and order below, so that SQLite runs
+        // the window over its input as it comes instead of sorting it again. Rows without a
+        // period are kept here (a period of NULL, first or last in its partition, so it
+        // stands for no neighbour) and left out after the window: a condition on the period
+        // here, `HAVING` included (both backends move a `HAVING` on grouped columns into
+        // `WHERE`), computes it a second time per row where the rows CTE is inlined.
         let mut part: Vec<String> = (0..self.plan.slots.len())
             .filter(|i| *i != t)
             .map(|i| format!("\"d{i}\""))
             .collect();
         part.push("\"e\"".to_owned());
+        let order = format!("{}, \"d{t}\"", part.join(", "));
+        out.push(Cte::new(
+            &periods_cte,
+            "the periods each entity is active in (per combination of the other dimensions)",
+            Sql::raw(&format!(
+                "SELECT {slots}, \"e\", MAX(\"f\") AS \"f\"\n  FROM {}\n  GROUP BY {order}\n  ORDER BY {order}",
+                quote(&rows_cte)
+            )),
+        ));
         // period values order as time does (native keys, or text of one fixed format)
         let over = format!("OVER (PARTITION BY {} ORDER BY \"d{t}\")", part.join(", "));
+        let prev = n.events.iter().any(|e| e.needs_prev());
+        let next = n.events.iter().any(|e| e.needs_next());
+        let mut neighbours = String::new();
+        if prev {
+            neighbours.push_str(&format!(", LAG(\"d{t}\") {over} AS \"prev\""));
+        }
+        if next {
+            neighbours.push_str(&format!(", LEAD(\"d{t}\") {over} AS \"next\""));
+        }
         let flags_cte = format!("{}_flags", n.cte);
         out.push(Cte::new(
             &flags_cte,
-            "each entity's previous and next active period",
+            match (prev, next) {
+                (true, true) => "each entity's previous and next active period",
+                (true, false) => "each entity's previous active period",
+                (false, true) => "each entity's next active period",
+                (false, false) => "each entity's active periods",
+            },
             Sql::raw(&format!(
-                "SELECT {slots}, \"f\", LAG(\"d{t}\") {over} AS \"prev\", LEAD(\"d{t}\") {over} AS \"next\"\n  FROM {}",
+                "SELECT {slots}, \"f\"{neighbours}\n  FROM {}",
                 quote(&periods_cte)
             )),
         ));
         let z = self.slot(t)?.z;
         let period = Sql::raw(&format!("\"d{t}\""));
-        let next = self.d.period_add(period.clone(), g, 1, z);
-        let prev = self.d.period_add(period.clone(), g, -1, z);
         // grouped by the period value (an input column: GROUP BY names resolve to the
         // input's columns first), its key written once per group
         let mut s = Sql::raw("SELECT ");
@@ -93,18 +111,35 @@ impl Renderer<'_> {
                 s.push(&format!("\"d{i}\", "));
             }
         }
-        s.push("SUM(\"f\") AS \"active\",");
-        s.push("\n    SUM(CASE WHEN \"f\" = 1 AND (\"next\" IS NULL OR \"next\" <> ");
-        s.append(next.clone());
-        s.push(") THEN 1 ELSE 0 END) AS \"churned\",\n    SUM(CASE WHEN \"f\" = 1 AND \"next\" = ");
-        s.append(next);
-        s.push(
-            " THEN 1 ELSE 0 END) AS \"retained\",\n    SUM(CASE WHEN \"f\" = 1 AND \"prev\" <> ",
-        );
-        s.append(prev);
-        s.push(" THEN 1 ELSE 0 END) AS \"resurrected\",\n    SUM(CASE WHEN \"f\" = 1 AND \"prev\" IS NULL THEN 1 ELSE 0 END) AS \"new\"");
+        s.push("SUM(\"f\") AS \"active\"");
+        // only the counts the request reads: each costs a date computation per row
+        for e in &n.events {
+            let cond = match e {
+                RetentionEvent::Churned => {
+                    let mut c = Sql::raw("(\"next\" IS NULL OR \"next\" <> ");
+                    c.append(self.d.period_add(period.clone(), g, 1, z));
+                    c.push(")");
+                    c
+                }
+                RetentionEvent::Retained => Sql::wrap(
+                    "\"next\" = ",
+                    self.d.period_add(period.clone(), g, 1, z),
+                    "",
+                ),
+                RetentionEvent::Resurrected => Sql::wrap(
+                    "\"prev\" <> ",
+                    self.d.period_add(period.clone(), g, -1, z),
+                    "",
+                ),
+                RetentionEvent::New => Sql::raw("\"prev\" IS NULL"),
+                RetentionEvent::Active => continue,
+            };
+            s.push(",\n    SUM(CASE WHEN \"f\" = 1 AND ");
+            s.append(cond);
+            s.push(&format!(" THEN 1 ELSE 0 END) AS \"{}\"", e.as_str()));
+        }
         s.push(&format!(
-            "\n  FROM {}\n  GROUP BY {slots}\n  HAVING SUM(\"f\") > 0",
+            "\n  FROM {}\n  WHERE \"d{t}\" IS NOT NULL\n  GROUP BY {slots}\n  HAVING SUM(\"f\") > 0",
             quote(&flags_cte)
         ));
         out.push(Cte::new(&n.cte, &n.description, s));
