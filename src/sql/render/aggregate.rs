@@ -41,7 +41,7 @@ impl Renderer<'_> {
         // and adds after the GROUP BY (`SUM(a) ± SUM(b)`): no arithmetic per row
         let mut inputs = Vec::new();
         for (i, m) in a.measures.iter().enumerate() {
-            match m.measure.split_sum(table, self.d.exact_decimals()) {
+            match self.split_sum(&m.measure, a) {
                 Some((_, x, y)) => {
                     for (c, part) in [(x, "a"), (y, "b")] {
                         let part_of = Measure {
@@ -268,7 +268,7 @@ impl Renderer<'_> {
                     Some(c) => Sql::wrap("COUNT(DISTINCT ", v, &format!(" COLLATE {c})")),
                     None => Sql::wrap("COUNT(DISTINCT ", v, ")"),
                 },
-                Agg::Sum => match m.measure.split_sum(&a.rows.table, self.d.exact_decimals()) {
+                Agg::Sum => match self.split_sum(&m.measure, a) {
                     Some((op, _, _)) => Sql::raw(&format!(
                         "(SUM(\"v{i}a\") {} SUM(\"v{i}b\"))",
                         if op == BinOp::Add { "+" } else { "-" }
@@ -344,6 +344,17 @@ impl Renderer<'_> {
                 format!("\n  GROUP BY {slots}")
             }
         ))
+    }
+
+    /// Whether measure `m` of aggregate `a` is summed as two columns added after the GROUP BY
+    /// ([`Measure::split_sum`] on this backend): what both the rows (`v<i>a`, `v<i>b`) and the
+    /// aggregate (`SUM(v<i>a) ± SUM(v<i>b)`) are written from.
+    fn split_sum<'m>(
+        &self,
+        m: &'m Measure,
+        a: &'m AggregateNode,
+    ) -> Option<(BinOp, &'m str, &'m str)> {
+        m.split_sum(&a.rows.table, self.d.exact_decimals())
     }
 
     /// A measure's aggregate in the final SELECT (0 for counts and sums of missing groups);
