@@ -17,8 +17,9 @@
 //! (every cell; numbers to 1e-9 relative), so the comparison is honest; MetricFlow's
 //! cumulative SQL also returns the days without orders (from its time spine), which are
 //! left out of the comparison. The statements run with the same driver (`query_all_raw`),
-//! in the same session settings (JIT off for all of a case where tally turns it off for
-//! its statement), interleaved (tally's and the hand-written one in alternating order),
+//! in the same session settings (on PostgreSQL planned for their bound values, as the engine
+//! runs them; JIT off for all of a case where tally turns it off for its statement),
+//! interleaved (tally's and the hand-written one in alternating order),
 //! `TALLY_BENCH_ITERS` times (default 15); medians.
 //! `TALLY_BENCH_CASE=text` runs only the kinds whose name contains the text (e.g.
 //! `TALLY_BENCH_CASE="period average"`). `TALLY_BENCH_PRINT_SQL=1` prints tally's statements.
@@ -559,29 +560,33 @@ fn rows(result: &[QueryResult], columns: impl Iterator<Item = usize> + Clone) ->
     out
 }
 
-/// Runs `stmt` and returns its rows and the time it took; with `jit_off`, in a transaction
-/// that turns PostgreSQL's JIT off first (as `Engine::run` does for statements embedding SQL
-/// tables).
+/// Runs `stmt` and returns its rows and the time it took. On PostgreSQL, in a transaction
+/// planned for the bound values (`plan_cache_mode = force_custom_plan`, as the engine arms
+/// every statement: `tally::sql::interrupt::arm`), and with `jit_off`, JIT off first (as the
+/// engine runs statements embedding SQL tables).
 async fn timed(
     conn: &DatabaseConnection,
     stmt: Statement,
     jit_off: Option<&str>,
 ) -> (Duration, Vec<QueryResult>) {
-    match jit_off {
-        None => {
-            let s = Instant::now();
-            let rows = conn.query_all_raw(stmt).await.expect("statement");
-            (s.elapsed(), rows)
-        }
-        Some(sql) => {
-            let s = Instant::now();
-            let txn = conn.begin().await.expect("begin");
-            txn.execute_unprepared(sql).await.expect("jit off");
-            let rows = txn.query_all_raw(stmt).await.expect("statement");
-            txn.commit().await.expect("commit");
-            (s.elapsed(), rows)
-        }
+    if conn.get_database_backend() != sea_orm::DbBackend::Postgres && jit_off.is_none() {
+        let s = Instant::now();
+        let rows = conn.query_all_raw(stmt).await.expect("statement");
+        return (s.elapsed(), rows);
     }
+    let s = Instant::now();
+    let txn = conn.begin().await.expect("begin");
+    if conn.get_database_backend() == sea_orm::DbBackend::Postgres {
+        txn.execute_unprepared("SET LOCAL plan_cache_mode = force_custom_plan")
+            .await
+            .expect("custom plans");
+    }
+    if let Some(sql) = jit_off {
+        txn.execute_unprepared(sql).await.expect("jit off");
+    }
+    let rows = txn.query_all_raw(stmt).await.expect("statement");
+    txn.commit().await.expect("commit");
+    (s.elapsed(), rows)
 }
 
 /// MetricFlow's time spine (`benches/metricflow/models/time_spine_day.sql`), created where

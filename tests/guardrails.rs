@@ -185,6 +185,49 @@ async fn a_request_past_its_budget_is_stopped_in_the_database() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn statements_run_with_their_budget_and_planned_for_their_values() {
+    for db in backends().await {
+        let addr = start(&db.url, limits(20.0, 4, 2.0)).await;
+        let answer = post(
+            addr,
+            "{ slow { metrics { planCacheMode jit statementTimeout settingRows } } }",
+        )
+        .await;
+        let json = answer.json();
+        assert!(json["errors"].is_null(), "{}: {json}", db.backend);
+        let row = &json["data"]["slow"]["metrics"][0];
+        assert_eq!(row["settingRows"], 1, "{}: {json}", db.backend);
+        if db.backend == "postgres" {
+            // planned for the bound values, never a generic plan (see `interrupt::arm`)
+            assert_eq!(row["planCacheMode"], "force_custom_plan", "{json}");
+            // the statement embeds a SQL table: no JIT
+            assert_eq!(row["jit"], "off", "{json}");
+            // the request's budget left, in force inside the database (PostgreSQL shows
+            // whole seconds as `20s`, else milliseconds)
+            let timeout = row["statementTimeout"].as_str().expect("timeout");
+            let millis: f64 = match timeout.strip_suffix("ms") {
+                Some(ms) => ms.parse().expect("milliseconds"),
+                None => {
+                    timeout
+                        .strip_suffix('s')
+                        .expect("seconds")
+                        .parse::<f64>()
+                        .expect("seconds")
+                        * 1000.0
+                }
+            };
+            assert!(
+                (15_000.0..=20_000.0).contains(&millis),
+                "statement_timeout {timeout}"
+            );
+        } else {
+            assert_eq!(row["planCacheMode"], "none", "{json}");
+        }
+        db.cleanup().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_client_that_hangs_up_has_its_statements_cancelled() {
     for db in backends().await {
         // as many slow requests as the pool has connections, each with a long budget

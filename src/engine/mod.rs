@@ -30,7 +30,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use sea_orm::{ConnectionTrait, DatabaseConnection, Statement, TransactionTrait};
+use sea_orm::{DatabaseConnection, Statement};
 
 pub use cache::PlanCache;
 pub use caller::Caller;
@@ -329,30 +329,17 @@ impl Engine {
         let stmt =
             Statement::from_sql_and_values(self.db.get_database_backend(), &rendered.sql, params);
         let join_path = rendered.join_path.clone();
-        let result = if rendered.embeds_sql_tables && self.dialect.jit_off().is_some() {
-            // JIT off for this statement only: see `Rendered::embeds_sql_tables`.
-            let txn = self
-                .db
-                .begin()
-                .await
-                .map_err(|e| session.failure(label, "begin", &e, ""))?;
-            if let Some(sql) = self.dialect.jit_off() {
-                txn.execute_unprepared(sql)
-                    .await
-                    .map_err(|e| session.failure(label, "jit off", &e, sql))?;
-            }
-            let rows = session
-                .query_planned(&txn, label, stmt, join_path, plan_micros)
-                .await?;
-            txn.commit()
-                .await
-                .map_err(|e| session.failure(label, "commit", &e, ""))?;
-            rows
-        } else {
-            session
-                .query_planned(&self.db, label, stmt, join_path, plan_micros)
-                .await?
-        };
+        // JIT off for statements that embed SQL tables: see `Rendered::embeds_sql_tables`
+        let result = session
+            .query_planned(
+                &self.db,
+                label,
+                stmt,
+                join_path,
+                plan_micros,
+                rendered.embeds_sql_tables,
+            )
+            .await?;
         if let Some(choice) = choice {
             session.note_rollup(choice);
         }

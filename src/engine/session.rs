@@ -405,7 +405,8 @@ impl Session {
         label: &str,
         stmt: Statement,
     ) -> Result<Vec<QueryResult>, ApiError> {
-        self.query_planned(conn, label, stmt, Vec::new(), 0).await
+        self.query_planned(conn, label, stmt, Vec::new(), 0, false)
+            .await
     }
 
     /// [`Session::query`] for a planned statement: with the tables it joins and the time its
@@ -415,7 +416,9 @@ impl Session {
     /// wait), runs in a transaction of its own on `conn` (a savepoint when `conn` is already
     /// a transaction) armed to stop inside the database when the request's budget ends
     /// (`TIMEOUT`), and is cancelled in the database when its future is dropped (the client
-    /// went away). A database that cannot be reached is `DATABASE_UNAVAILABLE`.
+    /// went away). A database that cannot be reached is `DATABASE_UNAVAILABLE`. With
+    /// `jit_off`, the database does not JIT-compile it (PostgreSQL; for statements that
+    /// embed SQL tables, see `crate::sql::Rendered::embeds_sql_tables`).
     pub async fn query_planned(
         &self,
         conn: &(impl ConnectionTrait + TransactionTrait),
@@ -423,6 +426,7 @@ impl Session {
         stmt: Statement,
         join_path: Vec<String>,
         plan_micros: u64,
+        jit_off: bool,
     ) -> Result<Vec<QueryResult>, ApiError> {
         let sql = stmt.sql.clone();
         let params: Vec<serde_json::Value> = stmt
@@ -430,7 +434,7 @@ impl Session {
             .as_ref()
             .map(|v| v.0.iter().map(crate::sql::value_json).collect())
             .unwrap_or_default();
-        let (rows, db_millis) = self.query_unrecorded(conn, label, stmt).await?;
+        let (rows, db_millis) = self.run(conn, label, stmt, jit_off).await?;
         self.record(StatementExplain {
             label: label.to_owned(),
             sql: Some(sql),
@@ -456,6 +460,17 @@ impl Session {
         label: &str,
         stmt: Statement,
     ) -> Result<(Vec<QueryResult>, f64), ApiError> {
+        self.run(conn, label, stmt, false).await
+    }
+
+    /// [`Session::query_unrecorded`], with JIT off when `jit_off`.
+    async fn run(
+        &self,
+        conn: &(impl ConnectionTrait + TransactionTrait),
+        label: &str,
+        stmt: Statement,
+        jit_off: bool,
+    ) -> Result<(Vec<QueryResult>, f64), ApiError> {
         let sql = stmt.sql.clone();
         let limits = self.guard.limits();
         let left = self.left().ok_or_else(|| self.timeout())?;
@@ -478,7 +493,7 @@ impl Session {
         let started = Instant::now();
         // counts the statement as cancelled when this future is dropped while it runs
         let abandoned = Abandoned(Some(&self.guard.counters().cancelled));
-        let result = self.run_armed(conn, label, stmt).await;
+        let result = self.run_armed(conn, label, stmt, jit_off).await;
         abandoned.finish();
         let elapsed = started.elapsed();
         let counters = self.guard.counters();
@@ -493,16 +508,17 @@ impl Session {
     }
 
     /// Runs `stmt` in a transaction (or savepoint) of `conn` armed with what is left of the
-    /// budget; on failure, what was being done and the error.
+    /// budget (and JIT off when `jit_off`); on failure, what was being done and the error.
     async fn run_armed(
         &self,
         conn: &(impl ConnectionTrait + TransactionTrait),
         label: &str,
         stmt: Statement,
+        jit_off: bool,
     ) -> Result<Vec<QueryResult>, (&'static str, sea_orm::DbErr)> {
         let left = self.left().unwrap_or(Duration::from_millis(1));
         let txn = conn.begin().await.map_err(|e| ("begin", e))?;
-        let armed = interrupt::arm(&self.db, &txn, left)
+        let armed = interrupt::arm(&self.db, &txn, left, jit_off)
             .await
             .map_err(|e| ("arm", e))?;
         // the database stops the statement at the deadline; this is the backstop should it

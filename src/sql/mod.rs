@@ -199,7 +199,7 @@ pub struct Rendered {
     pub join_path: Vec<String>,
     /// Whether the statement embeds a SQL table (a model's own query file). Such files can
     /// hold whole pipelines, or branches that never run, which PostgreSQL's JIT compiles
-    /// anyway: [`crate::exec`] runs these statements with JIT off.
+    /// anyway: the engine runs these statements with JIT off (`crate::sql::interrupt::arm`).
     pub embeds_sql_tables: bool,
 }
 
