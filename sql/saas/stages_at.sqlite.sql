@@ -5,6 +5,13 @@
 --
 -- $1 = T as RFC 3339 text in UTC (`Z` or `+00:00`); $2 = the grace period in seconds, which
 -- the history must have been built with (see stages_at.sql).
+--
+-- T (written as stored, `+00:00`) and the status check are expressions of the parameters
+-- alone, which SQLite computes once per statement: a one-row subquery of T joined to the
+-- history, or an EXISTS over the status (which SQLite turns into a join), would be read
+-- again for every row of the history. The comparisons with T of the bare columns let SQLite
+-- read only the entries with valid_to > T of the (valid_to, valid_from, stage, user_id)
+-- index tally creates on the history (migration/src/tally_state.rs).
 SELECT
     h.user_id,
     h.signup_time,
@@ -17,12 +24,8 @@ SELECT
     h.reached_customer,
     h.repeat_payer
 FROM "saas"."tally_stage_history" AS h
-CROSS JOIN (
-    SELECT CASE WHEN $1 LIKE '%Z' THEN substr($1, 1, length($1) - 1) || '+00:00' ELSE $1 END AS t
-) AS p
-WHERE h.valid_from <= p.t
-  AND p.t < h.valid_to
-  AND EXISTS (
-      SELECT 1 FROM "saas"."tally_stage_history_status" AS st
-      WHERE st.id = 1 AND st.grace_seconds = CAST($2 AS INTEGER)
-  )
+WHERE h.valid_from <= (CASE WHEN $1 LIKE '%Z' THEN substr($1, 1, length($1) - 1) || '+00:00' ELSE $1 END)
+  AND h.valid_to > (CASE WHEN $1 LIKE '%Z' THEN substr($1, 1, length($1) - 1) || '+00:00' ELSE $1 END)
+  AND (
+      SELECT st.grace_seconds FROM "saas"."tally_stage_history_status" AS st WHERE st.id = 1
+  ) = CAST($2 AS INTEGER)

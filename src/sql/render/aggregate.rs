@@ -27,7 +27,7 @@ impl Renderer<'_> {
         let table = &a.rows.table;
         // a compared aggregate applies the request's filter less its conditions on the
         // compared time dimension
-        let filter = match &a.shift {
+        let mut filter = match &a.shift {
             Some(s) => s
                 .filter
                 .as_ref()
@@ -37,6 +37,9 @@ impl Renderer<'_> {
                 .collect(),
             None => self.request_filter(table)?,
         };
+        if let Some(f) = self.shared_measure_filter(a, folds)? {
+            filter.push(self.expr(f, table)?);
+        }
         // a sum of `a ± b` over two columns never NULL reads both columns (`v<i>a`, `v<i>b`)
         // and adds after the GROUP BY (`SUM(a) ± SUM(b)`): no arithmetic per row
         let mut inputs = Vec::new();
@@ -135,6 +138,37 @@ impl Renderer<'_> {
             }
         }
         Ok(())
+    }
+
+    /// The filter every measure of `a` and every base measure of `folds` has, when they all
+    /// have the same one and `a` has no groups: such an aggregate reads only the rows where it
+    /// holds (in its rows' `WHERE`, which a SQL table's statement gets pushed into, and which
+    /// an index may serve). Its one group is there without rows, and every value is the same
+    /// (each reads `NULL` where the filter fails); only `COUNT(*)`, which no metric reads,
+    /// counts fewer rows. With groups, a group with no row meeting the filter would be lost.
+    fn shared_measure_filter<'a>(
+        &self,
+        a: &'a AggregateNode,
+        folds: &[&Fold],
+    ) -> Result<Option<&'a Expr>, PlanError> {
+        if !self.plan.slots.is_empty() || a.shift.is_some() {
+            return Ok(None);
+        }
+        let Some(first) = a.measures.first().and_then(|m| m.measure.filter.as_ref()) else {
+            return Ok(None);
+        };
+        if a.measures
+            .iter()
+            .any(|m| m.measure.filter.as_ref() != Some(first))
+        {
+            return Ok(None);
+        }
+        for f in folds {
+            if self.fold_node(f)?.base.filter.as_ref() != Some(first) {
+                return Ok(None);
+            }
+        }
+        Ok(Some(first))
     }
 
     /// An offset aggregate read from the request's own aggregate `own` of the same table
