@@ -17,8 +17,7 @@
 //! (every cell; numbers to 1e-9 relative), so the comparison is honest; MetricFlow's
 //! cumulative SQL also returns the days without orders (from its time spine), which are
 //! left out of the comparison. The statements run with the same driver (`query_all_raw`),
-//! in the same session settings (on PostgreSQL planned for their bound values, as the engine
-//! runs them; JIT off for all of a case where tally turns it off for its statement),
+//! in the same session settings (on PostgreSQL planned for their bound values; JIT off for all of a case where tally turns it off for its statement),
 //! interleaved (tally's and the hand-written one in alternating order),
 //! `TALLY_BENCH_ITERS` times (default 15); medians.
 //! `TALLY_BENCH_CASE=text` runs only the kinds whose name contains the text (e.g.
@@ -561,9 +560,10 @@ fn rows(result: &[QueryResult], columns: impl Iterator<Item = usize> + Clone) ->
 }
 
 /// Runs `stmt` and returns its rows and the time it took. On PostgreSQL, in a transaction
-/// planned for the bound values (`plan_cache_mode = force_custom_plan`, as the engine arms
-/// every statement: `tally::sql::interrupt::arm`), and with `jit_off`, JIT off first (as the
-/// engine runs statements embedding SQL tables).
+/// planned for the bound values (`plan_cache_mode = force_custom_plan`: the statement's own
+/// cost, not the driver's reuse of a generic plan, which the engine chooses per statement by
+/// measuring), and with `jit_off`, JIT off first (as the engine runs statements embedding SQL
+/// tables).
 async fn timed(
     conn: &DatabaseConnection,
     stmt: Statement,

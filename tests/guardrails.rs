@@ -185,21 +185,29 @@ async fn a_request_past_its_budget_is_stopped_in_the_database() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn statements_run_with_their_budget_and_planned_for_their_values() {
+async fn statements_run_with_their_budget_and_their_plans_are_measured() {
     for db in backends().await {
         let addr = start(&db.url, limits(20.0, 4, 2.0)).await;
-        let answer = post(
-            addr,
-            "{ slow { metrics { planCacheMode jit statementTimeout settingRows } } }",
-        )
-        .await;
-        let json = answer.json();
-        assert!(json["errors"].is_null(), "{}: {json}", db.backend);
-        let row = &json["data"]["slow"]["metrics"][0];
-        assert_eq!(row["settingRows"], 1, "{}: {json}", db.backend);
-        if db.backend == "postgres" {
-            // planned for the bound values, never a generic plan (see `interrupt::arm`)
-            assert_eq!(row["planCacheMode"], "force_custom_plan", "{json}");
+        // one statement, six runs (another asOf each: no cached answer): the first three
+        // planned for their values, the next three with the generic plan (see
+        // `engine::plan_choice`)
+        let mut modes = Vec::new();
+        for day in 1..=6 {
+            let answer = post(
+                addr,
+                &format!(
+                    "{{ slow {{ metrics(asOf: \"2026-01-0{day}T00:00:00Z\") {{ planCacheMode jit statementTimeout settingRows }} }} }}"
+                ),
+            )
+            .await;
+            let json = answer.json();
+            assert!(json["errors"].is_null(), "{}: {json}", db.backend);
+            let row = &json["data"]["slow"]["metrics"][0];
+            assert_eq!(row["settingRows"], 1, "{}: {json}", db.backend);
+            modes.push(row["planCacheMode"].as_str().expect("mode").to_owned());
+            if db.backend != "postgres" {
+                continue;
+            }
             // the statement embeds a SQL table: no JIT
             assert_eq!(row["jit"], "off", "{json}");
             // the request's budget left, in force inside the database (PostgreSQL shows
@@ -220,9 +228,13 @@ async fn statements_run_with_their_budget_and_planned_for_their_values() {
                 (15_000.0..=20_000.0).contains(&millis),
                 "statement_timeout {timeout}"
             );
-        } else {
-            assert_eq!(row["planCacheMode"], "none", "{json}");
         }
+        let want: Vec<&str> = if db.backend == "postgres" {
+            [["force_custom_plan"; 3], ["force_generic_plan"; 3]].concat()
+        } else {
+            vec!["none"; 6]
+        };
+        assert_eq!(modes, want, "{}", db.backend);
         db.cleanup().await;
     }
 }

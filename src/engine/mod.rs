@@ -20,6 +20,7 @@ mod cache;
 mod caller;
 pub mod guard;
 mod live;
+mod plan_choice;
 pub mod policy;
 pub mod results;
 mod rollup;
@@ -36,6 +37,7 @@ pub use cache::PlanCache;
 pub use caller::Caller;
 pub use guard::{Guard, Limits, RequestScope};
 pub use live::{check_live, load_live_models, read_catalog};
+use plan_choice::{PlanChoices, PlanMode};
 pub use results::{ResultCache, ResultCacheSettings};
 pub use session::{Kept, RollupChoice, Session, StatementExplain, Trace};
 pub use values::{Cell, Raw};
@@ -62,6 +64,8 @@ pub struct Engine {
     dialect: &'static dyn Dialect,
     models: Arc<[Arc<Model>]>,
     plans: PlanCache,
+    /// Whether each statement is planned for its values or generically (PostgreSQL).
+    plan_choices: PlanChoices,
     /// Models whose SQL tables read `tally_tz_offsets` on this dialect (computed when the
     /// models are loaded into the engine, not by reading SQL at request time).
     offsets_needed: HashSet<String>,
@@ -117,6 +121,7 @@ impl Engine {
             dialect,
             models: models.into(),
             plans: PlanCache::default(),
+            plan_choices: PlanChoices::default(),
             offsets_needed,
             zones_ready: Mutex::new(HashSet::new()),
             guard: Arc::new(Guard::new(Limits::for_pool(pool_size(&db)))),
@@ -329,17 +334,23 @@ impl Engine {
         let stmt =
             Statement::from_sql_and_values(self.db.get_database_backend(), &rendered.sql, params);
         let join_path = rendered.join_path.clone();
-        // JIT off for statements that embed SQL tables: see `Rendered::embeds_sql_tables`
-        let result = session
-            .query_planned(
-                &self.db,
-                label,
-                stmt,
-                join_path,
-                plan_micros,
-                rendered.embeds_sql_tables,
-            )
+        // planned for the values or generically, as measured (`plan_choice`); JIT off for
+        // statements that embed SQL tables (see `Rendered::embeds_sql_tables`)
+        let choice_of_plan = self
+            .dialect
+            .reuses_generic_plans()
+            .then(|| self.plan_choices.of(&rendered.sql));
+        let mode = choice_of_plan.as_ref().map(|c| c.next());
+        let settings = crate::sql::interrupt::Settings {
+            jit_off: rendered.embeds_sql_tables,
+            plan_cache_mode: mode.map(PlanMode::setting),
+        };
+        let (result, db_millis) = session
+            .query_planned(&self.db, label, stmt, join_path, plan_micros, settings)
             .await?;
+        if let (Some(c), Some(mode)) = (&choice_of_plan, mode) {
+            c.record(mode, (db_millis * 1000.0) as u64);
+        }
         if let Some(choice) = choice {
             session.note_rollup(choice);
         }

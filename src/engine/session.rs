@@ -405,8 +405,11 @@ impl Session {
         label: &str,
         stmt: Statement,
     ) -> Result<Vec<QueryResult>, ApiError> {
-        self.query_planned(conn, label, stmt, Vec::new(), 0, false)
-            .await
+        let settings = interrupt::Settings::default();
+        let (rows, _) = self
+            .query_planned(conn, label, stmt, Vec::new(), 0, settings)
+            .await?;
+        Ok(rows)
     }
 
     /// [`Session::query`] for a planned statement: with the tables it joins and the time its
@@ -416,9 +419,9 @@ impl Session {
     /// wait), runs in a transaction of its own on `conn` (a savepoint when `conn` is already
     /// a transaction) armed to stop inside the database when the request's budget ends
     /// (`TIMEOUT`), and is cancelled in the database when its future is dropped (the client
-    /// went away). A database that cannot be reached is `DATABASE_UNAVAILABLE`. With
-    /// `jit_off`, the database does not JIT-compile it (PostgreSQL; for statements that
-    /// embed SQL tables, see `crate::sql::Rendered::embeds_sql_tables`).
+    /// went away). A database that cannot be reached is `DATABASE_UNAVAILABLE`. `settings`
+    /// are the planner's for it (PostgreSQL: JIT, `plan_cache_mode`). The rows, and the
+    /// milliseconds the database took.
     pub async fn query_planned(
         &self,
         conn: &(impl ConnectionTrait + TransactionTrait),
@@ -426,15 +429,15 @@ impl Session {
         stmt: Statement,
         join_path: Vec<String>,
         plan_micros: u64,
-        jit_off: bool,
-    ) -> Result<Vec<QueryResult>, ApiError> {
+        settings: interrupt::Settings,
+    ) -> Result<(Vec<QueryResult>, f64), ApiError> {
         let sql = stmt.sql.clone();
         let params: Vec<serde_json::Value> = stmt
             .values
             .as_ref()
             .map(|v| v.0.iter().map(crate::sql::value_json).collect())
             .unwrap_or_default();
-        let (rows, db_millis) = self.run(conn, label, stmt, jit_off).await?;
+        let (rows, db_millis) = self.run(conn, label, stmt, settings).await?;
         self.record(StatementExplain {
             label: label.to_owned(),
             sql: Some(sql),
@@ -447,7 +450,7 @@ impl Session {
             cache_reason: None,
             rollup: None,
         });
-        Ok(rows)
+        Ok((rows, db_millis))
     }
 
     /// [`Session::query`] without an explain entry of its own (admission control, the
@@ -460,16 +463,17 @@ impl Session {
         label: &str,
         stmt: Statement,
     ) -> Result<(Vec<QueryResult>, f64), ApiError> {
-        self.run(conn, label, stmt, false).await
+        self.run(conn, label, stmt, interrupt::Settings::default())
+            .await
     }
 
-    /// [`Session::query_unrecorded`], with JIT off when `jit_off`.
+    /// [`Session::query_unrecorded`], with the planner `settings`.
     async fn run(
         &self,
         conn: &(impl ConnectionTrait + TransactionTrait),
         label: &str,
         stmt: Statement,
-        jit_off: bool,
+        settings: interrupt::Settings,
     ) -> Result<(Vec<QueryResult>, f64), ApiError> {
         let sql = stmt.sql.clone();
         let limits = self.guard.limits();
@@ -493,7 +497,7 @@ impl Session {
         let started = Instant::now();
         // counts the statement as cancelled when this future is dropped while it runs
         let abandoned = Abandoned(Some(&self.guard.counters().cancelled));
-        let result = self.run_armed(conn, label, stmt, jit_off).await;
+        let result = self.run_armed(conn, label, stmt, settings).await;
         abandoned.finish();
         let elapsed = started.elapsed();
         let counters = self.guard.counters();
@@ -508,17 +512,17 @@ impl Session {
     }
 
     /// Runs `stmt` in a transaction (or savepoint) of `conn` armed with what is left of the
-    /// budget (and JIT off when `jit_off`); on failure, what was being done and the error.
+    /// budget, with the planner `settings`; on failure, what was being done and the error.
     async fn run_armed(
         &self,
         conn: &(impl ConnectionTrait + TransactionTrait),
         label: &str,
         stmt: Statement,
-        jit_off: bool,
+        settings: interrupt::Settings,
     ) -> Result<Vec<QueryResult>, (&'static str, sea_orm::DbErr)> {
         let left = self.left().unwrap_or(Duration::from_millis(1));
         let txn = conn.begin().await.map_err(|e| ("begin", e))?;
-        let armed = interrupt::arm(&self.db, &txn, left, jit_off)
+        let armed = interrupt::arm(&self.db, &txn, left, settings)
             .await
             .map_err(|e| ("arm", e))?;
         // the database stops the statement at the deadline; this is the backstop should it

@@ -55,6 +55,13 @@ pub trait Dialect: Sync + Send {
     /// otherwise from the `tally_tz_offsets` table (filled for the zone before the query).
     fn time_zones(&self) -> bool;
 
+    /// Whether the database may reuse one generic plan for a prepared statement's runs
+    /// (`plan_cache_mode`), which the engine then chooses per statement by measuring
+    /// (`crate::engine`'s plan choice).
+    fn reuses_generic_plans(&self) -> bool {
+        false
+    }
+
     /// A statement that turns the JIT compiler off until the end of the current transaction,
     /// for statements whose plans are costed far above what they take (embedded SQL tables);
     /// `None` where there is no JIT.
@@ -537,6 +544,9 @@ impl Dialect for Postgres {
     }
     fn interrupt(&self) -> Option<super::interrupt::Interrupt> {
         Some(super::interrupt::Interrupt::StatementTimeout)
+    }
+    fn reuses_generic_plans(&self) -> bool {
+        true
     }
     fn jit_off_expression(&self) -> Option<&'static str> {
         // only where the server has the setting (Postgres-compatible engines may not)

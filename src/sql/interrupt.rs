@@ -6,8 +6,8 @@
 //!
 //! - **PostgreSQL**: `set_config('statement_timeout', …, true)` (`SET LOCAL`) bounds the
 //!   statement inside the database; the backend's pid and the transaction's start are kept.
-//!   The same statement sets the transaction's planner settings ([`ARM_POSTGRES`]):
-//!   `plan_cache_mode = force_custom_plan`, and JIT off when the caller asks.
+//!   The same statement sets the transaction's planner settings the caller asks for
+//!   ([`Settings`]: `plan_cache_mode`, JIT off).
 //!   A statement abandoned while it runs (the client went away, the engine's own deadline
 //!   passed) is cancelled with `pg_cancel_backend(pid)` from a fresh connection (never one of
 //!   the pool's, which may all be busy), only if that same transaction is still active.
@@ -127,25 +127,24 @@ async fn cancel_postgres(
     Ok(cancelled.unwrap_or(false))
 }
 
+/// Planner settings of an armed statement, for its transaction only (PostgreSQL; other
+/// backends have none).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Settings {
+    /// JIT compilation off (statements that embed SQL tables:
+    /// `crate::sql::Rendered::embeds_sql_tables`).
+    pub jit_off: bool,
+    /// `plan_cache_mode` (`force_custom_plan`, `force_generic_plan`); `None`: the server's.
+    pub plan_cache_mode: Option<&'static str>,
+}
+
 /// The statement that arms a PostgreSQL statement (`$1`: the timeout in milliseconds, `$2`:
-/// whether JIT is turned off), all for the transaction only (`SET LOCAL`):
-///
-/// - `statement_timeout`: the request's budget left.
-/// - `plan_cache_mode = force_custom_plan`: the driver prepares tally's statements once per
-///   connection, and after five runs PostgreSQL may reuse a *generic* plan, written without
-///   the bound values. tally's statements filter on `asOf` and on filter values
-///   (`order_time <= $1`): a generic plan guesses a third of the rows for such a range,
-///   where `asOf` is most often after every row, and picks plans for the wrong row counts
-///   (measured on the shop's net sales and orders by day: 48–54 ms with the generic plan,
-///   31–36 ms planned for the values). Planning for the values costs well under a
-///   millisecond per statement.
-/// - `jit = off` where asked (statements that embed SQL tables:
-///   `crate::sql::Rendered::embeds_sql_tables`).
-///
-/// Settings a Postgres-compatible engine does not have are left alone.
+/// whether JIT is turned off, `$3`: `plan_cache_mode`, empty for the server's own), all for
+/// the transaction only (`set_config(…, true)`, i.e. `SET LOCAL`). Settings a
+/// Postgres-compatible engine does not have are left alone.
 const ARM_POSTGRES: &str = "SELECT set_config('statement_timeout', $1, true) AS t, \
-     (SELECT set_config('plan_cache_mode', 'force_custom_plan', true) \
-      WHERE current_setting('plan_cache_mode', true) IS NOT NULL) AS p, \
+     (SELECT set_config('plan_cache_mode', $3, true) \
+      WHERE $3 <> '' AND current_setting('plan_cache_mode', true) IS NOT NULL) AS p, \
      (SELECT set_config('jit', 'off', true) \
       WHERE $2 AND current_setting('jit', true) IS NOT NULL) AS j, \
      pg_backend_pid() AS pid, \
@@ -161,13 +160,13 @@ pub fn is_arming(sql: &str) -> bool {
 }
 
 /// Arms the statement about to run in `txn` (a transaction or savepoint of `db`'s pool, on
-/// one connection) to stop after `budget`, with JIT compilation off when `jit_off` (where the
-/// backend has it: PostgreSQL).
+/// one connection) to stop after `budget`, with the planner `settings` (where the backend has
+/// them: PostgreSQL).
 pub async fn arm(
     db: &DatabaseConnection,
     txn: &impl ConnectionTrait,
     budget: Duration,
-    jit_off: bool,
+    settings: Settings,
 ) -> Result<Armed, DbErr> {
     let backend = db.get_database_backend();
     match super::dialect_of(db).interrupt() {
@@ -177,7 +176,11 @@ pub async fn arm(
                 .query_one_raw(Statement::from_sql_and_values(
                     backend,
                     ARM_POSTGRES,
-                    [millis.into(), jit_off.into()],
+                    [
+                        millis.into(),
+                        settings.jit_off.into(),
+                        settings.plan_cache_mode.unwrap_or("").into(),
+                    ],
                 ))
                 .await?
                 .ok_or_else(|| DbErr::Custom("arming a statement returned no row".into()))?;

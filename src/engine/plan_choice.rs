@@ -1,0 +1,205 @@
+//! Whether PostgreSQL plans a statement of the engine for its bound values or reuses one
+//! generic plan, chosen by measuring both.
+//!
+//! The driver prepares each statement once per connection. A *custom* plan is made for the
+//! bound values at every run; a *generic* plan is made once, without them, and reused.
+//! PostgreSQL's own choice (`plan_cache_mode = auto`) compares the generic plan's estimated
+//! cost with the custom plans', and the estimate is wrong for tally's statements: a range on
+//! a bound value (`order_time <= $1`, the `asOf` cut) is guessed to keep a third of the rows,
+//! where `asOf` most often keeps them all, so the generic plan looks cheaper and is chosen,
+//! then reads every row with a plan made for a third of them (the shop's net sales and orders
+//! by day at demo scale 1: 48–54 ms generic, 31–36 ms custom). Planning for the values is not
+//! free either: a statement of a few milliseconds, or one embedding long SQL tables (the saas
+//! journey), spends more planning at every run than the generic plan loses.
+//!
+//! So the engine measures, per statement text: its first [`SAMPLES`] runs are planned for
+//! their values (`force_custom_plan`), the next [`SAMPLES`] with the generic plan
+//! (`force_generic_plan`), and from then on each run takes the mode whose fastest run was
+//! faster (the fastest, because the machine's load only ever adds time), except one run in
+//! [`EXPLORE_EVERY`], which takes the other mode: a connection plans the generic plan at its
+//! first generic run, so the first generic samples carry a planning each, and later ones
+//! show what the reused plan costs. Runs started before both modes have a sample are planned
+//! for their values. Every [`RESAMPLE_EVERY`] runs the samples are dropped and both modes
+//! sampled again (data grows, indexes are added). The statement's time is the database's as
+//! the engine measures it (the statement and its transaction, as `extensions.explain`'s
+//! `dbMillis`).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Runs of each mode measured before choosing.
+pub(super) const SAMPLES: u64 = 3;
+
+/// Runs between two samplings of a statement.
+pub(super) const RESAMPLE_EVERY: u64 = 1000;
+
+/// One run in this many takes the mode not chosen, once both are sampled.
+pub(super) const EXPLORE_EVERY: u64 = 16;
+
+/// Statements whose choice is kept before the map starts over.
+const CAPACITY: usize = 1024;
+
+/// How the database plans one run of a statement (PostgreSQL's `plan_cache_mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum PlanMode {
+    /// Planned for its bound values at every run (`force_custom_plan`).
+    Custom,
+    /// One plan without the values, reused (`force_generic_plan`).
+    Generic,
+}
+
+impl PlanMode {
+    /// The value of `plan_cache_mode` for this mode.
+    pub(super) fn setting(self) -> &'static str {
+        match self {
+            PlanMode::Custom => "force_custom_plan",
+            PlanMode::Generic => "force_generic_plan",
+        }
+    }
+}
+
+/// The measured choice of one statement.
+#[derive(Debug)]
+pub(super) struct PlanChoice {
+    runs: AtomicU64,
+    /// Fastest run of each mode in this sampling, in microseconds (`u64::MAX`: none yet).
+    custom: AtomicU64,
+    generic: AtomicU64,
+}
+
+impl Default for PlanChoice {
+    fn default() -> Self {
+        PlanChoice {
+            runs: AtomicU64::new(0),
+            custom: AtomicU64::new(u64::MAX),
+            generic: AtomicU64::new(u64::MAX),
+        }
+    }
+}
+
+impl PlanChoice {
+    /// The mode of the next run.
+    pub(super) fn next(&self) -> PlanMode {
+        let n = self.runs.fetch_add(1, Ordering::Relaxed) % RESAMPLE_EVERY;
+        if n == 0 {
+            // a new sampling: the earlier samples no longer count
+            self.custom.store(u64::MAX, Ordering::Relaxed);
+            self.generic.store(u64::MAX, Ordering::Relaxed);
+        }
+        if n < SAMPLES {
+            PlanMode::Custom
+        } else if n < 2 * SAMPLES {
+            PlanMode::Generic
+        } else {
+            match (self.chosen(), n.is_multiple_of(EXPLORE_EVERY)) {
+                (m, false) => m,
+                (PlanMode::Custom, true) => PlanMode::Generic,
+                (PlanMode::Generic, true) => PlanMode::Custom,
+            }
+        }
+    }
+
+    /// Notes that a run in `mode` took `micros`.
+    pub(super) fn record(&self, mode: PlanMode, micros: u64) {
+        let best = match mode {
+            PlanMode::Custom => &self.custom,
+            PlanMode::Generic => &self.generic,
+        };
+        best.fetch_min(micros, Ordering::Relaxed);
+    }
+
+    /// The mode the samples so far choose: the generic plan when its fastest run was faster
+    /// than the fastest custom one, else (and until both have a sample) custom plans.
+    pub(super) fn chosen(&self) -> PlanMode {
+        let (c, g) = (
+            self.custom.load(Ordering::Relaxed),
+            self.generic.load(Ordering::Relaxed),
+        );
+        if c == u64::MAX || g == u64::MAX || c <= g {
+            PlanMode::Custom
+        } else {
+            PlanMode::Generic
+        }
+    }
+}
+
+/// The choices of an engine's statements, by statement text.
+#[derive(Debug, Default)]
+pub(super) struct PlanChoices {
+    entries: Mutex<HashMap<String, Arc<PlanChoice>>>,
+}
+
+impl PlanChoices {
+    /// The choice of the statement `sql`.
+    pub(super) fn of(&self, sql: &str) -> Arc<PlanChoice> {
+        let Ok(mut map) = self.entries.lock() else {
+            return Arc::default();
+        };
+        if let Some(c) = map.get(sql) {
+            return c.clone();
+        }
+        if map.len() >= CAPACITY {
+            map.clear();
+        }
+        let c = Arc::new(PlanChoice::default());
+        map.insert(sql.to_owned(), c.clone());
+        c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(c: &PlanChoice, custom: u64, generic: u64) {
+        for _ in 0..SAMPLES {
+            assert_eq!(c.next(), PlanMode::Custom);
+            c.record(PlanMode::Custom, custom);
+        }
+        for _ in 0..SAMPLES {
+            assert_eq!(c.next(), PlanMode::Generic);
+            c.record(PlanMode::Generic, generic);
+        }
+    }
+
+    #[test]
+    fn the_faster_mode_wins_and_is_sampled_again() {
+        let c = PlanChoice::default();
+        sample(&c, 30_000, 50_000);
+        let modes: Vec<PlanMode> = (2 * SAMPLES..2 * SAMPLES + EXPLORE_EVERY)
+            .map(|_| c.next())
+            .collect();
+        let generic = modes.iter().filter(|m| **m == PlanMode::Generic).count();
+        assert_eq!(generic, 1, "one run in {EXPLORE_EVERY} explores: {modes:?}");
+        // a generic run on a connection that has its plan already: faster, chosen from now
+        c.record(PlanMode::Generic, 20_000);
+        assert_eq!(c.next(), PlanMode::Generic);
+        // the rest of the first sampling, then a second one where custom plans win again
+        for _ in 2 * SAMPLES + EXPLORE_EVERY + 1..RESAMPLE_EVERY {
+            c.next();
+        }
+        sample(&c, 4_000, 6_500);
+        assert_eq!(c.next(), PlanMode::Custom);
+    }
+
+    #[test]
+    fn custom_until_both_modes_have_a_sample() {
+        let c = PlanChoice::default();
+        for _ in 0..2 * SAMPLES {
+            c.next();
+        }
+        c.record(PlanMode::Generic, 1);
+        assert_eq!(c.next(), PlanMode::Custom, "no custom sample yet");
+        c.record(PlanMode::Custom, 2);
+        assert_eq!(c.next(), PlanMode::Generic);
+    }
+
+    #[test]
+    fn statements_are_told_apart() {
+        let choices = PlanChoices::default();
+        let a = choices.of("SELECT 1");
+        assert!(Arc::ptr_eq(&a, &choices.of("SELECT 1")));
+        assert!(!Arc::ptr_eq(&a, &choices.of("SELECT 2")));
+    }
+}
