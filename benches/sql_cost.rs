@@ -17,9 +17,9 @@
 //! (every cell; numbers to 1e-9 relative), so the comparison is honest; MetricFlow's
 //! cumulative SQL also returns the days without orders (from its time spine), which are
 //! left out of the comparison. The statements run with the same driver (`query_all_raw`),
-//! in the same session settings (on PostgreSQL planned for their bound values; JIT off for all of a case where tally turns it off for its statement),
-//! interleaved (tally's and the hand-written one in alternating order),
-//! `TALLY_BENCH_ITERS` times (default 15); medians.
+//! in the same session settings (on PostgreSQL planned for their bound values; JIT off for
+//! all of a case where tally turns it off for its statement), interleaved (tally's and the
+//! hand-written one in alternating order), `TALLY_BENCH_ITERS` times (default 15); medians.
 //! `TALLY_BENCH_CASE=text` runs only the kinds whose name contains the text (e.g.
 //! `TALLY_BENCH_CASE="period average"`). `TALLY_BENCH_PRINT_SQL=1` prints tally's statements.
 //!
@@ -569,14 +569,15 @@ async fn timed(
     stmt: Statement,
     jit_off: Option<&str>,
 ) -> (Duration, Vec<QueryResult>) {
-    if conn.get_database_backend() != sea_orm::DbBackend::Postgres && jit_off.is_none() {
+    let pg = conn.get_database_backend() == sea_orm::DbBackend::Postgres;
+    if !pg && jit_off.is_none() {
         let s = Instant::now();
         let rows = conn.query_all_raw(stmt).await.expect("statement");
         return (s.elapsed(), rows);
     }
     let s = Instant::now();
     let txn = conn.begin().await.expect("begin");
-    if conn.get_database_backend() == sea_orm::DbBackend::Postgres {
+    if pg {
         txn.execute_unprepared("SET LOCAL plan_cache_mode = force_custom_plan")
             .await
             .expect("custom plans");

@@ -37,7 +37,7 @@ pub use cache::PlanCache;
 pub use caller::Caller;
 pub use guard::{Guard, Limits, RequestScope};
 pub use live::{check_live, load_live_models, read_catalog};
-use plan_choice::{PlanChoices, PlanMode};
+use plan_choice::PlanMode;
 pub use results::{ResultCache, ResultCacheSettings};
 pub use session::{Kept, RollupChoice, Session, StatementExplain, Trace};
 pub use values::{Cell, Raw};
@@ -64,8 +64,6 @@ pub struct Engine {
     dialect: &'static dyn Dialect,
     models: Arc<[Arc<Model>]>,
     plans: PlanCache,
-    /// Whether each statement is planned for its values or generically (PostgreSQL).
-    plan_choices: PlanChoices,
     /// Models whose SQL tables read `tally_tz_offsets` on this dialect (computed when the
     /// models are loaded into the engine, not by reading SQL at request time).
     offsets_needed: HashSet<String>,
@@ -121,7 +119,6 @@ impl Engine {
             dialect,
             models: models.into(),
             plans: PlanCache::default(),
-            plan_choices: PlanChoices::default(),
             offsets_needed,
             zones_ready: Mutex::new(HashSet::new()),
             guard: Arc::new(Guard::new(Limits::for_pool(pool_size(&db)))),
@@ -272,13 +269,13 @@ impl Engine {
             }
         };
         let scoped = caller.is_some();
-        let (rendered, _hit) = match &route {
+        let ((rendered, plan_choice), _hit) = match &route {
             Some(r) => r
                 .plans
-                .get_or_render_scoped(&r.derived, spec, self.dialect, scoped),
+                .get_or_render_chosen(&r.derived, spec, self.dialect, scoped),
             None => self
                 .plans
-                .get_or_render_scoped(model, spec, self.dialect, scoped),
+                .get_or_render_chosen(model, spec, self.dialect, scoped),
         }
         .map_err(|e| ApiError::internal("planning", e))?;
         let plan_micros = started.elapsed().as_micros() as u64;
@@ -336,11 +333,10 @@ impl Engine {
         let join_path = rendered.join_path.clone();
         // planned for the values or generically, as measured (`plan_choice`); JIT off for
         // statements that embed SQL tables (see `Rendered::embeds_sql_tables`)
-        let choice_of_plan = self
+        let mode = self
             .dialect
             .reuses_generic_plans()
-            .then(|| self.plan_choices.of(&rendered.sql));
-        let mode = choice_of_plan.as_ref().map(|c| c.next());
+            .then(|| plan_choice.next());
         let settings = crate::sql::interrupt::Settings {
             jit_off: rendered.embeds_sql_tables,
             plan_cache_mode: mode.map(PlanMode::setting),
@@ -348,8 +344,8 @@ impl Engine {
         let (result, db_millis) = session
             .query_planned(&self.db, label, stmt, join_path, plan_micros, settings)
             .await?;
-        if let (Some(c), Some(mode)) = (&choice_of_plan, mode) {
-            c.record(mode, (db_millis * 1000.0) as u64);
+        if let Some(mode) = mode {
+            plan_choice.record(mode, (db_millis * 1000.0) as u64);
         }
         if let Some(choice) = choice {
             session.note_rollup(choice);

@@ -12,7 +12,7 @@
 //! free either: a statement of a few milliseconds, or one embedding long SQL tables (the saas
 //! journey), spends more planning at every run than the generic plan loses.
 //!
-//! So the engine measures, per statement text: its first [`SAMPLES`] runs are planned for
+//! So the engine measures, per statement (kept with it in the plan cache): its first [`SAMPLES`] runs are planned for
 //! their values (`force_custom_plan`), the next [`SAMPLES`] with the generic plan
 //! (`force_generic_plan`), and from then on each run takes the mode whose fastest run was
 //! faster (the fastest, because the machine's load only ever adds time), except one run in
@@ -24,9 +24,7 @@
 //! the engine measures it (the statement and its transaction, as `extensions.explain`'s
 //! `dbMillis`).
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 
 /// Runs of each mode measured before choosing.
 pub(super) const SAMPLES: u64 = 3;
@@ -36,9 +34,6 @@ pub(super) const RESAMPLE_EVERY: u64 = 1000;
 
 /// One run in this many takes the mode not chosen, once both are sampled.
 pub(super) const EXPLORE_EVERY: u64 = 16;
-
-/// Statements whose choice is kept before the map starts over.
-const CAPACITY: usize = 1024;
 
 /// How the database plans one run of a statement (PostgreSQL's `plan_cache_mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,30 +119,6 @@ impl PlanChoice {
     }
 }
 
-/// The choices of an engine's statements, by statement text.
-#[derive(Debug, Default)]
-pub(super) struct PlanChoices {
-    entries: Mutex<HashMap<String, Arc<PlanChoice>>>,
-}
-
-impl PlanChoices {
-    /// The choice of the statement `sql`.
-    pub(super) fn of(&self, sql: &str) -> Arc<PlanChoice> {
-        let Ok(mut map) = self.entries.lock() else {
-            return Arc::default();
-        };
-        if let Some(c) = map.get(sql) {
-            return c.clone();
-        }
-        if map.len() >= CAPACITY {
-            map.clear();
-        }
-        let c = Arc::new(PlanChoice::default());
-        map.insert(sql.to_owned(), c.clone());
-        c
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,13 +164,5 @@ mod tests {
         assert_eq!(c.next(), PlanMode::Custom, "no custom sample yet");
         c.record(PlanMode::Custom, 2);
         assert_eq!(c.next(), PlanMode::Generic);
-    }
-
-    #[test]
-    fn statements_are_told_apart() {
-        let choices = PlanChoices::default();
-        let a = choices.of("SELECT 1");
-        assert!(Arc::ptr_eq(&a, &choices.of("SELECT 1")));
-        assert!(!Arc::ptr_eq(&a, &choices.of("SELECT 2")));
     }
 }
