@@ -205,9 +205,30 @@ async fn statements_run_with_their_budget_and_their_plans_are_measured() {
             let row = &json["data"]["slow"]["metrics"][0];
             assert_eq!(row["settingRows"], 1, "{}: {json}", db.backend);
             modes.push(row["planCacheMode"].as_str().expect("mode").to_owned());
+            // explain says how the statement was planned, and why
+            let entry = &json["extensions"]["explain"][0];
             if db.backend != "postgres" {
+                assert!(entry["planMode"].is_null(), "{}: {entry}", db.backend);
                 continue;
             }
+            let (mode, n) = if day <= 3 {
+                ("custom", day)
+            } else {
+                ("generic", day - 3)
+            };
+            assert_eq!(entry["planMode"], mode, "{entry}");
+            assert_eq!(
+                entry["planReason"].as_str().expect("planReason"),
+                format!(
+                    "sampling: run {n} of 3 planned {}, before choosing the faster mode",
+                    if day <= 3 {
+                        "for its values"
+                    } else {
+                        "generically"
+                    }
+                ),
+                "{entry}"
+            );
             // the statement embeds a SQL table: no JIT
             assert_eq!(row["jit"], "off", "{json}");
             // the request's budget left, in force inside the database (PostgreSQL shows

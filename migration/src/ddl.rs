@@ -97,14 +97,24 @@ pub fn day_index_name(table: &str, column: &str) -> String {
 
 /// The day of the instant in `column` in UTC, as tally's SQL writes it for a day bucket on
 /// `backend` (a `timestamp` on PostgreSQL, the bucket's text on SQLite): what a day-bucket
-/// index holds.
+/// index holds. On PostgreSQL a one-day `date_bin` of the UTC wall-clock time (see
+/// `m20261201_000008_day_buckets_binned`).
 pub fn day_bucket_expr(backend: DbBackend, column: &str) -> Result<String, DbErr> {
     let column = quote(column);
     match backend {
-        DbBackend::Postgres => Ok(format!("date_trunc('day', {column} AT TIME ZONE 'UTC')")),
+        DbBackend::Postgres => Ok(format!(
+            "date_bin(INTERVAL '1 day', {column} AT TIME ZONE INTERVAL '+00:00', TIMESTAMP '0001-01-01 00:00:00')"
+        )),
         DbBackend::Sqlite => Ok(format!("strftime('%Y-%m-%dT00:00:00Z', {column})")),
         _ => Err(unsupported(backend)),
     }
+}
+
+/// The PostgreSQL day bucket tally's SQL wrote before `date_bin`, which
+/// `m20261130_000007_day_buckets` indexed (and `m20261201_000008_day_buckets_binned` replaces
+/// on the way up, restores on the way down).
+pub fn day_bucket_expr_truncated(column: &str) -> String {
+    format!("date_trunc('day', {} AT TIME ZONE 'UTC')", quote(column))
 }
 
 /// Renders `CREATE INDEX IF NOT EXISTS` for the day-bucket index of `"<model>"."<table>"` on
@@ -117,11 +127,22 @@ pub fn create_day_index_sql(
     column: &str,
 ) -> Result<String, DbErr> {
     let expr = day_bucket_expr(backend, column)?;
+    day_index_sql(backend, model, table, column, &expr)
+}
+
+/// [`create_day_index_sql`] with the expression `expr`.
+pub fn day_index_sql(
+    backend: DbBackend,
+    model: &str,
+    table: &str,
+    column: &str,
+    expr: &str,
+) -> Result<String, DbErr> {
     // PostgreSQL: an index expression in parentheses of its own (required for any expression
     // but a bare function call; harmless here)
     let list = match backend {
         DbBackend::Postgres => format!("({expr})"),
-        _ => expr,
+        _ => expr.to_owned(),
     };
     index_sql(backend, model, table, &day_index_name(table, column), &list)
 }
@@ -208,6 +229,18 @@ mod tests {
         );
         assert_eq!(
             create_day_index_sql(DbBackend::Postgres, "shop", "order_line", "order_time").unwrap(),
+            r#"CREATE INDEX IF NOT EXISTS "order_line_order_time_day_idx" ON "shop"."order_line" ((date_bin(INTERVAL '1 day', "order_time" AT TIME ZONE INTERVAL '+00:00', TIMESTAMP '0001-01-01 00:00:00')))"#
+        );
+        // the expression of m20261130_000007_day_buckets, which m20261201_000008 replaces
+        assert_eq!(
+            day_index_sql(
+                DbBackend::Postgres,
+                "shop",
+                "order_line",
+                "order_time",
+                &day_bucket_expr_truncated("order_time")
+            )
+            .unwrap(),
             r#"CREATE INDEX IF NOT EXISTS "order_line_order_time_day_idx" ON "shop"."order_line" ((date_trunc('day', "order_time" AT TIME ZONE 'UTC')))"#
         );
         assert!(create_day_index_sql(DbBackend::MySql, "shop", "order_line", "t").is_err());

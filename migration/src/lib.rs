@@ -22,10 +22,12 @@ mod m20261121_000004_social;
 mod m20261121_000005_web;
 mod m20261122_000006_saas_event_keys;
 pub mod m20261130_000007_day_buckets;
+mod m20261201_000008_day_buckets_binned;
 pub mod tally_state;
 
 /// The migrator of tally's source tables: one migration per model, in the order of
-/// `entity::MODELS` (saas, gym, shop, social, web), then the saas event indexes and the event tables' day-bucket indexes. The tables
+/// `entity::MODELS` (saas, gym, shop, social, web), then the saas event indexes and the event tables' day-bucket indexes (rebuilt on
+/// PostgreSQL when the expression tally groups a day on changed). The tables
 /// tally keeps for itself are created after them by [`tally_state::up`].
 pub struct Migrator;
 
@@ -40,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000005_web::Migration),
             Box::new(m20261122_000006_saas_event_keys::Migration),
             Box::new(m20261130_000007_day_buckets::Migration),
+            Box::new(m20261201_000008_day_buckets_binned::Migration),
         ]
     }
 }

@@ -2,7 +2,8 @@
 //! when a request asks for that time dimension `(granularity: DAY)` in UTC, the most common
 //! question of a dashboard.
 //!
-//! - PostgreSQL: `date_trunc('day', "<col>" AT TIME ZONE 'UTC')`. The planner reads the rows
+//! - PostgreSQL: `date_trunc('day', "<col>" AT TIME ZONE 'UTC')` (since replaced by a
+//!   `date_bin` of the same day: `m20261201_000008_day_buckets_binned`). The planner reads the rows
 //!   in day order from the index instead of sorting them, and estimates the number of days
 //!   from the index's statistics instead of guessing (a guess it otherwise makes for any
 //!   expression, often wrong by 20×, which decides how per-table aggregates are joined).
@@ -45,7 +46,17 @@ impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         let backend = manager.get_database_backend();
         for (model, table, column) in DAY_BUCKETS {
-            let sql = ddl::create_day_index_sql(backend, model, table, column)?;
+            // the expression of its day, frozen: a later migration replaces it
+            let sql = match backend {
+                sea_orm_migration::sea_orm::DbBackend::Postgres => ddl::day_index_sql(
+                    backend,
+                    model,
+                    table,
+                    column,
+                    &ddl::day_bucket_expr_truncated(column),
+                )?,
+                _ => ddl::create_day_index_sql(backend, model, table, column)?,
+            };
             manager.get_connection().execute_unprepared(&sql).await?;
         }
         if backend == sea_orm_migration::sea_orm::DbBackend::Postgres {

@@ -37,7 +37,6 @@ pub use cache::PlanCache;
 pub use caller::Caller;
 pub use guard::{Guard, Limits, RequestScope};
 pub use live::{check_live, load_live_models, read_catalog};
-use plan_choice::PlanMode;
 pub use results::{ResultCache, ResultCacheSettings};
 pub use session::{Kept, RollupChoice, Session, StatementExplain, Trace};
 pub use values::{Cell, Raw};
@@ -320,6 +319,7 @@ impl Engine {
                     cache: Some("hit"),
                     cache_reason: None,
                     rollup: None,
+                    plan: None,
                 });
                 if let Some(choice) = choice {
                     session.note_rollup(choice);
@@ -333,19 +333,20 @@ impl Engine {
         let join_path = rendered.join_path.clone();
         // planned for the values or generically, as measured (`plan_choice`); JIT off for
         // statements that embed SQL tables (see `Rendered::embeds_sql_tables`)
-        let mode = self
+        let run = self
             .dialect
             .reuses_generic_plans()
             .then(|| plan_choice.next());
         let settings = crate::sql::interrupt::Settings {
             jit_off: rendered.embeds_sql_tables,
-            plan_cache_mode: mode.map(PlanMode::setting),
+            plan_cache_mode: run.map(|r| r.mode.setting()),
         };
         let (result, db_millis) = session
             .query_planned(&self.db, label, stmt, join_path, plan_micros, settings)
             .await?;
-        if let Some(mode) = mode {
-            plan_choice.record(mode, (db_millis * 1000.0) as u64);
+        if let Some(run) = run {
+            plan_choice.record(run.mode, (db_millis * 1000.0) as u64);
+            session.note_plan(run.mode.name(), run.reason());
         }
         if let Some(choice) = choice {
             session.note_rollup(choice);

@@ -52,6 +52,65 @@ impl PlanMode {
             PlanMode::Generic => "force_generic_plan",
         }
     }
+
+    /// The mode's name in `extensions.explain` (`planMode`): `custom` or `generic`.
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            PlanMode::Custom => "custom",
+            PlanMode::Generic => "generic",
+        }
+    }
+}
+
+/// Why a run takes its mode (`planReason` in `extensions.explain`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Why {
+    /// One of the first runs of a sampling: the `n`th (from 1) of [`SAMPLES`] of its mode.
+    Sampling(u64),
+    /// The chosen mode: the fastest runs of each mode so far, in microseconds (`None`: no
+    /// run of that mode measured yet).
+    Faster {
+        custom: Option<u64>,
+        generic: Option<u64>,
+    },
+    /// The one run in [`EXPLORE_EVERY`] that takes the mode not chosen.
+    Exploring,
+}
+
+/// The mode of one run of a statement, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Run {
+    /// How the database plans the run.
+    pub mode: PlanMode,
+    /// Why.
+    pub why: Why,
+}
+
+impl Run {
+    /// Why, in words, for `extensions.explain`.
+    pub(super) fn reason(&self) -> String {
+        let ms = |us: Option<u64>| match us {
+            Some(us) => format!("{:.1} ms", us as f64 / 1000.0),
+            None => "not measured yet".to_owned(),
+        };
+        match self.why {
+            Why::Sampling(n) => format!(
+                "sampling: run {n} of {SAMPLES} planned {}, before choosing the faster mode",
+                match self.mode {
+                    PlanMode::Custom => "for its values",
+                    PlanMode::Generic => "generically",
+                }
+            ),
+            Why::Faster { custom, generic } => format!(
+                "faster so far: fastest custom run {}, fastest generic run {}",
+                ms(custom),
+                ms(generic)
+            ),
+            Why::Exploring => {
+                format!("exploring: one run in {EXPLORE_EVERY} tries the mode not chosen")
+            }
+        }
+    }
 }
 
 /// The measured choice of one statement.
@@ -74,24 +133,33 @@ impl Default for PlanChoice {
 }
 
 impl PlanChoice {
-    /// The mode of the next run.
-    pub(super) fn next(&self) -> PlanMode {
+    /// The mode of the next run, and why.
+    pub(super) fn next(&self) -> Run {
         let n = self.runs.fetch_add(1, Ordering::Relaxed) % RESAMPLE_EVERY;
         if n == 0 {
             // a new sampling: the earlier samples no longer count
             self.custom.store(u64::MAX, Ordering::Relaxed);
             self.generic.store(u64::MAX, Ordering::Relaxed);
         }
+        let run = |mode, why| Run { mode, why };
         if n < SAMPLES {
-            PlanMode::Custom
+            run(PlanMode::Custom, Why::Sampling(n + 1))
         } else if n < 2 * SAMPLES {
-            PlanMode::Generic
+            run(PlanMode::Generic, Why::Sampling(n - SAMPLES + 1))
+        } else if n.is_multiple_of(EXPLORE_EVERY) {
+            let other = match self.chosen() {
+                PlanMode::Custom => PlanMode::Generic,
+                PlanMode::Generic => PlanMode::Custom,
+            };
+            run(other, Why::Exploring)
         } else {
-            match (self.chosen(), n.is_multiple_of(EXPLORE_EVERY)) {
-                (m, false) => m,
-                (PlanMode::Custom, true) => PlanMode::Generic,
-                (PlanMode::Generic, true) => PlanMode::Custom,
-            }
+            let fastest =
+                |a: &AtomicU64| Some(a.load(Ordering::Relaxed)).filter(|&us| us != u64::MAX);
+            let why = Why::Faster {
+                custom: fastest(&self.custom),
+                generic: fastest(&self.generic),
+            };
+            run(self.chosen(), why)
         }
     }
 
@@ -125,11 +193,11 @@ mod tests {
 
     fn sample(c: &PlanChoice, custom: u64, generic: u64) {
         for _ in 0..SAMPLES {
-            assert_eq!(c.next(), PlanMode::Custom);
+            assert_eq!(c.next().mode, PlanMode::Custom);
             c.record(PlanMode::Custom, custom);
         }
         for _ in 0..SAMPLES {
-            assert_eq!(c.next(), PlanMode::Generic);
+            assert_eq!(c.next().mode, PlanMode::Generic);
             c.record(PlanMode::Generic, generic);
         }
     }
@@ -139,19 +207,19 @@ mod tests {
         let c = PlanChoice::default();
         sample(&c, 30_000, 50_000);
         let modes: Vec<PlanMode> = (2 * SAMPLES..2 * SAMPLES + EXPLORE_EVERY)
-            .map(|_| c.next())
+            .map(|_| c.next().mode)
             .collect();
         let generic = modes.iter().filter(|m| **m == PlanMode::Generic).count();
         assert_eq!(generic, 1, "one run in {EXPLORE_EVERY} explores: {modes:?}");
         // a generic run on a connection that has its plan already: faster, chosen from now
         c.record(PlanMode::Generic, 20_000);
-        assert_eq!(c.next(), PlanMode::Generic);
+        assert_eq!(c.next().mode, PlanMode::Generic);
         // the rest of the first sampling, then a second one where custom plans win again
         for _ in 2 * SAMPLES + EXPLORE_EVERY + 1..RESAMPLE_EVERY {
             c.next();
         }
         sample(&c, 4_000, 6_500);
-        assert_eq!(c.next(), PlanMode::Custom);
+        assert_eq!(c.next().mode, PlanMode::Custom);
     }
 
     #[test]
@@ -161,8 +229,54 @@ mod tests {
             c.next();
         }
         c.record(PlanMode::Generic, 1);
-        assert_eq!(c.next(), PlanMode::Custom, "no custom sample yet");
+        assert_eq!(c.next().mode, PlanMode::Custom, "no custom sample yet");
         c.record(PlanMode::Custom, 2);
-        assert_eq!(c.next(), PlanMode::Generic);
+        assert_eq!(c.next().mode, PlanMode::Generic);
+    }
+
+    #[test]
+    fn each_run_says_why_it_takes_its_mode() {
+        let c = PlanChoice::default();
+        let first = c.next();
+        assert_eq!(first.why, Why::Sampling(1));
+        assert_eq!(
+            first.reason(),
+            "sampling: run 1 of 3 planned for its values, before choosing the faster mode"
+        );
+        c.record(PlanMode::Custom, 31_200);
+        for _ in 1..SAMPLES {
+            c.next();
+        }
+        let generic = c.next();
+        assert_eq!(
+            (generic.mode, generic.why),
+            (PlanMode::Generic, Why::Sampling(1))
+        );
+        assert!(
+            generic.reason().contains("planned generically"),
+            "{}",
+            generic.reason()
+        );
+        c.record(PlanMode::Generic, 48_050);
+        for _ in 1..SAMPLES {
+            c.next();
+        }
+        let chosen = c.next();
+        assert_eq!(chosen.mode, PlanMode::Custom);
+        assert_eq!(
+            chosen.reason(),
+            "faster so far: fastest custom run 31.2 ms, fastest generic run 48.0 ms"
+        );
+        let explored: Vec<Run> = (0..EXPLORE_EVERY).map(|_| c.next()).collect();
+        let other = explored
+            .iter()
+            .find(|r| r.why == Why::Exploring)
+            .expect("one run in 16 explores");
+        assert_eq!(other.mode, PlanMode::Generic);
+        assert!(
+            other.reason().starts_with("exploring: one run in 16"),
+            "{}",
+            other.reason()
+        );
     }
 }

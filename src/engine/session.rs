@@ -49,6 +49,9 @@ pub struct StatementExplain {
     /// For a metrics request of a model with rollups: the rollup that answered, or why none
     /// could.
     pub rollup: Option<RollupChoice>,
+    /// How PostgreSQL planned the statement (`planMode`: `custom`, for its values, or
+    /// `generic`) and why (`planReason`); `None` where tally leaves it to the server.
+    pub plan: Option<(&'static str, String)>,
 }
 
 /// Which rollup answered a metrics request (`rollup` in explain), or why none could
@@ -102,6 +105,10 @@ impl StatementExplain {
             if let Some(r) = reason {
                 m.insert("cacheReason".into(), r.into());
             }
+        }
+        if let Some((mode, reason)) = &self.plan {
+            m.insert("planMode".into(), (*mode).into());
+            m.insert("planReason".into(), reason.clone().into());
         }
         if let Some(r) = &self.rollup {
             let text = |x: &Option<String>| {
@@ -289,6 +296,16 @@ impl Session {
         }
     }
 
+    /// Notes how the database planned the last entry's statement and why (`planMode`,
+    /// `planReason`).
+    pub fn note_plan(&self, mode: &'static str, reason: String) {
+        if let Ok(mut v) = self.trace.lock()
+            && let Some(last) = v.last_mut()
+        {
+            last.plan = Some((mode, reason));
+        }
+    }
+
     /// Notes which rollup answered (or why none could) on the last entry.
     pub fn note_rollup(&self, choice: RollupChoice) {
         if let Ok(mut v) = self.trace.lock()
@@ -332,6 +349,7 @@ impl Session {
                     cache: Some("hit"),
                     cache_reason: None,
                     rollup: None,
+                    plan: None,
                 });
                 Ok(table)
             }
@@ -449,6 +467,7 @@ impl Session {
             cache: None,
             cache_reason: None,
             rollup: None,
+            plan: None,
         });
         Ok((rows, db_millis))
     }

@@ -70,6 +70,7 @@ pub(crate) fn explain_without_sql(ctx: &ResolverContext<'_>, label: &str) {
                 cache: None,
                 cache_reason: None,
                 rollup: None,
+                plan: None,
             });
         }
         log.watch(path(ctx), trace);

@@ -342,9 +342,19 @@ pub trait Dialect: Sync + Send {
                 s.push(")");
                 s
             }
-            TimeStorage::Instant => {
-                Sql::wrap(&format!("date_trunc('{unit}', "), x, " AT TIME ZONE 'UTC')")
-            }
+            TimeStorage::Instant => match utc_bin(g) {
+                // hours, days and ISO weeks of UTC are fixed lengths of time: binned by integer
+                // arithmetic (`date_bin`, PostgreSQL 14+), with the UTC wall-clock time taken
+                // by subtracting a zero offset, where `date_trunc(… AT TIME ZONE 'UTC')` looks
+                // the zone up by name and splits every row's time into calendar fields (an
+                // eighth of the shop's by-day statement; docs/SEMANTIC-LAYER.md)
+                Some(stride) => Sql::wrap(
+                    "date_bin(",
+                    Sql::wrap(&format!("INTERVAL '{stride}', "), x, UTC_WALL_CLOCK),
+                    BIN_ORIGIN,
+                ),
+                None => Sql::wrap(&format!("date_trunc('{unit}', "), x, " AT TIME ZONE 'UTC')"),
+            },
             TimeStorage::Date | TimeStorage::Local => {
                 Sql::wrap(&format!("date_trunc('{unit}', CAST("), x, " AS TIMESTAMP))")
             }
@@ -466,6 +476,26 @@ pub trait Dialect: Sync + Send {
             ColType::Date => "date",
             ColType::Json => "jsonb",
         }
+    }
+}
+
+/// What follows an instant to make it its UTC wall-clock `timestamp` on PostgreSQL: a zero
+/// offset subtracted (`timezone(interval, timestamptz)`, no zone looked up by name).
+const UTC_WALL_CLOCK: &str = " AT TIME ZONE INTERVAL '+00:00'";
+
+/// The end of a PostgreSQL `date_bin` call: the origin the bins count from, midnight of
+/// Monday 1 January 0001 (so that 7-day bins are ISO weeks, and every time after it is
+/// binned by a plain floor).
+const BIN_ORIGIN: &str = ", TIMESTAMP '0001-01-01 00:00:00')";
+
+/// The fixed length of a UTC bucket of grain `g` as a PostgreSQL interval (`date_bin`'s
+/// stride), for the grains that have one (hour, day, ISO week); months and longer vary.
+fn utc_bin(g: Granularity) -> Option<&'static str> {
+    match g {
+        Granularity::Hour => Some("1 hour"),
+        Granularity::Day => Some("1 day"),
+        Granularity::Week => Some("7 days"),
+        Granularity::Month | Granularity::Quarter | Granularity::Year => None,
     }
 }
 
