@@ -102,7 +102,12 @@ impl Run {
                 }
             ),
             Why::Faster { custom, generic } => format!(
-                "faster so far: fastest custom run {}, fastest generic run {}",
+                "{}: fastest custom run {}, fastest generic run {}",
+                if custom.is_some() && generic.is_some() {
+                    "faster so far"
+                } else {
+                    "planned for its values until both modes have a measured run"
+                },
                 ms(custom),
                 ms(generic)
             ),
@@ -228,9 +233,14 @@ mod tests {
         for _ in 0..2 * SAMPLES {
             c.next();
         }
-        c.record(PlanMode::Generic, 1);
-        assert_eq!(c.next().mode, PlanMode::Custom, "no custom sample yet");
-        c.record(PlanMode::Custom, 2);
+        c.record(PlanMode::Generic, 1_000);
+        let run = c.next();
+        assert_eq!(run.mode, PlanMode::Custom, "no custom sample yet");
+        assert_eq!(
+            run.reason(),
+            "planned for its values until both modes have a measured run: fastest custom run not measured yet, fastest generic run 1.0 ms"
+        );
+        c.record(PlanMode::Custom, 2_000);
         assert_eq!(c.next().mode, PlanMode::Generic);
     }
 
