@@ -31,6 +31,11 @@
 //! - `TALLY_BENCH_SECONDS`: seconds per measurement, after a one-second warm-up (default 5).
 #![cfg_attr(test, allow(dead_code))]
 
+/// The allocator of the `tally` binary (src/main.rs), so that the server here allocates as
+/// the real one does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
