@@ -414,6 +414,38 @@ async fn postgres_up_down_up() {
     .await;
 }
 
+/// A database migrated before tally grouped days with `date_bin` (up to the first day-bucket
+/// migration) gets its day-bucket indexes rebuilt on the new expression by the next `up`,
+/// and the old ones back on the way down.
+#[tokio::test]
+async fn postgres_day_bucket_indexes_follow_the_expression() {
+    with_fresh_postgres(|db| async move {
+        let def = |db: DatabaseConnection| async move {
+            scalar::<String>(
+                &db,
+                "SELECT indexdef FROM pg_indexes WHERE schemaname = 'shop' AND indexname = 'order_line_order_time_day_idx'",
+                vec![],
+            )
+            .await
+        };
+        // the seven migrations up to m20261130_000007_day_buckets
+        Migrator::up(&db, Some(7)).await.unwrap();
+        let before = def(db.clone()).await;
+        assert!(before.contains("date_trunc('day'"), "{before}");
+        Migrator::up(&db, None).await.unwrap();
+        let after = def(db.clone()).await;
+        assert!(
+            after.contains("date_bin('1 day'::interval")
+                && after.contains("'0001-01-01 00:00:00'::timestamp without time zone"),
+            "{after}"
+        );
+        Migrator::down(&db, Some(1)).await.unwrap();
+        assert_eq!(def(db.clone()).await, before);
+        db.close().await.unwrap();
+    })
+    .await;
+}
+
 #[test]
 fn database_url_rewrite() {
     assert_eq!(
