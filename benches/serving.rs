@@ -32,14 +32,9 @@
 #![cfg_attr(test, allow(dead_code))]
 
 /// The allocator of the `tally` binary (src/main.rs), so that the server here allocates as
-/// the real one does (its purge delay is set in `main`).
+/// the real one does (see `tally::allocator`).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-unsafe extern "C" {
-    /// mimalloc's `mi_option_set`, from the C library the `mimalloc` crate links.
-    fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
-}
+static ALLOCATOR: tally::allocator::Allocator = tally::allocator::Allocator {};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -71,11 +66,7 @@ fn env(name: &str, default: &str) -> String {
 }
 
 fn main() {
-    // as the binary's `keep_freed_memory` (`mi_option_purge_delay`, -1: never purge)
-    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
-        // SAFETY: sets one of mimalloc's options, which it reads atomically at any time
-        unsafe { mi_option_set(15, -1) }
-    }
+    tally::allocator::keep_freed_memory();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -37,6 +37,7 @@
 #![warn(missing_docs)]
 #![warn(unreachable_pub)]
 
+pub mod allocator;
 pub mod auth;
 pub mod cli;
 pub mod cli_query;
