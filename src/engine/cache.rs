@@ -31,24 +31,14 @@ impl PlanCache {
         spec: &QuerySpec,
         dialect: &dyn Dialect,
     ) -> Result<(Arc<Rendered>, bool), crate::plan::PlanError> {
-        self.get_or_render_scoped(model, spec, dialect, false)
-    }
-
-    /// [`PlanCache::get_or_render`], reading the model's tables through their row policies
-    /// when `scoped` (a caller with tenant attributes). Scoped and unscoped statements are
-    /// kept under different keys: one is never served for the other.
-    pub fn get_or_render_scoped(
-        &self,
-        model: &Model,
-        spec: &QuerySpec,
-        dialect: &dyn Dialect,
-        scoped: bool,
-    ) -> Result<(Arc<Rendered>, bool), crate::plan::PlanError> {
-        let ((rendered, _), hit) = self.get_or_render_chosen(model, spec, dialect, scoped)?;
+        let ((rendered, _), hit) = self.get_or_render_chosen(model, spec, dialect, false)?;
         Ok((rendered, hit))
     }
 
-    /// [`PlanCache::get_or_render_scoped`], with the statement's plan choice.
+    /// [`PlanCache::get_or_render`], with the statement's plan choice, reading the model's
+    /// tables through their row policies when `scoped` (a caller with tenant attributes).
+    /// Scoped and unscoped statements are kept under different keys: one is never served for
+    /// the other.
     pub(super) fn get_or_render_chosen(
         &self,
         model: &Model,

@@ -151,20 +151,21 @@ impl PlanChoice {
             run(PlanMode::Custom, Why::Sampling(n + 1))
         } else if n < 2 * SAMPLES {
             run(PlanMode::Generic, Why::Sampling(n - SAMPLES + 1))
-        } else if n.is_multiple_of(EXPLORE_EVERY) {
-            let other = match self.chosen() {
-                PlanMode::Custom => PlanMode::Generic,
-                PlanMode::Generic => PlanMode::Custom,
-            };
-            run(other, Why::Exploring)
         } else {
+            // the samples read once: the mode and the reason given for it agree
             let fastest =
                 |a: &AtomicU64| Some(a.load(Ordering::Relaxed)).filter(|&us| us != u64::MAX);
-            let why = Why::Faster {
-                custom: fastest(&self.custom),
-                generic: fastest(&self.generic),
-            };
-            run(self.chosen(), why)
+            let (custom, generic) = (fastest(&self.custom), fastest(&self.generic));
+            let chosen = choose(custom, generic);
+            if n.is_multiple_of(EXPLORE_EVERY) {
+                let other = match chosen {
+                    PlanMode::Custom => PlanMode::Generic,
+                    PlanMode::Generic => PlanMode::Custom,
+                };
+                run(other, Why::Exploring)
+            } else {
+                run(chosen, Why::Faster { custom, generic })
+            }
         }
     }
 
@@ -176,19 +177,15 @@ impl PlanChoice {
         };
         best.fetch_min(micros, Ordering::Relaxed);
     }
+}
 
-    /// The mode the samples so far choose: the generic plan when its fastest run was faster
-    /// than the fastest custom one, else (and until both have a sample) custom plans.
-    pub(super) fn chosen(&self) -> PlanMode {
-        let (c, g) = (
-            self.custom.load(Ordering::Relaxed),
-            self.generic.load(Ordering::Relaxed),
-        );
-        if c == u64::MAX || g == u64::MAX || c <= g {
-            PlanMode::Custom
-        } else {
-            PlanMode::Generic
-        }
+/// The mode the fastest runs so far choose (`None`: no run of that mode): the generic plan
+/// when its fastest run was faster than the fastest custom one, else (and until both have a
+/// run) custom plans.
+fn choose(custom: Option<u64>, generic: Option<u64>) -> PlanMode {
+    match (custom, generic) {
+        (Some(c), Some(g)) if g < c => PlanMode::Generic,
+        _ => PlanMode::Custom,
     }
 }
 
