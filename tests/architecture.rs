@@ -7,6 +7,7 @@ use std::path::Path;
 
 /// The top-level modules, bottom up.
 const LAYERS: &[&str] = &[
+    "allocator",
     "error",
     "lexer",
     "semantic",
